@@ -1,0 +1,59 @@
+# apim-dr: the two commands are `make demo` and `make test`; everything else is a step they use.
+# Both install what they need (.venv, node packages, the checkov venv) and are idempotent:
+# a stamp file per environment is rebuilt only when its requirements change.
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+CHECKOV_VENV := .venv-checkov
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: demo test setup tools lint unit e2e bench emulator clean help
+
+help:
+	@echo "make demo   run a backup end to end on local Azure (Azurite + APIM emulator + host stand-in)"
+	@echo "make test   set up and run the whole suite (lint, types, unit, end-to-end, infra checks)"
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
+	@touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	@command -v node >/dev/null || { echo "Node.js 20 is needed for Azurite (npm azurite 3.35.0)"; exit 1; }
+	npm ci --no-audit --no-fund --silent
+	@touch $@
+
+$(CHECKOV_VENV)/.stamp: requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-checkov.txt
+	@touch $@
+
+setup: $(VENV)/.stamp node_modules/.stamp
+
+tools: $(CHECKOV_VENV)/.stamp
+
+demo: setup
+	$(PY) -m emulator.demo
+
+lint: $(VENV)/.stamp
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: setup tools lint
+	$(PY) -m pytest
+
+unit: $(VENV)/.stamp
+	$(PY) -m pytest tests/unit
+
+e2e: setup
+	$(PY) -m pytest tests/e2e
+
+bench: setup
+	$(PY) -m bench.run
+
+emulator: setup
+	$(PY) -m emulator.apim --seed emulator/seed.example.json
+
+clean:
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,483 @@
+"""Typed, validated app settings.
+
+Every setting the code reads is declared once in :data:`SETTINGS` (name, default, meaning).
+``docs/configuration.md``, ``local.settings.example.json`` and ``infra/`` are checked against
+this table by the tests, so the four cannot drift apart.
+
+Loading collects every problem before raising, so an operator fixes all of them in one
+round; one bad entry in ``APIM_DR_INSTANCES`` is reported on its own and does not stop
+the other instances from being backed up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .ids import ApimResourceId, InvalidResourceIdError
+from .schedule import InvalidScheduleError, Ncrontab
+
+__all__ = [
+    "SETTINGS",
+    "SettingSpec",
+    "Settings",
+    "SettingsError",
+    "StorageAccessType",
+    "ProtectedInstance",
+    "AppStorage",
+    "Secret",
+    "load_settings",
+    "JOBS_TABLE",
+    "WORK_QUEUE",
+]
+
+# Fixed resource names in the app's own storage account (also created by infra/).
+JOBS_TABLE = "apimdrjobs"
+WORK_QUEUE = "apim-dr-jobs"
+
+DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
+DEFAULT_SCHEDULE = "0 0 2 * * *"
+DEFAULT_DISCOVERY_TAG = "apim-dr:backup=true"
+DEFAULT_CONTAINER = "apim-backups"
+# Bounds against absurd values that would silently disable the safety net.
+_MAX_INSTANCES_JSON = 1_000_000
+_MAX_INSTANCES = 5_000
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    description: str
+    default: str | None = None
+    secret: bool = False
+    required: bool = False
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("AzureWebJobsStorage", "The app's own storage (jobs table, work queue). A connection string "
+                "locally (`UseDevelopmentStorage=true` or an Azurite string); in Azure use the identity-based "
+                "`AzureWebJobsStorage__*` settings instead.", secret=True),
+    SettingSpec("AzureWebJobsStorage__queueServiceUri", "Identity-based connection: queue endpoint of the app's storage."),
+    SettingSpec("AzureWebJobsStorage__tableServiceUri", "Identity-based connection: table endpoint of the app's storage."),
+    SettingSpec("AzureWebJobsStorage__blobServiceUri", "Identity-based connection: blob endpoint of the app's storage."),
+    SettingSpec("AzureWebJobsStorage__credential", "`managedidentity` to use the identity named by `__clientId`."),
+    SettingSpec("AzureWebJobsStorage__clientId", "Client ID of the Function App's user-assigned identity for its storage."),
+    SettingSpec("AZURE_CLIENT_ID", "Client ID of the Function App's user-assigned identity (ARM and backup storage). "
+                "Empty: system-assigned identity / developer credentials."),
+    SettingSpec("BACKUP_SCHEDULE", "NCRONTAB (six fields, UTC) of scheduled backups.", default=DEFAULT_SCHEDULE),
+    SettingSpec("APIM_DR_INSTANCES", "JSON list of protected instances: APIM resource IDs, or objects "
+                "`{\"resourceId\", \"container\", \"accessType\", \"clientId\", \"alias\", \"standby\"}`.", default="[]"),
+    SettingSpec("APIM_DR_DISCOVERY_SUBSCRIPTIONS", "Comma-separated subscription IDs searched for tagged instances.",
+                default=""),
+    SettingSpec("APIM_DR_DISCOVERY_TAG", "Tag that marks an instance for backup in discovery, `name=value`.",
+                default=DEFAULT_DISCOVERY_TAG),
+    SettingSpec("APIM_DR_BACKUP_STORAGE_ACCOUNT", "Name of the storage account that holds backups.", required=True),
+    SettingSpec("APIM_DR_BACKUP_CONTAINER", "Default blob container for backups.", default=DEFAULT_CONTAINER),
+    SettingSpec("APIM_DR_BACKUP_BLOB_ENDPOINT", "Blob endpoint of the backup account as the app reaches it; "
+                "default `https://{account}.blob.core.windows.net` (override for sovereign clouds or Azurite)."),
+    SettingSpec("APIM_DR_STORAGE_ACCESS_TYPE", "How APIM reaches the backup account: `SystemAssignedManagedIdentity`, "
+                "`UserAssignedManagedIdentity` or `AccessKey`.", default="SystemAssignedManagedIdentity"),
+    SettingSpec("APIM_DR_STORAGE_IDENTITY_CLIENT_ID", "Client ID of APIM's user-assigned identity "
+                "(for `UserAssignedManagedIdentity`)."),
+    SettingSpec("APIM_DR_BACKUP_STORAGE_KEY", "Backup account key for `AccessKey`; a Key Vault reference in Azure. "
+                "Never logged.", secret=True),
+    SettingSpec("APIM_DR_ARM_ENDPOINT", "Azure Resource Manager endpoint.", default=DEFAULT_ARM_ENDPOINT),
+    SettingSpec("APIM_DR_WEBHOOK_URL", "Webhook that receives failure and time-out announcements (JSON; Teams and "
+                "Slack compatible). Empty: log only.", secret=True),
+    SettingSpec("APIM_DR_BACKUP_TIMEOUT_MINUTES", "A backup still running after this becomes `TimedOut`.",
+                default="120"),
+    SettingSpec("APIM_DR_RESTORE_TIMEOUT_MINUTES", "A restore still running after this becomes `TimedOut`.",
+                default="180"),
+    SettingSpec("APIM_DR_MAX_POLL_DELAY_SECONDS", "Upper bound on the delay between two polls, whatever "
+                "`Retry-After` says.", default="300"),
+)
+SETTING_NAMES = frozenset(s.name for s in SETTINGS)
+
+
+class StorageAccessType(str, Enum):
+    ACCESS_KEY = "AccessKey"
+    SYSTEM_ASSIGNED = "SystemAssignedManagedIdentity"
+    USER_ASSIGNED = "UserAssignedManagedIdentity"
+
+
+class Secret:
+    """A value that never shows itself in logs, reprs or JSON."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ProtectedInstance:
+    resource_id: ApimResourceId
+    container: str
+    access_type: StorageAccessType
+    client_id: str | None = None
+    alias: str | None = None
+    standby: ApimResourceId | None = None
+
+    @property
+    def name(self) -> str:
+        return self.resource_id.service_name
+
+
+@dataclass(frozen=True)
+class AppStorage:
+    """The app's own storage: a connection string, or service URIs reached with an identity."""
+
+    connection_string: Secret | None = None
+    queue_uri: str | None = None
+    table_uri: str | None = None
+    blob_uri: str | None = None
+    client_id: str | None = None
+
+
+class SettingsError(ValueError):
+    """Settings that cannot work. ``problems`` holds one line per bad setting, each naming it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid app settings:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_storage: AppStorage
+    backup_account: str
+    backup_container: str
+    backup_blob_endpoint: str
+    access_type: StorageAccessType
+    identity_client_id: str | None
+    backup_storage_key: Secret | None
+    schedule: Ncrontab
+    arm_endpoint: str
+    azure_client_id: str | None
+    webhook_url: Secret | None
+    backup_timeout_minutes: int
+    restore_timeout_minutes: int
+    max_poll_delay_seconds: int
+    instances: tuple[ProtectedInstance, ...] = ()
+    instance_errors: tuple[str, ...] = ()
+    discovery_subscriptions: tuple[str, ...] = ()
+    discovery_tag: tuple[str, str] = ("apim-dr:backup", "true")
+    raw: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+
+_ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
+_CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
+_GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def is_valid_container(name: str) -> bool:
+    return bool(_CONTAINER_RE.match(name))
+
+
+def _clean(env: Mapping[str, str], name: str) -> str:
+    return (env.get(name) or "").strip()
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting.
+
+    :raises SettingsError: listing every invalid or missing setting, each by name.
+    """
+    import os
+
+    env = os.environ if env is None else env
+    problems: list[str] = []
+
+    app_storage = _load_app_storage(env, problems)
+
+    account = _clean(env, "APIM_DR_BACKUP_STORAGE_ACCOUNT")
+    if not account:
+        problems.append("APIM_DR_BACKUP_STORAGE_ACCOUNT is missing; expected the name of the backup storage account")
+    elif not _ACCOUNT_RE.match(account):
+        problems.append(
+            f"APIM_DR_BACKUP_STORAGE_ACCOUNT={_show(account)} is not a storage account name;"
+            " expected 3-24 lowercase letters and digits"
+        )
+
+    container = _clean(env, "APIM_DR_BACKUP_CONTAINER") or DEFAULT_CONTAINER
+    if not is_valid_container(container):
+        problems.append(
+            f"APIM_DR_BACKUP_CONTAINER={_show(container)} is not a container name; expected 3-63 lowercase letters,"
+            " digits and single hyphens, starting and ending with a letter or digit"
+        )
+
+    endpoint = _clean(env, "APIM_DR_BACKUP_BLOB_ENDPOINT") or (
+        f"https://{account}.blob.core.windows.net" if account else ""
+    )
+    if endpoint and not _is_url(endpoint):
+        problems.append(f"APIM_DR_BACKUP_BLOB_ENDPOINT={_show(endpoint)} is not an http(s) URL")
+
+    access_type = _parse_access_type(
+        _clean(env, "APIM_DR_STORAGE_ACCESS_TYPE") or StorageAccessType.SYSTEM_ASSIGNED.value,
+        "APIM_DR_STORAGE_ACCESS_TYPE", problems,
+    ) or StorageAccessType.SYSTEM_ASSIGNED
+    identity_client_id = _clean(env, "APIM_DR_STORAGE_IDENTITY_CLIENT_ID") or None
+    if identity_client_id and not _GUID_RE.match(identity_client_id):
+        problems.append(f"APIM_DR_STORAGE_IDENTITY_CLIENT_ID={_show(identity_client_id)} is not a client ID (GUID)")
+    key_text = _clean(env, "APIM_DR_BACKUP_STORAGE_KEY")
+    backup_key = Secret(key_text) if key_text else None
+    if access_type is StorageAccessType.USER_ASSIGNED and not identity_client_id:
+        problems.append(
+            "APIM_DR_STORAGE_IDENTITY_CLIENT_ID is missing; APIM_DR_STORAGE_ACCESS_TYPE=UserAssignedManagedIdentity"
+            " needs the client ID of APIM's user-assigned identity"
+        )
+    if access_type is StorageAccessType.ACCESS_KEY and not backup_key:
+        problems.append(
+            "APIM_DR_BACKUP_STORAGE_KEY is missing; APIM_DR_STORAGE_ACCESS_TYPE=AccessKey needs the backup account"
+            " key (a Key Vault reference in Azure)"
+        )
+
+    schedule_text = _clean(env, "BACKUP_SCHEDULE") or DEFAULT_SCHEDULE
+    schedule: Ncrontab | None = None
+    try:
+        schedule = Ncrontab.parse(schedule_text)
+    except InvalidScheduleError as e:
+        problems.append(f"BACKUP_SCHEDULE: {e}")
+
+    arm_endpoint = (_clean(env, "APIM_DR_ARM_ENDPOINT") or DEFAULT_ARM_ENDPOINT).rstrip("/")
+    if not arm_endpoint.startswith("https://") or not _is_url(arm_endpoint):
+        problems.append(
+            f"APIM_DR_ARM_ENDPOINT={_show(arm_endpoint)} must be an https URL (bearer tokens are never sent over http)"
+        )
+
+    azure_client_id = _clean(env, "AZURE_CLIENT_ID") or None
+    if azure_client_id and not _GUID_RE.match(azure_client_id):
+        problems.append(f"AZURE_CLIENT_ID={_show(azure_client_id)} is not a client ID (GUID)")
+
+    webhook_text = _clean(env, "APIM_DR_WEBHOOK_URL")
+    webhook = Secret(webhook_text) if webhook_text else None
+    if webhook_text and not _is_url(webhook_text):
+        # The URL itself may carry a token: name the setting, never echo the value.
+        problems.append("APIM_DR_WEBHOOK_URL is not an http(s) URL")
+
+    backup_timeout = _int_setting(env, "APIM_DR_BACKUP_TIMEOUT_MINUTES", 120, 5, 24 * 60, problems)
+    restore_timeout = _int_setting(env, "APIM_DR_RESTORE_TIMEOUT_MINUTES", 180, 5, 24 * 60, problems)
+    max_delay = _int_setting(env, "APIM_DR_MAX_POLL_DELAY_SECONDS", 300, 1, 3600, problems)
+
+    subs_text = _clean(env, "APIM_DR_DISCOVERY_SUBSCRIPTIONS")
+    subscriptions: list[str] = []
+    for sub in filter(None, (s.strip() for s in subs_text.split(","))):
+        if _GUID_RE.match(sub):
+            subscriptions.append(sub.lower())
+        else:
+            problems.append(f"APIM_DR_DISCOVERY_SUBSCRIPTIONS: {_show(sub)} is not a subscription ID (GUID)")
+    tag_text = _clean(env, "APIM_DR_DISCOVERY_TAG") or DEFAULT_DISCOVERY_TAG
+    tag_name, sep, tag_value = tag_text.partition("=")
+    if not sep or not tag_name.strip() or not tag_value.strip():
+        problems.append(f"APIM_DR_DISCOVERY_TAG={_show(tag_text)} must be name=value, e.g. {DEFAULT_DISCOVERY_TAG}")
+
+    instances, instance_errors = _parse_instances(
+        env.get("APIM_DR_INSTANCES") or "[]", container, access_type, identity_client_id, problems
+    )
+    if not instances and not instance_errors and not subscriptions and "APIM_DR_INSTANCES" not in _fatal(problems):
+        problems.append(
+            "APIM_DR_INSTANCES is empty and APIM_DR_DISCOVERY_SUBSCRIPTIONS is not set; nothing would be protected."
+            " List APIM resource IDs in APIM_DR_INSTANCES or subscriptions to search for tagged instances"
+        )
+
+    if problems or schedule is None:
+        raise SettingsError(problems)
+    return Settings(
+        app_storage=app_storage,
+        backup_account=account,
+        backup_container=container,
+        backup_blob_endpoint=endpoint.rstrip("/"),
+        access_type=access_type,
+        identity_client_id=identity_client_id,
+        backup_storage_key=backup_key,
+        schedule=schedule,
+        arm_endpoint=arm_endpoint,
+        azure_client_id=azure_client_id,
+        webhook_url=webhook,
+        backup_timeout_minutes=backup_timeout,
+        restore_timeout_minutes=restore_timeout,
+        max_poll_delay_seconds=max_delay,
+        instances=tuple(instances),
+        instance_errors=tuple(instance_errors),
+        discovery_subscriptions=tuple(subscriptions),
+        discovery_tag=(tag_name.strip(), tag_value.strip()),
+        raw={k: v for k, v in env.items() if k in SETTING_NAMES},
+    )
+
+
+def _fatal(problems: list[str]) -> str:
+    return "\n".join(problems)
+
+
+def _load_app_storage(env: Mapping[str, str], problems: list[str]) -> AppStorage:
+    conn = _clean(env, "AzureWebJobsStorage")
+    if conn:
+        if conn != "UseDevelopmentStorage=true" and "=" not in conn:
+            problems.append("AzureWebJobsStorage is not a storage connection string")
+        return AppStorage(connection_string=Secret(conn))
+    queue_uri = _clean(env, "AzureWebJobsStorage__queueServiceUri") or None
+    table_uri = _clean(env, "AzureWebJobsStorage__tableServiceUri") or None
+    blob_uri = _clean(env, "AzureWebJobsStorage__blobServiceUri") or None
+    client_id = _clean(env, "AzureWebJobsStorage__clientId") or None
+    if not queue_uri or not table_uri:
+        missing = [n for n, v in (("AzureWebJobsStorage__queueServiceUri", queue_uri),
+                                  ("AzureWebJobsStorage__tableServiceUri", table_uri)) if not v]
+        problems.append(
+            "AzureWebJobsStorage is not set and the identity-based connection is incomplete: "
+            + ", ".join(missing) + " missing; set a connection string or the service URIs"
+        )
+    for name, uri in (("AzureWebJobsStorage__queueServiceUri", queue_uri),
+                      ("AzureWebJobsStorage__tableServiceUri", table_uri),
+                      ("AzureWebJobsStorage__blobServiceUri", blob_uri)):
+        if uri and not uri.startswith("https://"):
+            problems.append(f"{name}={_show(uri)} must be an https URL (identity tokens need TLS)")
+    if client_id and not _GUID_RE.match(client_id):
+        problems.append(f"AzureWebJobsStorage__clientId={_show(client_id)} is not a client ID (GUID)")
+    return AppStorage(queue_uri=queue_uri, table_uri=table_uri, blob_uri=blob_uri, client_id=client_id)
+
+
+def _parse_access_type(value: str, where: str, problems: list[str]) -> StorageAccessType | None:
+    for member in StorageAccessType:
+        if member.value.lower() == value.lower():
+            return member
+    problems.append(
+        f"{where}={_show(value)} is not a storage access type; expected one of "
+        + ", ".join(m.value for m in StorageAccessType)
+    )
+    return None
+
+
+def _parse_instances(
+    text: str,
+    default_container: str,
+    default_access: StorageAccessType,
+    default_client_id: str | None,
+    problems: list[str],
+) -> tuple[list[ProtectedInstance], list[str]]:
+    if len(text) > _MAX_INSTANCES_JSON:
+        problems.append(f"APIM_DR_INSTANCES is {len(text)} characters long; at most {_MAX_INSTANCES_JSON}")
+        return [], []
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as e:
+        problems.append(f"APIM_DR_INSTANCES is not valid JSON ({e.msg} at line {e.lineno} column {e.colno});"
+                        " expected a JSON list of APIM resource IDs or objects")
+        return [], []
+    if not isinstance(data, list):
+        problems.append(f"APIM_DR_INSTANCES must be a JSON list, got a JSON {type(data).__name__}")
+        return [], []
+    if len(data) > _MAX_INSTANCES:
+        problems.append(f"APIM_DR_INSTANCES lists {len(data)} instances; at most {_MAX_INSTANCES}")
+        return [], []
+    instances: list[ProtectedInstance] = []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(data):
+        where = f"APIM_DR_INSTANCES[{index}]"
+        try:
+            instance = _parse_instance(entry, default_container, default_access, default_client_id)
+        except ValueError as e:
+            errors.append(f"{where}: {e}")
+            continue
+        if instance.resource_id.key in seen:
+            errors.append(f"{where}: {instance.resource_id} is already listed at index {seen[instance.resource_id.key]}")
+            continue
+        seen[instance.resource_id.key] = index
+        instances.append(instance)
+    aliases: dict[str, str] = {}
+    for inst in instances:
+        if inst.alias:
+            if inst.alias.lower() in aliases:
+                errors.append(f"APIM_DR_INSTANCES: alias {inst.alias!r} is used twice")
+            aliases[inst.alias.lower()] = str(inst.resource_id)
+    return instances, errors
+
+
+_INSTANCE_KEYS = {"resourceId", "container", "accessType", "clientId", "alias", "standby"}
+
+
+def _parse_instance(
+    entry: object, default_container: str, default_access: StorageAccessType, default_client_id: str | None
+) -> ProtectedInstance:
+    if isinstance(entry, str):
+        entry = {"resourceId": entry}
+    if not isinstance(entry, dict):
+        raise ValueError(f"expected a resource ID string or an object, got {type(entry).__name__}")
+    unknown = sorted(set(entry) - _INSTANCE_KEYS)
+    if unknown:
+        raise ValueError(f"unknown keys {', '.join(map(repr, unknown[:5]))}; allowed: {', '.join(sorted(_INSTANCE_KEYS))}")
+    try:
+        resource_id = ApimResourceId.parse(entry.get("resourceId"))
+    except InvalidResourceIdError as e:
+        raise ValueError(f"resourceId: {e}") from e
+    container = entry.get("container", default_container)
+    if not isinstance(container, str) or not is_valid_container(container):
+        raise ValueError(f"container {_show(str(container))} is not a valid blob container name")
+    access_text = entry.get("accessType")
+    access = default_access
+    if access_text is not None:
+        problems: list[str] = []
+        parsed = _parse_access_type(str(access_text), "accessType", problems)
+        if parsed is None:
+            raise ValueError(problems[0])
+        access = parsed
+    client_id = entry.get("clientId", default_client_id if access is StorageAccessType.USER_ASSIGNED else None)
+    if client_id is not None and (not isinstance(client_id, str) or not _GUID_RE.match(client_id)):
+        raise ValueError(f"clientId {_show(str(client_id))} is not a client ID (GUID)")
+    if access is StorageAccessType.USER_ASSIGNED and not client_id:
+        raise ValueError("accessType UserAssignedManagedIdentity needs clientId (or APIM_DR_STORAGE_IDENTITY_CLIENT_ID)")
+    alias = entry.get("alias")
+    if alias is not None and (not isinstance(alias, str) or not _ALIAS_RE.match(alias)):
+        raise ValueError(f"alias {_show(str(alias))} must be 1-63 letters, digits, '.', '_' or '-'")
+    standby = None
+    if entry.get("standby") is not None:
+        try:
+            standby = ApimResourceId.parse(entry["standby"])
+        except InvalidResourceIdError as e:
+            raise ValueError(f"standby: {e}") from e
+        if standby.key == resource_id.key:
+            raise ValueError("standby is the instance itself")
+    return ProtectedInstance(resource_id, container, access, client_id, alias, standby)
+
+
+def _int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int, problems: list[str]) -> int:
+    text = _clean(env, name)
+    if not text:
+        return default
+    if not text.isdigit() or len(text) > 9:
+        problems.append(f"{name}={_show(text)} is not a whole number between {low} and {high}")
+        return default
+    value = int(text)
+    if not low <= value <= high:
+        problems.append(f"{name}={value} is outside {low}-{high}")
+        return default
+    return value
+
+
+def _is_url(value: str) -> bool:
+    return bool(re.match(r"^https?://[^\s/?#]+(?:[/?#]\S*)?$", value)) and len(value) <= 2048
+
+
+def _show(value: str, limit: int = 60) -> str:
+    """Quote a setting's value for an error message, cut short so hostile input can't flood logs."""
+    value = value.replace("\n", "\\n").replace("\r", "\\r")
+    return repr(value if len(value) <= limit else value[:limit] + "...")
