@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ApimResourceId", "InvalidResourceIdError", "SERVICE_NAME_PATTERN"]
+__all__ = ["SERVICE_NAME_PATTERN", "ApimResourceId", "InvalidResourceIdError"]
 
 # ARM's own constraints (apimdeployment.json / azure-mgmt-apimanagement build_*_request).
 SERVICE_NAME_PATTERN = re.compile(r"^[a-zA-Z](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?$")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["Ncrontab", "InvalidScheduleError"]
+__all__ = ["InvalidScheduleError", "Ncrontab"]
 
 _MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
@@ -139,7 +139,8 @@ def _utc(moment: datetime) -> datetime:
 
 def _parse_field(text: str, name: str, low: int, high: int, names: dict[str, int]) -> frozenset[int]:
     result: set[int] = set()
-    for item in text.split(","):
+    for raw_item in text.split(","):
+        item = raw_item
         if not item:
             raise InvalidScheduleError(f"{name} field {text!r} has an empty list item")
         step = 1

@@ -15,24 +15,24 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from .ids import ApimResourceId, InvalidResourceIdError
 from .schedule import InvalidScheduleError, Ncrontab
 
 __all__ = [
+    "JOBS_TABLE",
     "SETTINGS",
+    "WORK_QUEUE",
+    "AppStorage",
+    "ProtectedInstance",
+    "Secret",
     "SettingSpec",
     "Settings",
     "SettingsError",
     "StorageAccessType",
-    "ProtectedInstance",
-    "AppStorage",
-    "Secret",
     "load_settings",
-    "JOBS_TABLE",
-    "WORK_QUEUE",
 ]
 
 # Fixed resource names in the app's own storage account (also created by infra/).
@@ -61,16 +61,21 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("AzureWebJobsStorage", "The app's own storage (jobs table, work queue). A connection string "
                 "locally (`UseDevelopmentStorage=true` or an Azurite string); in Azure use the identity-based "
                 "`AzureWebJobsStorage__*` settings instead.", secret=True),
-    SettingSpec("AzureWebJobsStorage__queueServiceUri", "Identity-based connection: queue endpoint of the app's storage."),
-    SettingSpec("AzureWebJobsStorage__tableServiceUri", "Identity-based connection: table endpoint of the app's storage."),
-    SettingSpec("AzureWebJobsStorage__blobServiceUri", "Identity-based connection: blob endpoint of the app's storage."),
+    SettingSpec("AzureWebJobsStorage__queueServiceUri",
+                "Identity-based connection: queue endpoint of the app's storage."),
+    SettingSpec("AzureWebJobsStorage__tableServiceUri",
+                "Identity-based connection: table endpoint of the app's storage."),
+    SettingSpec("AzureWebJobsStorage__blobServiceUri",
+                "Identity-based connection: blob endpoint of the app's storage."),
     SettingSpec("AzureWebJobsStorage__credential", "`managedidentity` to use the identity named by `__clientId`."),
-    SettingSpec("AzureWebJobsStorage__clientId", "Client ID of the Function App's user-assigned identity for its storage."),
+    SettingSpec("AzureWebJobsStorage__clientId",
+                "Client ID of the Function App's user-assigned identity for its storage."),
     SettingSpec("AZURE_CLIENT_ID", "Client ID of the Function App's user-assigned identity (ARM and backup storage). "
                 "Empty: system-assigned identity / developer credentials."),
     SettingSpec("BACKUP_SCHEDULE", "NCRONTAB (six fields, UTC) of scheduled backups.", default=DEFAULT_SCHEDULE),
     SettingSpec("APIM_DR_INSTANCES", "JSON list of protected instances: APIM resource IDs, or objects "
-                "`{\"resourceId\", \"container\", \"accessType\", \"clientId\", \"alias\", \"standby\"}`.", default="[]"),
+                "`{\"resourceId\", \"container\", \"accessType\", \"clientId\", \"alias\", \"standby\"}`.",
+                default="[]"),
     SettingSpec("APIM_DR_DISCOVERY_SUBSCRIPTIONS", "Comma-separated subscription IDs searched for tagged instances.",
                 default=""),
     SettingSpec("APIM_DR_DISCOVERY_TAG", "Tag that marks an instance for backup in discovery, `name=value`.",
@@ -94,11 +99,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 default="180"),
     SettingSpec("APIM_DR_MAX_POLL_DELAY_SECONDS", "Upper bound on the delay between two polls, whatever "
                 "`Retry-After` says.", default="300"),
+    SettingSpec("APIM_DR_START_LEASE_SECONDS", "How long a job may sit in `Starting` before another worker "
+                "assumes the first one died and checks the instance (never re-sending a backup that runs). "
+                "Keep it above host.json `functionTimeout`.", default="300"),
 )
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)
 
 
-class StorageAccessType(str, Enum):
+class StorageAccessType(StrEnum):
     ACCESS_KEY = "AccessKey"
     SYSTEM_ASSIGNED = "SystemAssignedManagedIdentity"
     USER_ASSIGNED = "UserAssignedManagedIdentity"
@@ -176,6 +184,7 @@ class Settings:
     backup_timeout_minutes: int
     restore_timeout_minutes: int
     max_poll_delay_seconds: int
+    start_lease_seconds: int = 300
     instances: tuple[ProtectedInstance, ...] = ()
     instance_errors: tuple[str, ...] = ()
     discovery_subscriptions: tuple[str, ...] = ()
@@ -274,9 +283,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # The URL itself may carry a token: name the setting, never echo the value.
         problems.append("APIM_DR_WEBHOOK_URL is not an http(s) URL")
 
-    backup_timeout = _int_setting(env, "APIM_DR_BACKUP_TIMEOUT_MINUTES", 120, 5, 24 * 60, problems)
-    restore_timeout = _int_setting(env, "APIM_DR_RESTORE_TIMEOUT_MINUTES", 180, 5, 24 * 60, problems)
-    max_delay = _int_setting(env, "APIM_DR_MAX_POLL_DELAY_SECONDS", 300, 1, 3600, problems)
+    backup_timeout = _int_setting(env, "APIM_DR_BACKUP_TIMEOUT_MINUTES", 120, 5, 24 * 60, problems=problems)
+    restore_timeout = _int_setting(env, "APIM_DR_RESTORE_TIMEOUT_MINUTES", 180, 5, 24 * 60, problems=problems)
+    max_delay = _int_setting(env, "APIM_DR_MAX_POLL_DELAY_SECONDS", 300, 1, 3600, problems=problems)
+    start_lease = _int_setting(env, "APIM_DR_START_LEASE_SECONDS", 300, 1, 3600, problems=problems)
 
     subs_text = _clean(env, "APIM_DR_DISCOVERY_SUBSCRIPTIONS")
     subscriptions: list[str] = []
@@ -316,6 +326,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         backup_timeout_minutes=backup_timeout,
         restore_timeout_minutes=restore_timeout,
         max_poll_delay_seconds=max_delay,
+        start_lease_seconds=start_lease,
         instances=tuple(instances),
         instance_errors=tuple(instance_errors),
         discovery_subscriptions=tuple(subscriptions),
@@ -399,7 +410,8 @@ def _parse_instances(
             errors.append(f"{where}: {e}")
             continue
         if instance.resource_id.key in seen:
-            errors.append(f"{where}: {instance.resource_id} is already listed at index {seen[instance.resource_id.key]}")
+            first = seen[instance.resource_id.key]
+            errors.append(f"{where}: {instance.resource_id} is already listed at index {first}")
             continue
         seen[instance.resource_id.key] = index
         instances.append(instance)
@@ -424,7 +436,8 @@ def _parse_instance(
         raise ValueError(f"expected a resource ID string or an object, got {type(entry).__name__}")
     unknown = sorted(set(entry) - _INSTANCE_KEYS)
     if unknown:
-        raise ValueError(f"unknown keys {', '.join(map(repr, unknown[:5]))}; allowed: {', '.join(sorted(_INSTANCE_KEYS))}")
+        allowed = ", ".join(sorted(_INSTANCE_KEYS))
+        raise ValueError(f"unknown keys {', '.join(map(repr, unknown[:5]))}; allowed: {allowed}")
     try:
         resource_id = ApimResourceId.parse(entry.get("resourceId"))
     except InvalidResourceIdError as e:
@@ -444,7 +457,8 @@ def _parse_instance(
     if client_id is not None and (not isinstance(client_id, str) or not _GUID_RE.match(client_id)):
         raise ValueError(f"clientId {_show(str(client_id))} is not a client ID (GUID)")
     if access is StorageAccessType.USER_ASSIGNED and not client_id:
-        raise ValueError("accessType UserAssignedManagedIdentity needs clientId (or APIM_DR_STORAGE_IDENTITY_CLIENT_ID)")
+        raise ValueError(
+            "accessType UserAssignedManagedIdentity needs clientId (or APIM_DR_STORAGE_IDENTITY_CLIENT_ID)")
     alias = entry.get("alias")
     if alias is not None and (not isinstance(alias, str) or not _ALIAS_RE.match(alias)):
         raise ValueError(f"alias {_show(str(alias))} must be 1-63 letters, digits, '.', '_' or '-'")
@@ -459,7 +473,9 @@ def _parse_instance(
     return ProtectedInstance(resource_id, container, access, client_id, alias, standby)
 
 
-def _int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int, problems: list[str]) -> int:
+def _int_setting(
+    env: Mapping[str, str], name: str, default: int, low: int, high: int, *, problems: list[str]
+) -> int:
     text = _clean(env, name)
     if not text:
         return default

@@ -1,0 +1,256 @@
+"""APIM management calls through ``azure-mgmt-apimanagement``: start an operation, poll it once.
+
+Functions must never block on a 30-minute operation, so the long-running operation is
+split across invocations:
+
+- :meth:`ApimOperations.begin_backup` / :meth:`begin_restore` send only the ``POST``
+  (``begin_*`` with ``polling=False``) and return the operation's ``Location`` and
+  ``Retry-After``;
+- :meth:`ApimOperations.poll_once` sends one ``GET`` to that ``Location`` through the
+  client's own pipeline (``_send_request``: same authentication, retry and Retry-After
+  handling as the SDK) and reads it as ``LocationPolling`` does: ``202`` running, other
+  ``2xx`` done (the body is the service resource), anything else failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import ArmError, parse_arm_error
+from .ids import ApimResourceId
+
+if TYPE_CHECKING:
+    from .clients import AzureClients
+
+__all__ = [
+    "API_VERSION",
+    "ApimOperations",
+    "ArmCallError",
+    "BackupTarget",
+    "PollResult",
+    "ServiceInfo",
+    "StartedOperation",
+]
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "2024-05-01"  # azure-mgmt-apimanagement 5.x default
+_DEFAULT_RETRY_AFTER = 60.0  # real APIM answers Retry-After: 60
+
+
+class ArmCallError(Exception):
+    """ARM refused a call; ``error`` holds its code, message and HTTP status."""
+
+    def __init__(self, error: ArmError) -> None:
+        super().__init__(f"({error.code}) {error.message}")
+        self.error = error
+
+
+@dataclass(frozen=True)
+class BackupTarget:
+    """Where APIM writes or reads a backup, and how it reaches the storage account."""
+
+    storage_account: str
+    container: str
+    blob_name: str
+    access_type: str
+    client_id: str | None = None
+    access_key: str | None = None  # only for AccessKey; never logged or stored
+
+    def to_parameters(self) -> Any:
+        from azure.mgmt.apimanagement.models import ApiManagementServiceBackupRestoreParameters
+
+        return ApiManagementServiceBackupRestoreParameters(
+            storage_account=self.storage_account,
+            container_name=self.container,
+            backup_name=self.blob_name,
+            access_type=self.access_type,
+            access_key=self.access_key if self.access_type == "AccessKey" else None,
+            client_id=self.client_id if self.access_type == "UserAssignedManagedIdentity" else None,
+        )
+
+
+@dataclass(frozen=True)
+class StartedOperation:
+    location: str | None  # None when ARM finished synchronously (200)
+    retry_after: float
+    resource: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PollResult:
+    status: Literal["running", "succeeded", "failed", "retry"]
+    retry_after: float
+    resource: dict[str, Any] | None = None
+    error: ArmError | None = None
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    resource_id: ApimResourceId
+    sku: str
+    sku_capacity: int | None
+    location: str
+    provisioning_state: str
+    identity_type: str | None
+    user_assigned_client_ids: tuple[str, ...]
+    tags: dict[str, str]
+
+    @property
+    def has_system_identity(self) -> bool:
+        return "systemassigned" in (self.identity_type or "").replace(" ", "").lower()
+
+
+def _retry_after(headers: Any, default: float = _DEFAULT_RETRY_AFTER) -> float:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        seconds = float(value) if value is not None else default
+    except ValueError:
+        seconds = default
+    return seconds if seconds > 0 else default
+
+
+class ApimOperations:
+    """The management-plane calls apim-dr makes; one instance per worker, clients reused."""
+
+    def __init__(self, clients: AzureClients) -> None:
+        self._clients = clients
+
+    def begin_backup(self, instance: ApimResourceId, target: BackupTarget) -> StartedOperation:
+        """Send ``POST .../backup`` and return without waiting.
+
+        :raises ArmCallError: ARM refused (e.g. 409 ``ServiceLocked``, 400 ``MethodNotAllowedInPricingTier``).
+        """
+        return self._begin("backup", instance, target)
+
+    def begin_restore(self, instance: ApimResourceId, target: BackupTarget) -> StartedOperation:
+        """Send ``POST .../restore`` and return without waiting."""
+        return self._begin("restore", instance, target)
+
+    def _begin(self, action: str, instance: ApimResourceId, target: BackupTarget) -> StartedOperation:
+        from azure.core.exceptions import HttpResponseError
+
+        client = self._clients.arm(instance.subscription_id)
+        method = getattr(client.api_management_service, f"begin_{action}")
+        try:
+            poller = method(
+                instance.resource_group, instance.service_name, target.to_parameters(),
+                polling=False, cls=lambda pipeline_response, _deserialized, _headers: pipeline_response,
+            )
+            pipeline_response = poller.result()
+        except HttpResponseError as e:
+            raise ArmCallError(_error_from_exception(e)) from e
+        response = pipeline_response.http_response
+        if response.status_code == 200:
+            return StartedOperation(location=None, retry_after=0, resource=_json_or_none(response))
+        location = response.headers.get("Location")
+        if not location:
+            # Without Location there is nothing to poll; LocationPolling would call it done.
+            return StartedOperation(location=None, retry_after=0)
+        self._check_location(location)
+        return StartedOperation(location=location, retry_after=_retry_after(response.headers))
+
+    def poll_once(self, instance: ApimResourceId, location: str) -> PollResult:
+        """One ``GET`` of the operation's ``Location``."""
+        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+        from azure.core.rest import HttpRequest
+
+        self._check_location(location)
+        client = self._clients.arm(instance.subscription_id)
+        try:
+            # ``_send_request`` is the management clients' documented raw-request entry point
+            # (aka.ms/azsdk/dpcodegen/python/send_request): the client's own pipeline, so the
+            # same bearer auth, retries and Retry-After handling as the SDK's LRO poller.
+            response = client._send_request(HttpRequest("GET", location))
+        except (ServiceRequestError, ServiceResponseError) as e:
+            return PollResult("retry", _DEFAULT_RETRY_AFTER / 2, error=ArmError("NetworkError", str(e)[:500]))
+        except HttpResponseError as e:
+            return PollResult("failed", 0, error=_error_from_exception(e))
+        retry_after = _retry_after(response.headers)
+        if response.status_code == 202:
+            return PollResult("running", retry_after)
+        if 200 <= response.status_code < 300:
+            return PollResult("succeeded", 0, resource=_json_or_none(response))
+        error = parse_arm_error(response.status_code, response.read())
+        if error.retryable and response.status_code in (429, 500, 502, 503, 504):
+            # azure-core already retried these; the job waits on the queue and tries again.
+            return PollResult("retry", retry_after, error=error)
+        return PollResult("failed", 0, error=error)
+
+    def get_service(self, instance: ApimResourceId) -> ServiceInfo:
+        """:raises ArmCallError: e.g. ``ResourceNotFound``."""
+        from azure.core.exceptions import HttpResponseError
+
+        client = self._clients.arm(instance.subscription_id)
+        try:
+            svc = client.api_management_service.get(instance.resource_group, instance.service_name)
+        except HttpResponseError as e:
+            raise ArmCallError(_error_from_exception(e)) from e
+        return _service_info(instance, svc)
+
+    def list_tagged(self, subscription_id: str, tag: tuple[str, str]) -> list[ServiceInfo]:
+        """Every instance in the subscription carrying ``tag`` (name compared case-insensitively)."""
+        from azure.core.exceptions import HttpResponseError
+
+        client = self._clients.arm(subscription_id)
+        name, value = tag[0].lower(), tag[1].lower()
+        found: list[ServiceInfo] = []
+        try:
+            for svc in client.api_management_service.list():
+                tags = {k.lower(): (v or "").lower() for k, v in (svc.tags or {}).items()}
+                if tags.get(name) == value:
+                    found.append(_service_info(ApimResourceId.parse(svc.id), svc))
+        except HttpResponseError as e:
+            raise ArmCallError(_error_from_exception(e)) from e
+        return found
+
+    def _check_location(self, location: str) -> None:
+        # A Location is followed with our bearer token: only ever to the configured ARM endpoint.
+        endpoint = self._clients.settings.arm_endpoint.rstrip("/").lower()
+        if not location.lower().startswith(endpoint + "/"):
+            raise ArmCallError(ArmError("UnexpectedLocation",
+                                        f"operation URL is not under {endpoint}; refusing to send a token there"))
+
+
+def _service_info(instance: ApimResourceId, svc: Any) -> ServiceInfo:
+    identity = getattr(svc, "identity", None)
+    uai = getattr(identity, "user_assigned_identities", None) or {}
+    return ServiceInfo(
+        resource_id=instance,
+        sku=svc.sku.name if svc.sku else "",
+        sku_capacity=svc.sku.capacity if svc.sku else None,
+        location=svc.location or "",
+        provisioning_state=getattr(svc, "provisioning_state", None) or "",
+        identity_type=str(identity.type) if identity is not None and identity.type else None,
+        user_assigned_client_ids=tuple(str(v.client_id).lower() for v in uai.values() if v and v.client_id),
+        tags=dict(svc.tags or {}),
+    )
+
+
+def _json_or_none(response: Any) -> dict[str, Any] | None:
+    try:
+        body = response.text()
+        data = json.loads(body) if body else None
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _error_from_exception(e: Any) -> ArmError:
+    response = getattr(e, "response", None)
+    status = getattr(e, "status_code", None) or getattr(response, "status_code", None)
+    body: bytes | None = None
+    if response is not None:
+        try:
+            body = response.body() if hasattr(response, "body") else None
+        except Exception:  # the body may already be consumed; the parsed model below still has it
+            body = None
+    if body:
+        return parse_arm_error(int(status or 0), body)
+    model = getattr(e, "error", None)
+    code = getattr(model, "code", None) or type(e).__name__
+    message = getattr(model, "message", None) or str(e)
+    return ArmError(code=str(code), message=str(message)[:2000], status=int(status) if status else None)

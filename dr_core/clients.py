@@ -1,0 +1,149 @@
+"""Official Azure SDK clients, built lazily from settings and reused for the life of the worker.
+
+Imports of the SDKs happen inside the methods: the timer only needs Table and Queue
+clients, and keeping ``azure.mgmt.apimanagement`` (the heaviest import) off its path keeps
+cold starts short.
+
+Identity: ``DefaultAzureCredential`` (managed identity in Azure, with the user-assigned
+client ID from ``AZURE_CLIENT_ID``; ``az login`` on an operator's machine). The app's own
+storage uses a connection string when one is set (locally, Azurite) and otherwise the
+identity-based ``AzureWebJobsStorage__*`` settings, exactly as the Functions host does.
+TLS trust comes from the environment (``REQUESTS_CA_BUNDLE``), so tests against local
+HTTPS stand-ins need no switch in this code.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .settings import JOBS_TABLE, WORK_QUEUE, Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableClient
+    from azure.mgmt.apimanagement import ApiManagementClient
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueClient
+
+__all__ = ["AzureClients", "arm_scope"]
+
+# ARM endpoints and their token audiences. An unknown endpoint (an emulator, a private
+# ARM proxy) gets the public cloud's audience, which is what the SDK would ask for anyway.
+_ARM_AUDIENCES = {
+    "https://management.azure.com": "https://management.azure.com/.default",
+    "https://management.usgovcloudapi.net": "https://management.usgovcloudapi.net/.default",
+    "https://management.chinacloudapi.cn": "https://management.chinacloudapi.cn/.default",
+}
+
+
+def arm_scope(endpoint: str) -> str:
+    return _ARM_AUDIENCES.get(endpoint.rstrip("/").lower(), "https://management.azure.com/.default")
+
+
+class AzureClients:
+    """Lazily built, thread-safe cache of SDK clients for one set of settings."""
+
+    def __init__(self, settings: Settings, *, credential: TokenCredential | None = None) -> None:
+        self.settings = settings
+        self._credential = credential
+        self._lock = threading.Lock()
+        self._arm: dict[str, ApiManagementClient] = {}
+        self._table: TableClient | None = None
+        self._queue: QueueClient | None = None
+        self._backup_blobs: BlobServiceClient | None = None
+
+    @property
+    def credential(self) -> TokenCredential:
+        with self._lock:
+            if self._credential is None:
+                from azure.identity import DefaultAzureCredential
+
+                self._credential = DefaultAzureCredential(
+                    managed_identity_client_id=self.settings.azure_client_id,
+                    exclude_interactive_browser_credential=True,
+                )
+            return self._credential
+
+    def arm(self, subscription_id: str) -> ApiManagementClient:
+        credential = self.credential
+        with self._lock:
+            client = self._arm.get(subscription_id)
+            if client is None:
+                from azure.mgmt.apimanagement import ApiManagementClient
+
+                endpoint = self.settings.arm_endpoint
+                client = ApiManagementClient(
+                    credential, subscription_id, base_url=endpoint, credential_scopes=[arm_scope(endpoint)],
+                    # Don't let the SDK sleep long on throttling inside one invocation: past this,
+                    # the job waits on the queue instead (Retry-After becomes a visibility delay).
+                    retry_total=3, retry_backoff_max=20,
+                )
+                self._arm[subscription_id] = client
+            return client
+
+    def jobs_table(self) -> TableClient:
+        with self._lock:
+            if self._table is None:
+                from azure.data.tables import TableClient
+
+                storage = self.settings.app_storage
+                if storage.connection_string:
+                    self._table = TableClient.from_connection_string(
+                        storage.connection_string.reveal(), table_name=JOBS_TABLE)
+                else:
+                    assert storage.table_uri
+                    self._table = TableClient(
+                        storage.table_uri, table_name=JOBS_TABLE, credential=self._app_storage_credential_unlocked())
+            return self._table
+
+    def work_queue(self) -> QueueClient:
+        with self._lock:
+            if self._queue is None:
+                from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+                # host.json says messageEncoding "base64": the trigger decodes what we encode here.
+                policies: dict[str, Any] = {
+                    "message_encode_policy": TextBase64EncodePolicy(),
+                    "message_decode_policy": TextBase64DecodePolicy(),
+                }
+                storage = self.settings.app_storage
+                if storage.connection_string:
+                    self._queue = QueueClient.from_connection_string(
+                        storage.connection_string.reveal(), WORK_QUEUE, **policies)
+                else:
+                    assert storage.queue_uri
+                    self._queue = QueueClient(
+                        storage.queue_uri, WORK_QUEUE, credential=self._app_storage_credential_unlocked(), **policies)
+            return self._queue
+
+    def backup_blobs(self) -> BlobServiceClient:
+        """The backup account as the app reaches it (catalog, metadata, tags)."""
+        credential: Any
+        key = self.settings.backup_storage_key
+        if key is not None:
+            credential = {"account_name": self.settings.backup_account, "account_key": key.reveal()}
+        else:
+            credential = self.credential
+        with self._lock:
+            if self._backup_blobs is None:
+                from azure.storage.blob import BlobServiceClient
+
+                self._backup_blobs = BlobServiceClient(self.settings.backup_blob_endpoint, credential=credential)
+            return self._backup_blobs
+
+    def _app_storage_credential_unlocked(self) -> TokenCredential:
+        # Called with self._lock held: build the credential without re-entering the lock.
+        storage = self.settings.app_storage
+        if storage.client_id:
+            from azure.identity import ManagedIdentityCredential
+
+            return ManagedIdentityCredential(client_id=storage.client_id)
+        if self._credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            self._credential = DefaultAzureCredential(
+                managed_identity_client_id=self.settings.azure_client_id,
+                exclude_interactive_browser_credential=True,
+            )
+        return self._credential

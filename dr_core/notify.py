@@ -1,0 +1,103 @@
+"""Announcements of failed and timed-out jobs, and the structured log line of every transition.
+
+``log_transition`` writes one line per state change: ``APIMDR_JOB {json}``. Application
+Insights keeps it as a trace; the alert rules in ``infra/`` match on it.
+
+Notifiers are called once per failure (the job row's ``announced`` flag guards it), never
+once per poll. The first implementation posts JSON to a webhook; the payload carries a
+``text`` field (Slack, Teams workflows and most chat webhooks display it) plus a
+``apimDr`` object with the details for machines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .jobs import Job
+
+__all__ = ["LogNotifier", "Notifier", "WebhookNotifier", "announcement", "log_transition"]
+
+logger = logging.getLogger("apim_dr.jobs")
+_module_logger = logging.getLogger(__name__)
+
+LOG_PREFIX = "APIMDR_JOB "
+
+
+def log_transition(job: Job) -> None:
+    """One structured line per job transition (job ID, instance, state, duration); no secrets."""
+    record = {
+        "jobId": job.job_id,
+        "kind": job.kind.value,
+        "instance": job.instance,
+        "state": job.state.value,
+        "durationSeconds": None if job.duration_seconds is None else round(job.duration_seconds, 1),
+        "elapsedSeconds": round(job.elapsed_seconds, 1),
+        "errorCode": job.error_code,
+        "waitingFor": job.wait_reason,
+    }
+    level = logging.WARNING if job.state.value in ("Failed", "TimedOut", "Refused") else logging.INFO
+    logger.log(level, "%s%s", LOG_PREFIX, json.dumps(record, separators=(",", ":")))
+
+
+def announcement(job: Job) -> dict[str, Any]:
+    title = f"apim-dr: {job.kind.value} of {job.service_name} {job.state.value}"
+    lines = [title, f"Job: {job.job_id}", f"Instance: {job.instance}"]
+    if job.error_code:
+        lines.append(f"Error: ({job.error_code}) {job.error_message}")
+    if job.remediation:
+        lines.append(f"What to do: {job.remediation}")
+    return {
+        "text": "\n".join(lines),
+        "apimDr": {
+            "jobId": job.job_id,
+            "kind": job.kind.value,
+            "state": job.state.value,
+            "instance": job.instance,
+            "serviceName": job.service_name,
+            "errorCode": job.error_code,
+            "errorMessage": job.error_message,
+            "remediation": job.remediation,
+            "createdAt": job.created_at,
+            "finishedAt": job.finished_at,
+        },
+    }
+
+
+class Notifier(Protocol):
+    def announce(self, job: Job) -> None:
+        """Tell humans about a failed or timed-out job. Raise on failure to deliver."""
+
+
+class LogNotifier:
+    """Used when no webhook is configured: the failure is still visible in the logs."""
+
+    def announce(self, job: Job) -> None:
+        logger.error("%s", announcement(job)["text"])
+
+
+class WebhookNotifier:
+    """POSTs the announcement as JSON through an azure-core pipeline (retries included)."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        from azure.core import PipelineClient
+        from azure.core.pipeline.policies import HeadersPolicy, RetryPolicy
+
+        self._url = url
+        self._timeout = timeout
+        self._client: PipelineClient[Any, Any] = PipelineClient(
+            base_url=url,
+            policies=[HeadersPolicy({"Content-Type": "application/json"}), RetryPolicy(retry_total=3)],
+        )
+
+    def announce(self, job: Job) -> None:
+        from azure.core.rest import HttpRequest
+
+        request = HttpRequest("POST", self._url, json=announcement(job))
+        response = self._client.send_request(request, connection_timeout=self._timeout, read_timeout=self._timeout)
+        if response.status_code >= 300:
+            # The URL may embed a token: never log it.
+            raise RuntimeError(f"alert webhook answered HTTP {response.status_code}")
+        _module_logger.info("announced %s %s to the webhook", job.job_id, job.state.value)

@@ -1,0 +1,8 @@
+"""The Function App: builds the app and registers the blueprints. Nothing else lives here."""
+
+import azure.functions as func
+
+from triggers.backup import bp as backup_bp
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(backup_bp)

@@ -1,0 +1,1 @@
+"""Azure Functions blueprints: thin translations of triggers into calls of ``dr_core``."""
