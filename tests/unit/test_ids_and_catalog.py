@@ -1,0 +1,77 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dr_core.catalog import backup_blob_name, backup_metadata, backup_tags, parse_backup_blob_name
+from dr_core.ids import ApimResourceId, InvalidResourceIdError
+from dr_core.jobs import JobKind, make_job_id, parse_job_id
+
+SUB = "00000000-0000-0000-0000-000000000001"
+
+
+def rid(name="apim-one", rg="rg1", sub=SUB):
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ApiManagement/service/{name}"
+
+
+def test_resource_id_round_trip_and_case_insensitive_key():
+    a = ApimResourceId.parse(rid())
+    b = ApimResourceId.parse(rid().replace("resourceGroups", "RESOURCEGROUPS").replace("Microsoft", "microsoft"))
+    assert str(a) == rid() and a.key == b.key
+
+
+@pytest.mark.parametrize("bad", [
+    None, 42, "", "apim-one", rid(name="1bad"), rid(name="bad_name!"), rid(name="a" * 51), rid(name="ends-"),
+    rid(sub="not-a-guid"), rid(rg="x" * 91), rid(rg="bad/rg"), rid() + "/apis/x", "/" * 1000,
+    rid().replace("Microsoft.ApiManagement", "Microsoft.Web"), rid(name="x%2F..%2F"),
+])
+def test_bad_resource_ids_name_the_problem(bad):
+    with pytest.raises(InvalidResourceIdError):
+        ApimResourceId.parse(bad)
+
+
+def test_blob_name_round_trip():
+    moment = datetime(2026, 11, 22, 2, 0, 0, tzinfo=UTC)
+    name = backup_blob_name("apim-one", moment)
+    assert name == "apim-one/2026/11/22/apim-one-20261122T020000Z.apimbackup"
+    parsed = parse_backup_blob_name(name)
+    assert parsed.service_name == "apim-one" and parsed.created == moment
+    assert parsed.expires - parsed.created == timedelta(days=30)
+
+
+@pytest.mark.parametrize("bad", [
+    "apim-one/2026/11/22/apim-two-20261122T020000Z.apimbackup",
+    "apim-one/2026/11/23/apim-one-20261122T020000Z.apimbackup",
+    "apim-one/2026/11/22/apim-one-20261122T020000Z.bak", "../etc/passwd", "x" * 300,
+])
+def test_foreign_blob_names_are_rejected(bad):
+    with pytest.raises(ValueError):
+        parse_backup_blob_name(bad)
+
+
+def test_metadata_and_tags_carry_expiry():
+    created = datetime(2026, 11, 22, 2, 0, 5, tzinfo=UTC)
+    md = backup_metadata(source_resource_id=rid(), sku="Standard", sku_capacity=1, location="West Europe",
+                         job_id="j", api_version="2024-05-01", created=created)
+    assert md["expires"] == "2026-12-22T02:00:05Z" and md["created"] == "2026-11-22T02:00:05Z"
+    tags = backup_tags(service_name="Apim-One", sku="Standard", created=created, job_id="j")
+    assert tags["apimdr_service"] == "apim-one" and tags["apimdr_expires"] == "2026-12-22T02:00:05Z"
+    assert len(tags) <= 10  # Azure's limit of index tags per blob
+
+
+def test_job_ids_are_deterministic_and_distinguish_instances():
+    slot = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+    a = make_job_id(JobKind.BACKUP, ApimResourceId.parse(rid()), slot)
+    same = rid().replace("resourceGroups", "resourcegroups")
+    same = same.replace("Microsoft.ApiManagement", "microsoft.apimanagement")
+    assert a == make_job_id(JobKind.BACKUP, ApimResourceId.parse(same), slot)
+    b = make_job_id(JobKind.BACKUP, ApimResourceId.parse(rid(rg="rg2")), slot)
+    assert a != b and a.startswith("backup-20261122T020000Z-apim-one-")
+    kind, parsed_slot = parse_job_id(a)
+    assert kind is JobKind.BACKUP and parsed_slot == slot
+
+
+@pytest.mark.parametrize("bad", ["", "backup-", "backup-20261122T020000Z-x-zzzzzzzz", "restore-2026-x-00000000",
+                                 "backup-20261122T020000Z-a/b-00000000", "x" * 200, None, 5])
+def test_bad_job_ids(bad):
+    with pytest.raises(ValueError):
+        parse_job_id(bad)

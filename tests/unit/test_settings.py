@@ -1,0 +1,133 @@
+"""Settings: every bad value is named, nothing is half-loaded, one bad instance doesn't stop the rest."""
+
+import json
+
+import pytest
+
+from dr_core.settings import SETTINGS, SettingsError, StorageAccessType, load_settings
+
+SUB = "00000000-0000-0000-0000-000000000001"
+RID = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.ApiManagement/service/apim-one"
+RID2 = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.ApiManagement/service/apim-two"
+
+
+def base(**overrides):
+    env = {
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "APIM_DR_BACKUP_STORAGE_ACCOUNT": "apimdrbackups",
+        "APIM_DR_INSTANCES": json.dumps([RID]),
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def problems(env):
+    with pytest.raises(SettingsError) as info:
+        load_settings(env)
+    return info.value.problems
+
+
+def test_minimal_settings_load_with_defaults():
+    s = load_settings(base())
+    assert s.backup_container == "apim-backups"
+    assert s.access_type is StorageAccessType.SYSTEM_ASSIGNED
+    assert s.arm_endpoint == "https://management.azure.com"
+    assert s.backup_blob_endpoint == "https://apimdrbackups.blob.core.windows.net"
+    assert s.schedule.expression == "0 0 2 * * *"
+    assert [str(i.resource_id) for i in s.instances] == [RID]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("APIM_DR_BACKUP_STORAGE_ACCOUNT", None, "APIM_DR_BACKUP_STORAGE_ACCOUNT is missing"),
+        ("APIM_DR_BACKUP_STORAGE_ACCOUNT", "Not_A_Name", "APIM_DR_BACKUP_STORAGE_ACCOUNT="),
+        ("APIM_DR_BACKUP_CONTAINER", "UPPER", "APIM_DR_BACKUP_CONTAINER="),
+        ("APIM_DR_BACKUP_CONTAINER", "a--b", "APIM_DR_BACKUP_CONTAINER="),
+        ("BACKUP_SCHEDULE", "0 0 2 * *", "BACKUP_SCHEDULE"),
+        ("BACKUP_SCHEDULE", "0 0 25 * * *", "BACKUP_SCHEDULE"),
+        ("APIM_DR_STORAGE_ACCESS_TYPE", "SharedKey", "APIM_DR_STORAGE_ACCESS_TYPE="),
+        ("APIM_DR_ARM_ENDPOINT", "http://management.azure.com", "APIM_DR_ARM_ENDPOINT"),
+        ("APIM_DR_BACKUP_TIMEOUT_MINUTES", "-3", "APIM_DR_BACKUP_TIMEOUT_MINUTES"),
+        ("APIM_DR_BACKUP_TIMEOUT_MINUTES", "99999999", "APIM_DR_BACKUP_TIMEOUT_MINUTES"),
+        ("APIM_DR_MAX_POLL_DELAY_SECONDS", "ten", "APIM_DR_MAX_POLL_DELAY_SECONDS"),
+        ("APIM_DR_INSTANCES", "{not json", "APIM_DR_INSTANCES is not valid JSON"),
+        ("APIM_DR_INSTANCES", '{"a": 1}', "APIM_DR_INSTANCES must be a JSON list"),
+        ("APIM_DR_INSTANCES", "[]", "nothing would be protected"),
+        ("APIM_DR_DISCOVERY_SUBSCRIPTIONS", "not-a-guid", "APIM_DR_DISCOVERY_SUBSCRIPTIONS"),
+        ("APIM_DR_DISCOVERY_TAG", "novalue", "APIM_DR_DISCOVERY_TAG"),
+        ("AZURE_CLIENT_ID", "abc", "AZURE_CLIENT_ID"),
+        ("AzureWebJobsStorage", None, "AzureWebJobsStorage__queueServiceUri"),
+    ],
+)
+def test_each_bad_setting_is_named(name, value, fragment):
+    found = problems(base(**{name: value}))
+    assert any(fragment in p for p in found), found
+
+
+def test_all_problems_reported_at_once():
+    found = problems({"APIM_DR_STORAGE_ACCESS_TYPE": "Nope", "BACKUP_SCHEDULE": "x"})
+    joined = "\n".join(found)
+    for name in ("APIM_DR_BACKUP_STORAGE_ACCOUNT", "APIM_DR_STORAGE_ACCESS_TYPE", "BACKUP_SCHEDULE",
+                 "AzureWebJobsStorage"):
+        assert name in joined
+
+
+def test_access_key_mode_needs_the_key_and_never_echoes_it():
+    found = problems(base(APIM_DR_STORAGE_ACCESS_TYPE="AccessKey"))
+    assert any("APIM_DR_BACKUP_STORAGE_KEY is missing" in p for p in found)
+    s = load_settings(base(APIM_DR_STORAGE_ACCESS_TYPE="AccessKey", APIM_DR_BACKUP_STORAGE_KEY="c2VjcmV0LWtleQ=="))
+    assert "c2VjcmV0LWtleQ" not in repr(s)
+    assert s.backup_storage_key is not None and s.backup_storage_key.reveal() == "c2VjcmV0LWtleQ=="
+
+
+def test_webhook_url_is_secret_even_when_invalid():
+    found = problems(base(APIM_DR_WEBHOOK_URL="not a url token=abc123"))
+    assert any("APIM_DR_WEBHOOK_URL" in p for p in found)
+    assert not any("abc123" in p for p in found)
+
+
+def test_user_assigned_needs_client_id():
+    found = problems(base(APIM_DR_STORAGE_ACCESS_TYPE="UserAssignedManagedIdentity"))
+    assert any("APIM_DR_STORAGE_IDENTITY_CLIENT_ID is missing" in p for p in found)
+
+
+def test_one_bad_instance_does_not_stop_the_others():
+    entries = [RID, "/subscriptions/nope/resourceGroups/rg/providers/Microsoft.ApiManagement/service/x",
+               {"resourceId": RID2, "container": "Bad_Container"}, {"resourceId": RID2, "wat": 1}, 42, RID]
+    s = load_settings(base(APIM_DR_INSTANCES=json.dumps(entries)))
+    assert [i.name for i in s.instances] == ["apim-one"]
+    assert len(s.instance_errors) == 5
+    assert s.instance_errors[0].startswith("APIM_DR_INSTANCES[1]")
+    assert "already listed at index 0" in s.instance_errors[-1]
+
+
+def test_instance_options_override_defaults():
+    entry = {"resourceId": RID, "container": "other-backups", "accessType": "UserAssignedManagedIdentity",
+             "clientId": "11111111-2222-3333-4444-555555555555", "alias": "prod", "standby": RID2}
+    inst = load_settings(base(APIM_DR_INSTANCES=json.dumps([entry]))).instances[0]
+    assert inst.container == "other-backups"
+    assert inst.access_type is StorageAccessType.USER_ASSIGNED
+    assert inst.alias == "prod" and inst.standby is not None and inst.standby.service_name == "apim-two"
+
+
+def test_hostile_and_oversized_values_are_refused_without_flooding():
+    huge = "[" + ",".join([json.dumps(RID)] * 6000) + "]"
+    found = problems(base(APIM_DR_INSTANCES=huge))
+    assert any("at most" in p for p in found)
+    found = problems(base(APIM_DR_BACKUP_STORAGE_ACCOUNT="x" * 10_000 + "\n\r"))
+    assert all(len(p) < 400 for p in found)
+
+
+def test_identity_based_app_storage_requires_https_uris():
+    env = base(AzureWebJobsStorage=None)
+    env.update({"AzureWebJobsStorage__queueServiceUri": "http://x.queue.core.windows.net",
+                "AzureWebJobsStorage__tableServiceUri": "https://x.table.core.windows.net"})
+    found = problems(env)
+    assert any("AzureWebJobsStorage__queueServiceUri" in p and "https" in p for p in found)
+
+
+def test_settings_table_has_unique_documented_names():
+    names = [s.name for s in SETTINGS]
+    assert len(names) == len(set(names))
+    assert all(s.description for s in SETTINGS)
