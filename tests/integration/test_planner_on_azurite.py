@@ -1,0 +1,134 @@
+"""The planner and the job store on real Azure Table and Queue storage (Azurite)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dr_core.context import DrContext
+from dr_core.jobs import JobConflictError, JobState
+from dr_core.messages import WorkMessage
+from dr_core.planner import plan_scheduled_backups, request_backup, requeue_stalled_jobs
+from dr_core.settings import load_settings
+
+SUB = "00000000-0000-0000-0000-0000000000aa"
+
+
+def rid(name: str) -> str:
+    return f"/subscriptions/{SUB}/resourceGroups/rg-{name}/providers/Microsoft.ApiManagement/service/{name}"
+
+
+@pytest.fixture
+def ctx(azurite, monkeypatch):
+    # A fresh table and queue per test: the names are fixed in code, so use a fresh account namespace
+    # by clearing what a previous test left.
+    settings = load_settings({
+        "AzureWebJobsStorage": azurite.connection_string(),
+        "APIM_DR_BACKUP_STORAGE_ACCOUNT": "apimdrbackups",
+        "APIM_DR_INSTANCES": json.dumps([rid(f"apim-{i}") for i in range(3)] + [{"resourceId": rid("apim-a"),
+                                                                                  "alias": "alpha"}]),
+        "BACKUP_SCHEDULE": "0 0 2 * * *",
+    })
+    context = DrContext.from_settings(settings)
+    table, queue = context.clients.jobs_table(), context.clients.work_queue()
+    for cleanup in (table.delete_table, queue.delete_queue):
+        try:
+            cleanup()
+        except Exception:
+            pass
+    context._storage_ready = False
+    return context
+
+
+def drain(queue) -> list[WorkMessage]:
+    out = []
+    for m in queue.receive_messages(max_messages=32, visibility_timeout=1):
+        out.append(WorkMessage.decode(m.content))
+        queue.delete_message(m)
+    return out
+
+
+def test_timer_plans_one_job_per_instance_and_is_idempotent(ctx):
+    now = datetime(2026, 11, 22, 2, 0, 1, tzinfo=UTC)
+    first = plan_scheduled_backups(ctx, now=now)
+    assert len(first.planned) == 4 and not first.existing
+    assert first.slot == datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+    messages = drain(ctx.clients.work_queue())
+    assert [m.op for m in messages] == ["fanout"]
+    assert sorted(messages[0].jobs) == sorted(first.planned)
+    for job_id in first.planned:
+        job = ctx.store.get(job_id)
+        assert job is not None and job.state is JobState.PLANNED
+        assert job.blob_name.endswith("-20261122T020000Z.apimbackup")
+
+    again = plan_scheduled_backups(ctx, now=now + timedelta(seconds=30))
+    assert not again.planned and sorted(again.existing) == sorted(first.planned)
+    assert drain(ctx.clients.work_queue()) == []
+
+
+def test_a_timer_firing_just_before_its_slot_plans_that_slot(ctx):
+    report = plan_scheduled_backups(ctx, now=datetime(2026, 11, 22, 1, 59, 59, 500000, tzinfo=UTC))
+    assert report.slot == datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+
+
+def test_partial_rows_from_an_interrupted_plan_are_completed(ctx):
+    now = datetime(2026, 11, 23, 2, 0, 0, tzinfo=UTC)
+    report = plan_scheduled_backups(ctx, now=now)
+    drain(ctx.clients.work_queue())
+    # Simulate a crash that wrote only some rows: delete two, plan again.
+    table = ctx.clients.jobs_table()
+    for job_id in report.planned[:2]:
+        job = ctx.store.get(job_id)
+        table.delete_entity(job.to_entity()["PartitionKey"], job_id)
+    again = plan_scheduled_backups(ctx, now=now)
+    assert sorted(again.planned) == sorted(report.planned[:2])
+
+
+def test_on_demand_backup_dedupes_within_a_second(ctx):
+    now = datetime(2026, 11, 22, 10, 0, 0, 300000, tzinfo=UTC)
+    job, created = request_backup(ctx, "alpha", now=now)
+    assert created and job.trigger == "on-demand" and job.service_name == "apim-a"
+    again, created_again = request_backup(ctx, rid("apim-a"), now=now.replace(microsecond=900000))
+    assert not created_again and again.job_id == job.job_id
+    assert [m.op for m in drain(ctx.clients.work_queue())] == ["start"]
+    with pytest.raises(LookupError):
+        request_backup(ctx, "unknown-instance", now=now)
+    with pytest.raises(ValueError):
+        request_backup(ctx, {"not": "a string"}, now=now)
+
+
+def test_updates_are_conditional(ctx):
+    job, _ = request_backup(ctx, "apim-0")
+    a, b = ctx.store.get(job.job_id), ctx.store.get(job.job_id)
+    a.wait_reason = "first"
+    ctx.store.update(a)
+    b.wait_reason = "second"
+    with pytest.raises(JobConflictError):
+        ctx.store.update(b)
+    assert ctx.store.get(job.job_id).wait_reason == "first"
+
+
+def test_watchdog_requeues_only_overdue_unfinished_jobs(ctx):
+    job, _ = request_backup(ctx, "apim-1")
+    drain(ctx.clients.work_queue())
+    assert requeue_stalled_jobs(ctx) == []
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    assert requeue_stalled_jobs(ctx, now=later) == [job.job_id]
+    assert [m.op for m in drain(ctx.clients.work_queue())] == ["start"]
+
+
+def test_thousand_instances_plan_in_few_requests(azurite):
+    settings = load_settings({
+        "AzureWebJobsStorage": azurite.connection_string(),
+        "APIM_DR_BACKUP_STORAGE_ACCOUNT": "apimdrbackups",
+        "APIM_DR_INSTANCES": json.dumps([rid(f"apim-{uuid.uuid4().hex[:12]}") for _ in range(1000)]),
+    })
+    context = DrContext.from_settings(settings)
+    report = plan_scheduled_backups(context, now=datetime(2027, 1, 5, 2, 0, tzinfo=UTC))
+    assert len(report.planned) == 1000
+    # 1000 jobs travel in ceil(1000/32) fanout messages, not 1000 sends.
+    queue = context.clients.work_queue()
+    assert queue.get_queue_properties().approximate_message_count >= 32
