@@ -285,16 +285,25 @@ class JobStore:
         by_partition: dict[str, list[Job]] = {}
         for job in jobs:
             by_partition.setdefault(job.to_entity()["PartitionKey"], []).append(job)
-        for batch_jobs in by_partition.values():
+        for partition, batch_jobs in by_partition.items():
+            existing: set[str] | None = None
             for start in range(0, len(batch_jobs), _TRANSACTION_LIMIT):
                 chunk = batch_jobs[start:start + _TRANSACTION_LIMIT]
+                if existing is not None:
+                    chunk = [j for j in chunk if j.job_id not in existing]
+                    if not chunk:
+                        continue
                 try:
                     self._table.submit_transaction([("create", j.to_entity()) for j in chunk])
                     created.extend(chunk)
                     continue
                 except TableTransactionError as e:
-                    logger.info("job batch of %d hit existing rows (%s); inserting one by one", len(chunk),
-                                getattr(e, "error_code", "conflict"))
+                    logger.info("job batch of %d hit existing rows (%s)", len(chunk), getattr(e, "error_code", ""))
+                if existing is None:
+                    # A re-fired timer: learn once which rows exist (one key-only query), then
+                    # write only the missing ones.
+                    existing = self._existing_ids(partition, [j.job_id for j in batch_jobs])
+                    chunk = [j for j in chunk if j.job_id not in existing]
                 for job in chunk:
                     try:
                         self._table.create_entity(job.to_entity())
@@ -302,6 +311,14 @@ class JobStore:
                     except ResourceExistsError:
                         pass
         return created
+
+    def _existing_ids(self, partition: str, job_ids: list[str]) -> set[str]:
+        low, high = min(job_ids), max(job_ids)
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
+            parameters={"pk": partition, "low": low, "high": high}, select=["RowKey"],
+        )
+        return {row["RowKey"] for row in rows}
 
     def create(self, job: Job) -> Job:
         from azure.core.exceptions import ResourceExistsError

@@ -1,0 +1,15 @@
+"""Print every benchmark figure in one run (``make bench``)."""
+
+from __future__ import annotations
+
+from bench import imports, planning
+
+
+def main() -> None:
+    imports.main()
+    print()
+    planning.main()
+
+
+if __name__ == "__main__":
+    main()
