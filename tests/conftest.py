@@ -51,3 +51,11 @@ def shared_dir(*parts: str) -> Path:
         pytest.skip(f"{path} not found: this test needs the reference material in ../shared "
                     "(present in CI; a user's clone has none)")
     return path
+
+
+@pytest.fixture(scope="session")
+def function_metadata() -> dict[str, str]:
+    """``get_function_json()`` of every function; ``app.get_functions()`` may only be called once per app."""
+    import function_app
+
+    return {f.get_function_name(): f.get_function_json() for f in function_app.app.get_functions()}

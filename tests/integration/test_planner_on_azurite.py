@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -35,10 +36,8 @@ def ctx(azurite, monkeypatch):
     context = DrContext.from_settings(settings)
     table, queue = context.clients.jobs_table(), context.clients.work_queue()
     for cleanup in (table.delete_table, queue.delete_queue):
-        try:
+        with contextlib.suppress(Exception):
             cleanup()
-        except Exception:
-            pass
     context._storage_ready = False
     return context
 
