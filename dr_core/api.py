@@ -169,3 +169,81 @@ def get_operation(job_id: str | None) -> ApiResponse:
         raise NotFoundError(f"no operation {job_id}")
     headers = {} if job.state.terminal else {"Retry-After": str(STATUS_RETRY_AFTER_SECONDS)}
     return ApiResponse(200, job.public_view(), headers)
+
+
+def post_restore(body: bytes | None, *, base_url: str) -> ApiResponse:
+    """``POST /api/restores``: preflight, then ``202`` + ``Location``; a dry run answers ``200`` with the plan.
+
+    Refusals answer ``409`` (state: busy, locked, needs confirmation) or ``422`` (backup, tier,
+    identity, CORS) with every check by name; nothing was sent to ARM.
+    """
+    from .context import get_context
+    from .jobs import now_utc
+    from .restore import RequestError, parse_restore_request, start_restore
+
+    data = parse_json_object(body, allowed={"target", "source", "backup", "dryRun", "confirm"})
+    try:
+        request = parse_restore_request(data)
+    except RequestError as e:
+        raise BadRequestError(f"invalid restore request: {e}", fields=e.fields) from e
+    ctx = get_context()
+    try:
+        plan, job = start_restore(ctx, request)
+    except RequestError as e:
+        raise BadRequestError(f"invalid restore request: {e}", fields=e.fields) from e
+    except LookupError as e:
+        raise NotFoundError(str(e), remediation="Name a protected instance or a configured standby "
+                            "(APIM_DR_INSTANCES: resourceId, alias, standby).") from e
+    now = now_utc()
+    body_out: dict[str, Any] = {"dryRun": request.dry_run, "plan": plan.to_json(now=now)}
+    if request.dry_run:
+        return ApiResponse(200, body_out)
+    if plan.refused or job is None or job.state.value == "Refused":
+        failed = [c for c in plan.checks if c.outcome == "fail"]
+        body_out["error"] = {
+            "code": "PreflightFailed",
+            "message": "restore refused before anything was changed: "
+                       + "; ".join(f"{c.name}: {c.message}" for c in failed),
+            "remediation": " ".join(c.remediation or "" for c in failed).strip(),
+        }
+        if job is not None:
+            body_out["operation"] = job.public_view()
+        return ApiResponse(plan.status, body_out)
+    body_out["operation"] = job.public_view()
+    headers = {"Location": operation_location(base_url, job.job_id),
+               "Retry-After": str(STATUS_RETRY_AFTER_SECONDS)}
+    return ApiResponse(202, body_out, headers)
+
+
+def list_backups(service: str | None) -> ApiResponse:
+    """``GET /api/backups?service=<name | alias | resource ID>``: the catalog of one instance, newest first."""
+    from .catalog import find_backups
+    from .context import get_context
+    from .inventory import UnknownInstanceError, resolve_instance
+    from .jobs import now_utc
+
+    if not service:
+        raise BadRequestError("query parameter 'service' is required", fields={"service": "required"})
+    ctx = get_context()
+    try:
+        instance = resolve_instance(service, list(ctx.settings.instances))
+    except UnknownInstanceError as e:
+        raise NotFoundError(str(e)) from e
+    except ValueError as e:
+        raise BadRequestError(f"service: {e}", fields={"service": str(e)}) from e
+    target_sku = None
+    if instance.standby is not None:
+        from .arm import ArmCallError
+
+        try:
+            target_sku = ctx.operations.get_service(instance.standby).sku
+        except ArmCallError:
+            target_sku = None
+    container = ctx.clients.backup_blobs().get_container_client(instance.container)
+    now = now_utc()
+    entries = find_backups(container, instance.name)
+    return ApiResponse(200, {
+        "service": str(instance.resource_id),
+        "restorableInto": str(instance.standby) if instance.standby else str(instance.resource_id),
+        "backups": [e.to_json(now=now, target_sku=target_sku) for e in entries],
+    })

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 __all__ = [
     "BACKUP_RETENTION",
@@ -39,6 +40,9 @@ TAG_CREATED = "apimdr_created"
 TAG_EXPIRES = "apimdr_expires"
 TAG_STATE = "apimdr_state"
 TAG_JOB = "apimdr_job"
+TAG_SIZE = "apimdr_size"
+TAG_LOCATION = "apimdr_location"
+_TAG_VALUE_RE = re.compile(r"[^A-Za-z0-9 +\-./:=_]")
 
 _NAME_RE = re.compile(
     r"^(?P<service>[A-Za-z0-9-]{1,50})/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/"
@@ -104,16 +108,110 @@ def backup_metadata(
     }
 
 
-def backup_tags(*, service_name: str, sku: str, created: datetime, job_id: str) -> dict[str, str]:
-    """Blob index tags. ISO-8601 UTC stamps compare correctly as strings in tag queries."""
+def backup_tags(*, service_name: str, sku: str, created: datetime, job_id: str, size: int = 0,
+                location: str = "") -> dict[str, str]:
+    """Blob index tags (at most 10; values from a small character set).
+
+    ISO-8601 UTC stamps compare correctly as strings, so "not expired" is a tag query.
+    """
     return {
         TAG_SERVICE: service_name.lower(),
-        TAG_SKU: sku,
+        TAG_SKU: _tag_value(sku),
         TAG_CREATED: _stamp(created),
         TAG_EXPIRES: _stamp(created + BACKUP_RETENTION),
         TAG_STATE: "succeeded",
         TAG_JOB: job_id,
+        TAG_SIZE: str(int(size)),
+        TAG_LOCATION: _tag_value(location),
     }
+
+
+def _tag_value(text: str) -> str:
+    return _TAG_VALUE_RE.sub("_", text)[:256]
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One backup as the catalog knows it (from index tags, no extra reads)."""
+
+    container: str
+    blob_name: str
+    service_name: str
+    sku: str
+    created: datetime
+    expires: datetime
+    size: int | None
+    location: str
+    job_id: str
+
+    def restorable_for(self, target_sku: str | None, *, now: datetime,
+                       margin: timedelta = timedelta(0)) -> tuple[bool, str | None]:
+        """Whether APIM would accept this backup for a target of ``target_sku``, and if not, why."""
+        if now >= self.expires:
+            return False, f"expired on {_stamp(self.expires)} (backups are restorable for 30 days)"
+        if now + margin >= self.expires:
+            return False, f"expires on {_stamp(self.expires)}, within the configured margin"
+        if target_sku is not None and target_sku.lower() != self.sku.lower():
+            return False, f"backup tier is {self.sku}, the target's is {target_sku}"
+        return True, None
+
+    def to_json(self, *, now: datetime, target_sku: str | None = None) -> dict[str, object]:
+        restorable, reason = self.restorable_for(target_sku, now=now)
+        return {
+            "container": self.container,
+            "blobName": self.blob_name,
+            "serviceName": self.service_name,
+            "sku": self.sku,
+            "createdAt": _stamp(self.created),
+            "expiresAt": _stamp(self.expires),
+            "sizeBytes": self.size,
+            "location": self.location,
+            "jobId": self.job_id,
+            "restorable": restorable,
+            "notRestorableBecause": reason,
+        }
+
+
+def entry_from_tags(container: str, blob_name: str, tags: dict[str, str]) -> CatalogEntry | None:
+    """Build a catalog entry from a blob's index tags; None for blobs apim-dr did not finish."""
+    if tags.get(TAG_STATE) != "succeeded":
+        return None
+    try:
+        parsed = parse_backup_blob_name(blob_name)
+        created = datetime.strptime(tags[TAG_CREATED], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (KeyError, ValueError):
+        return None
+    size_text = tags.get(TAG_SIZE, "")
+    return CatalogEntry(
+        container=container,
+        blob_name=blob_name,
+        service_name=parsed.service_name,
+        sku=tags.get(TAG_SKU, ""),
+        created=created,
+        expires=created + BACKUP_RETENTION,
+        size=int(size_text) if size_text.isdigit() else None,
+        location=tags.get(TAG_LOCATION, ""),
+        job_id=tags.get(TAG_JOB, ""),
+    )
+
+
+def find_backups(container_client: Any, service_name: str) -> list[CatalogEntry]:
+    """Every finished backup of ``service_name`` in the container, newest first.
+
+    One index-tag query (``find_blobs_by_tags``), not a listing of the container.
+    """
+    query = f"\"{TAG_SERVICE}\" = '{service_name.lower()}' AND \"{TAG_STATE}\" = 'succeeded'"
+    entries: list[CatalogEntry] = []
+    for found in container_client.find_blobs_by_tags(query):
+        tags = dict(found.tags or {})
+        if not tags or TAG_CREATED not in tags:
+            # Some service versions return only the queried tags; read them all.
+            tags = container_client.get_blob_client(found.name).get_blob_tags()
+        entry = entry_from_tags(container_client.container_name, found.name, tags)
+        if entry is not None:
+            entries.append(entry)
+    entries.sort(key=lambda e: e.created, reverse=True)
+    return entries
 
 
 def _ascii(text: str) -> str:

@@ -99,6 +99,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 default="180"),
     SettingSpec("APIM_DR_MAX_POLL_DELAY_SECONDS", "Upper bound on the delay between two polls, whatever "
                 "`Retry-After` says.", default="300"),
+    SettingSpec("APIM_DR_EXPIRY_MARGIN_HOURS", "Restore preflight refuses a backup that expires within this many "
+                "hours (a restore can take longer than what is left).", default="24"),
     SettingSpec("APIM_DR_START_LEASE_SECONDS", "How long a job may sit in `Starting` before another worker "
                 "assumes the first one died and checks the instance (never re-sending a backup that runs). "
                 "Keep it above host.json `functionTimeout`.", default="300"),
@@ -185,6 +187,7 @@ class Settings:
     restore_timeout_minutes: int
     max_poll_delay_seconds: int
     start_lease_seconds: int = 300
+    expiry_margin_hours: int = 24
     instances: tuple[ProtectedInstance, ...] = ()
     instance_errors: tuple[str, ...] = ()
     discovery_subscriptions: tuple[str, ...] = ()
@@ -286,6 +289,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     backup_timeout = _int_setting(env, "APIM_DR_BACKUP_TIMEOUT_MINUTES", 120, 5, 24 * 60, problems=problems)
     restore_timeout = _int_setting(env, "APIM_DR_RESTORE_TIMEOUT_MINUTES", 180, 5, 24 * 60, problems=problems)
     max_delay = _int_setting(env, "APIM_DR_MAX_POLL_DELAY_SECONDS", 300, 1, 3600, problems=problems)
+    expiry_margin = _int_setting(env, "APIM_DR_EXPIRY_MARGIN_HOURS", 24, 0, 24 * 29, problems=problems)
     start_lease = _int_setting(env, "APIM_DR_START_LEASE_SECONDS", 300, 1, 3600, problems=problems)
 
     subs_text = _clean(env, "APIM_DR_DISCOVERY_SUBSCRIPTIONS")
@@ -327,6 +331,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         restore_timeout_minutes=restore_timeout,
         max_poll_delay_seconds=max_delay,
         start_lease_seconds=start_lease,
+        expiry_margin_hours=expiry_margin,
         instances=tuple(instances),
         instance_errors=tuple(instance_errors),
         discovery_subscriptions=tuple(subscriptions),

@@ -279,6 +279,7 @@ def _succeed(ctx: DrContext, job: Job, now: datetime, resource: dict[str, Any] |
         job.started_at = job.starting_at
     if _save(ctx, job):
         log_transition(job)
+        _ended(ctx, job)
 
 
 class _BlobMissingError(Exception):
@@ -305,7 +306,7 @@ def _tag_backup_blob(ctx: DrContext, job: Job) -> int:
         location=job.region or "", job_id=job.job_id, api_version=API_VERSION, created=created,
     ))
     blob.set_blob_tags(backup_tags(service_name=job.service_name, sku=job.sku or "", created=created,
-                                   job_id=job.job_id))
+                                   job_id=job.job_id, size=int(props.size or 0), location=job.region or ""))
     return int(props.size or 0)
 
 
@@ -315,6 +316,7 @@ def _fail(ctx: DrContext, job: Job, now: datetime, error: ArmError) -> None:
     job.wait_reason = None
     if _save(ctx, job):
         log_transition(job)
+        _ended(ctx, job)
         _announce_if_needed(ctx, job)
 
 
@@ -329,7 +331,15 @@ def _time_out(ctx: DrContext, job: Job, now: datetime) -> None:
     job.remediation = ArmError("TimedOut", job.error_message).remediation
     if _save(ctx, job):
         log_transition(job)
+        _ended(ctx, job)
         _announce_if_needed(ctx, job)
+
+
+def _ended(ctx: DrContext, job: Job) -> None:
+    if job.kind is JobKind.RESTORE:
+        from .restore import release_restore_lock
+
+        release_restore_lock(ctx, job)
 
 
 def _announce_if_needed(ctx: DrContext, job: Job) -> None:
