@@ -14,9 +14,10 @@ help:
 	@echo "make demo   run a backup end to end on local Azure (Azurite + APIM emulator + host stand-in)"
 	@echo "make test   set up and run the whole suite (lint, types, unit, end-to-end, infra checks)"
 
-$(VENV)/.stamp: requirements.txt requirements-dev.txt
+$(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps -e .
 	@touch $@
 
 node_modules/.stamp: package.json package-lock.json

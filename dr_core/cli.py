@@ -1,0 +1,283 @@
+"""``apim-dr``: the operator CLI. Works when the Function App (or its region) is down.
+
+It reads the same settings as the Function App (environment variables, or ``--settings``
+pointing at a ``local.settings.json``), authenticates with ``DefaultAzureCredential`` (so
+``az login`` works) and talks to ARM and storage directly through ``dr_core`` — the same
+code the Functions run. With ``--wait`` it follows the job and, if no Function App moves it
+on time, moves it itself (every step is conditional, so the two never double up).
+
+Exit codes: 0 done/succeeded/passed, 1 the job failed or timed out, 2 usage, 3 refused by
+preflight, 4 configuration error, 5 not found, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+
+
+class _Output:
+    """Live progress on a terminal, plain lines when piped, nothing but the result with --json."""
+
+    def __init__(self, stream: IO[str], *, as_json: bool) -> None:
+        self.stream = stream
+        self.as_json = as_json
+        self.tty = stream.isatty() and not as_json
+        self._last_plain = ""
+        self._live = False
+
+    def progress(self, text: str) -> None:
+        if self.as_json:
+            return
+        if self.tty:
+            self.stream.write("\r\033[K" + text)
+            self._live = True
+        elif text != self._last_plain:
+            self.stream.write(text + "\n")
+            self._last_plain = text
+        self.stream.flush()
+
+    def line(self, text: str) -> None:
+        if self.as_json:
+            return
+        if self._live:
+            self.stream.write("\n")
+            self._live = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def result(self, data: Any) -> None:
+        if self.as_json:
+            self.stream.write(json.dumps(data, indent=2, default=str) + "\n")
+            self.stream.flush()
+
+
+def _load_settings_file(path: str) -> None:
+    values = json.loads(Path(path).read_text(encoding="utf-8")).get("Values", {})
+    for key, value in values.items():
+        os.environ.setdefault(str(key), str(value))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="apim-dr", description="Azure API Management backup and restore.")
+    parser.add_argument("--settings", help="a local.settings.json whose Values fill unset environment variables")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    backups = sub.add_parser("backups", help="the backup catalog")
+    backups_sub = backups.add_subparsers(dest="action", required=True)
+    listing = backups_sub.add_parser("list", help="backups of one instance, newest first")
+    listing.add_argument("--service", required=True, help="resource ID, alias or service name")
+
+    backup = sub.add_parser("backup", help="on-demand backup")
+    backup_sub = backup.add_subparsers(dest="action", required=True)
+    start = backup_sub.add_parser("start", help="start a backup of one protected instance")
+    start.add_argument("--instance", required=True, help="resource ID, alias or service name")
+    _wait_options(start)
+
+    for name, helptext in (("restore", "restore a backup into an instance"),
+                           ("preflight", "check a restore without doing anything")):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("--target", required=True, help="resource ID, alias or service name of the target")
+        cmd.add_argument("--source", help="the instance whose backup to restore (default: the target's primary)")
+        cmd.add_argument("--backup", default="latest", help='"latest" (default) or a backup blob name')
+        cmd.add_argument("--confirm", help="the target's name, required to restore over a primary or the source")
+        if name == "restore":
+            cmd.add_argument("--dry-run", action="store_true", help="show the plan and preflight; change nothing")
+            _wait_options(cmd)
+
+    status = sub.add_parser("status", help="show a job")
+    status.add_argument("job_id")
+    _wait_options(status)
+    return parser
+
+
+def _wait_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    cmd.add_argument("--takeover-after", type=float, default=10.0, metavar="SECONDS",
+                     help="move the job on itself when its next step is this late (default 10)")
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out = _Output(stdout or sys.stdout, as_json=args.json)
+    if args.settings:
+        try:
+            _load_settings_file(args.settings)
+        except (OSError, ValueError) as e:
+            out.line(f"error: cannot read {args.settings}: {e}")
+            out.result({"error": {"code": "SettingsFileUnreadable", "message": str(e)}})
+            return EXIT_CONFIG
+    from .settings import SettingsError
+
+    try:
+        return _run(args, out)
+    except SettingsError as e:
+        out.line(str(e))
+        out.result({"error": {"code": "ConfigurationError", "problems": e.problems}})
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        out.line("interrupted; the job goes on (follow it with `apim-dr status <id> --wait`)")
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace, out: _Output) -> int:
+    from .api import ApiError, list_backups
+    from .context import get_context
+    from .inventory import UnknownInstanceError
+    from .planner import request_backup
+
+    ctx = get_context()
+    if args.command == "backups":
+        try:
+            response = list_backups(args.service)
+        except ApiError as e:
+            out.line(f"error: {e.message}")
+            out.result(e.to_json())
+            return EXIT_NOT_FOUND if e.status == 404 else EXIT_USAGE
+        body = response.body
+        assert isinstance(body, dict)
+        for entry in body["backups"]:
+            flag = "restorable" if entry["restorable"] else f"NOT restorable: {entry['notRestorableBecause']}"
+            out.line(f"{entry['createdAt']}  {entry['sku']:<10} {entry['sizeBytes'] or '?':>10} B  "
+                     f"{entry['blobName']}  ({flag})")
+        if not body["backups"]:
+            out.line("no backups")
+        out.result(body)
+        return EXIT_OK
+    if args.command == "backup":
+        try:
+            job, created = request_backup(ctx, args.instance, trigger="cli")
+        except UnknownInstanceError as e:
+            out.line(f"error: {e}")
+            out.result({"error": {"code": "NotFound", "message": str(e)}})
+            return EXIT_NOT_FOUND
+        except ValueError as e:
+            out.line(f"error: {e}")
+            out.result({"error": {"code": "BadRequest", "message": str(e)}})
+            return EXIT_USAGE
+        out.line(f"backup job {job.job_id} {'created' if created else 'already exists'}")
+        return _finish(ctx, job.job_id, args, out)
+    if args.command in ("restore", "preflight"):
+        return _restore(ctx, args, out)
+    if args.command == "status":
+        from .jobs import parse_job_id
+
+        try:
+            parse_job_id(args.job_id)
+        except ValueError as e:
+            out.line(f"error: {e}")
+            return EXIT_USAGE
+        if ctx.store.get(args.job_id) is None:
+            out.line(f"error: no job {args.job_id}")
+            out.result({"error": {"code": "NotFound", "message": f"no job {args.job_id}"}})
+            return EXIT_NOT_FOUND
+        return _finish(ctx, args.job_id, args, out)
+    return EXIT_USAGE
+
+
+def _restore(ctx: Any, args: argparse.Namespace, out: _Output) -> int:
+    from .jobs import now_utc
+    from .restore import RequestError, RestoreRequest, start_restore
+
+    dry_run = args.command == "preflight" or args.dry_run
+    request = RestoreRequest(target=args.target, source=args.source, backup=args.backup, dry_run=dry_run,
+                             confirm=args.confirm)
+    try:
+        plan, job = start_restore(ctx, request, trigger="cli")
+    except RequestError as e:
+        out.line(f"error: {e}")
+        out.result({"error": {"code": "BadRequest", "fields": e.fields}})
+        return EXIT_USAGE
+    except LookupError as e:
+        out.line(f"error: {e}")
+        out.result({"error": {"code": "NotFound", "message": str(e)}})
+        return EXIT_NOT_FOUND
+    now = now_utc()
+    out.line(f"restore {plan.source.service_name} -> {plan.target.service_name}"
+             + (f" from {plan.backup.blob_name}" if plan.backup else ""))
+    for check in plan.checks:
+        mark = {"pass": "ok  ", "fail": "FAIL", "warn": "warn", "skipped": "skip"}[check.outcome]
+        out.line(f"  [{mark}] {check.name}: {check.message}")
+        if check.outcome == "fail" and check.remediation:
+            out.line(f"         -> {check.remediation}")
+    result: dict[str, Any] = {"plan": plan.to_json(now=now), "dryRun": dry_run}
+    if plan.refused:
+        out.line("refused: nothing was changed")
+        if job is not None:
+            result["operation"] = job.public_view()
+        out.result(result)
+        return EXIT_REFUSED
+    if dry_run or job is None:
+        out.line("preflight passed; nothing was changed (dry run)")
+        out.result(result)
+        return EXIT_OK
+    out.line(f"restore job {job.job_id} started")
+    return _finish(ctx, job.job_id, args, out, extra=result)
+
+
+def _finish(ctx: Any, job_id: str, args: argparse.Namespace, out: _Output, *,
+            extra: dict[str, Any] | None = None) -> int:
+    from .jobs import JobState
+
+    job = _follow(ctx, job_id, args, out) if getattr(args, "wait", False) else ctx.store.get(job_id)
+    view = job.public_view()
+    out.line(_describe(view))
+    if view.get("error"):
+        out.line(f"  error: ({view['error']['code']}) {view['error']['message']}")
+        if view["error"].get("remediation"):
+            out.line(f"  what to do: {view['error']['remediation']}")
+    out.result({**(extra or {}), "operation": view})
+    if job.state in (JobState.FAILED, JobState.TIMED_OUT):
+        return EXIT_FAILED
+    if job.state is JobState.REFUSED:
+        return EXIT_REFUSED
+    return EXIT_OK
+
+
+def _describe(view: dict[str, Any]) -> str:
+    text = f"{view['kind']} {view['id']}: {view['state']}, elapsed {view['elapsedSeconds']:.0f} s"
+    if view.get("durationSeconds") is not None:
+        text += f", operation took {view['durationSeconds']:.0f} s"
+    if view["kind"] == "backup" and view["state"] == "Succeeded":
+        text += f", blob {view['backup']['container']}/{view['backup']['blobName']}"
+    return text
+
+
+def _follow(ctx: Any, job_id: str, args: argparse.Namespace, out: _Output) -> Any:
+    """Poll the job row until it ends; step in when its next step is overdue."""
+    from .jobs import JobState, from_iso, now_utc
+    from .messages import WorkMessage
+    from .worker import process_job
+
+    takeover = max(0.0, float(args.takeover_after))
+    while True:
+        job = ctx.store.get(job_id)
+        if job.state.terminal:
+            return job
+        now = now_utc()
+        due = from_iso(job.next_action_at) or now
+        wait_for = (due - now).total_seconds()
+        waiting = f", waiting for {job.wait_reason}" if job.wait_reason else ""
+        out.progress(f"{job.kind.value} {job.service_name}: {job.state.value}, elapsed "
+                     f"{job.elapsed_seconds:.0f} s, polls {job.polls}, next step in {max(0, wait_for):.0f} s{waiting}")
+        if wait_for <= -takeover:
+            message = (WorkMessage("poll", job=job.job_id, seq=job.poll_seq) if job.state is JobState.RUNNING
+                       else WorkMessage("start", job=job.job_id))
+            process_job(ctx, message)
+            continue
+        time.sleep(min(max(wait_for + takeover, 0.5), 5.0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
