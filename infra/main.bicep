@@ -1,0 +1,562 @@
+// apim-dr: scheduled backups and guarded restores for Azure API Management.
+//
+// Deploys, with no secrets and no keys:
+//   - a Function App on Flex Consumption (Linux, Python 3.11) with a user-assigned identity,
+//   - its runtime storage (identity-based connections only, shared keys off),
+//   - the backup storage account (geo-redundant, versioned, soft delete, optional WORM),
+//   - Log Analytics + Application Insights (local auth off) and alert rules on failed/timed-out jobs,
+//   - every role assignment the solution needs, including on APIM instances in other
+//     resource groups or subscriptions (through modules).
+//
+// Deploy with `azd up`, or `az deployment sub create` (see docs/deploy.md).
+// Role definition GUIDs live in one table, roles.json; no other file holds a GUID.
+// Loops use `if(...)` with no space before the parenthesis: Bicep reads it the same way, and the
+// offline parsers used in CI (pycep-parser 0.5.1 and 0.7.1) only agree on that spelling.
+
+targetScope = 'subscription'
+
+// ---------------------------------------------------------------------------------------------
+// Parameters: environment
+// ---------------------------------------------------------------------------------------------
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment. Seeds the resource names and is set as tag azd-env-name on every resource.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region of the Function App, its storage, the monitoring resources and the backup storage account. Pick a region other than the protected instances\' if the backups must survive a regional outage (the account is geo-redundant either way).')
+param location string
+
+@description('Resource group to deploy into. Empty: create rg-<environmentName>. A name that already exists is used as it is; its tags are left alone.')
+param resourceGroupName string = ''
+
+// ---------------------------------------------------------------------------------------------
+// Parameters: what to protect
+// ---------------------------------------------------------------------------------------------
+
+@description('''Protected APIM instances, one object each:
+  resourceId          /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ApiManagement/service/<name>
+  standby             resource ID of the instance restores go to (optional, same pricing tier)
+  accessType          SystemAssignedManagedIdentity | UserAssignedManagedIdentity | AccessKey (optional, default storageAccessType)
+  identityResourceId  user-assigned identity attached to the instance and its standby (optional, default apimIdentityResourceId)
+  clientId            client ID of that identity (optional, default apimIdentityClientId)
+  container, alias    passed to the app (optional)
+The Function App gets the APIM DR Operator role on each instance and standby; the identity of each
+instance and standby gets Storage Blob Data Contributor on the backup account.''')
+param protectedInstances array = []
+
+@description('Comma-separated subscription IDs searched for APIM instances tagged with discoveryTag. The Function App gets the APIM DR Operator role on each of these subscriptions (read, backup and restore of every APIM instance in it). Discovered instances\' own identities are not granted on the backup account: list those instances in protectedInstances, or grant them by hand (docs/deploy.md).')
+param discoverySubscriptionIds string = ''
+
+@description('Tag (name=value) that marks an APIM instance for backup when discovery is used.')
+param discoveryTag string = 'apim-dr:backup=true'
+
+@description('NCRONTAB schedule of backups: six fields, seconds first, in UTC (Flex Consumption does not support WEBSITE_TIME_ZONE). Default: 02:00 UTC every day.')
+param backupSchedule string = '0 0 2 * * *'
+
+@allowed([
+  'SystemAssignedManagedIdentity'
+  'UserAssignedManagedIdentity'
+  'AccessKey'
+])
+@description('How the APIM instances reach the backup account, unless an instance says otherwise. SystemAssignedManagedIdentity (recommended; the only mode that passes the storage firewall as a trusted service), UserAssignedManagedIdentity (set apimIdentityResourceId and apimIdentityClientId), or AccessKey (turns shared-key access on for the backup account; set backupStorageKeySecretUri and backupStorageKeyVaultResourceId).')
+param storageAccessType string = 'SystemAssignedManagedIdentity'
+
+@description('UserAssignedManagedIdentity: resource ID of the user-assigned identity attached to the APIM instances (and standbys). It gets Storage Blob Data Contributor on the backup account.')
+param apimIdentityResourceId string = ''
+
+@description('UserAssignedManagedIdentity: client ID of that identity (az identity show --ids <id> --query clientId). Sent to APIM in each backup and restore request.')
+param apimIdentityClientId string = ''
+
+@description('AccessKey only: Key Vault secret URI (https://<vault>.vault.azure.net/secrets/<name>) holding the backup account key. The app reads it through a Key Vault reference; the template never reads keys itself.')
+param backupStorageKeySecretUri string = ''
+
+@description('AccessKey only: resource ID of the Key Vault (RBAC permission model) holding that secret. The Function App\'s identity gets Key Vault Secrets User on the secret alone.')
+param backupStorageKeyVaultResourceId string = ''
+
+@description('Object IDs of the people who run the operator CLI during an incident, when the Function App may be down (usually one Entra group). They get APIM DR Operator on every protected and standby instance (and discovery subscription), and Storage Blob Data Reader plus APIM DR Backup Index Tags on the backup account. Empty: nobody but the Function App.')
+param operatorPrincipalIds array = []
+
+@allowed([
+  'Group'
+  'User'
+  'ServicePrincipal'
+])
+@description('Kind of the operatorPrincipalIds entries.')
+param operatorPrincipalType string = 'Group'
+
+// ---------------------------------------------------------------------------------------------
+// Parameters: backup storage
+// ---------------------------------------------------------------------------------------------
+
+@minLength(3)
+@maxLength(63)
+@description('Default blob container for backups (created by this template).')
+param backupContainerName string = 'apim-backups'
+
+@allowed([
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+@description('Redundancy of the backup account. Geo-redundant options only, so the backups outlive a regional outage. GZRS needs a region with availability zones.')
+param backupStorageSku string = 'Standard_GZRS'
+
+@minValue(1)
+@maxValue(365)
+@description('Days a deleted backup blob (and container) can be undeleted.')
+param backupSoftDeleteDays int = 14
+
+@minValue(1)
+@maxValue(3650)
+@description('Days after which previous versions of backup blobs are removed by a lifecycle rule. Each metadata or overwrite makes a version; APIM backups expire after 30 days anyway.')
+param backupVersionRetentionDays int = 30
+
+@minValue(0)
+@maxValue(146000)
+@description('Version-level WORM retention in days for every blob in the backup account (0 = off). The policy is created unlocked; lock it by hand once tested. Can only be turned on when the account is first created. Backups inside the period cannot be deleted, even by an administrator.')
+param backupImmutabilityDays int = 0
+
+@allowed([
+  'Allow'
+  'Deny'
+])
+@description('Default network action of the backup account. Trusted Azure services (APIM with its system-assigned identity) are always let through. Deny also blocks the Function App unless it reaches the account through a private network, which this template does not set up.')
+param backupNetworkDefaultAction string = 'Allow'
+
+// ---------------------------------------------------------------------------------------------
+// Parameters: alerts and job limits
+// ---------------------------------------------------------------------------------------------
+
+@secure()
+@description('Webhook the app posts failure and time-out announcements to (Teams and Slack compatible JSON). Empty: log only. Becomes app setting APIM_DR_WEBHOOK_URL.')
+param alertWebhookUrl string = ''
+
+@secure()
+@description('Webhook of the Azure Monitor action group for the job alert rules (Azure Monitor common alert schema, so usually not the same URL as alertWebhookUrl). Empty: no webhook receiver.')
+param monitorAlertWebhookUrl string = ''
+
+@description('E-mail address of the action group for the job alert rules. Empty: no e-mail receiver. With neither this nor monitorAlertWebhookUrl, the alert rules still fire and show in the portal.')
+param alertEmailAddress string = ''
+
+@minValue(5)
+@maxValue(1440)
+@description('A backup still running after this many minutes is marked TimedOut and announced.')
+param backupTimeoutMinutes int = 120
+
+@minValue(5)
+@maxValue(1440)
+@description('A restore still running after this many minutes is marked TimedOut and announced.')
+param restoreTimeoutMinutes int = 180
+
+@minValue(1)
+@maxValue(3600)
+@description('Upper bound, in seconds, on the delay between two polls of a running backup or restore, whatever Retry-After says.')
+param maxPollDelaySeconds int = 300
+
+@minValue(0)
+@maxValue(696)
+@description('Restore preflight refuses a backup that expires within this many hours (APIM backups expire after 30 days; a restore can outlast what is left).')
+param expiryMarginHours int = 24
+
+@minValue(1)
+@maxValue(3600)
+@description('Seconds a job may stay in Starting before another worker assumes the first one died and checks the instance (it never re-sends a backup that is running). Keep it above host.json functionTimeout.')
+param startLeaseSeconds int = 360
+
+@minValue(40)
+@maxValue(1000)
+@description('Flex Consumption: most instances the app scales out to.')
+param functionMaximumInstanceCount int = 40
+
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Flex Consumption: memory of each instance, in MB.')
+param functionInstanceMemoryMB int = 2048
+
+@minValue(30)
+@maxValue(730)
+@description('Days Log Analytics keeps the app\'s logs (job history in the logs; the job table keeps its own).')
+param logRetentionDays int = 30
+
+// ---------------------------------------------------------------------------------------------
+// Names and shared values
+// ---------------------------------------------------------------------------------------------
+
+var abbrs = loadJsonContent('abbreviations.json')
+var roles = loadJsonContent('roles.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var rgName = empty(resourceGroupName) ? '${abbrs.resourcesResourceGroups}${environmentName}' : resourceGroupName
+var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
+
+// The app wants the ARM endpoint without its trailing slash (https://management.azure.com).
+var resourceManager = environment().resourceManager
+var armEndpoint = endsWith(resourceManager, '/') ? substring(resourceManager, 0, length(resourceManager) - 1) : resourceManager
+
+// ---------------------------------------------------------------------------------------------
+// Protected instances: normalised once (every optional field present), then turned into the list
+// of APIM instances whose identities need access (primaries first, then standbys). Entries must be
+// objects here; the app also accepts bare resource ID strings, this template does not.
+// ---------------------------------------------------------------------------------------------
+
+var instances = [for inst in protectedInstances: {
+  resourceId: inst.resourceId
+  standby: contains(inst, 'standby') ? inst.standby : ''
+  accessType: contains(inst, 'accessType') ? inst.accessType : storageAccessType
+  identityResourceId: contains(inst, 'identityResourceId') ? inst.identityResourceId : apimIdentityResourceId
+}]
+
+// APIM_DR_INSTANCES for the app: only the keys the app reads, and only when given.
+var appInstances = [for inst in protectedInstances: union({
+  resourceId: inst.resourceId
+}, contains(inst, 'standby') ? {
+  standby: inst.standby
+} : {}, contains(inst, 'accessType') ? {
+  accessType: inst.accessType
+} : {}, contains(inst, 'clientId') ? {
+  clientId: inst.clientId
+} : {}, contains(inst, 'container') ? {
+  container: inst.container
+} : {}, contains(inst, 'alias') ? {
+  alias: inst.alias
+} : {})]
+
+var primaryTargets = [for inst in instances: {
+  resourceId: inst.resourceId
+  enabled: true
+  accessType: inst.accessType
+  identityResourceId: inst.identityResourceId
+}]
+
+// A missing standby falls back to its primary with enabled=false, so that every entry still names
+// a valid scope: a module's scope expression must not fail even where its condition is false.
+var standbyTargets = [for inst in instances: {
+  resourceId: empty(inst.standby) ? inst.resourceId : inst.standby
+  enabled: !empty(inst.standby)
+  accessType: inst.accessType
+  identityResourceId: inst.identityResourceId
+}]
+
+var accessTargets = concat(primaryTargets, standbyTargets)
+
+var instanceAccessTypes = [for inst in instances: inst.accessType]
+var usesAccessKey = storageAccessType == 'AccessKey' || contains(instanceAccessTypes, 'AccessKey')
+
+// Who gets APIM DR Operator: the Function App's identity, then the operators.
+var operatorPrincipals = [for id in operatorPrincipalIds: {
+  principalId: id
+  principalType: operatorPrincipalType
+}]
+
+var discoverySubscriptionList = empty(trim(discoverySubscriptionIds)) ? [] : split(replace(discoverySubscriptionIds, ' ', ''), ',')
+
+// The custom APIM role is assignable only where it is needed: the resource groups of the protected
+// and standby instances, and the discovery subscriptions.
+var targetResourceGroupScopes = [for t in accessTargets: '/subscriptions/${toLower(split(t.resourceId, '/')[2])}/resourceGroups/${toLower(split(t.resourceId, '/')[4])}']
+var discoveryScopes = [for sub in discoverySubscriptionList: '/subscriptions/${toLower(sub)}']
+var operatorAssignableScopes = union(targetResourceGroupScopes, discoveryScopes)
+
+// AccessKey mode: where the key's secret lives. Placeholders keep the module scope valid when unused.
+var grantKeyVaultSecret = usesAccessKey && !empty(backupStorageKeyVaultResourceId) && !empty(backupStorageKeySecretUri)
+var keyVaultIdParts = split(grantKeyVaultSecret ? backupStorageKeyVaultResourceId : '${subscription().id}/resourceGroups/${rgName}/providers/Microsoft.KeyVault/vaults/unused', '/')
+var keySecretName = grantKeyVaultSecret ? split(backupStorageKeySecretUri, '/')[4] : 'unused'
+
+// ---------------------------------------------------------------------------------------------
+// Resource group and the Function App's identity
+// ---------------------------------------------------------------------------------------------
+
+resource rg 'Microsoft.Resources/resourceGroups@2022-09-01' = if(empty(resourceGroupName)) {
+  name: rgName
+  location: location
+  tags: tags
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'apimdr-identity'
+  scope: resourceGroup(rgName)
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}${resourceToken}'
+    location: location
+    tags: tags
+  }
+  dependsOn: [
+    rg
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring
+// ---------------------------------------------------------------------------------------------
+
+module monitoring 'monitor/monitoring.bicep' = {
+  name: 'apimdr-monitoring'
+  scope: resourceGroup(rgName)
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    appInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+    retentionInDays: logRetentionDays
+  }
+  dependsOn: [
+    rg
+  ]
+}
+
+module jobAlerts 'monitor/job-alerts.bicep' = {
+  name: 'apimdr-job-alerts'
+  scope: resourceGroup(rgName)
+  params: {
+    appInsightsId: monitoring.outputs.appInsightsId
+    actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
+    alertNamePrefix: '${abbrs.insightsScheduledQueryRules}${resourceToken}'
+    location: location
+    tags: tags
+    webhookUrl: monitorAlertWebhookUrl
+    emailAddress: alertEmailAddress
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage
+// ---------------------------------------------------------------------------------------------
+
+module runtimeStorage 'storage/runtime-storage.bicep' = {
+  name: 'apimdr-runtime-storage'
+  scope: resourceGroup(rgName)
+  params: {
+    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
+  }
+  dependsOn: [
+    rg
+  ]
+}
+
+module backupStorage 'storage/backup-storage.bicep' = {
+  name: 'apimdr-backup-storage'
+  scope: resourceGroup(rgName)
+  params: {
+    name: '${abbrs.backupStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    skuName: backupStorageSku
+    containerName: backupContainerName
+    softDeleteDays: backupSoftDeleteDays
+    versionRetentionDays: backupVersionRetentionDays
+    immutabilityDays: backupImmutabilityDays
+    networkDefaultAction: backupNetworkDefaultAction
+    allowSharedKeyAccess: usesAccessKey
+  }
+  dependsOn: [
+    rg
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Function App
+// ---------------------------------------------------------------------------------------------
+
+module functionApp 'app/function-app.bicep' = {
+  name: 'apimdr-function-app'
+  scope: resourceGroup(rgName)
+  params: {
+    name: functionAppName
+    planName: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    runtimeStorageBlobEndpoint: runtimeStorage.outputs.blobEndpoint
+    runtimeStorageQueueEndpoint: runtimeStorage.outputs.queueEndpoint
+    runtimeStorageTableEndpoint: runtimeStorage.outputs.tableEndpoint
+    deploymentContainerName: runtimeStorage.outputs.deploymentContainerName
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    maximumInstanceCount: functionMaximumInstanceCount
+    instanceMemoryMB: functionInstanceMemoryMB
+    backupSchedule: backupSchedule
+    instancesJson: string(appInstances)
+    discoverySubscriptionIds: join(discoverySubscriptionList, ',')
+    discoveryTag: discoveryTag
+    backupStorageAccountName: backupStorage.outputs.name
+    backupContainerName: backupContainerName
+    backupBlobEndpoint: backupStorage.outputs.blobEndpoint
+    storageAccessType: storageAccessType
+    storageIdentityClientId: apimIdentityClientId
+    backupStorageKeySecretUri: usesAccessKey ? backupStorageKeySecretUri : ''
+    armEndpoint: armEndpoint
+    webhookUrl: alertWebhookUrl
+    backupTimeoutMinutes: backupTimeoutMinutes
+    restoreTimeoutMinutes: restoreTimeoutMinutes
+    maxPollDelaySeconds: maxPollDelaySeconds
+    expiryMarginHours: expiryMarginHours
+    startLeaseSeconds: startLeaseSeconds
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom roles (subscription scope; tenant-wide objects, removed by hand after `azd down`)
+// ---------------------------------------------------------------------------------------------
+
+module customRoles 'rbac/custom-roles.bicep' = {
+  name: 'apimdr-custom-roles-${resourceToken}'
+  params: {
+    environmentName: environmentName
+    resourceToken: resourceToken
+    operatorAssignableScopes: operatorAssignableScopes
+    backupResourceGroupId: '${subscription().id}/resourceGroups/${rgName}'
+  }
+  dependsOn: [
+    rg
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Role assignments of the Function App's identity (and of the operators, if listed)
+// ---------------------------------------------------------------------------------------------
+
+// Runtime storage: host leases and the deployment package (blob), the work queue, the jobs table.
+module runtimeStorageAccess 'rbac/storage-access.bicep' = {
+  name: 'apimdr-runtime-storage-access'
+  scope: resourceGroup(rgName)
+  params: {
+    storageAccountName: runtimeStorage.outputs.name
+    principalId: identity.outputs.principalId
+    roleDefinitionIds: [
+      roles.storageBlobDataOwner
+      roles.storageQueueDataContributor
+      roles.storageTableDataContributor
+    ]
+  }
+}
+
+// Backup account: read backups and write their metadata (Blob Data Contributor), and read, write
+// and query their index tags (the custom index-tags role: Blob Data Contributor has no tags/*).
+module backupStorageAccess 'rbac/storage-access.bicep' = {
+  name: 'apimdr-backup-storage-access'
+  scope: resourceGroup(rgName)
+  params: {
+    storageAccountName: backupStorage.outputs.name
+    principalId: identity.outputs.principalId
+    roleDefinitionIds: [
+      roles.storageBlobDataContributor
+      customRoles.outputs.backupIndexTagsRoleId
+    ]
+  }
+}
+
+// Application Insights with local auth off: telemetry is sent with the identity.
+module appInsightsAccess 'rbac/app-insights-access.bicep' = {
+  name: 'apimdr-app-insights-access'
+  scope: resourceGroup(rgName)
+  params: {
+    appInsightsName: monitoring.outputs.appInsightsName
+    principalId: identity.outputs.principalId
+    roleDefinitionId: roles.monitoringMetricsPublisher
+  }
+}
+
+// APIM DR Operator (read, backup, restore) on each protected and standby instance, in its own
+// resource group and subscription, for the Function App and the operators. Serial, so an
+// instance listed twice (a standby shared by two primaries) is granted one deployment at a time.
+@batchSize(1)
+module apimOperatorAccess 'rbac/apim-operator-access.bicep' = [for (t, i) in accessTargets: if(t.enabled) {
+  name: 'apimdr-operator-${i}-${resourceToken}'
+  scope: resourceGroup(split(t.resourceId, '/')[2], split(t.resourceId, '/')[4])
+  params: {
+    apimName: last(split(t.resourceId, '/'))
+    principals: concat([
+      {
+        principalId: identity.outputs.principalId
+        principalType: 'ServicePrincipal'
+      }
+    ], operatorPrincipals)
+    roleDefinitionId: customRoles.outputs.operatorRoleId
+  }
+}]
+
+// Discovery: the same role on each discovery subscription.
+module discoveryOperatorAccess 'rbac/subscription-operator-access.bicep' = [for (sub, i) in discoverySubscriptionList: {
+  name: 'apimdr-discovery-${i}-${resourceToken}'
+  scope: subscription(sub)
+  params: {
+    principals: concat([
+      {
+        principalId: identity.outputs.principalId
+        principalType: 'ServicePrincipal'
+      }
+    ], operatorPrincipals)
+    roleDefinitionId: customRoles.outputs.operatorRoleId
+  }
+}]
+
+// Operators: read the backups and their index tags (the operator CLI lists and checks them).
+module operatorBackupAccess 'rbac/storage-access.bicep' = [for (id, i) in operatorPrincipalIds: {
+  name: 'apimdr-operator-backup-${i}'
+  scope: resourceGroup(rgName)
+  params: {
+    storageAccountName: backupStorage.outputs.name
+    principalId: id
+    principalType: operatorPrincipalType
+    roleDefinitionIds: [
+      roles.storageBlobDataReader
+      customRoles.outputs.backupIndexTagsRoleId
+    ]
+  }
+}]
+
+// AccessKey mode: read the one secret that holds the backup account key.
+module keyVaultAccess 'rbac/key-vault-secret-access.bicep' = if(grantKeyVaultSecret) {
+  name: 'apimdr-key-vault-access-${resourceToken}'
+  scope: resourceGroup(keyVaultIdParts[2], keyVaultIdParts[4])
+  params: {
+    vaultName: last(keyVaultIdParts)
+    secretName: keySecretName
+    principalId: identity.outputs.principalId
+    roleDefinitionId: roles.keyVaultSecretsUser
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Role assignments of the APIM instances' identities on the backup account
+// ---------------------------------------------------------------------------------------------
+
+// Storage Blob Data Contributor for each protected and standby instance that reaches the account
+// with a managed identity: its system-assigned identity, or the user-assigned one it names.
+// Serial, because instances that share a user-assigned identity share one role assignment.
+@batchSize(1)
+module apimBackupAccess 'rbac/apim-backup-access.bicep' = [for (t, i) in accessTargets: if(t.enabled && t.accessType != 'AccessKey') {
+  name: 'apimdr-apim-backup-${i}-${resourceToken}'
+  scope: resourceGroup(rgName)
+  params: {
+    storageAccountName: backupStorage.outputs.name
+    apimResourceId: t.resourceId
+    userAssignedIdentityResourceId: t.accessType == 'UserAssignedManagedIdentity' ? t.identityResourceId : ''
+    roleDefinitionId: roles.storageBlobDataContributor
+  }
+}]
+
+// ---------------------------------------------------------------------------------------------
+// Outputs (azd stores them in the environment)
+// ---------------------------------------------------------------------------------------------
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rgName
+output AZURE_FUNCTION_NAME string = functionApp.outputs.name
+output SERVICE_API_NAME string = functionApp.outputs.name
+output SERVICE_API_URI string = functionApp.outputs.uri
+output APIM_DR_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output APIM_DR_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output APIM_DR_BACKUP_STORAGE_ACCOUNT string = backupStorage.outputs.name
+output APIM_DR_OPERATOR_ROLE_ID string = customRoles.outputs.operatorRoleId

@@ -1,0 +1,167 @@
+// The backup storage account. APIM writes backups here and reads them back on restore; the
+// Function App reads them and writes their metadata and index tags.
+//   - Geo-redundant (GRS/GZRS, optionally read-access), so backups outlive a regional outage.
+//   - Blob versioning and soft delete (blobs and containers), so a deleted or overwritten backup
+//     can be recovered; a lifecycle rule removes old versions.
+//   - Optional version-level WORM retention (immutabilityDays > 0).
+//   - No public blob access, TLS 1.2, HTTPS only, and no CORS rules on the blob service: APIM's
+//     backup call fails with InvalidParameters when the blob service has CORS rules.
+//   - Network rules always let trusted Azure services through (APIM with its system-assigned
+//     identity is one).
+//   - Shared-key access is off unless an instance uses AccessKey (APIM then signs with the key).
+
+@description('Name of the storage account (3-24 lowercase letters and digits).')
+param name string
+
+@description('Region of the account.')
+param location string
+
+@description('Tags of the account.')
+param tags object
+
+@allowed([
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+@description('Redundancy: geo-redundant options only.')
+param skuName string = 'Standard_GZRS'
+
+@description('Default backup container.')
+param containerName string = 'apim-backups'
+
+@minValue(1)
+@maxValue(365)
+@description('Soft delete retention of blobs and containers, in days.')
+param softDeleteDays int = 14
+
+@minValue(1)
+@maxValue(3650)
+@description('Days after which previous blob versions are deleted.')
+param versionRetentionDays int = 30
+
+@minValue(0)
+@maxValue(146000)
+@description('Version-level WORM retention of the backup container in days; 0 = off. Only takes effect when the container is created.')
+param immutabilityDays int = 0
+
+@allowed([
+  'Allow'
+  'Deny'
+])
+@description('Default network action. Trusted Azure services are always let through.')
+param networkDefaultAction string = 'Allow'
+
+@description('Allow shared-key (account key) access. Only for APIM instances that use accessType AccessKey.')
+param allowSharedKeyAccess bool = false
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35: The default action is a parameter (backupNetworkDefaultAction, default Allow): the Function App on Flex Consumption without VNet integration cannot pass the firewall, while APIM's trusted-service access always can (bypass AzureServices).
+  // checkov:skip=CKV_AZURE_59: Public network access stays on: APIM's backup service (as a trusted service) and the Function App both reach the account over its public endpoint; this template sets up no private endpoint.
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: skuName
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    allowSharedKeyAccess: allowSharedKeyAccess
+    defaultToOAuthAuthentication: true
+    dnsEndpointType: 'Standard'
+    isLocalUserEnabled: false
+    minimumTlsVersion: 'TLS1_2'
+    publicNetworkAccess: 'Enabled'
+    supportsHttpsTrafficOnly: true
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: networkDefaultAction
+      ipRules: []
+      virtualNetworkRules: []
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    isVersioningEnabled: true
+    deleteRetentionPolicy: {
+      enabled: true
+      days: softDeleteDays
+    }
+    containerDeleteRetentionPolicy: {
+      enabled: true
+      days: softDeleteDays
+    }
+    // APIM refuses to back up to an account whose blob service has CORS rules.
+    cors: {
+      corsRules: []
+    }
+  }
+}
+
+resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: containerName
+  properties: {
+    publicAccess: 'None'
+    immutableStorageWithVersioning: {
+      enabled: immutabilityDays > 0
+    }
+  }
+}
+
+// Default version-level retention of every blob version in the container. Created unlocked:
+// lock it once tested (az storage container immutability-policy lock).
+resource containerRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = if(immutabilityDays > 0) {
+  parent: container
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: immutabilityDays
+    allowProtectedAppendWrites: false
+  }
+}
+
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'delete-old-backup-versions'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+            }
+            actions: {
+              version: {
+                delete: {
+                  daysAfterCreationGreaterThan: versionRetentionDays
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+  dependsOn: [
+    blobService
+  ]
+}
+
+output name string = storage.name
+output id string = storage.id
+output blobEndpoint string = storage.properties.primaryEndpoints.blob
+output containerName string = container.name

@@ -1,0 +1,680 @@
+"""Offline model of ``infra/`` and the structural checks run on it.
+
+There is no Bicep compiler here, so the templates are parsed with pycep-parser (0.7.1, syntax
+only: identifiers and string literals both come back as plain strings, and operator precedence
+is not Bicep's). The checks therefore look at shapes that do not depend on evaluation: literal
+property values, object keys, which identifier a property refers to.
+
+Every check is a function ``check_*(infra) -> list[str]`` returning one line per problem. The
+tests run each check on the templates as they are (expecting no problem) and on mutated copies
+(expecting the mutation to be caught), so no check can silently pass everything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pycep import BicepParser
+
+from dr_core.settings import JOBS_TABLE, SETTINGS, WORK_QUEUE
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+
+# The connection string is how the code reaches Azurite locally; in Azure the identity-based
+# AzureWebJobsStorage__* settings replace it, and no key exists to build one from.
+LOCAL_ONLY_SETTINGS = frozenset({"AzureWebJobsStorage"})
+# Read by the Functions host rather than by the app's code.
+PLATFORM_SETTINGS = frozenset({"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"})
+# Deprecated or moved on Flex Consumption (learn: functions-app-settings, Flex deprecations).
+FLEX_REJECTED_SETTINGS = frozenset({
+    "FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    "ENABLE_ORYX_BUILD", "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "WEBSITE_TIME_ZONE", "TZ",
+})
+APIM_DR_OPERATOR_ACTIONS = frozenset({
+    "Microsoft.ApiManagement/service/read",
+    "Microsoft.ApiManagement/service/backup/action",
+    "Microsoft.ApiManagement/service/restore/action",
+})
+INDEX_TAG_DATA_ACTIONS = frozenset({
+    "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/read",
+    "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/write",
+    "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/filter/action",
+})
+GEO_REDUNDANT_SKUS = frozenset({"Standard_GRS", "Standard_RAGRS", "Standard_GZRS", "Standard_RAGZRS"})
+JOB_STATES_ALERTED = frozenset({"Failed", "TimedOut"})
+JOB_LOG_PREFIX = "APIMDR_JOB "
+
+GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+AZD_VAR_RE = re.compile(r"^\$\{([A-Z][A-Z0-9_]*)(=[^}]*)?\}$")
+
+# File names inside infra/ (posix, relative).
+MAIN = "main.bicep"
+FUNCTION_APP = "app/function-app.bicep"
+RUNTIME_STORAGE = "storage/runtime-storage.bicep"
+BACKUP_STORAGE = "storage/backup-storage.bicep"
+MONITORING = "monitor/monitoring.bicep"
+JOB_ALERTS = "monitor/job-alerts.bicep"
+CUSTOM_ROLES = "rbac/custom-roles.bicep"
+APIM_BACKUP_ACCESS = "rbac/apim-backup-access.bicep"
+STORAGE_ACCESS = "rbac/storage-access.bicep"
+IDENTITY = "app/identity.bicep"
+ROLES_JSON = "roles.json"
+PARAMETERS_JSON = "main.parameters.json"
+AZURE_YAML = "../azure.yaml"
+
+
+@lru_cache(maxsize=256)
+def _parse_cached(text: str) -> str:
+    # Cached on the text itself, so a mutated copy is parsed anew; JSON keeps the cache immutable.
+    return json.dumps(BicepParser().parse(text=text))
+
+
+def parse_bicep(text: str) -> dict[str, Any]:
+    """Parse Bicep source with pycep-parser; raises on a syntax error."""
+    return json.loads(_parse_cached(text))
+
+
+@dataclass(frozen=True)
+class Infra:
+    """The text of every file under infra/ (plus azure.yaml), keyed by posix path relative to infra/."""
+
+    texts: dict[str, str]
+    _trees: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_disk(cls) -> Infra:
+        texts = {p.relative_to(INFRA).as_posix(): p.read_text() for p in sorted(INFRA.rglob("*"))
+                 if p.is_file() and p.suffix in {".bicep", ".json"}}
+        texts[AZURE_YAML] = (ROOT / "azure.yaml").read_text()
+        return cls(texts)
+
+    def mutated(self, path: str, old: str, new: str) -> Infra:
+        """A copy with ``old`` replaced by ``new`` in one file (``old`` must occur there)."""
+        text = self.texts[path]
+        if old not in text:
+            raise AssertionError(f"mutation target not found in {path}: {old!r}")
+        return Infra({**self.texts, path: text.replace(old, new)})
+
+    @property
+    def bicep_files(self) -> list[str]:
+        return [p for p in self.texts if p.endswith(".bicep")]
+
+    def tree(self, path: str) -> dict[str, Any]:
+        if path not in self._trees:
+            self._trees[path] = parse_bicep(self.texts[path])
+        return self._trees[path]
+
+    def json(self, path: str) -> Any:
+        return json.loads(self.texts[path])
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers over pycep trees
+# ---------------------------------------------------------------------------------------------
+
+def body(node: dict[str, Any]) -> dict[str, Any]:
+    """The properties of a resource/module, under any ``if()`` condition or loop."""
+    cfg = node["config"]
+    while isinstance(cfg, dict) and ("condition" in cfg or "loop_type" in cfg) and "config" in cfg:
+        cfg = cfg["config"]
+    return cfg
+
+
+def resources(tree: dict[str, Any], rtype: str | None = None, *, existing: bool = False) -> dict[str, dict]:
+    return {name: r for name, r in tree.get("resources", {}).items()
+            if (rtype is None or r["type"].lower() == rtype.lower()) and r.get("existing", False) == existing}
+
+
+def one_resource(tree: dict[str, Any], rtype: str) -> tuple[str, dict[str, Any]]:
+    found = resources(tree, rtype)
+    if len(found) != 1:
+        raise AssertionError(f"expected one {rtype}, found {sorted(found)}")
+    name, res = next(iter(found.items()))
+    return name, body(res)
+
+
+def get(obj: Any, *keys: str, default: Any = None) -> Any:
+    """Nested lookup; keys match case-insensitively (ARM property names are case-insensitive)."""
+    for key in keys:
+        if not isinstance(obj, dict):
+            return default
+        match = next((k for k in obj if k.lower() == key.lower()), None)
+        if match is None:
+            return default
+        obj = obj[match]
+    return obj
+
+
+def accessor(node: Any) -> list[str]:
+    """``a.b.c`` as ``['a', 'b', 'c']``; anything else as ``[]``."""
+    if isinstance(node, str):
+        return [node]
+    op = get(node, "operator")
+    if isinstance(op, dict) and op.get("type") == "property_accessor":
+        left, right = op["operands"]["operand_1"], op["operands"]["operand_2"]
+        head = accessor(left)
+        tail = accessor(right)
+        return head + tail if head and tail else []
+    return []
+
+
+def walk(node: Any) -> Iterator[Any]:
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def object_keys(node: Any) -> set[str]:
+    """Keys of every object literal in an expression (through union(), ternaries, etc.)."""
+    keys: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            keys |= object_keys(item)
+    elif isinstance(node, dict):
+        if set(node) == {"function"}:
+            keys |= object_keys(list(node["function"].get("parameters", {}).values()))
+        elif set(node) == {"operator"}:
+            keys |= object_keys(list(node["operator"].get("operands", {}).values()))
+        else:
+            for key, value in node.items():
+                keys.add(key.strip("'"))
+                keys |= object_keys(value)
+    return keys
+
+
+def strings(node: Any) -> set[str]:
+    return {n for n in walk(node) if isinstance(n, str)}
+
+
+def app_settings(infra: Infra) -> set[str]:
+    """Names of the app settings the Function App module sets."""
+    tree = infra.tree(FUNCTION_APP)
+    return object_keys(tree["variables"]["appSettings"]["value"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks. Each returns a list of problems; empty means the check passed.
+# ---------------------------------------------------------------------------------------------
+
+Check = Callable[[Infra], list[str]]
+CHECKS: dict[str, Check] = {}
+
+
+def check(fn: Check) -> Check:
+    CHECKS[fn.__name__] = fn
+    return fn
+
+
+@check
+def check_every_parameter_has_a_description(infra: Infra) -> list[str]:
+    problems = []
+    for path in infra.bicep_files:
+        for name, param in infra.tree(path).get("parameters", {}).items():
+            if not any(d.get("type") == "description" and d.get("argument") for d in param.get("decorators", [])):
+                problems.append(f"{path}: parameter {name} has no @description")
+    return problems
+
+
+@check
+def check_no_registry_modules(infra: Infra) -> list[str]:
+    problems = []
+    for path in infra.bicep_files:
+        for name, module in infra.tree(path).get("modules", {}).items():
+            source = module["detail"]["full"]
+            if module["type"] != "local" or source.startswith(("br:", "br/", "ts:", "ts/")):
+                problems.append(f"{path}: module {name} comes from a registry ({source}); use a local file")
+        if re.search(r"""['"](br|ts)[:/]""", infra.texts[path]):
+            problems.append(f"{path}: mentions a registry module reference (br:/br/ or ts:)")
+    return problems
+
+
+@check
+def check_no_key_listing(infra: Infra) -> list[str]:
+    pattern = re.compile(r"\blist(Keys|AccountSas|ServiceSas|ConnectionStrings|Secrets)\s*\(", re.I)
+    return [f"{path}: calls {m.group(0)} (no template may read keys)"
+            for path in infra.bicep_files for m in pattern.finditer(infra.texts[path])]
+
+
+@check
+def check_no_guid_outside_role_table(infra: Infra) -> list[str]:
+    return [f"{path}: literal GUID {m.group(0)} (role GUIDs belong in infra/{ROLES_JSON})"
+            for path, text in infra.texts.items() if path != ROLES_JSON for m in GUID_RE.finditer(text)]
+
+
+@check
+def check_role_table(infra: Infra) -> list[str]:
+    roles = infra.json(ROLES_JSON)
+    problems = [f"{ROLES_JSON}: {key} = {guid!r} is not a GUID"
+                for key, guid in roles.items() if not GUID_RE.fullmatch(str(guid))]
+    if len(set(roles.values())) != len(roles):
+        problems.append(f"{ROLES_JSON}: a GUID appears twice")
+    main = infra.tree(MAIN)
+    if "loadJsonContent" not in infra.texts[MAIN] or "roles.json" not in infra.texts[MAIN]:
+        problems.append(f"{MAIN}: does not load {ROLES_JSON}")
+    used = {path[1] for path in map(accessor, walk(main)) if len(path) == 2 and path[0] == "roles"}
+    problems += [f"{MAIN}: roles.{key} is not in {ROLES_JSON}" for key in sorted(used - set(roles))]
+    problems += [f"{ROLES_JSON}: {key} is never used" for key in sorted(set(roles) - used)]
+    return problems
+
+
+@check
+def check_role_assignments_use_role_table(infra: Infra) -> list[str]:
+    """Every role assignment names its role through a parameter, and every caller passes either an
+    entry of roles.json or a custom role created by rbac/custom-roles.bicep."""
+    problems = []
+    custom = {"customRoles"}
+    for path in infra.bicep_files:
+        tree = infra.tree(path)
+        params = set(tree.get("parameters", {}))
+        loop_vars = {get(r["config"], "loop_type", "detail", "item_name") for r in tree.get("resources", {}).values()}
+        for name, res in resources(tree, "Microsoft.Authorization/roleAssignments").items():
+            role = get(body(res), "properties", "roleDefinitionId")
+            fn = get(role, "function") or {}
+            args = [v for v in fn.get("parameters", {}).values() if v is not None]
+            if fn.get("type") != "subscription_resource_id" or len(args) != 2 \
+                    or args[0] != "Microsoft.Authorization/roleDefinitions" or args[1] not in params | loop_vars:
+                problems.append(f"{path}: role assignment {name} does not take its role from a parameter")
+        for name, module in tree.get("modules", {}).items():
+            for key, value in body(module).get("params", {}).items():
+                if not key.lower().startswith("roledefinitionid"):
+                    continue
+                for item in value if isinstance(value, list) else [value]:
+                    ref = accessor(item)
+                    if not ((len(ref) == 2 and ref[0] == "roles") or (ref and ref[0] in custom)):
+                        problems.append(f"{path}: module {name} passes {key} that is neither roles.<name> "
+                                        "nor a custom role output")
+    return problems
+
+
+@check
+def check_custom_roles(infra: Infra) -> list[str]:
+    tree = infra.tree(CUSTOM_ROLES)
+    problems = []
+    defs = resources(tree, "Microsoft.Authorization/roleDefinitions")
+    expected = {"operatorRole": (APIM_DR_OPERATOR_ACTIONS, frozenset()),
+                "backupIndexTagsRole": (frozenset(), INDEX_TAG_DATA_ACTIONS)}
+    if set(defs) != set(expected):
+        problems.append(f"{CUSTOM_ROLES}: role definitions {sorted(defs)}, expected {sorted(expected)}")
+    for name, (actions, data_actions) in expected.items():
+        if name not in defs:
+            continue
+        perms = get(body(defs[name]), "properties", "permissions") or []
+        if len(perms) != 1:
+            problems.append(f"{CUSTOM_ROLES}: {name} must have exactly one permission block")
+            continue
+        perm = perms[0]
+        if set(perm.get("actions", [])) != actions or len(perm.get("actions", [])) != len(actions):
+            problems.append(f"{CUSTOM_ROLES}: {name} actions are {perm.get('actions')}, expected {sorted(actions)}")
+        if set(perm.get("dataActions", [])) != data_actions:
+            problems.append(f"{CUSTOM_ROLES}: {name} dataActions are {perm.get('dataActions')}, "
+                            f"expected {sorted(data_actions)}")
+        if perm.get("notActions") or perm.get("notDataActions"):
+            problems.append(f"{CUSTOM_ROLES}: {name} has notActions/notDataActions")
+        if any("*" in a for a in perm.get("actions", []) + perm.get("dataActions", [])):
+            problems.append(f"{CUSTOM_ROLES}: {name} uses a wildcard")
+    operator = defs.get("operatorRole")
+    if operator and get(body(operator), "properties", "assignableScopes") != "operatorAssignableScopes":
+        problems.append(f"{CUSTOM_ROLES}: operatorRole must be assignable only at operatorAssignableScopes")
+    main = infra.tree(MAIN)
+    scopes = json.dumps(main["variables"].get("operatorAssignableScopes", {}))
+    if "targetResourceGroupScopes" not in scopes or "discoveryScopes" not in scopes:
+        problems.append(f"{MAIN}: operatorAssignableScopes must be the instances' resource groups and the "
+                        "discovery subscriptions")
+    return problems
+
+
+def _module(infra: Infra, name: str) -> dict[str, Any]:
+    module = infra.tree(MAIN).get("modules", {}).get(name)
+    if module is None:
+        raise AssertionError(f"{MAIN}: module {name} is missing")
+    return module
+
+
+def _role_keys(value: Any) -> set[str]:
+    items = value if isinstance(value, list) else [value]
+    return {".".join(accessor(i)) for i in items}
+
+
+@check
+def check_function_identity_roles(infra: Infra) -> list[str]:
+    """The Function App's identity: data roles on its storage, on the backup account, and on App Insights."""
+    expected = {
+        "runtimeStorageAccess": ("runtimeStorage.outputs.name", {
+            "roles.storageBlobDataOwner", "roles.storageQueueDataContributor", "roles.storageTableDataContributor"}),
+        "backupStorageAccess": ("backupStorage.outputs.name", {
+            "roles.storageBlobDataContributor", "customRoles.outputs.backupIndexTagsRoleId"}),
+    }
+    problems = []
+    for name, (account, roles) in expected.items():
+        params = body(_module(infra, name))["params"]
+        if ".".join(accessor(params.get("storageAccountName"))) != account:
+            problems.append(f"{MAIN}: {name} is not on {account}")
+        if ".".join(accessor(params.get("principalId"))) != "identity.outputs.principalId":
+            problems.append(f"{MAIN}: {name} is not for the Function App's identity")
+        if _role_keys(params.get("roleDefinitionIds")) != roles:
+            problems.append(f"{MAIN}: {name} grants {sorted(_role_keys(params.get('roleDefinitionIds')))}, "
+                            f"expected {sorted(roles)}")
+    insights = body(_module(infra, "appInsightsAccess"))["params"]
+    if _role_keys(insights.get("roleDefinitionId")) != {"roles.monitoringMetricsPublisher"}:
+        problems.append(f"{MAIN}: appInsightsAccess must grant Monitoring Metrics Publisher")
+    operator = _module(infra, "apimOperatorAccess")
+    if get(operator["config"], "loop_type", "detail", "array_name") != "accessTargets":
+        problems.append(f"{MAIN}: apimOperatorAccess must loop over accessTargets (instances and standbys)")
+    for name in ("apimOperatorAccess", "discoveryOperatorAccess"):
+        params = body(_module(infra, name))["params"]
+        if _role_keys(params.get("roleDefinitionId")) != {"customRoles.outputs.operatorRoleId"}:
+            problems.append(f"{MAIN}: {name} must grant the APIM DR Operator custom role")
+        granted = {".".join(accessor(node["principalId"])) for node in walk(params.get("principals"))
+                   if isinstance(node, dict) and "principalId" in node}
+        if "identity.outputs.principalId" not in granted:
+            problems.append(f"{MAIN}: {name} must grant the Function App's identity")
+    return problems
+
+
+@check
+def check_operator_roles(infra: Infra) -> list[str]:
+    """People running the operator CLI: the APIM custom role where the app has it, read-only on the backups."""
+    problems = []
+    for name in ("apimOperatorAccess", "discoveryOperatorAccess"):
+        if "operatorPrincipals" not in json.dumps(body(_module(infra, name))["params"].get("principals")):
+            problems.append(f"{MAIN}: {name} must also grant the operators")
+    module = _module(infra, "operatorBackupAccess")
+    if get(module["config"], "loop_type", "detail", "array_name") != "operatorPrincipalIds":
+        problems.append(f"{MAIN}: operatorBackupAccess must loop over operatorPrincipalIds")
+    params = body(module)["params"]
+    if ".".join(accessor(params.get("storageAccountName"))) != "backupStorage.outputs.name":
+        problems.append(f"{MAIN}: operatorBackupAccess must be on the backup account")
+    granted = _role_keys(params.get("roleDefinitionIds"))
+    if granted != {"roles.storageBlobDataReader", "customRoles.outputs.backupIndexTagsRoleId"}:
+        problems.append(f"{MAIN}: operators get {sorted(granted)} on the backup account; expected read-only data "
+                        "access (Storage Blob Data Reader) plus the index-tags role")
+    return problems
+
+
+@check
+def check_apim_identities_on_backup_account(infra: Infra) -> list[str]:
+    """Each protected and standby instance's identity gets Storage Blob Data Contributor on the backup account."""
+    problems = []
+    module = _module(infra, "apimBackupAccess")
+    if module["detail"]["path"] != APIM_BACKUP_ACCESS:
+        problems.append(f"{MAIN}: apimBackupAccess must use {APIM_BACKUP_ACCESS}")
+    if get(module["config"], "loop_type", "detail", "array_name") != "accessTargets":
+        problems.append(f"{MAIN}: apimBackupAccess must loop over accessTargets")
+    targets = json.dumps(infra.tree(MAIN)["variables"].get("accessTargets", {}))
+    if "primaryTargets" not in targets or "standbyTargets" not in targets:
+        problems.append(f"{MAIN}: accessTargets must hold the protected instances and their standbys")
+    params = body(module)["params"]
+    if ".".join(accessor(params.get("storageAccountName"))) != "backupStorage.outputs.name":
+        problems.append(f"{MAIN}: apimBackupAccess must grant on the backup account")
+    if _role_keys(params.get("roleDefinitionId")) != {"roles.storageBlobDataContributor"}:
+        problems.append(f"{MAIN}: apimBackupAccess must grant Storage Blob Data Contributor")
+    tree = infra.tree(APIM_BACKUP_ACCESS)
+    _, assignment = one_resource(tree, "Microsoft.Authorization/roleAssignments")
+    if assignment.get("scope") != "storage":
+        problems.append(f"{APIM_BACKUP_ACCESS}: the assignment must be scoped to the storage account")
+    principal = json.dumps(get(assignment, "properties", "principalId"))
+    for needed in ('"apim"', '"identity"', '"principalId"', '"userIdentity"'):
+        if needed not in principal:
+            problems.append(f"{APIM_BACKUP_ACCESS}: principalId must come from the APIM system identity or the "
+                            f"user-assigned identity ({needed} missing)")
+    return problems
+
+
+@check
+def check_storage_accounts_refuse_shared_keys(infra: Infra) -> list[str]:
+    problems = []
+    for path in infra.bicep_files:
+        tree = infra.tree(path)
+        for name, res in resources(tree, "Microsoft.Storage/storageAccounts").items():
+            value = get(body(res), "properties", "allowSharedKeyAccess")
+            if value is False:
+                continue
+            param = tree.get("parameters", {}).get(value) if isinstance(value, str) else None
+            if path == BACKUP_STORAGE and param is not None and param.get("default") is False:
+                continue  # off unless main.bicep turns it on for AccessKey (checked below)
+            problems.append(f"{path}: {name} allowSharedKeyAccess is {value!r}, expected false")
+    _, runtime = one_resource(infra.tree(RUNTIME_STORAGE), "Microsoft.Storage/storageAccounts")
+    if get(runtime, "properties", "allowSharedKeyAccess") is not False:
+        problems.append(f"{RUNTIME_STORAGE}: allowSharedKeyAccess must be the literal false")
+    passed = body(_module(infra, "backupStorage"))["params"].get("allowSharedKeyAccess")
+    uses = json.dumps(infra.tree(MAIN)["variables"].get("usesAccessKey", {}).get("value"))
+    if passed is not False and (passed != "usesAccessKey" or '"AccessKey"' not in uses):
+        problems.append(f"{MAIN}: the backup account may allow shared keys only when an instance uses AccessKey")
+    return problems
+
+
+@check
+def check_flex_function_app(infra: Infra) -> list[str]:
+    tree = infra.tree(FUNCTION_APP)
+    problems = []
+    _, plan = one_resource(tree, "Microsoft.Web/serverfarms")
+    flex_sku = {"name": "FC1", "tier": "FlexConsumption"}
+    if get(plan, "sku") != flex_sku or get(plan, "properties", "reserved") is not True:
+        problems.append(f"{FUNCTION_APP}: the plan must be FC1/FlexConsumption on Linux (reserved: true)")
+    _, site = one_resource(tree, "Microsoft.Web/sites")
+    props = get(site, "properties") or {}
+    if "linux" not in str(get(site, "kind")):
+        problems.append(f"{FUNCTION_APP}: the site must be kind functionapp,linux")
+    if get(props, "functionAppConfig", "runtime") != {"name": "python", "version": "3.11"}:
+        problems.append(f"{FUNCTION_APP}: functionAppConfig.runtime must be python 3.11")
+    if get(props, "httpsOnly") is not True:
+        problems.append(f"{FUNCTION_APP}: httpsOnly must be true")
+    site_config = get(props, "siteConfig") or {}
+    if get(site_config, "minTlsVersion") != "1.2":
+        problems.append(f"{FUNCTION_APP}: siteConfig.minTlsVersion must be 1.2")
+    if get(site_config, "ftpsState") != "Disabled":
+        problems.append(f"{FUNCTION_APP}: siteConfig.ftpsState must be Disabled")
+    if get(site_config, "linuxFxVersion") is not None:
+        problems.append(f"{FUNCTION_APP}: linuxFxVersion is not used on Flex Consumption")
+    loop = get(site_config, "appSettings", "loop_type", "detail", "array_name")
+    if get(loop, "function", "parameters", "arg_1") != "appSettings":
+        problems.append(f"{FUNCTION_APP}: siteConfig.appSettings must be built from the appSettings variable")
+    if get(site, "identity", "type") != "UserAssigned":
+        problems.append(f"{FUNCTION_APP}: the site must use its user-assigned identity")
+    storage = get(props, "functionAppConfig", "deployment", "storage", "authentication", "type")
+    if storage != "UserAssignedIdentity":
+        problems.append(f"{FUNCTION_APP}: the deployment container must be reached with the identity")
+    if "'azd-service-name'" not in json.dumps(get(site, "tags")) or '"api"' not in json.dumps(get(site, "tags")):
+        problems.append(f"{FUNCTION_APP}: the site must be tagged azd-service-name: api")
+    policies = {body(r).get("name"): get(body(r), "properties", "allow")
+                for r in resources(tree, "Microsoft.Web/sites/basicPublishingCredentialsPolicies").values()}
+    if policies != {"ftp": False, "scm": False}:
+        problems.append(f"{FUNCTION_APP}: basic-auth publishing (ftp, scm) must be off")
+    return problems
+
+
+@check
+def check_no_flex_rejected_settings(infra: Infra) -> list[str]:
+    problems = []
+    for path in infra.bicep_files:
+        tree = infra.tree(path)
+        found = (object_keys(tree) | strings(tree)) & FLEX_REJECTED_SETTINGS
+        problems += [f"{path}: sets {name}, which Flex Consumption rejects" for name in sorted(found)]
+    return problems
+
+
+@check
+def check_app_settings_match_the_code(infra: Infra) -> list[str]:
+    code = {s.name for s in SETTINGS}
+    deployed = app_settings(infra)
+    problems = [f"{FUNCTION_APP}: the code reads {name} but the Function App does not set it"
+                for name in sorted(code - LOCAL_ONLY_SETTINGS - deployed)]
+    problems += [f"{FUNCTION_APP}: sets {name}, which neither the code nor the host reads"
+                 for name in sorted(deployed - code - PLATFORM_SETTINGS)]
+    problems += [f"{FUNCTION_APP}: sets {name}, which is for local runs only"
+                 for name in sorted(deployed & LOCAL_ONLY_SETTINGS)]
+    text = json.dumps(infra.tree(FUNCTION_APP)["variables"]["appSettings"])
+    if "@Microsoft.KeyVault(SecretUri=" not in text:
+        problems.append(f"{FUNCTION_APP}: APIM_DR_BACKUP_STORAGE_KEY must be a Key Vault reference")
+    return problems
+
+
+@check
+def check_runtime_storage_queues_and_tables(infra: Infra) -> list[str]:
+    tree = infra.tree(RUNTIME_STORAGE)
+    queue_type = "Microsoft.Storage/storageAccounts/queueServices/queues"
+    table_type = "Microsoft.Storage/storageAccounts/tableServices/tables"
+    queues = {body(r)["name"] for r in resources(tree, queue_type).values()}
+    tables = {body(r)["name"] for r in resources(tree, table_type).values()}
+    problems = []
+    if queues != {WORK_QUEUE, f"{WORK_QUEUE}-poison"}:
+        problems.append(f"{RUNTIME_STORAGE}: queues {sorted(queues)}, the code uses {WORK_QUEUE} (+ -poison)")
+    if tables != {JOBS_TABLE}:
+        problems.append(f"{RUNTIME_STORAGE}: tables {sorted(tables)}, the code uses {JOBS_TABLE}")
+    return problems
+
+
+@check
+def check_backup_storage(infra: Infra) -> list[str]:
+    tree = infra.tree(BACKUP_STORAGE)
+    problems = []
+    _, account = one_resource(tree, "Microsoft.Storage/storageAccounts")
+    props = get(account, "properties") or {}
+    sku = get(account, "sku", "name")
+    sku_param = tree["parameters"].get(sku) if isinstance(sku, str) else None
+    allowed = next((d["argument"] for d in (sku_param or {}).get("decorators", []) if d["type"] == "allowed"), None)
+    if sku_param is None or not allowed or not set(allowed) <= GEO_REDUNDANT_SKUS \
+            or sku_param.get("default") not in GEO_REDUNDANT_SKUS:
+        problems.append(f"{BACKUP_STORAGE}: the SKU must be limited to geo-redundant options")
+    main_sku = infra.tree(MAIN)["parameters"].get("backupStorageSku", {})
+    main_allowed = next((d["argument"] for d in main_sku.get("decorators", []) if d["type"] == "allowed"), [])
+    if not main_allowed or not set(main_allowed) <= GEO_REDUNDANT_SKUS \
+            or main_sku.get("default") not in GEO_REDUNDANT_SKUS:
+        problems.append(f"{MAIN}: backupStorageSku must be limited to geo-redundant options")
+    expectations = {
+        ("allowBlobPublicAccess",): False,
+        ("minimumTlsVersion",): "TLS1_2",
+        ("supportsHttpsTrafficOnly",): True,
+    }
+    for keys, value in expectations.items():
+        if get(props, *keys) != value:
+            problems.append(f"{BACKUP_STORAGE}: {'.'.join(keys)} must be {value!r}")
+    if "AzureServices" not in str(get(props, "networkAcls", "bypass")):
+        problems.append(f"{BACKUP_STORAGE}: networkAcls.bypass must include AzureServices (APIM trusted access)")
+    _, blob = one_resource(tree, "Microsoft.Storage/storageAccounts/blobServices")
+    blob_props = get(blob, "properties") or {}
+    if get(blob_props, "isVersioningEnabled") is not True:
+        problems.append(f"{BACKUP_STORAGE}: blob versioning must be on")
+    for policy in ("deleteRetentionPolicy", "containerDeleteRetentionPolicy"):
+        if get(blob_props, policy, "enabled") is not True:
+            problems.append(f"{BACKUP_STORAGE}: {policy} must be enabled")
+    if get(blob_props, "cors", "corsRules", default=[]) != []:
+        problems.append(f"{BACKUP_STORAGE}: the blob service must have no CORS rules (APIM backup fails with them)")
+    if not resources(tree, "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies"):
+        problems.append(f"{BACKUP_STORAGE}: the optional immutability policy is missing")
+    return problems
+
+
+@check
+def check_monitoring(infra: Infra) -> list[str]:
+    problems = []
+    _, insights = one_resource(infra.tree(MONITORING), "Microsoft.Insights/components")
+    if get(insights, "properties", "DisableLocalAuth") is not True:
+        problems.append(f"{MONITORING}: Application Insights must have DisableLocalAuth: true")
+    _, workspace = one_resource(infra.tree(MONITORING), "Microsoft.OperationalInsights/workspaces")
+    if get(workspace, "properties", "features", "disableLocalAuth") is not True:
+        problems.append(f"{MONITORING}: the Log Analytics workspace must have features.disableLocalAuth: true")
+    if not get(insights, "properties", "WorkspaceResourceId"):
+        problems.append(f"{MONITORING}: Application Insights must be workspace-based")
+    tree = infra.tree(JOB_ALERTS)
+    rules = resources(tree, "Microsoft.Insights/scheduledQueryRules")
+    if not rules:
+        problems.append(f"{JOB_ALERTS}: no scheduled query rules")
+    query = tree["variables"].get("jobLogQuery", {}).get("value", "")
+    parses_prefix = f"substring(message, {len(JOB_LOG_PREFIX)})" in query
+    if f'message startswith "{JOB_LOG_PREFIX}"' not in query or not parses_prefix:
+        problems.append(f"{JOB_ALERTS}: the query must parse traces that start with {JOB_LOG_PREFIX!r}")
+    states = {r.get("state") for r in tree["variables"].get("jobAlertRules", {}).get("value", [])}
+    if states != JOB_STATES_ALERTED:
+        problems.append(f"{JOB_ALERTS}: rules for states {sorted(states)}, expected {sorted(JOB_STATES_ALERTED)}")
+    for name, rule in rules.items():
+        if get(rule["config"], "loop_type", "detail", "array_name") != "jobAlertRules":
+            problems.append(f"{JOB_ALERTS}: {name} must loop over jobAlertRules")
+        criteria = json.dumps(get(body(rule), "properties", "criteria"))
+        if "${jobLogQuery}" not in criteria or "${rule.state}" not in criteria:
+            problems.append(f"{JOB_ALERTS}: {name} must query the job log for its state")
+        if get(body(rule), "properties", "scopes") != ["appInsightsId"]:
+            problems.append(f"{JOB_ALERTS}: {name} must be scoped to Application Insights")
+    return problems
+
+
+@check
+def check_main_template(infra: Infra) -> list[str]:
+    tree = infra.tree(MAIN)
+    problems = []
+    if get(tree, "globals", "scope", "value") != "subscription":
+        problems.append(f"{MAIN}: targetScope must be subscription")
+    if "resourceToken" not in tree["variables"] or "'azd-env-name'" not in json.dumps(tree["variables"].get("tags")):
+        problems.append(f"{MAIN}: names come from resourceToken and every resource is tagged azd-env-name")
+    for name in ("SERVICE_API_NAME", "AZURE_FUNCTION_NAME", "AZURE_RESOURCE_GROUP"):
+        if name not in tree.get("outputs", {}):
+            problems.append(f"{MAIN}: output {name} (read by azd) is missing")
+    return problems
+
+
+@check
+def check_parameters_file(infra: Infra) -> list[str]:
+    params = infra.json(PARAMETERS_JSON).get("parameters", {})
+    declared = infra.tree(MAIN)["parameters"]
+    problems = []
+    for name, param in declared.items():
+        if "default" not in param and name not in params:
+            problems.append(f"{PARAMETERS_JSON}: required parameter {name} is not mapped to an azd variable")
+    for name, entry in params.items():
+        if name not in declared:
+            problems.append(f"{PARAMETERS_JSON}: {name} is not a parameter of {MAIN}")
+        value = entry.get("value")
+        if not isinstance(value, str) or not AZD_VAR_RE.match(value):
+            problems.append(f"{PARAMETERS_JSON}: {name} must map an azd variable (${{NAME}}), not a literal")
+    mapped = {AZD_VAR_RE.match(e["value"]).group(1) for e in params.values()
+              if isinstance(e.get("value"), str) and AZD_VAR_RE.match(e["value"])}
+    for required in ("AZURE_ENV_NAME", "AZURE_LOCATION"):
+        if required not in mapped:
+            problems.append(f"{PARAMETERS_JSON}: {required} is not mapped")
+    return problems
+
+
+def _simple_yaml(text: str) -> dict[str, Any]:
+    """Nested mappings of ``key: value`` lines (enough for azure.yaml; no lists, no flow style)."""
+    root: dict[str, Any] = {}
+    stack: list[tuple[int, dict[str, Any]]] = [(-1, root)]
+    for raw in text.splitlines():
+        line = raw.split(" #")[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        key, _, value = line.strip().partition(":")
+        while stack[-1][0] >= indent:
+            stack.pop()
+        if value.strip():
+            stack[-1][1][key] = value.strip()
+        else:
+            child: dict[str, Any] = {}
+            stack[-1][1][key] = child
+            stack.append((indent, child))
+    return root
+
+
+@check
+def check_azure_yaml(infra: Infra) -> list[str]:
+    doc = _simple_yaml(infra.texts[AZURE_YAML])
+    api = get(doc, "services", "api") or {}
+    problems = []
+    if {k: api.get(k) for k in ("project", "language", "host")} != {"project": ".", "language": "python",
+                                                                      "host": "function"}:
+        problems.append(f"azure.yaml: service api must be project '.', language python, host function ({api})")
+    if get(doc, "infra", "path", default="infra") != "infra":
+        problems.append("azure.yaml: infra.path must be infra")
+    return problems
