@@ -103,7 +103,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "hours (a restore can take longer than what is left).", default="24"),
     SettingSpec("APIM_DR_START_LEASE_SECONDS", "How long a job may sit in `Starting` before another worker "
                 "assumes the first one died and checks the instance (never re-sending a backup that runs). "
-                "Keep it above host.json `functionTimeout`.", default="300"),
+                "Keep it above host.json `functionTimeout`.", default="360"),
 )
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)
 
@@ -186,7 +186,7 @@ class Settings:
     backup_timeout_minutes: int
     restore_timeout_minutes: int
     max_poll_delay_seconds: int
-    start_lease_seconds: int = 300
+    start_lease_seconds: int = 360
     expiry_margin_hours: int = 24
     instances: tuple[ProtectedInstance, ...] = ()
     instance_errors: tuple[str, ...] = ()
@@ -290,7 +290,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     restore_timeout = _int_setting(env, "APIM_DR_RESTORE_TIMEOUT_MINUTES", 180, 5, 24 * 60, problems=problems)
     max_delay = _int_setting(env, "APIM_DR_MAX_POLL_DELAY_SECONDS", 300, 1, 3600, problems=problems)
     expiry_margin = _int_setting(env, "APIM_DR_EXPIRY_MARGIN_HOURS", 24, 0, 24 * 29, problems=problems)
-    start_lease = _int_setting(env, "APIM_DR_START_LEASE_SECONDS", 300, 1, 3600, problems=problems)
+    start_lease = _int_setting(env, "APIM_DR_START_LEASE_SECONDS", 360, 1, 3600, problems=problems)
 
     subs_text = _clean(env, "APIM_DR_DISCOVERY_SUBSCRIPTIONS")
     subscriptions: list[str] = []
