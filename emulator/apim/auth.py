@@ -1,0 +1,198 @@
+"""Bearer-token checks and RBAC as ARM applies them, and the tokens the identity endpoint issues.
+
+Signatures are not verified (like Azurite's ``--oauth basic``): the emulator checks the claims ARM
+checks first (audience, lifetime) and takes the caller from ``oid``. Lifetimes use the real clock, not
+the movable one, because the same tokens go to Azurite, whose clock cannot be moved.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from .errors import ArmError
+
+ARM_AUDIENCES = (
+    "https://management.core.windows.net/",
+    "https://management.core.windows.net",
+    "https://management.azure.com/",
+    "https://management.azure.com",
+)
+# ARM tolerates a few minutes of clock skew on nbf.
+CLOCK_SKEW_SECONDS = 300
+TOKEN_LIFETIME_SECONDS = 24 * 3600  # App Service managed-identity tokens last about a day
+
+ACTION_READ = "Microsoft.ApiManagement/service/read"
+ACTION_BACKUP = "Microsoft.ApiManagement/service/backup/action"
+ACTION_RESTORE = "Microsoft.ApiManagement/service/restore/action"
+
+
+@dataclass(frozen=True)
+class Principal:
+    object_id: str
+    app_id: str | None
+    tenant_id: str | None
+
+
+def _www_authenticate(tenant: str, description: str) -> dict[str, str]:
+    return {
+        "WWW-Authenticate": (
+            f'Bearer authorization_uri="https://login.windows.net/{tenant}", '
+            f'error="invalid_token", error_description="{description}"'
+        )
+    }
+
+
+def _ms_date(epoch: float) -> str:
+    # ARM prints .NET invariant dates: 8/2/2022 9:11:24 AM
+    moment = datetime.fromtimestamp(epoch, UTC)
+    hour = moment.hour % 12 or 12
+    ampm = "AM" if moment.hour < 12 else "PM"
+    return f"{moment.month}/{moment.day}/{moment.year} {hour}:{moment.minute:02d}:{moment.second:02d} {ampm}"
+
+
+def authenticate(authorization: str | None, *, tenant: str) -> Principal:
+    """The caller behind an ``Authorization`` header, or the 401 ARM would send."""
+    if not authorization:
+        raise ArmError(
+            401,
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.",
+            headers=_www_authenticate(tenant, "The authentication failed because of missing 'Authorization' header."),
+        )
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ArmError(
+            401,
+            "InvalidAuthenticationToken",
+            "The access token is invalid.",
+            headers=_www_authenticate(tenant, "The access token is missing or invalid."),
+        )
+    try:
+        claims = jwt.decode(
+            token.strip(),
+            options={"verify_signature": False, "verify_exp": False, "verify_aud": False, "verify_nbf": False},
+        )
+    except jwt.PyJWTError:
+        raise ArmError(
+            401,
+            "InvalidAuthenticationToken",
+            "The access token is invalid.",
+            headers=_www_authenticate(tenant, "The access token is invalid."),
+        ) from None
+    if not isinstance(claims, dict):
+        raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.")
+    now = time.time()
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float):
+        raise ArmError(
+            401,
+            "InvalidAuthenticationToken",
+            "The access token is invalid.",
+            headers=_www_authenticate(tenant, "The access token has no expiry."),
+        )
+    if exp < now:
+        message = (
+            f"The access token expiry UTC time '{_ms_date(exp)}' is earlier than current UTC time '{_ms_date(now)}'."
+        )
+        raise ArmError(
+            401,
+            "ExpiredAuthenticationToken",
+            message,
+            headers=_www_authenticate(tenant, "The access token expiry UTC time is earlier than current UTC time."),
+        )
+    nbf = claims.get("nbf")
+    if isinstance(nbf, int | float) and nbf > now + CLOCK_SKEW_SECONDS:
+        raise ArmError(
+            401,
+            "InvalidAuthenticationToken",
+            "The access token is not yet valid.",
+            headers=_www_authenticate(tenant, "The access token is not yet valid."),
+        )
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if not any(a in ARM_AUDIENCES for a in audiences):
+        allowed = ",".join(f"'{a}'" for a in ARM_AUDIENCES)
+        raise ArmError(
+            401,
+            "InvalidAuthenticationTokenAudience",
+            f"The access token has been obtained for wrong audience or resource '{aud}'. "
+            f"It should exactly match with one of the allowed audiences {allowed}.",
+            headers=_www_authenticate(tenant, "The access token has been obtained for wrong audience or resource."),
+        )
+    oid = claims.get("oid") or claims.get("sub")
+    if not isinstance(oid, str) or not oid:
+        raise ArmError(
+            401,
+            "InvalidAuthenticationToken",
+            "The access token is invalid.",
+            headers=_www_authenticate(tenant, "The access token has no object id."),
+        )
+    app_id = claims.get("appid") or claims.get("azp")
+    tid = claims.get("tid")
+    return Principal(oid.lower(), str(app_id) if app_id else None, str(tid) if tid else None)
+
+
+def _scope_covers(scope: str, resource: str) -> bool:
+    scope = scope.rstrip("/").lower()
+    resource = resource.rstrip("/").lower()
+    return scope in ("", "/") or resource == scope or resource.startswith(scope + "/")
+
+
+def _action_matches(pattern: str, action: str) -> bool:
+    return fnmatch.fnmatchcase(action.lower(), pattern.lower())
+
+
+def authorize(roles: dict[str, list[dict[str, Any]]] | None, principal: Principal, action: str, scope: str) -> None:
+    """Raise ARM's 403 unless ``principal`` may do ``action`` on ``scope``; no table = everyone may."""
+    if roles is None:
+        return
+    for grant in roles.get(principal.object_id, []):
+        if _scope_covers(grant["scope"], scope) and any(_action_matches(p, action) for p in grant["actions"]):
+            return
+    oid = principal.object_id
+    raise ArmError(
+        403,
+        "AuthorizationFailed",
+        f"The client '{oid}' with object id '{oid}' does not have authorization to perform action "
+        f"'{action}' over scope '{scope}' or the scope is invalid. "
+        "If access was recently granted, please refresh your credentials.",
+    )
+
+
+def mint_token(
+    *,
+    signing_key: str,
+    tenant: str,
+    resource: str,
+    object_id: str,
+    client_id: str,
+    identity_resource_id: str | None = None,
+    lifetime: int = TOKEN_LIFETIME_SECONDS,
+) -> tuple[str, int]:
+    """A managed-identity access token (HS256 with the emulator's key) and its expiry (epoch)."""
+    now = int(time.time())
+    expires = now + lifetime
+    claims: dict[str, Any] = {
+        "aud": resource,
+        "iss": f"https://sts.windows.net/{tenant}/",
+        "iat": now,
+        "nbf": now,
+        "exp": expires,
+        "oid": object_id,
+        "sub": object_id,
+        "appid": client_id,
+        "appidacr": "2",
+        "idtyp": "app",
+        "tid": tenant,
+        "ver": "1.0",
+    }
+    if identity_resource_id:
+        claims["xms_mirid"] = identity_resource_id
+    token = jwt.encode(claims, signing_key, algorithm="HS256", headers={"kid": "apim-dr-emulator"})
+    return token, expires
