@@ -101,6 +101,10 @@ _REMEDIATIONS: tuple[tuple[str, re.Pattern[str] | None, str], ...] = (
      "CORS is enabled on the backup account's Blob service, which APIM backup cannot handle. Remove the CORS "
      "rules from the Blob service of the backup storage account (Azure portal: Resource sharing (CORS) > Blob "
      "service), then retry."),
+    ("InvalidParameters", re.compile(r"managed identity|identity", re.I),
+     "The instance lacks the managed identity the storage access type needs. Enable it on the APIM instance "
+     "(system-assigned, or the user-assigned one named by APIM_DR_STORAGE_IDENTITY_CLIENT_ID), grant it 'Storage "
+     "Blob Data Contributor' on the backup account, or change APIM_DR_STORAGE_ACCESS_TYPE for this instance."),
     ("InvalidParameters", re.compile(r"ContainerName", re.I),
      "The backup container name is invalid. Use 3-63 lowercase letters, digits and single hyphens "
      "(APIM_DR_BACKUP_CONTAINER or the instance's container)."),

@@ -27,6 +27,10 @@ def test_non_json_error_bodies_do_not_break_parsing():
     ("InvalidParameters", "Requested value 'GET,HEAD' was not found.\r\nParameter name: backupStorageAccount", "CORS"),
     ("MethodNotAllowedInPricingTier", "", "Developer, Basic, Standard and Premium"),
     ("AuthorizationFailed", "does not have authorization", "APIM DR Operator"),
+    ("InvalidParameters", "System assigned managed identity is not enabled on API Management service 'x'.",
+     "Enable it"),
+    ("BackupFailed", "the system-assigned managed identity ... is not authorized (403 AuthorizationPermissionMismatch)",
+     "Storage Blob Data"),
     ("SomethingNew", "", "activity log"),
 ])
 def test_remediation_table(code, message, fragment):

@@ -1,0 +1,191 @@
+"""End-to-end harness: the host stand-in runs function_app.py against Azurite and the APIM emulator.
+
+One local Azure (Azurite + emulator) per session. Each test module starts the host it needs;
+each test gets clean app storage, a reset emulator and its own settings (:meth:`E2E.configure`).
+Nothing is mocked: the official SDKs talk HTTPS to the local servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from dr_core.context import get_context, reset_context
+from dr_core.jobs import Job
+from emulator.funchost import FunctionsHost
+from emulator.stack import LocalAzure
+from emulator.webhook import Webhook
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROD, STANDBY, PREMIUM, DEV, CONSUMPTION, V2 = (
+    "apim-contoso-prod", "apim-contoso-dr", "apim-contoso-premium", "apim-contoso-dev", "apim-contoso-consumption",
+    "apim-contoso-v2",
+)
+# Short waits for tests: the emulator answers Retry-After 1 and operations take ~2 s.
+FAST = {"APIM_DR_MAX_POLL_DELAY_SECONDS": "2", "APIM_DR_START_LEASE_SECONDS": "2"}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure]:
+    local = LocalAzure(tmp_path_factory.mktemp("local-azure"), retry_after=1, op_duration=2.0)
+    local.start()
+    previous = os.environ.get("REQUESTS_CA_BUNDLE")
+    assert local.tls is not None
+    os.environ["REQUESTS_CA_BUNDLE"] = str(local.tls.ca_bundle)
+    yield local
+    local.stop()
+    if previous is None:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    else:
+        os.environ["REQUESTS_CA_BUNDLE"] = previous
+
+
+@pytest.fixture(scope="session")
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.stop()
+
+
+def default_instances(stack: LocalAzure) -> list[Any]:
+    return [{"resourceId": stack.resource_id(PROD), "alias": "prod", "standby": stack.resource_id(STANDBY)}]
+
+
+class E2E:
+    """What a test needs: settings, the host, the emulator's admin API, the jobs table and HTTP."""
+
+    def __init__(self, stack: LocalAzure, host: FunctionsHost | None, webhook: Webhook) -> None:
+        self.stack = stack
+        self.host = host
+        self.webhook = webhook
+        assert stack.apim is not None
+        self.admin = stack.apim.admin
+
+    def settings(self, instances: list[Any] | None = None, **extra: str) -> dict[str, str]:
+        values = {**FAST, "APIM_DR_WEBHOOK_URL": self.webhook.url, **extra}
+        return self.stack.app_settings(instances if instances is not None else default_instances(self.stack),
+                                       extra=values)
+
+    def configure(self, instances: list[Any] | None = None, **extra: str) -> dict[str, str]:
+        """Apply settings to this process (the in-process host reads the same environment)."""
+        values = self.settings(instances, **extra)
+        for key in [k for k in os.environ if k.startswith("APIM_DR_")]:
+            os.environ.pop(key, None)
+        os.environ.update(values)
+        reset_context()
+        return values
+
+    def rid(self, name: str) -> str:
+        return self.stack.resource_id(name)
+
+    # -- observing ------------------------------------------------------------------------------
+    def job(self, job_id: str) -> Job:
+        job = get_context().store.get(job_id)
+        assert job is not None, f"no job {job_id}"
+        return job
+
+    def all_jobs(self) -> list[Job]:
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import TableClient
+
+        # Straight to Azurite, not through the app's settings (a test may have broken them on purpose).
+        assert self.stack.azurite is not None
+        table = TableClient.from_connection_string(self.stack.azurite.connection_string(), "apimdrjobs")
+        try:
+            return [Job.from_entity(e) for e in table.list_entities() if e["PartitionKey"] != "restore-lock"]
+        except ResourceNotFoundError:
+            return []  # nothing has created the table yet: no jobs
+
+    def wait_terminal(self, job_ids: list[str], timeout: float = 90) -> list[Job]:
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = [self.job(j) for j in job_ids]
+            if all(j.state.terminal for j in jobs):
+                return jobs
+            if time.monotonic() > deadline:
+                raise AssertionError("jobs not finished: " + ", ".join(f"{j.job_id}={j.state.value}" for j in jobs))
+            time.sleep(0.3)
+
+    def posts(self, service: str, action: str = "backup") -> list[dict[str, Any]]:
+        return [r for r in self.admin.requests(method="POST")
+                if r["path"].rstrip("/").endswith(f"/service/{service}/{action}")]
+
+    # -- HTTP through the host --------------------------------------------------------------------
+    def http(self, method: str, path: str, *, key: bool = True, **kwargs: Any) -> requests.Response:
+        assert self.host is not None and self.host.http_url
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if key:
+            headers["x-functions-key"] = next(iter(self.host.function_keys.values()))
+        return requests.request(method, self.host.http_url + path, headers=headers, timeout=60, **kwargs)
+
+
+def clean_app_storage(stack: LocalAzure) -> None:
+    """Empty the jobs table and the work queues (names are fixed in code)."""
+    from azure.data.tables import TableServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    assert stack.azurite is not None
+    conn = stack.azurite.connection_string()
+    tables = TableServiceClient.from_connection_string(conn)
+    with contextlib.suppress(Exception):
+        tables.delete_table("apimdrjobs")
+    queues = QueueServiceClient.from_connection_string(conn)
+    for name in ("apim-dr-jobs", "apim-dr-jobs-poison"):
+        with contextlib.suppress(Exception):
+            queues.get_queue_client(name).clear_messages()
+    from azure.storage.blob import BlobServiceClient
+
+    backups = BlobServiceClient.from_connection_string(stack.azurite.connection_string(stack.backup_account))
+    for container in backups.list_containers():
+        client = backups.get_container_client(container.name)
+        for blob in client.list_blobs():
+            client.delete_blob(blob.name)
+
+
+def make_harness(stack: LocalAzure, host: FunctionsHost | None, webhook: Webhook) -> E2E:
+    assert stack.apim is not None
+    stack.apim.admin.reset()
+    clean_app_storage(stack)
+    webhook.received.clear()
+    harness = E2E(stack, host, webhook)
+    harness.configure()
+    return harness
+
+
+@pytest.fixture(scope="module")
+def host(stack: LocalAzure, webhook: Webhook) -> Iterator[FunctionsHost]:
+    """The app in the in-process host stand-in, connection-string mode, queues and HTTP on."""
+    harness = E2E(stack, None, webhook)
+    functions_host = FunctionsHost(PROJECT_ROOT, harness.settings(), run_timers=False, run_queues=True,
+                                   http_port=0, queue_lease=30)
+    functions_host.start()
+    yield functions_host
+    functions_host.stop()
+    reset_context()
+
+
+@pytest.fixture
+def e2e(stack: LocalAzure, host: FunctionsHost, webhook: Webhook) -> E2E:
+    return make_harness(stack, host, webhook)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30, interval: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
