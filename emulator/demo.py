@@ -1,0 +1,160 @@
+"""``make demo``: the real apim-dr flow on local Azure, printed as it happens.
+
+1. Starts Azurite, the APIM management-plane emulator (seeded from emulator/seed.example.json),
+   a webhook receiver, and the Functions host stand-in running function_app.py.
+2. Fires the backup timer for four instances: a Standard and a Premium one that back up, a
+   Developer one without a managed identity (fails with advice), and a StandardV2 one (a tier
+   that cannot back up). Prints every job transition, then a table of jobs.
+3. Restores the newest backup of the primary into its standby through the HTTP API, with its
+   preflight report, and checks that the standby now has the primary's configuration.
+
+Everything runs locally; nothing reaches Azure. Each run starts from scratch in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCES = ("apim-contoso-prod", "apim-contoso-premium", "apim-contoso-dev", "apim-contoso-v2")
+STANDBY = "apim-contoso-dr"
+
+
+def _print(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="    log: %(name)s %(levelname)s %(message)s")
+    from emulator.funchost import FunctionsHost
+    from emulator.stack import LocalAzure
+    from emulator.webhook import Webhook
+
+    workdir = Path(tempfile.mkdtemp(prefix="apim-dr-demo-"))
+    hook = Webhook()
+    local = LocalAzure(workdir, retry_after=1, op_duration=3.0)
+    _print("== apim-dr demo: local Azure ==")
+    local.start()
+    assert local.azurite and local.apim and local.tls
+    os.environ["REQUESTS_CA_BUNDLE"] = str(local.tls.ca_bundle)
+    _print(f"  Azurite (blob/queue/table, HTTPS + OAuth)  {local.azurite.endpoint('blob')}")
+    _print(f"  APIM management-plane emulator (ARM)      {local.apim.arm_url}")
+    _print(f"  managed-identity endpoint                 {local.apim.identity_endpoint}")
+    _print(f"  webhook receiver (failure announcements)  {hook.url}")
+    instances: list[Any] = [{"resourceId": local.resource_id(INSTANCES[0]), "alias": "prod",
+                             "standby": local.resource_id(STANDBY)}]
+    instances += [local.resource_id(name) for name in INSTANCES[1:]]
+    settings = local.app_settings(instances, extra={"APIM_DR_WEBHOOK_URL": hook.url,
+                                                    "APIM_DR_MAX_POLL_DELAY_SECONDS": "2"})
+    host = FunctionsHost(PROJECT_ROOT, settings, run_queues=True, http_port=0)
+    host.start()
+    key = next(iter(host.function_keys.values()))
+    _print(f"  Functions host stand-in running function_app.py, HTTP at {host.http_url}/api")
+    try:
+        code = _run(local, host, key, hook)
+    finally:
+        host.stop()
+        local.stop()
+        hook.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return code
+
+
+def _run(local: Any, host: Any, key: str, hook: Any) -> int:
+    from dr_core.context import get_context
+    from dr_core.jobs import Job
+
+    _print()
+    _print("== 1. the backup timer fires (BACKUP_SCHEDULE) ==")
+    started = time.monotonic()
+    record = host.fire_timer("plan_scheduled_backups")
+    if not record.succeeded:
+        _print(f"  timer failed: {record.error}")
+        return 1
+    table = get_context().clients.jobs_table()
+
+    def jobs() -> list[Job]:
+        return sorted((Job.from_entity(e) for e in table.list_entities() if e["PartitionKey"] != "restore-lock"),
+                      key=lambda j: j.service_name)
+
+    seen: dict[str, str] = {}
+    while True:
+        current = jobs()
+        for job in current:
+            label = job.state.value + (f" (waiting: {job.wait_reason})" if job.wait_reason else "")
+            if seen.get(job.job_id) != label:
+                seen[job.job_id] = label
+                _print(f"  {time.monotonic() - started:5.1f} s  {job.service_name:<22} {label}")
+        if current and all(j.state.terminal for j in current):
+            break
+        if time.monotonic() - started > 120:
+            _print("  gave up waiting after 120 s")
+            return 1
+        time.sleep(0.25)
+
+    _print()
+    _print("== 2. jobs ==")
+    rows = []
+    for job in jobs():
+        duration = f"{job.duration_seconds:.1f} s" if job.duration_seconds is not None else "-"
+        outcome = job.blob_name if job.state.value == "Succeeded" else f"({job.error_code}) {job.remediation}"
+        rows.append([job.service_name, job.sku or "-", job.state.value, duration, str(job.polls),
+                     outcome[:110]])
+    _print(_table(rows, ["instance", "tier", "state", "duration", "polls", "backup blob / what to do"]))
+    _print()
+    _print(f"  announcements received by the webhook: {len(hook.received)}")
+    for item in hook.received:
+        _print(f"    - {item['text'].splitlines()[0]}")
+    posts = [r for r in local.apim.admin.requests(method="POST") if r["path"].endswith("/backup")]
+    _print(f"  POST .../backup requests seen by ARM: {len(posts)} (one per job)")
+
+    _print()
+    _print("== 3. incident: restore the newest backup of apim-contoso-prod into the standby ==")
+    api = host.http_url + "/api"
+    headers = {"x-functions-key": key}
+    response = requests.post(f"{api}/restores", json={"target": STANDBY}, headers=headers, timeout=60)
+    body = response.json()
+    for check in body["plan"]["preflight"]:
+        _print(f"  preflight [{check['outcome']:>4}] {check['name']}: {check['message']}")
+    if response.status_code != 202:
+        _print(f"  restore refused: HTTP {response.status_code} {body.get('error')}")
+        return 1
+    location = response.headers["Location"]
+    _print(f"  HTTP 202 Accepted, Location: {location}")
+    while True:
+        status = requests.get(location, headers=headers, timeout=30).json()
+        _print(f"    {status['state']:<10} elapsed {status['elapsedSeconds']:5.1f} s  polls {status['polls']}")
+        if status["state"] in ("Succeeded", "Failed", "TimedOut"):
+            break
+        time.sleep(1.0)
+    prod = local.apim.admin.service("apim-contoso-prod")
+    standby = local.apim.admin.service(STANDBY)
+    keys = ("apis", "products", "subscriptions", "users", "namedValues")
+    same = all(prod["configuration"].get(k) == standby["configuration"].get(k) for k in keys)
+    _print(f"  restore {status['state']} in {status['durationSeconds']} s; standby configuration equals the "
+           f"primary's: {same}; standby hostnames kept: "
+           f"{[h['hostName'] for h in standby.get('hostnameConfigurations') or []]}")
+    _print()
+    _print("Done. Everything above ran on local stand-ins through the official Azure SDKs.")
+    return 0 if status["state"] == "Succeeded" and same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Local Azure in one object: Azurite + the APIM emulator, and the app settings that point at them.
+
+Used by the demo and the end-to-end tests. Two ways for the app to reach its own storage:
+
+- ``"connection-string"``: ``AzureWebJobsStorage`` holds an Azurite connection string (the quick
+  local default);
+- ``"identity"``: the identity-based ``AzureWebJobsStorage__*`` settings, with tokens from the
+  emulator's managed-identity endpoint, accepted by Azurite's ``--oauth basic`` over HTTPS (the
+  path the app takes in Azure).
+
+ARM and the backup account are always reached with the managed identity.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .apim import ApimEmulator
+from .apim.seed import load_seed, storage_accounts
+from .azurite import Azurite
+from .certs import TlsFiles, ensure_tls_files
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_SEED = Path(__file__).resolve().parent / "seed.example.json"
+
+StorageMode = Literal["connection-string", "identity"]
+
+
+@dataclass
+class LocalAzure:
+    workdir: Path
+    seed: dict[str, Any] | Path = EXAMPLE_SEED
+    retry_after: float = 1
+    op_duration: float = 2.0
+    tls: TlsFiles | None = None
+    azurite: Azurite | None = None
+    apim: ApimEmulator | None = None
+    _seed: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def start(self) -> LocalAzure:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._seed = load_seed(self.seed)
+        self.tls = ensure_tls_files(self.workdir / "tls")
+        self.azurite = Azurite(self.workdir / "azurite", self.tls, accounts=storage_accounts(self.seed)).start()
+        blob_endpoint = f"{self.azurite.scheme}://127.0.0.1:{self.azurite.blob_port}"
+        try:
+            self.apim = ApimEmulator(self.workdir / "apim", self.seed, self.tls, blob_endpoint=blob_endpoint,
+                                     retry_after=self.retry_after, op_duration=self.op_duration).start()
+        except Exception:
+            self.azurite.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.apim is not None:
+            self.apim.stop()
+        if self.azurite is not None:
+            self.azurite.stop()
+
+    def __enter__(self) -> LocalAzure:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- facts from the seed ---------------------------------------------------------------------
+    @property
+    def subscription_id(self) -> str:
+        return str(self._seed["subscriptions"][0]["subscriptionId"])
+
+    def resource_id(self, service_name: str) -> str:
+        for svc in self._seed["services"]:
+            if svc["name"] == service_name:
+                return (f"/subscriptions/{svc.get('subscriptionId') or self.subscription_id}/resourceGroups/"
+                        f"{svc['resourceGroup']}/providers/Microsoft.ApiManagement/service/{svc['name']}")
+        raise KeyError(f"no service {service_name!r} in the seed")
+
+    @property
+    def backup_account(self) -> str:
+        return str(self._seed["storageAccounts"][0]["name"])
+
+    @property
+    def function_app_client_id(self) -> str:
+        """Client ID of the Function App's first user-assigned identity in the seed."""
+        return str(self._seed["functionApp"]["userAssignedIdentities"][0]["clientId"])
+
+    # -- settings for the Function App -----------------------------------------------------------
+    def app_settings(self, instances: list[Any], *, storage: StorageMode = "connection-string",
+                     extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Values for local.settings.json / the host stand-in, pointing the app at local Azure."""
+        assert self.azurite is not None and self.apim is not None and self.tls is not None
+        settings: dict[str, str] = {
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "BACKUP_SCHEDULE": "0 0 2 * * *",
+            "APIM_DR_INSTANCES": json.dumps(instances),
+            "APIM_DR_BACKUP_STORAGE_ACCOUNT": self.backup_account,
+            "APIM_DR_BACKUP_BLOB_ENDPOINT": self.azurite.endpoint("blob", self.backup_account),
+            "APIM_DR_ARM_ENDPOINT": self.apim.arm_url,
+            "AZURE_CLIENT_ID": self.function_app_client_id,
+            **self.apim.env(),
+        }
+        if storage == "connection-string":
+            settings["AzureWebJobsStorage"] = self.azurite.connection_string()
+        else:
+            settings.update({
+                "AzureWebJobsStorage__queueServiceUri": self.azurite.endpoint("queue"),
+                "AzureWebJobsStorage__tableServiceUri": self.azurite.endpoint("table"),
+                "AzureWebJobsStorage__blobServiceUri": self.azurite.endpoint("blob"),
+                "AzureWebJobsStorage__credential": "managedidentity",
+                "AzureWebJobsStorage__clientId": self.function_app_client_id,
+            })
+        settings.update(extra or {})
+        return settings
