@@ -12,15 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from emulator.apim.seed import storage_accounts
 from emulator.azurite import Azurite
 from emulator.certs import TlsFiles, ensure_tls_files
+from emulator.stack import EXAMPLE_SEED
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT_ROOT.parent / "shared"
 
-# The backup account as Azurite knows it (name and a made-up key, both test-only).
-BACKUP_ACCOUNT = "apimdrbackups"
-BACKUP_ACCOUNT_KEY = "YXBpbWRyYmFja3Vwcy10ZXN0LWtleS0wMTIzNDU2Nzg5"
+# The storage accounts of the example seed (the backup account among them), with the same keys
+# the APIM emulator uses, so every fixture's Azurite agrees with the emulator.
+SEED_ACCOUNTS = storage_accounts(EXAMPLE_SEED)
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +40,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsFiles]:
 
 @pytest.fixture(scope="session")
 def azurite(tls: TlsFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    server = Azurite(tmp_path_factory.mktemp("azurite"), tls, accounts={BACKUP_ACCOUNT: BACKUP_ACCOUNT_KEY})
+    server = Azurite(tmp_path_factory.mktemp("azurite"), tls, accounts=SEED_ACCOUNTS)
     server.start()
     yield server
     server.stop()
