@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from bench import imports, planning
+from bench import imports, lro, planning
 
 
 def main() -> None:
     imports.main()
     print()
     planning.main()
+    print()
+    lro.main()
 
 
 if __name__ == "__main__":

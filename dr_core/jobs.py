@@ -32,6 +32,7 @@ __all__ = ["Job", "JobConflictError", "JobKind", "JobState", "JobStore", "make_j
 logger = logging.getLogger(__name__)
 
 _TRANSACTION_LIMIT = 100  # Azure Table storage: at most 100 operations per transaction.
+_PARALLEL_TRANSACTIONS = 4
 
 
 class JobKind(StrEnum):
@@ -275,41 +276,49 @@ class JobStore:
     def create_many(self, jobs: Iterable[Job]) -> list[Job]:
         """Insert jobs that don't exist yet, in 100-row transactions; return the ones created.
 
-        A transaction with one existing row fails as a whole; that batch is then inserted
-        row by row so a re-fired timer creates only what is missing.
+        The transactions run a few at a time: most of their cost is building and parsing the
+        multipart batch bodies, which overlaps with the service's work on the others. A
+        transaction with one existing row fails as a whole (a re-fired timer); for those, the
+        existing rows are read once per partition and only the missing ones are inserted.
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         from azure.core.exceptions import ResourceExistsError
         from azure.data.tables import TableTransactionError
 
-        created: list[Job] = []
-        by_partition: dict[str, list[Job]] = {}
+        chunks: list[tuple[str, list[tuple[Job, dict[str, Any]]]]] = []
+        by_partition: dict[str, list[tuple[Job, dict[str, Any]]]] = {}
         for job in jobs:
-            by_partition.setdefault(job.to_entity()["PartitionKey"], []).append(job)
-        for partition, batch_jobs in by_partition.items():
-            existing: set[str] | None = None
-            for start in range(0, len(batch_jobs), _TRANSACTION_LIMIT):
-                chunk = batch_jobs[start:start + _TRANSACTION_LIMIT]
-                if existing is not None:
-                    chunk = [j for j in chunk if j.job_id not in existing]
-                    if not chunk:
-                        continue
-                try:
-                    self._table.submit_transaction([("create", j.to_entity()) for j in chunk])
-                    created.extend(chunk)
+            entity = job.to_entity()
+            by_partition.setdefault(entity["PartitionKey"], []).append((job, entity))
+        for partition, rows in by_partition.items():
+            chunks += [(partition, rows[i:i + _TRANSACTION_LIMIT]) for i in range(0, len(rows), _TRANSACTION_LIMIT)]
+
+        def submit(chunk: list[tuple[Job, dict[str, Any]]]) -> bool:
+            try:
+                self._table.submit_transaction([("create", entity) for _, entity in chunk])
+            except TableTransactionError as e:
+                logger.info("job batch of %d hit existing rows (%s)", len(chunk), getattr(e, "error_code", ""))
+                return False
+            return True
+
+        with ThreadPoolExecutor(max_workers=min(_PARALLEL_TRANSACTIONS, len(chunks) or 1)) as pool:
+            outcomes = list(pool.map(submit, [chunk for _, chunk in chunks]))
+        created = [job for (_, chunk), ok in zip(chunks, outcomes, strict=True) if ok for job, _ in chunk]
+        existing: dict[str, set[str]] = {}
+        for (partition, chunk), ok in zip(chunks, outcomes, strict=True):
+            if ok:
+                continue
+            if partition not in existing:
+                existing[partition] = self._existing_ids(partition, [j.job_id for j, _ in by_partition[partition]])
+            for job, entity in chunk:
+                if job.job_id in existing[partition]:
                     continue
-                except TableTransactionError as e:
-                    logger.info("job batch of %d hit existing rows (%s)", len(chunk), getattr(e, "error_code", ""))
-                if existing is None:
-                    # A re-fired timer: learn once which rows exist (one key-only query), then
-                    # write only the missing ones.
-                    existing = self._existing_ids(partition, [j.job_id for j in batch_jobs])
-                    chunk = [j for j in chunk if j.job_id not in existing]
-                for job in chunk:
-                    try:
-                        self._table.create_entity(job.to_entity())
-                        created.append(job)
-                    except ResourceExistsError:
-                        pass
+                try:
+                    self._table.create_entity(entity)
+                    created.append(job)
+                except ResourceExistsError:
+                    pass
         return created
 
     def _existing_ids(self, partition: str, job_ids: list[str]) -> set[str]:
