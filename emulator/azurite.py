@@ -9,16 +9,14 @@ token) path. Extra storage accounts (e.g. the backup account) are declared throu
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .certs import TlsFiles
-from .ports import free_port, wait_for_port
+from .ports import free_port, stop_process_group, wait_for_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_JS = PROJECT_ROOT / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
@@ -92,15 +90,8 @@ class Azurite:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        if proc is not None:
+            stop_process_group(proc)
 
     def __enter__(self) -> Azurite:
         return self.start()

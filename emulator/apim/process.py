@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.certs import TlsFiles
-from emulator.ports import free_port
+from emulator.ports import free_port, stop_process_group
 
 from .admin import EmulatorAdmin
 from .app import IDENTITY_HEADER_ENV
@@ -135,15 +135,8 @@ class ApimEmulator:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        if proc is not None:
+            stop_process_group(proc)
 
     def kill(self) -> None:
         """Stop abruptly (SIGKILL), as a crash would."""
