@@ -15,7 +15,7 @@ from azure.storage.blob import BlobServiceClient, CorsRule
 from dr_core.catalog import TAG_CREATED, TAG_EXPIRES
 from dr_core.jobs import JobState
 
-from .conftest import CONSUMPTION, DEV, E2E, PREMIUM, PROD, PROJECT_ROOT, STANDBY, V2
+from .conftest import CONSUMPTION, DEV, E2E, PREMIUM, PROD, PROJECT_ROOT, STANDBY, V2, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -130,6 +130,10 @@ def test_each_preflight_refusal_sends_nothing_to_arm(e2e: E2E, case: str):
             e2e.admin.set_op_duration(120, service=STANDBY)
             first = e2e.http("POST", "/api/restores", json={"target": STANDBY})
             assert first.status_code == 202, first.text
+            # The first restore's own POST is sent by the worker after the 202: wait for it before
+            # clearing the log, so only what the refused request does is counted.
+            first_id = first.json()["operation"]["id"]
+            eventually(lambda: e2e.job(first_id).state is JobState.RUNNING)
             e2e.admin.clear_requests()
         elif case == "target-is-primary":
             request = {"target": "prod"}
