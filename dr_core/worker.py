@@ -208,7 +208,7 @@ def _recover_starting(ctx: DrContext, job: Job, now: datetime) -> None:
         job.started_at = job.starting_at
         _succeed(ctx, job, now, None, service=info)
         return
-    if job.kind is JobKind.RESTORE and job.start_attempts >= 1:
+    if job.kind is JobKind.RESTORE:
         # A restore leaves no artefact to check; re-sending it could overwrite changes made since.
         _fail(ctx, job, now, ArmError(
             "RestoreOutcomeUnknown",

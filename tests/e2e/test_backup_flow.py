@@ -235,8 +235,6 @@ def test_bad_settings_are_named_and_lose_nothing(e2e: E2E):
 def test_no_secret_in_logs_rows_or_responses(e2e: E2E, caplog: pytest.LogCaptureFixture):
     key = e2e.stack._seed["storageAccounts"][0]["key"]
     hook_token = "s3cr3t-hook-token"
-    e2e.configure(APIM_DR_STORAGE_ACCESS_TYPE="AccessKey", APIM_DR_BACKUP_STORAGE_KEY=key,
-                  APIM_DR_WEBHOOK_URL=e2e.webhook.url + "?token=" + hook_token)
     e2e.configure([e2e.rid(PROD), e2e.rid(V2)], APIM_DR_STORAGE_ACCESS_TYPE="AccessKey",
                   APIM_DR_BACKUP_STORAGE_KEY=key, APIM_DR_WEBHOOK_URL=e2e.webhook.url + "?token=" + hook_token)
     # Everything at INFO and above, and our own code even at DEBUG. (urllib3 prints request lines,
