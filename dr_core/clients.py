@@ -56,14 +56,18 @@ class AzureClients:
     @property
     def credential(self) -> TokenCredential:
         with self._lock:
-            if self._credential is None:
-                from azure.identity import DefaultAzureCredential
+            return self._default_credential_unlocked()
 
-                self._credential = DefaultAzureCredential(
-                    managed_identity_client_id=self.settings.azure_client_id,
-                    exclude_interactive_browser_credential=True,
-                )
-            return self._credential
+    def _default_credential_unlocked(self) -> TokenCredential:
+        # Called with self._lock held.
+        if self._credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            self._credential = DefaultAzureCredential(
+                managed_identity_client_id=self.settings.azure_client_id,
+                exclude_interactive_browser_credential=True,
+            )
+        return self._credential
 
     def arm(self, subscription_id: str) -> ApiManagementClient:
         credential = self.credential
@@ -139,11 +143,4 @@ class AzureClients:
             from azure.identity import ManagedIdentityCredential
 
             return ManagedIdentityCredential(client_id=storage.client_id)
-        if self._credential is None:
-            from azure.identity import DefaultAzureCredential
-
-            self._credential = DefaultAzureCredential(
-                managed_identity_client_id=self.settings.azure_client_id,
-                exclude_interactive_browser_credential=True,
-            )
-        return self._credential
+        return self._default_credential_unlocked()
