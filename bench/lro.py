@@ -77,7 +77,7 @@ def main(runs: int = 3) -> None:
                 to_post.append(_ts(post["time"]) - started)
                 (op,) = [o for o in admin.operations() if o.get("kind") == "restore"][-1:]
                 ends = float(op["startedAt"]) + float(op["duration"])
-                visible.append(_ts(job.finished_at or "") - ends)
+                visible.append(job.finished_at.timestamp() - ends)
         finally:
             host.stop()
             reset_context()

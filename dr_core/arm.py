@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import ArmError, parse_arm_error
+from .errors import ArmCallError, ArmError, parse_arm_error
 from .ids import ApimResourceId
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "API_VERSION",
+    "ApimManagement",
     "ApimOperations",
     "ArmCallError",
     "BackupTarget",
@@ -39,14 +41,6 @@ logger = logging.getLogger(__name__)
 
 API_VERSION = "2024-05-01"  # azure-mgmt-apimanagement 5.x default
 _DEFAULT_RETRY_AFTER = 60.0  # real APIM answers Retry-After: 60
-
-
-class ArmCallError(Exception):
-    """ARM refused a call; ``error`` holds its code, message and HTTP status."""
-
-    def __init__(self, error: ArmError) -> None:
-        super().__init__(f"({error.code}) {error.message}")
-        self.error = error
 
 
 @dataclass(frozen=True)
@@ -113,8 +107,32 @@ def _retry_after(headers: Any, default: float = _DEFAULT_RETRY_AFTER) -> float:
     return seconds if seconds > 0 else default
 
 
-class ApimOperations:
-    """The management-plane calls apim-dr makes; one instance per worker, clients reused."""
+class ApimManagement(ABC):
+    """The management-plane calls apim-dr makes. Refusals raise :class:`ArmCallError`."""
+
+    @abstractmethod
+    def begin_backup(self, instance: ApimResourceId, target: BackupTarget) -> StartedOperation:
+        """Send ``POST .../backup`` and return without waiting."""
+
+    @abstractmethod
+    def begin_restore(self, instance: ApimResourceId, target: BackupTarget) -> StartedOperation:
+        """Send ``POST .../restore`` and return without waiting."""
+
+    @abstractmethod
+    def poll_once(self, instance: ApimResourceId, location: str) -> PollResult:
+        """One ``GET`` of an operation's ``Location``."""
+
+    @abstractmethod
+    def get_service(self, instance: ApimResourceId) -> ServiceInfo:
+        """The instance's tier, region, state and identities."""
+
+    @abstractmethod
+    def list_tagged(self, subscription_id: str, tag: tuple[str, str]) -> list[ServiceInfo]:
+        """Every instance in the subscription carrying ``tag``."""
+
+
+class ApimOperations(ApimManagement):
+    """:class:`ApimManagement` through ``azure-mgmt-apimanagement``; one per worker, clients reused."""
 
     def __init__(self, clients: AzureClients) -> None:
         self._clients = clients

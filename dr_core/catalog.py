@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 __all__ = [
     "BACKUP_RETENTION",
@@ -24,9 +23,12 @@ __all__ = [
     "TAG_SKU",
     "TAG_STATE",
     "BackupBlob",
+    "CatalogEntry",
     "backup_blob_name",
     "backup_metadata",
     "backup_tags",
+    "catalog_query",
+    "entry_from_tags",
     "parse_backup_blob_name",
 ]
 
@@ -195,23 +197,9 @@ def entry_from_tags(container: str, blob_name: str, tags: dict[str, str]) -> Cat
     )
 
 
-def find_backups(container_client: Any, service_name: str) -> list[CatalogEntry]:
-    """Every finished backup of ``service_name`` in the container, newest first.
-
-    One index-tag query (``find_blobs_by_tags``), not a listing of the container.
-    """
-    query = f"\"{TAG_SERVICE}\" = '{service_name.lower()}' AND \"{TAG_STATE}\" = 'succeeded'"
-    entries: list[CatalogEntry] = []
-    for found in container_client.find_blobs_by_tags(query):
-        tags = dict(found.tags or {})
-        if not tags or TAG_CREATED not in tags:
-            # Some service versions return only the queried tags; read them all.
-            tags = container_client.get_blob_client(found.name).get_blob_tags()
-        entry = entry_from_tags(container_client.container_name, found.name, tags)
-        if entry is not None:
-            entries.append(entry)
-    entries.sort(key=lambda e: e.created, reverse=True)
-    return entries
+def catalog_query(service_name: str) -> str:
+    """The index-tag query for every finished backup of ``service_name``."""
+    return f"\"{TAG_SERVICE}\" = '{service_name.lower()}' AND \"{TAG_STATE}\" = 'succeeded'"
 
 
 def _ascii(text: str) -> str:

@@ -7,7 +7,9 @@ code the Functions run. With ``--wait`` it follows the job and, if no Function A
 on time, moves it itself (every step is conditional, so the two never double up).
 
 Exit codes: 0 done/succeeded/passed, 1 the job failed or timed out, 2 usage, 3 refused by
-preflight, 4 configuration error, 5 not found, 130 interrupted.
+preflight, 4 configuration error, 5 not found, 6 Azure unreachable (ARM or storage: no
+connection, token failure, 5xx), 130 interrupted. One table in :mod:`dr_core.errors` maps
+errors to them.
 """
 
 from __future__ import annotations
@@ -19,11 +21,24 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+from .errors import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    DrError,
+    exit_code,
+)
+
+if TYPE_CHECKING:
+    from .context import DrContext
+    from .jobs import Job
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
 
 class _Output:
@@ -126,25 +141,23 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None) ->
         out.line(str(e))
         out.result({"error": {"code": "ConfigurationError", "problems": e.problems}})
         return EXIT_CONFIG
+    except DrError as e:
+        out.line(f"error: {e.message}")
+        if e.remediation:
+            out.line(f"  what to do: {e.remediation}")
+        out.result(e.to_json())
+        return exit_code(e)
     except KeyboardInterrupt:
         out.line("interrupted; the job goes on (follow it with `apim-dr status <id> --wait`)")
         return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace, out: _Output) -> int:
-    from .api import ApiError, list_backups
     from .context import get_context
-    from .inventory import UnknownInstanceError
-    from .planner import request_backup
 
     ctx = get_context()
     if args.command == "backups":
-        try:
-            response = list_backups(args.service)
-        except ApiError as e:
-            out.line(f"error: {e.message}")
-            out.result(e.to_json())
-            return EXIT_NOT_FOUND if e.status == 404 else EXIT_USAGE
+        response = ctx.api().list_backups(args.service)
         body = response.body
         assert isinstance(body, dict)
         for entry in body["backups"]:
@@ -156,66 +169,45 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
         out.result(body)
         return EXIT_OK
     if args.command == "backup":
-        try:
-            job, created = request_backup(ctx, args.instance, trigger="cli")
-        except UnknownInstanceError as e:
-            out.line(f"error: {e}")
-            out.result({"error": {"code": "NotFound", "message": str(e)}})
-            return EXIT_NOT_FOUND
-        except ValueError as e:
-            out.line(f"error: {e}")
-            out.result({"error": {"code": "BadRequest", "message": str(e)}})
-            return EXIT_USAGE
+        job, created = ctx.planner().request_backup(args.instance, trigger="cli")
         out.line(f"backup job {job.job_id} {'created' if created else 'already exists'}")
         return _finish(ctx, job.job_id, args, out)
     if args.command in ("restore", "preflight"):
         return _restore(ctx, args, out)
     if args.command == "status":
+        from .errors import InvalidRequestError, NotFoundError
         from .jobs import parse_job_id
 
         try:
             parse_job_id(args.job_id)
         except ValueError as e:
-            out.line(f"error: {e}")
-            return EXIT_USAGE
+            raise InvalidRequestError(str(e)) from e
         if ctx.store.get(args.job_id) is None:
-            out.line(f"error: no job {args.job_id}")
-            out.result({"error": {"code": "NotFound", "message": f"no job {args.job_id}"}})
-            return EXIT_NOT_FOUND
+            raise NotFoundError(f"no job {args.job_id}")
         return _finish(ctx, args.job_id, args, out)
     return EXIT_USAGE
 
 
-def _restore(ctx: Any, args: argparse.Namespace, out: _Output) -> int:
-    from .jobs import now_utc
-    from .restore import RequestError, RestoreRequest, start_restore
+def _restore(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
+    from .restore import Outcome, RestoreRequest
 
     dry_run = args.command == "preflight" or args.dry_run
     request = RestoreRequest(target=args.target, source=args.source, backup=args.backup, dry_run=dry_run,
                              confirm=args.confirm)
-    try:
-        plan, job = start_restore(ctx, request, trigger="cli")
-    except RequestError as e:
-        out.line(f"error: {e}")
-        out.result({"error": {"code": "BadRequest", "fields": e.fields}})
-        return EXIT_USAGE
-    except LookupError as e:
-        out.line(f"error: {e}")
-        out.result({"error": {"code": "NotFound", "message": str(e)}})
-        return EXIT_NOT_FOUND
-    now = now_utc()
+    plan, job = ctx.restorer().start(request, trigger="cli")
+    now = ctx.clock.now()
     out.line(f"restore {plan.source.service_name} -> {plan.target.service_name}"
              + (f" from {plan.backup.blob_name}" if plan.backup else ""))
+    marks = {Outcome.PASS: "ok  ", Outcome.FAIL: "FAIL", Outcome.WARN: "warn", Outcome.SKIPPED: "skip"}
     for check in plan.checks:
-        mark = {"pass": "ok  ", "fail": "FAIL", "warn": "warn", "skipped": "skip"}[check.outcome]
-        out.line(f"  [{mark}] {check.name}: {check.message}")
-        if check.outcome == "fail" and check.remediation:
+        out.line(f"  [{marks[check.outcome]}] {check.name}: {check.message}")
+        if check.outcome is Outcome.FAIL and check.remediation:
             out.line(f"         -> {check.remediation}")
     result: dict[str, Any] = {"plan": plan.to_json(now=now), "dryRun": dry_run}
     if plan.refused:
         out.line("refused: nothing was changed")
         if job is not None:
-            result["operation"] = job.public_view()
+            result["operation"] = job.public_view(now=now)
         out.result(result)
         return EXIT_REFUSED
     if dry_run or job is None:
@@ -226,12 +218,13 @@ def _restore(ctx: Any, args: argparse.Namespace, out: _Output) -> int:
     return _finish(ctx, job.job_id, args, out, extra=result)
 
 
-def _finish(ctx: Any, job_id: str, args: argparse.Namespace, out: _Output, *,
+def _finish(ctx: DrContext, job_id: str, args: argparse.Namespace, out: _Output, *,
             extra: dict[str, Any] | None = None) -> int:
     from .jobs import JobState
 
     job = _follow(ctx, job_id, args, out) if getattr(args, "wait", False) else ctx.store.get(job_id)
-    view = job.public_view()
+    assert job is not None
+    view = job.public_view(now=ctx.clock.now())
     out.line(_describe(view))
     if view.get("error"):
         out.line(f"  error: ({view['error']['code']}) {view['error']['message']}")
@@ -254,27 +247,29 @@ def _describe(view: dict[str, Any]) -> str:
     return text
 
 
-def _follow(ctx: Any, job_id: str, args: argparse.Namespace, out: _Output) -> Any:
+def _follow(ctx: DrContext, job_id: str, args: argparse.Namespace, out: _Output) -> Job:
     """Poll the job row until it ends; step in when its next step is overdue."""
-    from .jobs import JobState, from_iso, now_utc
+    from .jobs import JobState
     from .messages import WorkMessage
-    from .worker import process_job
 
     takeover = max(0.0, float(args.takeover_after))
+    worker = ctx.worker()
     while True:
         job = ctx.store.get(job_id)
+        assert job is not None
         if job.state.terminal:
             return job
-        now = now_utc()
-        due = from_iso(job.next_action_at) or now
+        now = ctx.clock.now()
+        due = job.next_action_at or now
         wait_for = (due - now).total_seconds()
         waiting = f", waiting for {job.wait_reason}" if job.wait_reason else ""
         out.progress(f"{job.kind.value} {job.service_name}: {job.state.value}, elapsed "
-                     f"{job.elapsed_seconds:.0f} s, polls {job.polls}, next step in {max(0, wait_for):.0f} s{waiting}")
+                     f"{job.elapsed_seconds(now):.0f} s, polls {job.polls}, next step in {max(0, wait_for):.0f} s"
+                     f"{waiting}")
         if wait_for <= -takeover:
             message = (WorkMessage("poll", job=job.job_id, seq=job.poll_seq) if job.state is JobState.RUNNING
                        else WorkMessage("start", job=job.job_id))
-            process_job(ctx, message)
+            worker.process(message)
             continue
         time.sleep(min(max(wait_for + takeover, 0.5), 5.0))
 

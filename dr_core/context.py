@@ -1,4 +1,11 @@
-"""Wiring: settings, SDK clients, the job store and the notifier, built once per worker process."""
+"""Wiring: settings, the clock, the storage and ARM adapters, and the use cases built from them.
+
+One :class:`DrContext` per worker process, built on first use. Adapters (job store, work
+queue, backup store, ARM, notifier) are created lazily, so the timer never imports the APIM
+SDK. Use cases (:class:`~dr_core.worker.Worker`, :class:`~dr_core.planner.BackupPlanner`,
+:class:`~dr_core.restore.Restorer`, ...) take the adapters they need, not the context:
+tests build them with in-memory fakes.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,21 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .clock import Clock, SystemClock
 from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from .arm import ApimOperations
+    from .api import Api
+    from .arm import ApimManagement
+    from .backup_store import BackupStore
     from .clients import AzureClients
-    from .jobs import JobStore
+    from .inventory import InstanceResolver
+    from .messages import WorkQueue
     from .notify import Notifier
+    from .planner import BackupPlanner
+    from .restore import Restorer
+    from .store import JobStore
+    from .worker import Worker
 
 __all__ = ["DrContext", "get_context", "reset_context"]
 
@@ -25,34 +40,55 @@ logger = logging.getLogger(__name__)
 class DrContext:
     settings: Settings
     clients: AzureClients
+    clock: Clock = field(default_factory=SystemClock)
     _store: JobStore | None = field(default=None, repr=False)
-    _operations: ApimOperations | None = field(default=None, repr=False)
+    _queue: WorkQueue | None = field(default=None, repr=False)
+    _arm: ApimManagement | None = field(default=None, repr=False)
+    _backups: BackupStore | None = field(default=None, repr=False)
     _notifier: Notifier | None = field(default=None, repr=False)
     _ready_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _storage_ready: bool = field(default=False, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DrContext:
+    def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> DrContext:
         from .clients import AzureClients
 
-        return cls(settings=settings, clients=AzureClients(settings))
+        return cls(settings=settings, clients=AzureClients(settings), clock=clock or SystemClock())
 
+    # -- adapters ----------------------------------------------------------------------------------
     @property
     def store(self) -> JobStore:
         if self._store is None:
-            from .jobs import JobStore
+            from .store import TableJobStore
 
-            self._store = JobStore(self.clients.jobs_table())
+            self._store = TableJobStore(self.clients.jobs_table())
         self._ensure_storage()
         return self._store
 
     @property
-    def operations(self) -> ApimOperations:
-        if self._operations is None:
+    def queue(self) -> WorkQueue:
+        if self._queue is None:
+            from .messages import StorageWorkQueue
+
+            self._queue = StorageWorkQueue(self.clients.work_queue())
+        self._ensure_storage()
+        return self._queue
+
+    @property
+    def arm(self) -> ApimManagement:
+        if self._arm is None:
             from .arm import ApimOperations
 
-            self._operations = ApimOperations(self.clients)
-        return self._operations
+            self._arm = ApimOperations(self.clients)
+        return self._arm
+
+    @property
+    def backups(self) -> BackupStore:
+        if self._backups is None:
+            from .backup_store import BlobBackupStore
+
+            self._backups = BlobBackupStore(self.clients.backup_blobs())
+        return self._backups
 
     @property
     def notifier(self) -> Notifier:
@@ -62,6 +98,36 @@ class DrContext:
             url = self.settings.webhook_url
             self._notifier = WebhookNotifier(url.reveal()) if url else LogNotifier()
         return self._notifier
+
+    # -- use cases ---------------------------------------------------------------------------------
+    def resolver(self) -> InstanceResolver:
+        """A fresh resolver: discovery results are not kept across invocations."""
+        from .inventory import InstanceResolver
+
+        return InstanceResolver(self.settings, self.arm if self.settings.discovery_subscriptions else None)
+
+    def worker(self) -> Worker:
+        from .worker import Worker
+
+        return Worker(settings=self.settings, store=self.store, queue=self.queue, arm=self.arm,
+                      backups=self.backups, notifier=self.notifier, clock=self.clock)
+
+    def planner(self) -> BackupPlanner:
+        from .planner import BackupPlanner
+
+        return BackupPlanner(settings=self.settings, store=self.store, queue=self.queue, resolver=self.resolver(),
+                             clock=self.clock)
+
+    def restorer(self) -> Restorer:
+        from .restore import Restorer
+
+        return Restorer(settings=self.settings, store=self.store, queue=self.queue, arm=self.arm,
+                        backups=self.backups, resolver=self.resolver(), clock=self.clock)
+
+    def api(self) -> Api:
+        from .api import Api
+
+        return Api(self)
 
     def _ensure_storage(self) -> None:
         # In Azure, infra/ creates the table and queue; locally they may not exist yet.

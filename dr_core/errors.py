@@ -1,17 +1,45 @@
-"""ARM errors, what they mean, and what to do about them: one table for every known failure.
+"""apim-dr's errors: one root, one table to HTTP statuses and CLI exit codes, and ARM's errors with remediation.
 
-Every Failed or TimedOut job carries the ARM error code and message plus a remediation hint
-from :func:`remediation_for`, so an operator at 3 a.m. reads what to do, not just "BadRequest".
+- :class:`DrError` is the root of every error apim-dr raises on purpose. Each subclass is a
+  kind of failure (bad input, not found, conflict, configuration, Azure unreachable, ARM
+  refused); :func:`http_status` and :func:`exit_code` map them, in one table.
+- :class:`ArmError` is what ARM answered (code, message, status, ``Retry-After``).
+  Every Failed or TimedOut job carries it plus a remediation hint from
+  :func:`remediation_for`, so an operator at 3 a.m. reads what to do, not just "BadRequest".
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["RETRYABLE_CODES", "ArmError", "DrError", "parse_arm_error", "remediation_for"]
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "RETRYABLE_CODES",
+    "ArmCallError",
+    "ArmError",
+    "AzureUnavailableError",
+    "ConfigurationError",
+    "ConflictError",
+    "DrError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "exit_code",
+    "http_status",
+    "parse_arm_error",
+    "remediation_for",
+]
 
 # Errors that mean "not now", not "never": the job waits and tries again until its deadline.
 RETRYABLE_CODES = frozenset({
@@ -27,23 +55,71 @@ RETRYABLE_CODES = frozenset({
 
 _MAX_MESSAGE = 2000
 
+# CLI exit codes (documented in README and `apim-dr --help`).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4, 5, 6
+EXIT_INTERRUPTED = 130
+
 
 class DrError(Exception):
-    """Base of apim-dr's own errors. ``status`` maps it to an HTTP status in the triggers."""
+    """Root of apim-dr's own errors: a code, a message naming what is wrong, and what to do.
 
-    status = 500
-    code = "InternalError"
+    ``retry_after`` (seconds) is set when the cause says when to try again (ARM's
+    ``Retry-After``); ``fields`` names each bad input field. Which HTTP status and CLI exit
+    code an error maps to is decided in one table (:func:`http_status`, :func:`exit_code`).
+    """
 
-    def __init__(self, message: str, *, remediation: str | None = None) -> None:
+    code: ClassVar[str] = "InternalError"
+
+    def __init__(self, message: str, *, code: str | None = None, remediation: str | None = None,
+                 retry_after: float | None = None, fields: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.error_code = code or type(self).code
         self.remediation = remediation
+        self.retry_after = retry_after
+        self.fields = dict(fields or {})
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        body: dict[str, Any] = {"code": self.error_code, "message": self.message}
         if self.remediation:
             body["remediation"] = self.remediation
+        if self.fields:
+            body["fields"] = self.fields
         return {"error": body}
+
+
+class InvalidRequestError(DrError):
+    """Malformed input: a request body, a query parameter, a CLI argument. ``fields`` names each bad one."""
+
+    code = "BadRequest"
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    code = "PayloadTooLarge"
+
+
+class NotFoundError(DrError):
+    """An instance, job or backup that does not exist (or is not protected)."""
+
+    code = "NotFound"
+
+
+class ConflictError(DrError):
+    """The request collides with the current state (another writer, a running job)."""
+
+    code = "Conflict"
+
+
+class ConfigurationError(DrError):
+    """The app's settings cannot work; the message names every bad setting."""
+
+    code = "ConfigurationError"
+
+
+class AzureUnavailableError(DrError):
+    """Azure could not be reached or refused our identity: no connection, DNS, TLS, token failure, 5xx."""
+
+    code = "AzureUnavailable"
 
 
 @dataclass(frozen=True)
@@ -53,6 +129,7 @@ class ArmError:
     code: str
     message: str
     status: int | None = None
+    retry_after: float | None = None
 
     @property
     def retryable(self) -> bool:
@@ -63,20 +140,52 @@ class ArmError:
         return remediation_for(self.code, self.message)
 
 
-def parse_arm_error(status: int, body: bytes | str | None) -> ArmError:
+class ArmCallError(DrError):
+    """ARM refused a call; ``error`` holds its code, message, HTTP status and ``Retry-After``."""
+
+    code = "ArmError"
+
+    def __init__(self, error: ArmError) -> None:
+        super().__init__(f"({error.code}) {error.message}", code=error.code, remediation=error.remediation,
+                         retry_after=error.retry_after)
+        self.error = error
+
+
+# The one table from error class to HTTP status and CLI exit code; the most specific class first.
+_STATUS_AND_EXIT: tuple[tuple[type[DrError], int, int], ...] = (
+    (PayloadTooLargeError, 413, EXIT_USAGE),
+    (InvalidRequestError, 400, EXIT_USAGE),
+    (NotFoundError, 404, EXIT_NOT_FOUND),
+    (ConflictError, 409, EXIT_FAILED),
+    (ConfigurationError, 503, EXIT_CONFIG),
+    (AzureUnavailableError, 503, EXIT_UNAVAILABLE),
+    (ArmCallError, 502, EXIT_UNAVAILABLE),
+    (DrError, 500, EXIT_FAILED),
+)
+
+
+def http_status(error: DrError) -> int:
+    return next(status for cls, status, _ in _STATUS_AND_EXIT if isinstance(error, cls))
+
+
+def exit_code(error: DrError) -> int:
+    return next(code for cls, _, code in _STATUS_AND_EXIT if isinstance(error, cls))
+
+
+def parse_arm_error(status: int, body: bytes | str | None, *, retry_after: float | None = None) -> ArmError:
     """Read ARM's ``{"error": {"code", "message"}}`` (APIM adds ``details``/``innerError``: null)."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else (body or "")
     code, message = _default_code(status), text.strip()[:_MAX_MESSAGE] or f"HTTP {status} without a body"
     try:
         data = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     if isinstance(data, dict):
         error = data.get("error") if isinstance(data.get("error"), dict) else data
         if isinstance(error, dict):
             code = str(error.get("code") or code)[:200]
             message = str(error.get("message") or message)[:_MAX_MESSAGE]
-    return ArmError(code=code, message=message, status=status)
+    return ArmError(code=code, message=message, status=status, retry_after=retry_after)
 
 
 def _default_code(status: int) -> str:

@@ -1,20 +1,33 @@
-"""Which APIM instances are protected: the configured list plus those found by tag discovery."""
+"""Which APIM instances are protected, and the one resolver every path uses to find them.
+
+Protected instances are the configured list (``APIM_DR_INSTANCES``) plus those found by tag
+discovery (``APIM_DR_DISCOVERY_SUBSCRIPTIONS``). Backups, the catalog, restores and the CLI
+all resolve a reference (resource ID, alias or service name) through
+:class:`InstanceResolver`, so an instance that can be backed up can also be listed and restored.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from .errors import ArmCallError, InvalidRequestError, NotFoundError
 from .ids import ApimResourceId, InvalidResourceIdError
 from .settings import ProtectedInstance, Settings
 
-__all__ = ["Inventory", "UnknownInstanceError", "protected_instances", "resolve_instance"]
+if TYPE_CHECKING:
+    from .arm import ApimManagement
+
+__all__ = ["InstanceResolver", "Inventory", "Resolved", "UnknownInstanceError"]
 
 logger = logging.getLogger(__name__)
 
+_MAX_REFERENCE = 400
 
-class UnknownInstanceError(LookupError):
-    """An instance reference that matches no protected instance."""
+
+class UnknownInstanceError(NotFoundError):
+    """An instance reference that matches no protected instance (or standby, where standbys count)."""
 
 
 @dataclass
@@ -23,68 +36,146 @@ class Inventory:
     problems: list[str] = field(default_factory=list)
 
 
-def protected_instances(settings: Settings, *, discover: bool = True, operations: object = None) -> Inventory:
-    """Configured instances, then tagged ones from discovery (each subscription on its own).
+@dataclass(frozen=True)
+class Resolved:
+    """A resolved reference: the instance's ID, and its protection options unless it is only a standby."""
 
-    A failing subscription or a bad entry is reported in ``problems`` and skipped; the
-    other instances are still returned.
+    resource_id: ApimResourceId
+    protected: ProtectedInstance | None
+
+    @property
+    def is_standby_only(self) -> bool:
+        return self.protected is None
+
+
+class InstanceResolver:
+    """Finds instances by resource ID, alias or service name, among configured and discovered ones.
+
+    Discovery (ARM list calls) runs at most once per resolver, and only when it is configured
+    and needed: a reference found in the configured list never triggers it.
     """
-    inventory = Inventory(list(settings.instances), list(settings.instance_errors))
-    if not (discover and settings.discovery_subscriptions):
-        return inventory
-    from .arm import ApimOperations, ArmCallError
 
-    assert isinstance(operations, ApimOperations)
-    known = {inst.resource_id.key for inst in inventory.instances}
-    for subscription in settings.discovery_subscriptions:
-        try:
-            found = operations.list_tagged(subscription, settings.discovery_tag)
-        except ArmCallError as e:
-            inventory.problems.append(
-                f"APIM_DR_DISCOVERY_SUBSCRIPTIONS: listing subscription {subscription} failed: ({e.error.code}) "
-                f"{e.error.message} -- {e.error.remediation}")
-            continue
-        for info in found:
-            if info.resource_id.key in known:
+    def __init__(self, settings: Settings, arm: ApimManagement | None) -> None:
+        self._settings = settings
+        self._arm = arm
+        self._inventory: Inventory | None = None
+
+    @property
+    def configured(self) -> list[ProtectedInstance]:
+        return list(self._settings.instances)
+
+    def inventory(self) -> Inventory:
+        """Configured instances, then tagged ones from discovery (each subscription on its own).
+
+        A failing subscription or a bad entry is reported in ``problems`` and skipped; the
+        other instances are still returned.
+        """
+        if self._inventory is None:
+            self._inventory = self._discover()
+        return self._inventory
+
+    def _discover(self) -> Inventory:
+        settings = self._settings
+        inventory = Inventory(list(settings.instances), list(settings.instance_errors))
+        if not settings.discovery_subscriptions or self._arm is None:
+            return inventory
+        known = {inst.resource_id.key for inst in inventory.instances}
+        for subscription in settings.discovery_subscriptions:
+            try:
+                found = self._arm.list_tagged(subscription, settings.discovery_tag)
+            except ArmCallError as e:
+                inventory.problems.append(
+                    f"APIM_DR_DISCOVERY_SUBSCRIPTIONS: listing subscription {subscription} failed: ({e.error.code}) "
+                    f"{e.error.message} -- {e.error.remediation}")
                 continue
-            known.add(info.resource_id.key)
-            inventory.instances.append(ProtectedInstance(
-                resource_id=info.resource_id,
-                container=settings.backup_container,
-                access_type=settings.access_type,
-                client_id=settings.identity_client_id,
-            ))
-    return inventory
+            for info in found:
+                if info.resource_id.key in known:
+                    continue
+                known.add(info.resource_id.key)
+                inventory.instances.append(ProtectedInstance(
+                    resource_id=info.resource_id,
+                    container=settings.backup_container,
+                    access_type=settings.access_type,
+                    client_id=settings.identity_client_id,
+                ))
+        return inventory
+
+    def protected(self, reference: object) -> ProtectedInstance:
+        """A protected instance (configured or discovered).
+
+        :raises InvalidRequestError: ``reference`` is not a sane string or names several instances.
+        :raises UnknownInstanceError: it names no protected instance.
+        """
+        found = self._find(reference, standbys=False)
+        assert found.protected is not None
+        return found.protected
+
+    def instance_or_standby(self, reference: object) -> Resolved:
+        """A protected instance or the configured standby of one (restore targets and sources)."""
+        return self._find(reference, standbys=True)
+
+    def primary_of(self, standby: ApimResourceId) -> ProtectedInstance | None:
+        """The protected instance whose configured standby is ``standby``."""
+        for inst in self._candidates_now():
+            if inst.standby is not None and inst.standby.key == standby.key:
+                return inst
+        return None
+
+    def protected_keys(self) -> frozenset[str]:
+        """Keys of every protected instance known without new ARM calls (for the primary check)."""
+        return frozenset(i.resource_id.key for i in self._candidates_now())
+
+    def _candidates_now(self) -> list[ProtectedInstance]:
+        return self._inventory.instances if self._inventory is not None else self.configured
+
+    def _find(self, reference: object, *, standbys: bool) -> Resolved:
+        text = _check_reference(reference)
+        found = _match(text, self.configured, standbys=standbys)
+        if found is None and self._settings.discovery_subscriptions:
+            found = _match(text, self.inventory().instances, standbys=standbys)
+        if found is None:
+            what = "a protected instance or a configured standby" if standbys else "a protected instance"
+            raise UnknownInstanceError(
+                f"{text[:80]!r} is not {what} (by resource ID, alias or service name; "
+                "see APIM_DR_INSTANCES and the discovery tag)")
+        return found
 
 
-def resolve_instance(reference: object, instances: list[ProtectedInstance]) -> ProtectedInstance:
-    """Find a protected instance by resource ID, alias or service name.
-
-    :raises UnknownInstanceError: naming what was looked for.
-    :raises ValueError: if ``reference`` is not a string of sane length.
-    """
+def _check_reference(reference: object) -> str:
     if not isinstance(reference, str) or not reference.strip():
-        raise ValueError("expected an APIM resource ID, a configured alias or a service name")
-    reference = reference.strip()
-    if len(reference) > 400:
-        raise ValueError("instance reference is too long (at most 400 characters)")
+        raise InvalidRequestError("expected an APIM resource ID, a configured alias or a service name")
+    text = reference.strip()
+    if len(text) > _MAX_REFERENCE:
+        raise InvalidRequestError(f"instance reference is too long (at most {_MAX_REFERENCE} characters)")
+    return text
+
+
+def _match(reference: str, instances: list[ProtectedInstance], *, standbys: bool) -> Resolved | None:
     if reference.startswith("/"):
         try:
             rid = ApimResourceId.parse(reference)
         except InvalidResourceIdError as e:
-            raise ValueError(str(e)) from e
+            raise InvalidRequestError(str(e)) from e
         for inst in instances:
             if inst.resource_id.key == rid.key:
-                return inst
-        raise UnknownInstanceError(f"{rid} is not a protected instance (APIM_DR_INSTANCES or discovery tag)")
+                return Resolved(inst.resource_id, inst)
+        if standbys:
+            for inst in instances:
+                if inst.standby is not None and inst.standby.key == rid.key:
+                    return Resolved(inst.standby, None)
+        return None
     lowered = reference.lower()
-    by_alias = [i for i in instances if i.alias and i.alias.lower() == lowered]
-    if by_alias:
-        return by_alias[0]
-    by_name = [i for i in instances if i.name.lower() == lowered]
-    if len(by_name) == 1:
-        return by_name[0]
-    if len(by_name) > 1:
-        raise UnknownInstanceError(f"{reference!r} names several instances; use the full resource ID")
-    raise UnknownInstanceError(f"{reference[:60]!r} is not a protected instance (no matching resource ID, alias "
-                               "or service name)")
+    for inst in instances:
+        if inst.alias and inst.alias.lower() == lowered:
+            return Resolved(inst.resource_id, inst)
+    matches = [Resolved(i.resource_id, i) for i in instances if i.name.lower() == lowered]
+    if standbys:
+        seen = {m.resource_id.key for m in matches}
+        for inst in instances:
+            standby = inst.standby
+            if standby is not None and standby.service_name.lower() == lowered and standby.key not in seen:
+                seen.add(standby.key)
+                matches.append(Resolved(standby, None))
+    if len(matches) > 1:
+        raise InvalidRequestError(f"{reference!r} names several instances; use the full resource ID")
+    return matches[0] if matches else None

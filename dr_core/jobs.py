@@ -1,38 +1,39 @@
-"""Jobs: one row per backup or restore in Azure Table storage, and their state machine.
+"""Jobs: one per backup or restore, and the state machine that moves them.
 
-State lives in the row, not in queue messages: a message only says "work on job X", so a
-duplicated, late or redelivered message finds the job already past that step and does
-nothing. Every change is an ETag-conditional replace (:meth:`JobStore.update`), so two
-workers can never both move a job forward.
+A :class:`Job` changes only through its step methods (:meth:`Job.begin_start`,
+:meth:`Job.record_started`, :meth:`Job.poll_again`, :meth:`Job.succeed`, :meth:`Job.fail`,
+...). Each sets every field its step touches and returns a :class:`Step`: which message the
+job needs next, and when. The caller saves the job (conditionally, see
+:mod:`dr_core.store`) and only then sends that message, so state lives in the row, never in
+messages.
 
-Row layout: ``PartitionKey = {kind}-{yyyyMMdd}`` of the job's slot, ``RowKey = job ID``.
-The partition is derivable from the ID (point reads), and a timer's jobs share one
-partition, so planning 1,000 instances is ten 100-row transactions.
+Moments are ``datetime`` objects here; they become text only at the storage edge.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import logging
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import Enum, StrEnum
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import Any, Literal
 
+from .clock import iso_or_none
+from .errors import ArmError
 from .ids import ApimResourceId
 
-if TYPE_CHECKING:
-    from azure.data.tables import TableClient
-
-__all__ = ["Job", "JobConflictError", "JobKind", "JobState", "JobStore", "make_job_id", "parse_job_id"]
-
-logger = logging.getLogger(__name__)
-
-_TRANSACTION_LIMIT = 100  # Azure Table storage: at most 100 operations per transaction.
-_PARALLEL_TRANSACTIONS = 4
+__all__ = [
+    "InvalidTransitionError",
+    "Job",
+    "JobKind",
+    "JobState",
+    "ServiceFacts",
+    "Step",
+    "make_job_id",
+    "parse_job_id",
+    "partition_of",
+]
 
 
 class JobKind(StrEnum):
@@ -51,8 +52,15 @@ class JobState(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED)
+        return self in _TERMINAL
 
+    @property
+    def announced_on_end(self) -> bool:
+        """States a person must hear about (once)."""
+        return self in (JobState.FAILED, JobState.TIMED_OUT)
+
+
+_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED})
 
 # The only moves a job may make. Starting -> Planned is "ARM said not now (409/429), wait".
 _ALLOWED: dict[JobState, frozenset[JobState]] = {
@@ -69,10 +77,7 @@ _ALLOWED: dict[JobState, frozenset[JobState]] = {
 _JOB_ID_RE = re.compile(
     r"^(?P<kind>backup|restore)-(?P<slot>\d{8}T\d{6}Z)-(?P<service>[A-Za-z0-9-]{1,50})-(?P<h>[0-9a-f]{8})$"
 )
-
-
-class JobConflictError(Exception):
-    """Someone else changed the job first (ETag mismatch) or the row already exists."""
+_MAX_JOB_ID = 100
 
 
 class InvalidTransitionError(ValueError):
@@ -87,37 +92,47 @@ def make_job_id(kind: JobKind, instance: ApimResourceId, slot: datetime) -> str:
 
 
 def parse_job_id(job_id: object) -> tuple[JobKind, datetime]:
-    """Validate a job ID (it may come from an HTTP path) and return its kind and slot.
+    """Validate a job ID (it may come from an HTTP path or a queue message) and return its kind and slot.
 
     :raises ValueError: if it is not a job ID apim-dr makes.
     """
-    if not isinstance(job_id, str) or len(job_id) > 100:
+    if not isinstance(job_id, str) or len(job_id) > _MAX_JOB_ID:
         raise ValueError("not a job ID")
     match = _JOB_ID_RE.match(job_id)
     if not match:
         raise ValueError("not a job ID: expected {backup|restore}-{yyyyMMddTHHmmssZ}-{service}-{8 hex}")
-    slot = datetime.strptime(match.group("slot"), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    try:
+        slot = datetime.strptime(match.group("slot"), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError as e:
+        raise ValueError("not a job ID: its time stamp is not a date") from e
     return JobKind(match.group("kind")), slot
 
 
 def partition_of(kind: JobKind, slot: datetime) -> str:
+    """The table partition of a job: one per kind and UTC day of its slot (derivable from the ID)."""
     return f"{kind.value}-{slot.astimezone(UTC):%Y%m%d}"
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True)
+class Step:
+    """What a step produced: the message the job needs next (after ``delay`` seconds), once the row is saved.
+
+    ``transition`` says whether the step is worth a structured log line (state changes and
+    new attempts are; a poll that found the operation still running is not).
+    """
+
+    next_op: Literal["start", "poll"] | None = None
+    delay: int = 0
+    transition: bool = True
 
 
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+@dataclass(frozen=True)
+class ServiceFacts:
+    """What a finished backup records about its source: tier, units and region."""
 
-
-def from_iso(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    sku: str | None
+    sku_capacity: int | None
+    region: str | None
 
 
 @dataclass
@@ -128,25 +143,25 @@ class Job:
     service_name: str
     state: JobState
     trigger: str
-    slot: str
-    created_at: str
-    updated_at: str
-    deadline: str
+    slot: datetime
+    created_at: datetime
+    updated_at: datetime
+    deadline: datetime
     storage_account: str = ""
     container: str = ""
     blob_name: str = ""
     access_type: str = ""
     client_id: str | None = None
     source_instance: str | None = None
-    starting_at: str | None = None
+    starting_at: datetime | None = None
     start_attempts: int = 0
     start_uncertain: bool = False
-    started_at: str | None = None
-    finished_at: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     operation_url: str | None = None
     poll_seq: int = 0
     polls: int = 0
-    next_action_at: str | None = None
+    next_action_at: datetime | None = None
     wait_reason: str | None = None
     blob_size: int | None = None
     sku: str | None = None
@@ -165,74 +180,140 @@ class Job:
     @property
     def duration_seconds(self) -> float | None:
         """From ARM accepting the operation to its end (what the operation itself took)."""
-        start, end = from_iso(self.started_at), from_iso(self.finished_at)
-        return (end - start).total_seconds() if start and end else None
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
 
-    @property
-    def elapsed_seconds(self) -> float:
-        """From the job's creation to its end, or to now while it runs."""
-        created = from_iso(self.created_at) or now_utc()
-        end = from_iso(self.finished_at) or now_utc()
-        return max(0.0, (end - created).total_seconds())
+    def elapsed_seconds(self, now: datetime) -> float:
+        """From the job's creation to its end, or to ``now`` while it runs."""
+        end = self.finished_at or now
+        return max(0.0, (end - self.created_at).total_seconds())
 
-    def transition(self, new_state: JobState, moment: datetime) -> None:
+    def start_lease_end(self, lease: timedelta) -> datetime:
+        """Until then, a ``Starting`` job's own worker may still be about to record the ``Location``."""
+        return (self.starting_at or self.updated_at) + lease
+
+    def past_deadline(self, now: datetime) -> bool:
+        return now >= self.deadline
+
+    # -- steps --------------------------------------------------------------------------------------
+    def begin_start(self, now: datetime) -> Step:
+        """Planned (or a Starting job whose earlier attempt is known not to have run) -> Starting, before the POST."""
+        self._move(JobState.STARTING, now)
+        self.starting_at = now
+        self.start_attempts += 1
+        self.start_uncertain = False
+        self.wait_reason = None
+        return Step()
+
+    def record_started(self, now: datetime, *, location: str, delay: int) -> Step:
+        """ARM accepted the operation: remember where to poll it; the first poll after ``delay``."""
+        self._move(JobState.RUNNING, now)
+        self.operation_url = location
+        self.started_at = now
+        self.poll_seq = 1
+        self.wait_reason = None
+        self.next_action_at = now + timedelta(seconds=delay)
+        return Step("poll", delay)
+
+    def retry_start_later(self, now: datetime, *, reason: str, delay: int) -> Step:
+        """ARM refused the start and nothing runs (409 ServiceLocked, 429): back to Planned, try again later."""
+        self._move(JobState.PLANNED, now)
+        self.start_uncertain = False
+        return self._schedule(now, "start", reason, delay)
+
+    def await_start_outcome(self, now: datetime, *, reason: str, delay: int) -> Step:
+        """The start's outcome is unknown (no answer, 5xx, or the instance is busy): stay Starting, check later."""
+        self._touch(now)
+        self.start_uncertain = True
+        return self._schedule(now, "start", reason, delay, transition=self.wait_reason != reason)
+
+    def count_poll(self) -> None:
+        self.polls += 1
+
+    def poll_again(self, now: datetime, *, delay: int, reason: str | None = None) -> Step:
+        """The operation still runs (or the poll should be repeated): the next poll, with a new sequence number."""
+        self._touch(now)
+        self.poll_seq += 1
+        return self._schedule(now, "poll", reason, delay, transition=False)
+
+    def succeed(self, now: datetime, *, facts: ServiceFacts | None = None, blob_size: int | None = None) -> Step:
+        if facts is not None:
+            self.sku, self.sku_capacity, self.region = facts.sku, facts.sku_capacity, facts.region
+        if blob_size is not None:
+            self.blob_size = blob_size
+        if self.started_at is None:
+            self.started_at = self.starting_at
+        self._move(JobState.SUCCEEDED, now)
+        self.wait_reason = None
+        return Step()
+
+    def fail(self, now: datetime, error: ArmError) -> Step:
+        self._move(JobState.FAILED, now)
+        self.error_code, self.error_message, self.remediation = error.code, error.message, error.remediation
+        self.wait_reason = None
+        return Step()
+
+    def time_out(self, now: datetime, *, minutes: int) -> Step:
+        was = self.state.value
+        self._move(JobState.TIMED_OUT, now)
+        self.error_code = "TimedOut"
+        self.error_message = (f"The {self.kind.value} did not finish within {minutes} minutes "
+                              f"(it was {was} after {self.polls} polls).")
+        self.remediation = ArmError("TimedOut", self.error_message).remediation
+        self.wait_reason = None
+        return Step()
+
+    def refuse(self, now: datetime, *, message: str, remediation: str) -> Step:
+        """A restore that failed preflight: kept for audit, never started."""
+        self._move(JobState.REFUSED, now)
+        self.error_code = "PreflightFailed"
+        self.error_message = message[:2000]
+        self.remediation = remediation[:2000]
+        return Step()
+
+    def mark_announced(self) -> Step:
+        self.announced = True
+        return Step(transition=False)
+
+    def _move(self, new_state: JobState, now: datetime) -> None:
         if new_state not in _ALLOWED[self.state]:
             raise InvalidTransitionError(f"job {self.job_id}: {self.state.value} -> {new_state.value} is not allowed")
         self.state = new_state
-        self.updated_at = iso(moment) or ""
+        self._touch(now)
         if new_state.terminal:
-            self.finished_at = iso(moment)
+            self.finished_at = now
             self.next_action_at = None
 
-    def to_entity(self) -> dict[str, Any]:
-        kind, slot = parse_job_id(self.job_id)
-        entity: dict[str, Any] = {"PartitionKey": partition_of(kind, slot), "RowKey": self.job_id}
-        for f in fields(self):
-            if f.name in ("job_id", "etag"):
-                continue
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            entity[_camel(f.name)] = value.value if isinstance(value, Enum) else value
-        return entity
+    def _touch(self, now: datetime) -> None:
+        self.updated_at = now
 
-    @classmethod
-    def from_entity(cls, entity: Any) -> Job:
-        values: dict[str, Any] = {"job_id": entity["RowKey"]}
-        for f in fields(cls):
-            if f.name in ("job_id", "etag"):
-                continue
-            key = _camel(f.name)
-            if key in entity:
-                values[f.name] = entity[key]
-        values["kind"] = JobKind(values["kind"])
-        values["state"] = JobState(values["state"])
-        for int_field in ("start_attempts", "poll_seq", "polls", "blob_size", "sku_capacity"):
-            if values.get(int_field) is not None:
-                values[int_field] = int(values[int_field])
-        job = cls(**values)
-        metadata = getattr(entity, "metadata", None) or {}
-        job.etag = metadata.get("etag")
-        return job
+    def _schedule(self, now: datetime, op: Literal["start", "poll"], reason: str | None, delay: int, *,
+                  transition: bool = True) -> Step:
+        self.wait_reason = reason
+        self.next_action_at = now + timedelta(seconds=delay)
+        return Step(op, delay, transition)
 
-    def public_view(self) -> dict[str, Any]:
+    # -- views ------------------------------------------------------------------------------------
+    def public_view(self, *, now: datetime) -> dict[str, Any]:
         """What status endpoints and the CLI show. Never includes secrets (none are stored)."""
-        view = {
+        duration = self.duration_seconds
+        view: dict[str, Any] = {
             "id": self.job_id,
             "kind": self.kind.value,
             "state": self.state.value,
             "instance": self.instance,
             "serviceName": self.service_name,
             "trigger": self.trigger,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-            "startedAt": self.started_at,
-            "finishedAt": self.finished_at,
-            "deadline": self.deadline,
-            "elapsedSeconds": round(self.elapsed_seconds, 1),
-            "durationSeconds": None if self.duration_seconds is None else round(self.duration_seconds, 1),
+            "createdAt": iso_or_none(self.created_at),
+            "updatedAt": iso_or_none(self.updated_at),
+            "startedAt": iso_or_none(self.started_at),
+            "finishedAt": iso_or_none(self.finished_at),
+            "deadline": iso_or_none(self.deadline),
+            "elapsedSeconds": round(self.elapsed_seconds(now), 1),
+            "durationSeconds": None if duration is None else round(duration, 1),
             "polls": self.polls,
-            "nextPollAt": self.next_action_at if not self.state.terminal else None,
+            "nextPollAt": None if self.state.terminal else iso_or_none(self.next_action_at),
             "waitingFor": self.wait_reason,
             "backup": {
                 "storageAccount": self.storage_account,
@@ -254,125 +335,3 @@ class Job:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head[:1].upper() + head[1:] + "".join(p[:1].upper() + p[1:] for p in rest)
-
-
-class JobStore:
-    """Job rows in one table. All writes are conditional; conflicts raise :class:`JobConflictError`."""
-
-    def __init__(self, table: TableClient) -> None:
-        self._table = table
-
-    def ensure_table(self) -> None:
-        from azure.core.exceptions import ResourceExistsError
-
-        with contextlib.suppress(ResourceExistsError):
-            self._table.create_table()
-
-    def create_many(self, jobs: Iterable[Job]) -> list[Job]:
-        """Insert jobs that don't exist yet, in 100-row transactions; return the ones created.
-
-        The transactions run a few at a time: most of their cost is building and parsing the
-        multipart batch bodies, which overlaps with the service's work on the others. A
-        transaction with one existing row fails as a whole (a re-fired timer); for those, the
-        existing rows are read once per partition and only the missing ones are inserted.
-        """
-        from concurrent.futures import ThreadPoolExecutor
-
-        from azure.core.exceptions import ResourceExistsError
-        from azure.data.tables import TableTransactionError
-
-        chunks: list[tuple[str, list[tuple[Job, dict[str, Any]]]]] = []
-        by_partition: dict[str, list[tuple[Job, dict[str, Any]]]] = {}
-        for job in jobs:
-            entity = job.to_entity()
-            by_partition.setdefault(entity["PartitionKey"], []).append((job, entity))
-        for partition, rows in by_partition.items():
-            chunks += [(partition, rows[i:i + _TRANSACTION_LIMIT]) for i in range(0, len(rows), _TRANSACTION_LIMIT)]
-
-        def submit(chunk: list[tuple[Job, dict[str, Any]]]) -> bool:
-            try:
-                self._table.submit_transaction([("create", entity) for _, entity in chunk])
-            except TableTransactionError as e:
-                logger.info("job batch of %d hit existing rows (%s)", len(chunk), getattr(e, "error_code", ""))
-                return False
-            return True
-
-        with ThreadPoolExecutor(max_workers=min(_PARALLEL_TRANSACTIONS, len(chunks) or 1)) as pool:
-            outcomes = list(pool.map(submit, [chunk for _, chunk in chunks]))
-        created = [job for (_, chunk), ok in zip(chunks, outcomes, strict=True) if ok for job, _ in chunk]
-        existing: dict[str, set[str]] = {}
-        for (partition, chunk), ok in zip(chunks, outcomes, strict=True):
-            if ok:
-                continue
-            if partition not in existing:
-                existing[partition] = self._existing_ids(partition, [j.job_id for j, _ in by_partition[partition]])
-            for job, entity in chunk:
-                if job.job_id in existing[partition]:
-                    continue
-                try:
-                    self._table.create_entity(entity)
-                    created.append(job)
-                except ResourceExistsError:
-                    pass
-        return created
-
-    def _existing_ids(self, partition: str, job_ids: list[str]) -> set[str]:
-        low, high = min(job_ids), max(job_ids)
-        rows = self._table.query_entities(
-            "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
-            parameters={"pk": partition, "low": low, "high": high}, select=["RowKey"],
-        )
-        return {row["RowKey"] for row in rows}
-
-    def create(self, job: Job) -> Job:
-        from azure.core.exceptions import ResourceExistsError
-
-        try:
-            metadata = self._table.create_entity(job.to_entity())
-        except ResourceExistsError as e:
-            raise JobConflictError(f"job {job.job_id} already exists") from e
-        job.etag = metadata.get("etag")
-        return job
-
-    def get(self, job_id: str) -> Job | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        kind, slot = parse_job_id(job_id)
-        try:
-            entity = self._table.get_entity(partition_of(kind, slot), job_id)
-        except ResourceNotFoundError:
-            return None
-        return Job.from_entity(entity)
-
-    def update(self, job: Job) -> Job:
-        """Replace the row if nobody changed it since ``job`` was read."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
-
-        if not job.etag:
-            raise ValueError(f"job {job.job_id} has no ETag; read it before updating")
-        try:
-            metadata = self._table.update_entity(
-                job.to_entity(), mode=UpdateMode.REPLACE, etag=job.etag, match_condition=MatchConditions.IfNotModified
-            )
-        except (ResourceModifiedError, ResourceNotFoundError) as e:
-            raise JobConflictError(f"job {job.job_id} changed meanwhile") from e
-        job.etag = metadata.get("etag")
-        return job
-
-    def jobs_in_partitions(self, partitions: Iterable[str]) -> Iterator[Job]:
-        for partition in partitions:
-            for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}):
-                yield Job.from_entity(entity)
-
-    def recent_jobs(self, kinds: Iterable[JobKind], *, days: int, now: datetime | None = None) -> Iterator[Job]:
-        """Jobs whose slot falls in the last ``days`` days (partition scans, newest day first)."""
-        now = now or now_utc()
-        partitions = [partition_of(k, now - timedelta(days=d)) for d in range(days) for k in kinds]
-        return self.jobs_in_partitions(partitions)

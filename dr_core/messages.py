@@ -1,4 +1,4 @@
-"""Work-queue messages: "work on job X" (plus a poll sequence), never the job's state itself.
+"""The work queue and its messages: "work on job X" (plus a poll sequence), never the job's state itself.
 
 ``{"v": 1, "op": "start" | "poll" | "fanout", "job": id, "seq": n, "jobs": [ids]}``
 
@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from .errors import DrError
 from .jobs import parse_job_id
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
 
-__all__ = ["FANOUT_SIZE", "InvalidMessageError", "WorkMessage", "send_messages"]
+__all__ = ["FANOUT_SIZE", "InvalidMessageError", "StorageWorkQueue", "WorkMessage", "WorkQueue", "send_messages"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +33,10 @@ _SEND_THREADS = 16
 Op = Literal["start", "poll", "fanout"]
 
 
-class InvalidMessageError(ValueError):
+class InvalidMessageError(DrError):
     """A message apim-dr did not write. Raised so the host retries it and then parks it in the poison queue."""
+
+    code = "InvalidMessage"
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,8 @@ class WorkMessage:
             raise InvalidMessageError("message is not text or too long")
         try:
             data = json.loads(text)
-        except ValueError as e:
-            raise InvalidMessageError(f"message is not JSON: {e}") from e
+        except (ValueError, RecursionError) as e:
+            raise InvalidMessageError(f"message is not JSON: {str(e)[:120]}") from e
         if not isinstance(data, dict) or data.get("v") != 1:
             raise InvalidMessageError("message is not an apim-dr v1 work message")
         op = data.get("op")
@@ -103,3 +108,21 @@ def send_messages(queue: QueueClient, messages: list[tuple[WorkMessage, int]]) -
         return
     with ThreadPoolExecutor(max_workers=min(_SEND_THREADS, len(messages))) as pool:
         list(pool.map(send, messages))
+
+
+class WorkQueue(ABC):
+    """Where the next step of a job is announced: ``(message, visibility delay in seconds)``."""
+
+    @abstractmethod
+    def send(self, messages: Sequence[tuple[WorkMessage, int]]) -> None:
+        """Send every message; a message becomes visible after its delay."""
+
+
+class StorageWorkQueue(WorkQueue):
+    """The queue the ``work_on_job`` trigger listens on (Azure Queue storage)."""
+
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
+
+    def send(self, messages: Sequence[tuple[WorkMessage, int]]) -> None:
+        send_messages(self._queue, list(messages))

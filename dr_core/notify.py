@@ -15,7 +15,12 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .clock import iso_or_none
+from .jobs import JobState
+
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .jobs import Job
 
 __all__ = ["LogNotifier", "Notifier", "WebhookNotifier", "announcement", "log_transition"]
@@ -26,7 +31,7 @@ _module_logger = logging.getLogger(__name__)
 LOG_PREFIX = "APIMDR_JOB "
 
 
-def log_transition(job: Job) -> None:
+def log_transition(job: Job, *, now: datetime) -> None:
     """One structured line per job transition (job ID, instance, state, duration); no secrets."""
     record = {
         "jobId": job.job_id,
@@ -34,11 +39,11 @@ def log_transition(job: Job) -> None:
         "instance": job.instance,
         "state": job.state.value,
         "durationSeconds": None if job.duration_seconds is None else round(job.duration_seconds, 1),
-        "elapsedSeconds": round(job.elapsed_seconds, 1),
+        "elapsedSeconds": round(job.elapsed_seconds(now), 1),
         "errorCode": job.error_code,
         "waitingFor": job.wait_reason,
     }
-    level = logging.WARNING if job.state.value in ("Failed", "TimedOut", "Refused") else logging.INFO
+    level = logging.WARNING if job.state in (JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED) else logging.INFO
     logger.log(level, "%s%s", LOG_PREFIX, json.dumps(record, separators=(",", ":")))
 
 
@@ -60,8 +65,8 @@ def announcement(job: Job) -> dict[str, Any]:
             "errorCode": job.error_code,
             "errorMessage": job.error_message,
             "remediation": job.remediation,
-            "createdAt": job.created_at,
-            "finishedAt": job.finished_at,
+            "createdAt": iso_or_none(job.created_at),
+            "finishedAt": iso_or_none(job.finished_at),
         },
     }
 

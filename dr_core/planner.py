@@ -1,4 +1,4 @@
-"""Planning: turn a timer firing (or an HTTP request) into job rows and queue messages.
+"""Planning: turn a timer firing (or an on-demand request) into job rows and queue messages.
 
 The timer only plans. One job per protected instance per schedule slot; the job ID is
 derived from the instance and the slot, so a second firing for the same slot creates
@@ -14,15 +14,20 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .catalog import backup_blob_name
-from .jobs import Job, JobConflictError, JobKind, JobState, from_iso, iso, make_job_id, now_utc
-from .messages import FANOUT_SIZE, WorkMessage, send_messages
+from .clock import iso
+from .jobs import Job, JobKind, JobState, make_job_id
+from .messages import FANOUT_SIZE, WorkMessage
 from .notify import log_transition
+from .store import JobConflictError
 
 if TYPE_CHECKING:
-    from .context import DrContext
-    from .settings import ProtectedInstance
+    from .clock import Clock
+    from .inventory import InstanceResolver
+    from .messages import WorkQueue
+    from .settings import ProtectedInstance, Settings
+    from .store import JobStore
 
-__all__ = ["PlanReport", "new_backup_job", "plan_scheduled_backups", "request_backup", "requeue_stalled_jobs"]
+__all__ = ["BackupPlanner", "PlanReport", "new_backup_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +35,7 @@ logger = logging.getLogger(__name__)
 _EARLY_FIRING_TOLERANCE = timedelta(seconds=2)
 # The watchdog re-sends work for a job whose next step is this late.
 _STALL_GRACE = timedelta(minutes=2)
+_WATCHDOG_DAYS = 2
 
 
 @dataclass
@@ -41,9 +47,8 @@ class PlanReport:
     seconds: float = 0.0
 
 
-def new_backup_job(ctx: DrContext, instance: ProtectedInstance, slot: datetime, *, trigger: str,
+def new_backup_job(settings: Settings, instance: ProtectedInstance, slot: datetime, *, trigger: str,
                    now: datetime) -> Job:
-    settings = ctx.settings
     slot = slot.astimezone(UTC).replace(microsecond=0)
     return Job(
         job_id=make_job_id(JobKind.BACKUP, instance.resource_id, slot),
@@ -52,108 +57,101 @@ def new_backup_job(ctx: DrContext, instance: ProtectedInstance, slot: datetime, 
         service_name=instance.name,
         state=JobState.PLANNED,
         trigger=trigger,
-        slot=iso(slot) or "",
-        created_at=iso(now) or "",
-        updated_at=iso(now) or "",
-        deadline=iso(now + timedelta(minutes=settings.backup_timeout_minutes)) or "",
+        slot=slot,
+        created_at=now,
+        updated_at=now,
+        deadline=now + timedelta(minutes=settings.backup_timeout_minutes),
         storage_account=settings.backup_account,
         container=instance.container,
         blob_name=backup_blob_name(instance.name, slot),
         access_type=instance.access_type.value,
         client_id=instance.client_id,
-        next_action_at=iso(now),
+        next_action_at=now,
     )
 
 
-def plan_scheduled_backups(ctx: DrContext, *, now: datetime | None = None, past_due: bool = False) -> PlanReport:
-    """Write one ``Planned`` job per protected instance for the current slot, then enqueue them."""
-    started = time.perf_counter()
-    now = now or now_utc()
-    slot = ctx.settings.schedule.latest_at_or_before(now + _EARLY_FIRING_TOLERANCE)
-    report = PlanReport(slot=slot)
-    if past_due:
-        logger.warning("backup timer is past due; planning the missed slot %s", iso(slot))
+class BackupPlanner:
+    """Creates backup jobs (scheduled and on demand) and re-sends work for stalled ones."""
 
-    from .inventory import protected_instances
+    def __init__(self, *, settings: Settings, store: JobStore, queue: WorkQueue, resolver: InstanceResolver,
+                 clock: Clock) -> None:
+        self._settings = settings
+        self._store = store
+        self._queue = queue
+        self._resolver = resolver
+        self._clock = clock
 
-    inventory = protected_instances(
-        ctx.settings, operations=ctx.operations if ctx.settings.discovery_subscriptions else None)
-    report.problems.extend(inventory.problems)
-    for problem in inventory.problems:
-        logger.error("instance skipped: %s", problem)
+    def plan_scheduled(self, *, past_due: bool = False) -> PlanReport:
+        """Write one ``Planned`` job per protected instance for the current slot, then enqueue them."""
+        started = time.perf_counter()
+        now = self._clock.now()
+        slot = self._settings.schedule.latest_at_or_before(now + _EARLY_FIRING_TOLERANCE)
+        report = PlanReport(slot=slot)
+        if past_due:
+            logger.warning("backup timer is past due; planning the missed slot %s", iso(slot))
 
-    jobs = [new_backup_job(ctx, inst, slot, trigger="schedule", now=now) for inst in inventory.instances]
-    created = ctx.store.create_many(jobs)
-    created_ids = {j.job_id for j in created}
-    report.planned = [j.job_id for j in jobs if j.job_id in created_ids]
-    report.existing = [j.job_id for j in jobs if j.job_id not in created_ids]
-    for job in created:
-        log_transition(job)
-    ids = report.planned
-    messages = [(WorkMessage("fanout", jobs=tuple(ids[i:i + FANOUT_SIZE])), 0)
-                for i in range(0, len(ids), FANOUT_SIZE)]
-    send_messages(ctx.clients.work_queue(), messages)
-    report.seconds = time.perf_counter() - started
-    logger.info("planned %d backup jobs for slot %s (%d already existed, %d problems) in %.3f s",
-                len(report.planned), iso(slot), len(report.existing), len(report.problems), report.seconds)
-    return report
+        inventory = self._resolver.inventory()
+        report.problems.extend(inventory.problems)
+        for problem in inventory.problems:
+            logger.error("instance skipped: %s", problem)
 
+        jobs = [new_backup_job(self._settings, inst, slot, trigger="schedule", now=now)
+                for inst in inventory.instances]
+        created = self._store.create_many(jobs)
+        created_ids = {j.job_id for j in created}
+        report.planned = [j.job_id for j in jobs if j.job_id in created_ids]
+        report.existing = [j.job_id for j in jobs if j.job_id not in created_ids]
+        for job in created:
+            log_transition(job, now=now)
+        ids = report.planned
+        self._queue.send([(WorkMessage("fanout", jobs=tuple(ids[i:i + FANOUT_SIZE])), 0)
+                          for i in range(0, len(ids), FANOUT_SIZE)])
+        report.seconds = time.perf_counter() - started
+        logger.info("planned %d backup jobs for slot %s (%d already existed, %d problems) in %.3f s",
+                    len(report.planned), iso(slot), len(report.existing), len(report.problems), report.seconds)
+        return report
 
-def request_backup(ctx: DrContext, reference: object, *, trigger: str = "on-demand",
-                   now: datetime | None = None) -> tuple[Job, bool]:
-    """An on-demand backup of one protected instance. Returns ``(job, created)``.
+    def request_backup(self, reference: object, *, trigger: str = "on-demand") -> tuple[Job, bool]:
+        """An on-demand backup of one protected instance. Returns ``(job, created)``.
 
-    Two requests in the same second map to the same job (and the same blob name), so a
-    double click starts one backup.
+        Two requests in the same second map to the same job (and the same blob name), so a
+        double click starts one backup.
 
-    :raises ValueError: malformed reference. :raises UnknownInstanceError: not protected.
-    """
-    from .inventory import protected_instances, resolve_instance
+        :raises InvalidRequestError: malformed reference. :raises UnknownInstanceError: not protected.
+        """
+        instance = self._resolver.protected(reference)
+        now = self._clock.now().replace(microsecond=0)
+        job = new_backup_job(self._settings, instance, now, trigger=trigger, now=now)
+        try:
+            self._store.create(job)
+        except JobConflictError:
+            existing = self._store.get(job.job_id)
+            assert existing is not None
+            return existing, False
+        log_transition(job, now=now)
+        self._queue.send([(WorkMessage("start", job=job.job_id), 0)])
+        return job, True
 
-    now = (now or now_utc()).replace(microsecond=0)
-    configured = list(ctx.settings.instances)
-    try:
-        instance = resolve_instance(reference, configured)
-    except LookupError:
-        if not ctx.settings.discovery_subscriptions:
-            raise
-        inventory = protected_instances(ctx.settings, operations=ctx.operations)
-        instance = resolve_instance(reference, inventory.instances)
-    job = new_backup_job(ctx, instance, now, trigger=trigger, now=now)
-    try:
-        ctx.store.create(job)
-    except JobConflictError:
-        existing = ctx.store.get(job.job_id)
-        assert existing is not None
-        return existing, False
-    log_transition(job)
-    send_messages(ctx.clients.work_queue(), [(WorkMessage("start", job=job.job_id), 0)])
-    return job, True
+    def requeue_stalled(self, *, days: int = _WATCHDOG_DAYS) -> list[str]:
+        """The watchdog: re-send work for unfinished jobs whose next step is overdue.
 
-
-def requeue_stalled_jobs(ctx: DrContext, *, now: datetime | None = None, days: int = 2) -> list[str]:
-    """The watchdog: re-send work for unfinished jobs whose next step is overdue.
-
-    Covers a message lost between a row update and its enqueue, and jobs past their
-    deadline (the worker turns those into ``TimedOut`` and announces them).
-    """
-    now = now or now_utc()
-    requeued: list[tuple[WorkMessage, int]] = []
-    for job in ctx.store.recent_jobs([JobKind.BACKUP, JobKind.RESTORE], days=days, now=now):
-        if job.state.terminal:
-            continue
-        due = from_iso(job.next_action_at) or from_iso(job.updated_at) or now
-        deadline = from_iso(job.deadline)
-        overdue = now - due > _STALL_GRACE
-        expired = deadline is not None and now >= deadline
-        if not (overdue or expired):
-            continue
-        if job.state is JobState.RUNNING:
-            requeued.append((WorkMessage("poll", job=job.job_id, seq=job.poll_seq), 0))
-        else:
-            requeued.append((WorkMessage("start", job=job.job_id), 0))
-    send_messages(ctx.clients.work_queue(), requeued)
-    if requeued:
-        logger.warning("watchdog re-sent work for %d stalled jobs: %s", len(requeued),
-                       ", ".join(m.job for m, _ in requeued[:20]))
-    return [m.job for m, _ in requeued]
+        Covers a message lost between a row update and its enqueue, and jobs past their
+        deadline (the worker turns those into ``TimedOut`` and announces them).
+        """
+        now = self._clock.now()
+        requeued: list[tuple[WorkMessage, int]] = []
+        for job in self._store.recent_jobs([JobKind.BACKUP, JobKind.RESTORE], days=days, now=now):
+            if job.state.terminal:
+                continue
+            due = job.next_action_at or job.updated_at
+            if not (now - due > _STALL_GRACE or job.past_deadline(now)):
+                continue
+            if job.state is JobState.RUNNING:
+                requeued.append((WorkMessage("poll", job=job.job_id, seq=job.poll_seq), 0))
+            else:
+                requeued.append((WorkMessage("start", job=job.job_id), 0))
+        self._queue.send(requeued)
+        if requeued:
+            logger.warning("watchdog re-sent work for %d stalled jobs: %s", len(requeued),
+                           ", ".join(m.job for m, _ in requeued[:20]))
+        return [m.job for m, _ in requeued]

@@ -11,47 +11,47 @@ ends; a lock whose job has ended is taken over.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from .arm import ArmCallError, ServiceInfo
-from .catalog import CatalogEntry, entry_from_tags, find_backups, parse_backup_blob_name
-from .ids import ApimResourceId, InvalidResourceIdError
-from .jobs import Job, JobKind, JobState, iso, make_job_id, now_utc
-from .messages import WorkMessage, send_messages
+from .arm import ServiceInfo
+from .catalog import CatalogEntry, entry_from_tags, parse_backup_blob_name
+from .clock import iso
+from .errors import ArmCallError, InvalidRequestError
+from .ids import ApimResourceId
+from .inventory import Resolved, UnknownInstanceError
+from .jobs import Job, JobKind, JobState, make_job_id
+from .messages import WorkMessage
 from .notify import log_transition
-from .settings import ProtectedInstance, StorageAccessType
+from .settings import StorageAccessType
+from .store import JobConflictError
 
 if TYPE_CHECKING:
-    from .context import DrContext
+    from .arm import ApimManagement
+    from .backup_store import BackupStore
+    from .clock import Clock
+    from .inventory import InstanceResolver
+    from .messages import WorkQueue
+    from .settings import Settings
+    from .store import JobStore
 
 __all__ = [
     "RESTORABLE_TIERS",
     "Check",
+    "Outcome",
     "RestorePlan",
     "RestoreRequest",
+    "Restorer",
     "parse_restore_request",
-    "plan_restore",
-    "release_restore_lock",
-    "start_restore",
 ]
 
 logger = logging.getLogger(__name__)
 
 RESTORABLE_TIERS = frozenset({"developer", "basic", "standard", "premium"})
-LOCK_PARTITION = "restore-lock"
 _IDLE = "succeeded"
-
-
-class RequestError(ValueError):
-    """A malformed restore request; ``fields`` names each bad field."""
-
-    def __init__(self, fields: dict[str, str]) -> None:
-        self.fields = fields
-        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
 
 
 @dataclass(frozen=True)
@@ -99,15 +99,23 @@ def parse_restore_request(data: dict[str, Any]) -> RestoreRequest:
         except ValueError as e:
             bad["backup"] = f"must be \"latest\" or a backup blob name ({e})"
     if bad:
-        raise RequestError(bad)
+        raise InvalidRequestError("invalid restore request: " + "; ".join(f"{k}: {v}" for k, v in bad.items()),
+                                  fields=bad)
     assert target is not None
     return RestoreRequest(target=target, source=source, backup=backup, dry_run=bool(dry_run), confirm=confirm)
+
+
+class Outcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    WARN = "warn"
+    SKIPPED = "skipped"
 
 
 @dataclass
 class Check:
     name: str
-    outcome: str  # "pass" | "fail" | "warn" | "skipped"
+    outcome: Outcome
     message: str
     remediation: str | None = None
     status: int = 422
@@ -131,14 +139,17 @@ class RestorePlan:
     checks: list[Check] = field(default_factory=list)
 
     @property
+    def failed_checks(self) -> list[Check]:
+        return [c for c in self.checks if c.outcome is Outcome.FAIL]
+
+    @property
     def refused(self) -> bool:
-        return any(c.outcome == "fail" for c in self.checks)
+        return bool(self.failed_checks)
 
     @property
     def status(self) -> int:
         """409 when state conflicts (busy, locked, needs confirmation), else 422."""
-        failed = [c for c in self.checks if c.outcome == "fail"]
-        return 409 if any(c.status == 409 for c in failed) else 422
+        return 409 if any(c.status == 409 for c in self.failed_checks) else 422
 
     def to_json(self, *, now: datetime) -> dict[str, Any]:
         return {
@@ -153,178 +164,248 @@ class RestorePlan:
         }
 
 
-def _resolve(ctx: DrContext, reference: str, what: str) -> tuple[ApimResourceId, ProtectedInstance | None]:
-    """A configured instance, or a configured standby, by resource ID, alias or service name."""
-    instances = list(ctx.settings.instances)
-    lowered = reference.lower()
-    if reference.startswith("/"):
-        try:
-            rid = ApimResourceId.parse(reference)
-        except InvalidResourceIdError as e:
-            raise RequestError({what: str(e)}) from e
-        for inst in instances:
-            if inst.resource_id.key == rid.key:
-                return inst.resource_id, inst
-        for inst in instances:
-            if inst.standby is not None and inst.standby.key == rid.key:
-                return inst.standby, None
-        raise LookupError(f"{what} {rid} is neither a protected instance nor a configured standby")
-    for inst in instances:
-        if inst.alias and inst.alias.lower() == lowered:
-            return inst.resource_id, inst
-    matches: list[tuple[ApimResourceId | None, ProtectedInstance | None]] = [
-        (i.resource_id, i) for i in instances if i.name.lower() == lowered]
-    matches += [(i.standby, None) for i in instances if i.standby is not None
-                and i.standby.service_name.lower() == lowered]
-    if len(matches) == 1:
-        rid_match, inst_match = matches[0]
-        assert rid_match is not None
-        return rid_match, inst_match
-    if len(matches) > 1:
-        raise RequestError({what: f"{reference!r} names several instances; use the resource ID"})
-    raise LookupError(f"{what} {reference[:60]!r} is neither a protected instance nor a configured standby "
-                      "(by resource ID, alias or service name)")
+class Restorer:
+    """Plans restores (every preflight check, nothing written) and starts them (job, lock, start message)."""
 
+    def __init__(self, *, settings: Settings, store: JobStore, queue: WorkQueue, arm: ApimManagement,
+                 backups: BackupStore, resolver: InstanceResolver, clock: Clock) -> None:
+        self._settings = settings
+        self._store = store
+        self._queue = queue
+        self._arm = arm
+        self._backups = backups
+        self._resolver = resolver
+        self._clock = clock
 
-def plan_restore(ctx: DrContext, request: RestoreRequest, *, now: datetime | None = None) -> RestorePlan:
-    """Resolve and check a restore without writing anything.
+    def plan(self, request: RestoreRequest, *, now: datetime | None = None) -> RestorePlan:
+        """Resolve and check a restore without writing anything.
 
-    :raises RequestError: malformed references. :raises LookupError: unknown target or source.
-    """
-    now = now or now_utc()
-    settings = ctx.settings
-    target, target_inst = _resolve(ctx, request.target, "target")
-    if request.source:
-        source, source_inst = _resolve(ctx, request.source, "source")
-    else:
-        primaries = [i for i in settings.instances if i.standby is not None and i.standby.key == target.key]
-        if primaries:
-            source, source_inst = primaries[0].resource_id, primaries[0]
+        :raises InvalidRequestError: malformed references. :raises UnknownInstanceError: unknown target or source.
+        """
+        now = now or self._clock.now()
+        settings = self._settings
+        target = self._resolve(request.target, "target")
+        if request.source:
+            source = self._resolve(request.source, "source")
         else:
-            source, source_inst = target, target_inst  # restoring an instance's own backup into it
-    options = target_inst or source_inst
-    access_type = options.access_type if options else settings.access_type
-    client_id = (options.client_id if options else None) or settings.identity_client_id
-    container = source_inst.container if source_inst else settings.backup_container
+            primary = self._resolver.primary_of(target.resource_id)
+            # Without a primary, the target's own backup is restored into it.
+            source = target if primary is None else Resolved(primary.resource_id, primary)
+        options = target.protected or source.protected
+        access_type = options.access_type if options else settings.access_type
+        client_id = (options.client_id if options else None) or settings.identity_client_id
+        container = source.protected.container if source.protected else settings.backup_container
 
-    checks: list[Check] = []
-    target_info: ServiceInfo | None = None
-    try:
-        target_info = ctx.operations.get_service(target)
-    except ArmCallError as e:
-        checks.append(Check("target-exists", "fail", f"reading the target failed: ({e.error.code}) {e.error.message}",
-                            e.error.remediation, status=409 if e.error.retryable else 422))
-
-    backup = _find_backup(ctx, request, source=source, container=container, target_info=target_info, now=now,
-                          checks=checks)
-    plan = RestorePlan(target, source, target_info, backup, settings.backup_account, access_type, client_id, checks)
-    _check_backup(plan, now, timedelta(hours=_margin_hours(ctx)))
-    _check_target(plan, request, frozenset(i.resource_id.key for i in settings.instances))
-    _check_cors(ctx, plan)
-    _check_lock(ctx, plan)
-    return plan
-
-
-def _margin_hours(ctx: DrContext) -> int:
-    return ctx.settings.expiry_margin_hours
-
-
-def _find_backup(ctx: DrContext, request: RestoreRequest, *, source: ApimResourceId, container: str,
-                 target_info: ServiceInfo | None, now: datetime, checks: list[Check]) -> CatalogEntry | None:
-    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-
-    container_client = ctx.clients.backup_blobs().get_container_client(container)
-    if request.backup != "latest":
+        checks: list[Check] = []
+        target_info: ServiceInfo | None = None
         try:
-            tags = container_client.get_blob_client(request.backup).get_blob_tags()
-        except ResourceNotFoundError:
-            checks.append(Check("backup-exists", "fail",
-                                f"backup {request.backup} does not exist in {ctx.settings.backup_account}/{container}",
-                                "List restorable backups with GET /api/backups?service=<name>."))
-            return None
-        entry = entry_from_tags(container, request.backup, tags)
-        if entry is None:
-            checks.append(Check("backup-exists", "fail",
-                                f"{request.backup} is not a completed apim-dr backup (no success tags)",
-                                "Pick a backup listed by GET /api/backups?service=<name>."))
-            return None
-        if entry.service_name.lower() != source.service_name.lower():
-            checks.append(Check("backup-exists", "fail",
-                                f"{request.backup} is a backup of {entry.service_name}, not of the source "
-                                f"{source.service_name}", "Name the right source, or omit the backup."))
-            return None
-        checks.append(Check("backup-exists", "pass", f"{container}/{entry.blob_name}"))
-        return entry
-    try:
-        entries = find_backups(container_client, source.service_name)
-    except HttpResponseError as e:
-        checks.append(Check("backup-exists", "fail", f"the backup catalog could not be read: {str(e)[:200]}",
-                            "Check the Function App identity's data role on the backup account."))
-        return None
-    target_sku = target_info.sku if target_info else None
-    margin = timedelta(hours=_margin_hours(ctx))
-    for entry in entries:
-        if entry.restorable_for(target_sku, now=now, margin=margin)[0]:
-            checks.append(Check("backup-exists", "pass", f"latest restorable: {container}/{entry.blob_name}"))
+            target_info = self._arm.get_service(target.resource_id)
+        except ArmCallError as e:
+            checks.append(Check("target-exists", Outcome.FAIL,
+                                f"reading the target failed: ({e.error.code}) {e.error.message}",
+                                e.error.remediation, status=409 if e.error.retryable else 422))
+
+        margin = timedelta(hours=settings.expiry_margin_hours)
+        backup = self._find_backup(request, source=source.resource_id, container=container,
+                                   target_info=target_info, now=now, margin=margin, checks=checks)
+        plan = RestorePlan(target.resource_id, source.resource_id, target_info, backup, settings.backup_account,
+                           access_type, client_id, checks)
+        _check_backup(plan, now, margin)
+        _check_target(plan, request, self._resolver.protected_keys())
+        self._check_cors(plan)
+        self._check_lock(plan)
+        return plan
+
+    def _resolve(self, reference: str, what: str) -> Resolved:
+        try:
+            return self._resolver.instance_or_standby(reference)
+        except InvalidRequestError as e:
+            raise InvalidRequestError(f"invalid restore request: {what}: {e.message}", fields={what: e.message}) from e
+        except UnknownInstanceError as e:
+            raise UnknownInstanceError(f"{what} {e.message}") from e
+
+    def start(self, request: RestoreRequest, *, trigger: str = "http") -> tuple[RestorePlan, Job | None]:
+        """Preflight, then (unless dry run or refused) create the job, take the lock and enqueue the start.
+
+        Returns the plan and the job: ``None`` for a dry run; a ``Refused`` job for a refusal (kept for audit).
+        """
+        now = self._clock.now().replace(microsecond=0)
+        plan = self.plan(request, now=now)
+        if request.dry_run:
+            return plan, None
+        job = self._new_job(plan, trigger=trigger, now=now)
+        if plan.refused:
+            failed = plan.failed_checks
+            job.refuse(now, message="; ".join(f"{c.name}: {c.message}" for c in failed),
+                       remediation=" ".join(c.remediation or "" for c in failed).strip())
+            try:
+                self._store.create(job)
+                log_transition(job, now=now)
+            except JobConflictError:
+                pass
+            return plan, job
+        if not self._store.take_restore_lock(plan.target, job.job_id):
+            holder = self._store.restore_in_progress(plan.target)
+            plan.checks = [c for c in plan.checks if c.name != "no-restore-in-progress"]
+            plan.checks.append(Check("no-restore-in-progress", Outcome.FAIL,
+                                     f"restore {holder.job_id if holder else 'another job'} into the target started "
+                                     "meanwhile", "Follow the running restore; start another when it ends.",
+                                     status=409))
+            return plan, None
+        try:
+            self._store.create(job)
+        except JobConflictError:
+            return plan, self._store.get(job.job_id)
+        log_transition(job, now=now)
+        self._queue.send([(WorkMessage("start", job=job.job_id), 0)])
+        return plan, job
+
+    def _find_backup(self, request: RestoreRequest, *, source: ApimResourceId, container: str,
+                     target_info: ServiceInfo | None, now: datetime, margin: timedelta,
+                     checks: list[Check]) -> CatalogEntry | None:
+        from azure.core.exceptions import HttpResponseError
+
+        account = self._settings.backup_account
+        if request.backup != "latest":
+            tags = self._backups.tags(container, request.backup)
+            if tags is None:
+                checks.append(Check("backup-exists", Outcome.FAIL,
+                                    f"backup {request.backup} does not exist in {account}/{container}",
+                                    "List restorable backups with GET /api/backups?service=<name>."))
+                return None
+            entry = entry_from_tags(container, request.backup, tags)
+            if entry is None:
+                checks.append(Check("backup-exists", Outcome.FAIL,
+                                    f"{request.backup} is not a completed apim-dr backup (no success tags)",
+                                    "Pick a backup listed by GET /api/backups?service=<name>."))
+                return None
+            if entry.service_name.lower() != source.service_name.lower():
+                checks.append(Check("backup-exists", Outcome.FAIL,
+                                    f"{request.backup} is a backup of {entry.service_name}, not of the source "
+                                    f"{source.service_name}", "Name the right source, or omit the backup."))
+                return None
+            checks.append(Check("backup-exists", Outcome.PASS, f"{container}/{entry.blob_name}"))
             return entry
-    if not entries:
-        checks.append(Check("backup-exists", "fail", f"no backup of {source.service_name} in {container}",
-                            "Start a backup of the source first (POST /api/backups) or name another source."))
-        return None
-    reasons = sorted({entry.restorable_for(target_sku, now=now, margin=margin)[1] or "" for entry in entries})
-    newest = entries[0]
-    checks.append(Check("backup-exists", "fail",
-                        f"none of the {len(entries)} backups of {source.service_name} can be restored into the "
-                        f"target: {'; '.join(reasons)[:400]}",
-                        "Take a new backup of the source, or restore into an instance of the backup's tier."))
-    # Report the newest one so the individual checks below say exactly why.
-    return newest
+        try:
+            entries = self._backups.find(container, source.service_name)
+        except HttpResponseError as e:
+            checks.append(Check("backup-exists", Outcome.FAIL, f"the backup catalog could not be read: {str(e)[:200]}",
+                                "Check the Function App identity's data role on the backup account."))
+            return None
+        target_sku = target_info.sku if target_info else None
+        for entry in entries:
+            if entry.restorable_for(target_sku, now=now, margin=margin)[0]:
+                checks.append(Check("backup-exists", Outcome.PASS, f"latest restorable: {container}/{entry.blob_name}"))
+                return entry
+        if not entries:
+            checks.append(Check("backup-exists", Outcome.FAIL, f"no backup of {source.service_name} in {container}",
+                                "Start a backup of the source first (POST /api/backups) or name another source."))
+            return None
+        reasons = sorted({entry.restorable_for(target_sku, now=now, margin=margin)[1] or "" for entry in entries})
+        checks.append(Check("backup-exists", Outcome.FAIL,
+                            f"none of the {len(entries)} backups of {source.service_name} can be restored into the "
+                            f"target: {'; '.join(reasons)[:400]}",
+                            "Take a new backup of the source, or restore into an instance of the backup's tier."))
+        # Report the newest one so the individual checks below say exactly why.
+        return entries[0]
+
+    def _check_cors(self, plan: RestorePlan) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            rules = self._backups.cors_rule_count()
+        except HttpResponseError as e:
+            plan.checks.append(Check("backup-account-cors-disabled", Outcome.WARN,
+                                     f"could not read the backup account's CORS rules ({e.status_code}); APIM fails "
+                                     "with InvalidParameters if any exist",
+                                     "Grant the Function App's identity read access to the blob service properties."))
+            return
+        if rules:
+            plan.checks.append(Check("backup-account-cors-disabled", Outcome.FAIL,
+                                     f"the backup account's Blob service has {rules} CORS rule(s); APIM backup and "
+                                     "restore fail with InvalidParameters while any exist",
+                                     "Remove the CORS rules of the backup account's Blob service."))
+        else:
+            plan.checks.append(Check("backup-account-cors-disabled", Outcome.PASS, "no CORS rules"))
+
+    def _check_lock(self, plan: RestorePlan) -> None:
+        holder = self._store.restore_in_progress(plan.target)
+        if holder is None:
+            plan.checks.append(Check("no-restore-in-progress", Outcome.PASS, "no other restore into the target"))
+        else:
+            plan.checks.append(Check("no-restore-in-progress", Outcome.FAIL,
+                                     f"restore {holder.job_id} into the target is {holder.state.value}",
+                                     f"Follow it at /api/operations/{holder.job_id}; start another when it ends.",
+                                     status=409))
+
+    def _new_job(self, plan: RestorePlan, *, trigger: str, now: datetime) -> Job:
+        backup = plan.backup
+        return Job(
+            job_id=make_job_id(JobKind.RESTORE, plan.target, now),
+            kind=JobKind.RESTORE,
+            instance=str(plan.target),
+            service_name=plan.target.service_name,
+            state=JobState.PLANNED,
+            trigger=trigger,
+            slot=now,
+            created_at=now,
+            updated_at=now,
+            deadline=now + timedelta(minutes=self._settings.restore_timeout_minutes),
+            storage_account=plan.storage_account,
+            container=backup.container if backup else "",
+            blob_name=backup.blob_name if backup else "",
+            access_type=plan.access_type.value,
+            client_id=plan.client_id if plan.access_type is StorageAccessType.USER_ASSIGNED else None,
+            source_instance=str(plan.source),
+            sku=backup.sku if backup else None,
+            next_action_at=now,
+        )
 
 
 def _check_backup(plan: RestorePlan, now: datetime, margin: timedelta) -> None:
     entry = plan.backup
     if entry is None:
-        plan.checks.append(Check("backup-not-expired", "skipped", "no backup to check"))
-        plan.checks.append(Check("target-tier-matches-backup", "skipped", "no backup to check"))
+        plan.checks.append(Check("backup-not-expired", Outcome.SKIPPED, "no backup to check"))
+        plan.checks.append(Check("target-tier-matches-backup", Outcome.SKIPPED, "no backup to check"))
         return
     if now >= entry.expires:
-        plan.checks.append(Check("backup-not-expired", "fail", f"the backup expired at {iso(entry.expires)}",
+        plan.checks.append(Check("backup-not-expired", Outcome.FAIL, f"the backup expired at {iso(entry.expires)}",
                                  "APIM refuses backups older than 30 days; take or pick a newer one."))
     elif now + margin >= entry.expires:
-        plan.checks.append(Check("backup-not-expired", "fail",
+        plan.checks.append(Check("backup-not-expired", Outcome.FAIL,
                                  f"the backup expires at {iso(entry.expires)}, within the {margin} margin "
                                  "(a restore can take longer than that)",
                                  "Pick a newer backup, or take one now."))
     else:
-        plan.checks.append(Check("backup-not-expired", "pass", f"expires {iso(entry.expires)}"))
+        plan.checks.append(Check("backup-not-expired", Outcome.PASS, f"expires {iso(entry.expires)}"))
     info = plan.target_info
     if info is None:
-        plan.checks.append(Check("target-tier-matches-backup", "skipped", "target not readable"))
+        plan.checks.append(Check("target-tier-matches-backup", Outcome.SKIPPED, "target not readable"))
     elif info.sku.lower() != entry.sku.lower():
-        plan.checks.append(Check("target-tier-matches-backup", "fail",
+        plan.checks.append(Check("target-tier-matches-backup", Outcome.FAIL,
                                  f"the target is {info.sku}, the backup is {entry.sku}; APIM would fail with "
                                  f"\"Cannot restore: current SKU is '{info.sku}', backup SKU is '{entry.sku}'\"",
                                  "Restore into an instance of the backup's tier, or change the target's tier first."))
     else:
-        plan.checks.append(Check("target-tier-matches-backup", "pass", f"both {info.sku}"))
+        plan.checks.append(Check("target-tier-matches-backup", Outcome.PASS, f"both {info.sku}"))
 
 
 def _check_target(plan: RestorePlan, request: RestoreRequest, primaries: frozenset[str]) -> None:
     info = plan.target_info
     if info is None:
         for name in ("target-tier-supports-restore", "target-idle", "target-has-identity"):
-            plan.checks.append(Check(name, "skipped", "target not readable"))
+            plan.checks.append(Check(name, Outcome.SKIPPED, "target not readable"))
     else:
         if info.sku.lower() in RESTORABLE_TIERS:
-            plan.checks.append(Check("target-tier-supports-restore", "pass", info.sku))
+            plan.checks.append(Check("target-tier-supports-restore", Outcome.PASS, info.sku))
         else:
-            plan.checks.append(Check("target-tier-supports-restore", "fail",
+            plan.checks.append(Check("target-tier-supports-restore", Outcome.FAIL,
                                      f"the {info.sku} tier cannot restore backups",
                                      "Use a Developer, Basic, Standard or Premium (classic) standby."))
         if info.provisioning_state.lower() == _IDLE:
-            plan.checks.append(Check("target-idle", "pass", "provisioningState Succeeded"))
+            plan.checks.append(Check("target-idle", Outcome.PASS, "provisioningState Succeeded"))
         else:
-            plan.checks.append(Check("target-idle", "fail",
+            plan.checks.append(Check("target-idle", Outcome.FAIL,
                                      f"the target is {info.provisioning_state or 'in an unknown state'}; another "
                                      "operation is running on it", "Wait until it is Succeeded, then retry.",
                                      status=409))
@@ -334,192 +415,28 @@ def _check_target(plan: RestorePlan, request: RestoreRequest, primaries: frozens
     is_primary = plan.target.key in primaries
     if (is_source or is_primary) and (request.confirm or "") != name:
         why = "the target is the source" if is_source else "the target is a protected primary instance"
-        plan.checks.append(Check("target-is-not-source-or-primary", "fail",
+        plan.checks.append(Check("target-is-not-source-or-primary", Outcome.FAIL,
                                  f"{why}: restoring overwrites its live configuration",
                                  f"If this is intended, repeat the request with \"confirm\": \"{name}\".",
                                  status=409))
     else:
-        plan.checks.append(Check("target-is-not-source-or-primary", "pass",
+        plan.checks.append(Check("target-is-not-source-or-primary", Outcome.PASS,
                                  "confirmed by name" if (is_source or is_primary) else "standby target"))
 
 
 def _identity_check(plan: RestorePlan, info: ServiceInfo) -> Check:
     access = plan.access_type
     if access is StorageAccessType.ACCESS_KEY:
-        return Check("target-has-identity", "pass", "AccessKey: no identity needed")
+        return Check("target-has-identity", Outcome.PASS, "AccessKey: no identity needed")
     if access is StorageAccessType.SYSTEM_ASSIGNED:
         if info.has_system_identity:
-            return Check("target-has-identity", "pass", "system-assigned identity enabled")
-        return Check("target-has-identity", "fail",
+            return Check("target-has-identity", Outcome.PASS, "system-assigned identity enabled")
+        return Check("target-has-identity", Outcome.FAIL,
                      "the target has no system-assigned identity (identities are not part of a backup)",
                      "Enable the target's system-assigned identity and grant it Storage Blob Data Contributor on "
                      "the backup account.")
     if plan.client_id and plan.client_id.lower() in info.user_assigned_client_ids:
-        return Check("target-has-identity", "pass", f"user-assigned identity {plan.client_id}")
-    return Check("target-has-identity", "fail",
+        return Check("target-has-identity", Outcome.PASS, f"user-assigned identity {plan.client_id}")
+    return Check("target-has-identity", Outcome.FAIL,
                  f"the target has no user-assigned identity with client ID {plan.client_id}",
                  "Assign that identity to the target and grant it Storage Blob Data Contributor on the backup account.")
-
-
-def _check_cors(ctx: DrContext, plan: RestorePlan) -> None:
-    from azure.core.exceptions import HttpResponseError
-
-    try:
-        props = ctx.clients.backup_blobs().get_service_properties()
-    except HttpResponseError as e:
-        plan.checks.append(Check("backup-account-cors-disabled", "warn",
-                                 f"could not read the backup account's CORS rules ({e.status_code}); APIM fails "
-                                 "with InvalidParameters if any exist",
-                                 "Grant the Function App's identity read access to the blob service properties."))
-        return
-    rules = props.get("cors") or []
-    if rules:
-        plan.checks.append(Check("backup-account-cors-disabled", "fail",
-                                 f"the backup account's Blob service has {len(rules)} CORS rule(s); APIM backup and "
-                                 "restore fail with InvalidParameters while any exist",
-                                 "Remove the CORS rules of the backup account's Blob service."))
-    else:
-        plan.checks.append(Check("backup-account-cors-disabled", "pass", "no CORS rules"))
-
-
-def _lock_key(target: ApimResourceId) -> str:
-    return hashlib.sha256(target.key.encode()).hexdigest()[:32]
-
-
-def _check_lock(ctx: DrContext, plan: RestorePlan) -> None:
-    holder = _lock_holder(ctx, plan.target)
-    if holder is None:
-        plan.checks.append(Check("no-restore-in-progress", "pass", "no other restore into the target"))
-    else:
-        plan.checks.append(Check("no-restore-in-progress", "fail",
-                                 f"restore {holder.job_id} into the target is {holder.state.value}",
-                                 f"Follow it at /api/operations/{holder.job_id}; start another when it ends.",
-                                 status=409))
-
-
-def _lock_holder(ctx: DrContext, target: ApimResourceId) -> Job | None:
-    """The unfinished restore holding the target's lock, if any."""
-    from azure.core.exceptions import ResourceNotFoundError
-
-    table = ctx.clients.jobs_table()
-    ctx.store  # noqa: B018 - makes sure the table exists
-    try:
-        row = table.get_entity(LOCK_PARTITION, _lock_key(target))
-    except ResourceNotFoundError:
-        return None
-    job = ctx.store.get(row["JobId"])
-    return job if job is not None and not job.state.terminal else None
-
-
-def _take_lock(ctx: DrContext, target: ApimResourceId, job_id: str) -> bool:
-    from azure.core import MatchConditions
-    from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-    from azure.data.tables import UpdateMode
-
-    table = ctx.clients.jobs_table()
-    row = {"PartitionKey": LOCK_PARTITION, "RowKey": _lock_key(target), "JobId": job_id, "Target": str(target)}
-    try:
-        table.create_entity(row)
-        return True
-    except ResourceExistsError:
-        pass
-    try:
-        current = table.get_entity(LOCK_PARTITION, row["RowKey"])
-    except ResourceNotFoundError:
-        return _take_lock(ctx, target, job_id)
-    holder = ctx.store.get(current["JobId"])
-    if holder is not None and not holder.state.terminal:
-        return False
-    try:
-        table.update_entity(row, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
-                            match_condition=MatchConditions.IfNotModified)
-    except (ResourceModifiedError, ResourceNotFoundError):
-        return False
-    return True
-
-
-def release_restore_lock(ctx: DrContext, job: Job) -> None:
-    """Free the target for the next restore once ``job`` has ended (best effort: an ended holder is taken over)."""
-    from azure.core import MatchConditions
-    from azure.core.exceptions import HttpResponseError
-
-    table = ctx.clients.jobs_table()
-    try:
-        current = table.get_entity(LOCK_PARTITION, _lock_key(job.resource_id))
-        if current["JobId"] == job.job_id:
-            table.delete_entity(LOCK_PARTITION, current["RowKey"], etag=current.metadata["etag"],
-                                match_condition=MatchConditions.IfNotModified)
-    except HttpResponseError:
-        logger.info("restore lock of %s not released now; the next restore takes it over", job.job_id)
-
-
-def start_restore(ctx: DrContext, request: RestoreRequest, *, trigger: str = "http",
-                  now: datetime | None = None) -> tuple[RestorePlan, Job | None]:
-    """Preflight, then (unless dry run or refused) create the job, take the lock and enqueue the start.
-
-    Returns the plan and the job: ``None`` for a dry run; a ``Refused`` job for a refusal (kept for audit).
-    """
-    now = (now or now_utc()).replace(microsecond=0)
-    plan = plan_restore(ctx, request, now=now)
-    if request.dry_run:
-        return plan, None
-    job = _new_restore_job(ctx, plan, trigger=trigger, now=now)
-    if plan.refused:
-        failed = [c for c in plan.checks if c.outcome == "fail"]
-        job.transition(JobState.REFUSED, now)
-        job.error_code = "PreflightFailed"
-        job.error_message = "; ".join(f"{c.name}: {c.message}" for c in failed)[:2000]
-        job.remediation = " ".join(c.remediation or "" for c in failed).strip()[:2000]
-        _create_quietly(ctx, job)
-        return plan, job
-    if not _take_lock(ctx, plan.target, job.job_id):
-        holder = _lock_holder(ctx, plan.target)
-        plan.checks = [c for c in plan.checks if c.name != "no-restore-in-progress"]
-        plan.checks.append(Check("no-restore-in-progress", "fail",
-                                 f"restore {holder.job_id if holder else 'another job'} into the target started "
-                                 "meanwhile", "Follow the running restore; start another when it ends.", status=409))
-        return plan, None
-    from .jobs import JobConflictError
-
-    try:
-        ctx.store.create(job)
-    except JobConflictError:
-        existing = ctx.store.get(job.job_id)
-        return plan, existing
-    log_transition(job)
-    send_messages(ctx.clients.work_queue(), [(WorkMessage("start", job=job.job_id), 0)])
-    return plan, job
-
-
-def _create_quietly(ctx: DrContext, job: Job) -> None:
-    from .jobs import JobConflictError
-
-    try:
-        ctx.store.create(job)
-        log_transition(job)
-    except JobConflictError:
-        pass
-
-
-def _new_restore_job(ctx: DrContext, plan: RestorePlan, *, trigger: str, now: datetime) -> Job:
-    backup = plan.backup
-    return Job(
-        job_id=make_job_id(JobKind.RESTORE, plan.target, now),
-        kind=JobKind.RESTORE,
-        instance=str(plan.target),
-        service_name=plan.target.service_name,
-        state=JobState.PLANNED,
-        trigger=trigger,
-        slot=iso(now) or "",
-        created_at=iso(now) or "",
-        updated_at=iso(now) or "",
-        deadline=iso(now + timedelta(minutes=ctx.settings.restore_timeout_minutes)) or "",
-        storage_account=plan.storage_account,
-        container=backup.container if backup else "",
-        blob_name=backup.blob_name if backup else "",
-        access_type=plan.access_type.value,
-        client_id=plan.client_id if plan.access_type is StorageAccessType.USER_ASSIGNED else None,
-        source_instance=str(plan.source),
-        sku=backup.sku if backup else None,
-        next_action_at=iso(now),
-    )

@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from .errors import ConfigurationError
 from .ids import ApimResourceId, InvalidResourceIdError
 from .schedule import InvalidScheduleError, Ncrontab
 
@@ -55,6 +56,8 @@ class SettingSpec:
     default: str | None = None
     secret: bool = False
     required: bool = False
+    minimum: int | None = None  # whole-number settings: their allowed range
+    maximum: int | None = None
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
@@ -94,18 +97,19 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("APIM_DR_WEBHOOK_URL", "Webhook that receives failure and time-out announcements (JSON; Teams and "
                 "Slack compatible). Empty: log only.", secret=True),
     SettingSpec("APIM_DR_BACKUP_TIMEOUT_MINUTES", "A backup still running after this becomes `TimedOut`.",
-                default="120"),
+                default="120", minimum=5, maximum=24 * 60),
     SettingSpec("APIM_DR_RESTORE_TIMEOUT_MINUTES", "A restore still running after this becomes `TimedOut`.",
-                default="180"),
+                default="180", minimum=5, maximum=24 * 60),
     SettingSpec("APIM_DR_MAX_POLL_DELAY_SECONDS", "Upper bound on the delay between two polls, whatever "
-                "`Retry-After` says.", default="300"),
+                "`Retry-After` says.", default="300", minimum=1, maximum=3600),
     SettingSpec("APIM_DR_EXPIRY_MARGIN_HOURS", "Restore preflight refuses a backup that expires within this many "
-                "hours (a restore can take longer than what is left).", default="24"),
+                "hours (a restore can take longer than what is left).", default="24", minimum=0, maximum=24 * 29),
     SettingSpec("APIM_DR_START_LEASE_SECONDS", "How long a job may sit in `Starting` before another worker "
                 "assumes the first one died and checks the instance (never re-sending a backup that runs). "
-                "Keep it above host.json `functionTimeout`.", default="360"),
+                "Keep it above host.json `functionTimeout`.", default="360", minimum=1, maximum=3600),
 )
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)
+_SPECS = {s.name: s for s in SETTINGS}
 
 
 class StorageAccessType(StrEnum):
@@ -162,12 +166,16 @@ class AppStorage:
     client_id: str | None = None
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigurationError):
     """Settings that cannot work. ``problems`` holds one line per bad setting, each naming it."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("invalid app settings:\n  - " + "\n  - ".join(problems))
+        super().__init__("the app's settings are invalid: " + "; ".join(problems),
+                         remediation="Fix the named app settings (docs/configuration.md) and restart.")
+
+    def __str__(self) -> str:
+        return "invalid app settings:\n  - " + "\n  - ".join(self.problems)
 
 
 @dataclass(frozen=True)
@@ -186,13 +194,12 @@ class Settings:
     backup_timeout_minutes: int
     restore_timeout_minutes: int
     max_poll_delay_seconds: int
-    start_lease_seconds: int = 360
-    expiry_margin_hours: int = 24
-    instances: tuple[ProtectedInstance, ...] = ()
-    instance_errors: tuple[str, ...] = ()
-    discovery_subscriptions: tuple[str, ...] = ()
-    discovery_tag: tuple[str, str] = ("apim-dr:backup", "true")
-    raw: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    start_lease_seconds: int
+    expiry_margin_hours: int
+    instances: tuple[ProtectedInstance, ...]
+    instance_errors: tuple[str, ...]
+    discovery_subscriptions: tuple[str, ...]
+    discovery_tag: tuple[str, str]
 
 
 _ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
@@ -286,11 +293,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # The URL itself may carry a token: name the setting, never echo the value.
         problems.append("APIM_DR_WEBHOOK_URL is not an http(s) URL")
 
-    backup_timeout = _int_setting(env, "APIM_DR_BACKUP_TIMEOUT_MINUTES", 120, 5, 24 * 60, problems=problems)
-    restore_timeout = _int_setting(env, "APIM_DR_RESTORE_TIMEOUT_MINUTES", 180, 5, 24 * 60, problems=problems)
-    max_delay = _int_setting(env, "APIM_DR_MAX_POLL_DELAY_SECONDS", 300, 1, 3600, problems=problems)
-    expiry_margin = _int_setting(env, "APIM_DR_EXPIRY_MARGIN_HOURS", 24, 0, 24 * 29, problems=problems)
-    start_lease = _int_setting(env, "APIM_DR_START_LEASE_SECONDS", 360, 1, 3600, problems=problems)
+    backup_timeout = _int_setting(env, "APIM_DR_BACKUP_TIMEOUT_MINUTES", problems)
+    restore_timeout = _int_setting(env, "APIM_DR_RESTORE_TIMEOUT_MINUTES", problems)
+    max_delay = _int_setting(env, "APIM_DR_MAX_POLL_DELAY_SECONDS", problems)
+    expiry_margin = _int_setting(env, "APIM_DR_EXPIRY_MARGIN_HOURS", problems)
+    start_lease = _int_setting(env, "APIM_DR_START_LEASE_SECONDS", problems)
 
     subs_text = _clean(env, "APIM_DR_DISCOVERY_SUBSCRIPTIONS")
     subscriptions: list[str] = []
@@ -336,7 +343,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         instance_errors=tuple(instance_errors),
         discovery_subscriptions=tuple(subscriptions),
         discovery_tag=(tag_name.strip(), tag_value.strip()),
-        raw={k: v for k, v in env.items() if k in SETTING_NAMES},
     )
 
 
@@ -478,9 +484,10 @@ def _parse_instance(
     return ProtectedInstance(resource_id, container, access, client_id, alias, standby)
 
 
-def _int_setting(
-    env: Mapping[str, str], name: str, default: int, low: int, high: int, *, problems: list[str]
-) -> int:
+def _int_setting(env: Mapping[str, str], name: str, problems: list[str]) -> int:
+    spec = _SPECS[name]
+    assert spec.default is not None and spec.minimum is not None and spec.maximum is not None
+    default, low, high = int(spec.default), spec.minimum, spec.maximum
     text = _clean(env, name)
     if not text:
         return default

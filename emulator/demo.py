@@ -79,7 +79,8 @@ def main() -> int:
 
 def _run(local: Any, host: Any, key: str, hook: Any) -> int:
     from dr_core.context import get_context
-    from dr_core.jobs import Job
+    from dr_core.jobs import Job, JobState
+    from dr_core.store import job_from_entity
 
     _print()
     _print("== 1. the backup timer fires (BACKUP_SCHEDULE) ==")
@@ -91,7 +92,7 @@ def _run(local: Any, host: Any, key: str, hook: Any) -> int:
     table = get_context().clients.jobs_table()
 
     def jobs() -> list[Job]:
-        return sorted((Job.from_entity(e) for e in table.list_entities() if e["PartitionKey"] != "restore-lock"),
+        return sorted((job_from_entity(e) for e in table.list_entities() if e["PartitionKey"] != "restore-lock"),
                       key=lambda j: j.service_name)
 
     seen: dict[str, str] = {}
@@ -114,7 +115,7 @@ def _run(local: Any, host: Any, key: str, hook: Any) -> int:
     rows = []
     for job in jobs():
         duration = f"{job.duration_seconds:.1f} s" if job.duration_seconds is not None else "-"
-        outcome = job.blob_name if job.state.value == "Succeeded" else f"({job.error_code}) {job.remediation}"
+        outcome = job.blob_name if job.state is JobState.SUCCEEDED else f"({job.error_code}) {job.remediation}"
         rows.append([job.service_name, job.sku or "-", job.state.value, duration, str(job.polls),
                      outcome[:110]])
     _print(_table(rows, ["instance", "tier", "state", "duration", "polls", "backup blob / what to do"]))

@@ -25,40 +25,33 @@ WATCHDOG_SCHEDULE = "0 */5 * * * *"
 @bp.timer_trigger(schedule="%BACKUP_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def plan_scheduled_backups(timer: func.TimerRequest) -> None:
     from dr_core.context import get_context
-    from dr_core.planner import plan_scheduled_backups as plan
 
-    plan(get_context(), past_due=timer.past_due)
+    get_context().planner().plan_scheduled(past_due=timer.past_due)
 
 
 @bp.function_name("requeue_stalled_jobs")
 @bp.timer_trigger(schedule=WATCHDOG_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
 def requeue_stalled_jobs(timer: func.TimerRequest) -> None:
     from dr_core.context import get_context
-    from dr_core.planner import requeue_stalled_jobs as requeue
 
-    requeue(get_context())
+    get_context().planner().requeue_stalled()
 
 
 @bp.function_name("work_on_job")
 @bp.queue_trigger(arg_name="msg", queue_name=WORK_QUEUE, connection="AzureWebJobsStorage")
 def work_on_job(msg: func.QueueMessage) -> None:
     from dr_core.context import get_context
-    from dr_core.worker import handle_message
 
-    handle_message(get_context(), msg.get_body().decode("utf-8", "replace"), dequeue_count=msg.dequeue_count or 1)
+    get_context().worker().handle(msg.get_body().decode("utf-8", "replace"))
 
 
 @bp.function_name("start_backup")
 @bp.route(route="backups", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def start_backup(req: func.HttpRequest) -> func.HttpResponse:
-    from dr_core.api import post_backup
-
-    return respond(lambda: post_backup(req.get_body(), base_url=base_url(req)))
+    return respond(lambda api: api.post_backup(req.get_body(), base_url=base_url(req)))
 
 
 @bp.function_name("get_operation")
 @bp.route(route="operations/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def get_operation(req: func.HttpRequest) -> func.HttpResponse:
-    from dr_core.api import get_operation as read
-
-    return respond(lambda: read(req.route_params.get("id")))
+    return respond(lambda api: api.get_operation(req.route_params.get("id")))

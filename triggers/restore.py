@@ -12,14 +12,10 @@ bp = func.Blueprint()
 @bp.function_name("start_restore")
 @bp.route(route="restores", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def start_restore(req: func.HttpRequest) -> func.HttpResponse:
-    from dr_core.api import post_restore
-
-    return respond(lambda: post_restore(req.get_body(), base_url=base_url(req)))
+    return respond(lambda api: api.post_restore(req.get_body(), base_url=base_url(req)))
 
 
 @bp.function_name("list_backups")
 @bp.route(route="backups", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def list_backups(req: func.HttpRequest) -> func.HttpResponse:
-    from dr_core.api import list_backups as catalog
-
-    return respond(lambda: catalog(req.params.get("service")))
+    return respond(lambda api: api.list_backups(req.params.get("service")))

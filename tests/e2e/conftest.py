@@ -19,6 +19,7 @@ import requests
 
 from dr_core.context import get_context, reset_context
 from dr_core.jobs import Job
+from dr_core.store import job_from_entity
 from emulator.funchost import FunctionsHost
 from emulator.stack import LocalAzure
 from emulator.webhook import Webhook
@@ -99,7 +100,7 @@ class E2E:
         assert self.stack.azurite is not None
         table = TableClient.from_connection_string(self.stack.azurite.connection_string(), "apimdrjobs")
         try:
-            return [Job.from_entity(e) for e in table.list_entities() if e["PartitionKey"] != "restore-lock"]
+            return [job_from_entity(e) for e in table.list_entities() if e["PartitionKey"] != "restore-lock"]
         except ResourceNotFoundError:
             return []  # nothing has created the table yet: no jobs
 

@@ -13,7 +13,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from dr_core.context import get_context
-from dr_core.jobs import JobState, iso
+from dr_core.jobs import JobState
 from dr_core.messages import WorkMessage, send_messages
 
 from .conftest import E2E, PREMIUM, PROD, V2, eventually
@@ -156,7 +156,7 @@ def test_a_job_past_its_deadline_times_out_and_is_announced(e2e: E2E):
     eventually(lambda: e2e.job(job_id).state is JobState.RUNNING)
     store = get_context().store
     job = store.get(job_id)
-    job.deadline = iso(datetime.now(UTC) - timedelta(seconds=1)) or ""
+    job.deadline = datetime.now(UTC) - timedelta(seconds=1)
     store.update(job)
     (done,) = e2e.wait_terminal([job_id], timeout=30)
     assert done.state is JobState.TIMED_OUT and done.error_code == "TimedOut"

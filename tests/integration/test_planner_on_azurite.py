@@ -9,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dr_core.clock import ManualClock
 from dr_core.context import DrContext
-from dr_core.jobs import JobConflictError, JobState
+from dr_core.errors import InvalidRequestError
+from dr_core.inventory import UnknownInstanceError
+from dr_core.jobs import JobState
 from dr_core.messages import WorkMessage
-from dr_core.planner import plan_scheduled_backups, request_backup, requeue_stalled_jobs
 from dr_core.settings import load_settings
+from dr_core.store import JobConflictError, job_to_entity
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 
@@ -33,13 +36,19 @@ def ctx(azurite, monkeypatch):
                                                                                   "alias": "alpha"}]),
         "BACKUP_SCHEDULE": "0 0 2 * * *",
     })
-    context = DrContext.from_settings(settings)
+    context = DrContext.from_settings(settings, clock=ManualClock(datetime.now(UTC)))
     table, queue = context.clients.jobs_table(), context.clients.work_queue()
     for cleanup in (table.delete_table, queue.delete_queue):
         with contextlib.suppress(Exception):
             cleanup()
     context._storage_ready = False
     return context
+
+
+def at(ctx: DrContext, moment: datetime) -> DrContext:
+    assert isinstance(ctx.clock, ManualClock)
+    ctx.clock.set(moment)
+    return ctx
 
 
 def drain(queue) -> list[WorkMessage]:
@@ -52,7 +61,7 @@ def drain(queue) -> list[WorkMessage]:
 
 def test_timer_plans_one_job_per_instance_and_is_idempotent(ctx):
     now = datetime(2026, 11, 22, 2, 0, 1, tzinfo=UTC)
-    first = plan_scheduled_backups(ctx, now=now)
+    first = at(ctx, now).planner().plan_scheduled()
     assert len(first.planned) == 4 and not first.existing
     assert first.slot == datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
     messages = drain(ctx.clients.work_queue())
@@ -63,44 +72,44 @@ def test_timer_plans_one_job_per_instance_and_is_idempotent(ctx):
         assert job is not None and job.state is JobState.PLANNED
         assert job.blob_name.endswith("-20261122T020000Z.apimbackup")
 
-    again = plan_scheduled_backups(ctx, now=now + timedelta(seconds=30))
+    again = at(ctx, now + timedelta(seconds=30)).planner().plan_scheduled()
     assert not again.planned and sorted(again.existing) == sorted(first.planned)
     assert drain(ctx.clients.work_queue()) == []
 
 
 def test_a_timer_firing_just_before_its_slot_plans_that_slot(ctx):
-    report = plan_scheduled_backups(ctx, now=datetime(2026, 11, 22, 1, 59, 59, 500000, tzinfo=UTC))
+    report = at(ctx, datetime(2026, 11, 22, 1, 59, 59, 500000, tzinfo=UTC)).planner().plan_scheduled()
     assert report.slot == datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 
 
 def test_partial_rows_from_an_interrupted_plan_are_completed(ctx):
     now = datetime(2026, 11, 23, 2, 0, 0, tzinfo=UTC)
-    report = plan_scheduled_backups(ctx, now=now)
+    report = at(ctx, now).planner().plan_scheduled()
     drain(ctx.clients.work_queue())
     # Simulate a crash that wrote only some rows: delete two, plan again.
     table = ctx.clients.jobs_table()
     for job_id in report.planned[:2]:
         job = ctx.store.get(job_id)
-        table.delete_entity(job.to_entity()["PartitionKey"], job_id)
-    again = plan_scheduled_backups(ctx, now=now)
+        table.delete_entity(job_to_entity(job)["PartitionKey"], job_id)
+    again = ctx.planner().plan_scheduled()
     assert sorted(again.planned) == sorted(report.planned[:2])
 
 
 def test_on_demand_backup_dedupes_within_a_second(ctx):
     now = datetime(2026, 11, 22, 10, 0, 0, 300000, tzinfo=UTC)
-    job, created = request_backup(ctx, "alpha", now=now)
+    job, created = at(ctx, now).planner().request_backup("alpha")
     assert created and job.trigger == "on-demand" and job.service_name == "apim-a"
-    again, created_again = request_backup(ctx, rid("apim-a"), now=now.replace(microsecond=900000))
+    again, created_again = at(ctx, now.replace(microsecond=900000)).planner().request_backup(rid("apim-a"))
     assert not created_again and again.job_id == job.job_id
     assert [m.op for m in drain(ctx.clients.work_queue())] == ["start"]
-    with pytest.raises(LookupError):
-        request_backup(ctx, "unknown-instance", now=now)
-    with pytest.raises(ValueError):
-        request_backup(ctx, {"not": "a string"}, now=now)
+    with pytest.raises(UnknownInstanceError):
+        ctx.planner().request_backup("unknown-instance")
+    with pytest.raises(InvalidRequestError):
+        ctx.planner().request_backup({"not": "a string"})
 
 
 def test_updates_are_conditional(ctx):
-    job, _ = request_backup(ctx, "apim-0")
+    job, _ = ctx.planner().request_backup("apim-0")
     a, b = ctx.store.get(job.job_id), ctx.store.get(job.job_id)
     a.wait_reason = "first"
     ctx.store.update(a)
@@ -111,11 +120,11 @@ def test_updates_are_conditional(ctx):
 
 
 def test_watchdog_requeues_only_overdue_unfinished_jobs(ctx):
-    job, _ = request_backup(ctx, "apim-1")
+    job, _ = ctx.planner().request_backup("apim-1")
     drain(ctx.clients.work_queue())
-    assert requeue_stalled_jobs(ctx) == []
-    later = datetime.now(UTC) + timedelta(minutes=10)
-    assert requeue_stalled_jobs(ctx, now=later) == [job.job_id]
+    assert ctx.planner().requeue_stalled() == []
+    later = ctx.clock.now() + timedelta(minutes=10)
+    assert at(ctx, later).planner().requeue_stalled() == [job.job_id]
     assert [m.op for m in drain(ctx.clients.work_queue())] == ["start"]
 
 
@@ -125,8 +134,8 @@ def test_thousand_instances_plan_in_few_requests(azurite):
         "APIM_DR_BACKUP_STORAGE_ACCOUNT": "apimdrbackups",
         "APIM_DR_INSTANCES": json.dumps([rid(f"apim-{uuid.uuid4().hex[:12]}") for _ in range(1000)]),
     })
-    context = DrContext.from_settings(settings)
-    report = plan_scheduled_backups(context, now=datetime(2027, 1, 5, 2, 0, tzinfo=UTC))
+    context = DrContext.from_settings(settings, clock=ManualClock(datetime(2027, 1, 5, 2, 0, tzinfo=UTC)))
+    report = context.planner().plan_scheduled()
     assert len(report.planned) == 1000
     # 1000 jobs travel in ceil(1000/32) fanout messages, not 1000 sends.
     queue = context.clients.work_queue()

@@ -1,0 +1,100 @@
+"""The backup account as the app sees it: blob facts, labels (index tags, metadata), catalog queries, CORS.
+
+APIM itself writes and reads the backup blobs; the app only looks at them and labels them.
+:class:`BackupStore` is the interface the use cases see; :class:`BlobBackupStore` talks to
+Azure Blob Storage. Naming and the meaning of the tags live in :mod:`dr_core.catalog`.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .catalog import TAG_CREATED, CatalogEntry, catalog_query, entry_from_tags
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
+
+__all__ = ["BackupStore", "BlobBackupStore", "BlobFacts"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BlobFacts:
+    size: int
+    created: datetime | None
+
+
+class BackupStore(ABC):
+    @abstractmethod
+    def facts(self, container: str, blob_name: str) -> BlobFacts | None:
+        """Size and creation time of a blob; None if it does not exist."""
+
+    def exists(self, container: str, blob_name: str) -> bool:
+        return self.facts(container, blob_name) is not None
+
+    @abstractmethod
+    def label(self, container: str, blob_name: str, *, tags: dict[str, str], metadata: dict[str, str]) -> None:
+        """Put the catalog's index tags and the human-readable metadata on a finished backup (idempotent)."""
+
+    @abstractmethod
+    def tags(self, container: str, blob_name: str) -> dict[str, str] | None:
+        """A blob's index tags; None if the blob does not exist."""
+
+    @abstractmethod
+    def find(self, container: str, service_name: str) -> list[CatalogEntry]:
+        """Every finished backup of ``service_name`` in ``container``, newest first."""
+
+    @abstractmethod
+    def cors_rule_count(self) -> int:
+        """How many CORS rules the account's Blob service has (APIM backup fails while any exist)."""
+
+
+class BlobBackupStore(BackupStore):
+    def __init__(self, service: BlobServiceClient) -> None:
+        self._service = service
+
+    def facts(self, container: str, blob_name: str) -> BlobFacts | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            props = self._service.get_blob_client(container, blob_name).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        return BlobFacts(size=int(props.size or 0), created=props.creation_time)
+
+    def label(self, container: str, blob_name: str, *, tags: dict[str, str], metadata: dict[str, str]) -> None:
+        blob = self._service.get_blob_client(container, blob_name)
+        blob.set_blob_metadata(metadata)
+        blob.set_blob_tags(tags)
+
+    def tags(self, container: str, blob_name: str) -> dict[str, str] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return dict(self._service.get_blob_client(container, blob_name).get_blob_tags())
+        except ResourceNotFoundError:
+            return None
+
+    def find(self, container: str, service_name: str) -> list[CatalogEntry]:
+        """One index-tag query (``find_blobs_by_tags``), not a listing of the container."""
+        client = self._service.get_container_client(container)
+        entries: list[CatalogEntry] = []
+        for found in client.find_blobs_by_tags(catalog_query(service_name)):
+            tags = dict(found.tags or {})
+            if not tags or TAG_CREATED not in tags:
+                # Some service versions return only the queried tags; read them all.
+                tags = dict(client.get_blob_client(found.name).get_blob_tags())
+            entry = entry_from_tags(container, found.name, tags)
+            if entry is not None:
+                entries.append(entry)
+        entries.sort(key=lambda e: e.created, reverse=True)
+        return entries
+
+    def cors_rule_count(self) -> int:
+        props = self._service.get_service_properties()
+        return len(props.get("cors") or [])

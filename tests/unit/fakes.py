@@ -1,0 +1,280 @@
+"""In-memory stand-ins for the adapters the use cases take: job store, work queue, backup store, ARM, notifier.
+
+They keep the contracts of the real adapters (conditional updates with ETags, missing blobs
+as ``None``, ARM refusals as ``ArmCallError``) so the worker, planner, restore and HTTP
+handlers can be tested branch by branch in milliseconds. The real adapters are covered by
+the integration and end-to-end suites against Azurite and the APIM emulator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dr_core.arm import ApimManagement, BackupTarget, PollResult, ServiceInfo, StartedOperation
+from dr_core.backup_store import BackupStore, BlobFacts
+from dr_core.catalog import CatalogEntry, entry_from_tags
+from dr_core.clients import AzureClients
+from dr_core.clock import ManualClock
+from dr_core.context import DrContext
+from dr_core.errors import ArmCallError, ArmError
+from dr_core.ids import ApimResourceId
+from dr_core.jobs import Job, JobKind, parse_job_id
+from dr_core.messages import WorkMessage, WorkQueue
+from dr_core.settings import Settings, load_settings
+from dr_core.store import JobConflictError, JobStore
+
+SUB = "00000000-0000-0000-0000-0000000000cc"
+T0 = datetime(2026, 11, 30, 2, 0, 0, tzinfo=UTC)
+
+
+def rid(name: str, rg: str = "rg-apim") -> str:
+    return f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.ApiManagement/service/{name}"
+
+
+def settings(instances: list[Any] | None = None, **extra: str) -> Settings:
+    values = {
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "APIM_DR_BACKUP_STORAGE_ACCOUNT": "apimdrbackups",
+        "APIM_DR_INSTANCES": json.dumps(instances if instances is not None else [
+            {"resourceId": rid("apim-prod"), "alias": "prod", "standby": rid("apim-dr")},
+            rid("apim-dev"),
+        ]),
+        "APIM_DR_MAX_POLL_DELAY_SECONDS": "300",
+        **extra,
+    }
+    return load_settings(values)
+
+
+class FakeJobStore(JobStore):
+    def __init__(self) -> None:
+        self.rows: dict[str, Job] = {}
+        self.locks: dict[str, tuple[str, str]] = {}
+        self._etags = itertools.count(1)
+        self.conflict_next_update = False
+        self.updates = 0
+
+    def _etag(self) -> str:
+        return f'W/"{next(self._etags)}"'
+
+    def create(self, job: Job) -> Job:
+        if job.job_id in self.rows:
+            raise JobConflictError(f"job {job.job_id} already exists")
+        parse_job_id(job.job_id)
+        job.etag = self._etag()
+        self.rows[job.job_id] = copy.deepcopy(job)
+        return job
+
+    def create_many(self, jobs: Iterable[Job]) -> list[Job]:
+        created = []
+        for job in jobs:
+            with contextlib.suppress(JobConflictError):
+                created.append(self.create(job))
+        return created
+
+    def get(self, job_id: str) -> Job | None:
+        parse_job_id(job_id)
+        row = self.rows.get(job_id)
+        return copy.deepcopy(row) if row is not None else None
+
+    def update(self, job: Job) -> Job:
+        self.updates += 1
+        current = self.rows.get(job.job_id)
+        if self.conflict_next_update or current is None or current.etag != job.etag:
+            self.conflict_next_update = False
+            raise JobConflictError(f"job {job.job_id} changed meanwhile")
+        job.etag = self._etag()
+        self.rows[job.job_id] = copy.deepcopy(job)
+        return job
+
+    def recent_jobs(self, kinds: Iterable[JobKind], *, days: int, now: datetime) -> Iterator[Job]:
+        wanted = set(kinds)
+        for job in list(self.rows.values()):
+            if job.kind in wanted and now - job.slot < timedelta(days=days):
+                yield copy.deepcopy(job)
+
+    def lock_holder_id(self, target: ApimResourceId) -> tuple[str, str] | None:
+        return self.locks.get(target.key)
+
+    def create_lock(self, target: ApimResourceId, job_id: str) -> bool:
+        if target.key in self.locks:
+            return False
+        self.locks[target.key] = (job_id, self._etag())
+        return True
+
+    def replace_lock(self, target: ApimResourceId, job_id: str, *, etag: str) -> bool:
+        current = self.locks.get(target.key)
+        if current is None or current[1] != etag:
+            return False
+        self.locks[target.key] = (job_id, self._etag())
+        return True
+
+    def delete_lock(self, target: ApimResourceId, *, etag: str) -> None:
+        current = self.locks.get(target.key)
+        if current is not None and current[1] == etag:
+            del self.locks[target.key]
+
+    # -- for tests ---------------------------------------------------------------------------------
+    def put(self, job: Job) -> Job:
+        """Store ``job`` as it is (any state) and return a copy carrying its ETag."""
+        job.etag = self._etag()
+        self.rows[job.job_id] = copy.deepcopy(job)
+        return copy.deepcopy(job)
+
+
+class FakeWorkQueue(WorkQueue):
+    def __init__(self) -> None:
+        self.sent: list[tuple[WorkMessage, int]] = []
+
+    def send(self, messages: Any) -> None:
+        self.sent.extend(messages)
+
+    def ops(self) -> list[tuple[str, int]]:
+        return [(m.op, d) for m, d in self.sent]
+
+    def take(self) -> list[tuple[WorkMessage, int]]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
+@dataclass
+class FakeBlob:
+    size: int
+    created: datetime
+    tags: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class FakeBackupStore(BackupStore):
+    def __init__(self) -> None:
+        self.blobs: dict[tuple[str, str], FakeBlob] = {}
+        self.cors_rules = 0
+        self.calls: list[str] = []
+
+    def add(self, container: str, name: str, *, size: int = 1024, created: datetime = T0,
+            tags: dict[str, str] | None = None) -> FakeBlob:
+        blob = FakeBlob(size, created, dict(tags or {}))
+        self.blobs[(container, name)] = blob
+        return blob
+
+    def facts(self, container: str, blob_name: str) -> BlobFacts | None:
+        self.calls.append("facts")
+        blob = self.blobs.get((container, blob_name))
+        return None if blob is None else BlobFacts(blob.size, blob.created)
+
+    def label(self, container: str, blob_name: str, *, tags: dict[str, str], metadata: dict[str, str]) -> None:
+        self.calls.append("label")
+        blob = self.blobs[(container, blob_name)]
+        blob.metadata = dict(metadata)
+        blob.tags = dict(tags)
+
+    def tags(self, container: str, blob_name: str) -> dict[str, str] | None:
+        blob = self.blobs.get((container, blob_name))
+        return None if blob is None else dict(blob.tags)
+
+    def find(self, container: str, service_name: str) -> list[CatalogEntry]:
+        self.calls.append("find")
+        entries = [entry_from_tags(c, name, blob.tags) for (c, name), blob in self.blobs.items()
+                   if c == container and blob.tags.get("apimdr_service") == service_name.lower()]
+        found = [e for e in entries if e is not None]
+        return sorted(found, key=lambda e: e.created, reverse=True)
+
+    def cors_rule_count(self) -> int:
+        return self.cors_rules
+
+
+Answer = StartedOperation | ArmError | Exception
+
+
+class FakeArm(ApimManagement):
+    """Scripted ARM: services by name, then queued answers for starts and polls."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, ServiceInfo] = {}
+        self.start_answers: list[Answer] = []
+        self.poll_answers: list[PollResult] = []
+        self.get_errors: list[ArmError] = []
+        self.calls: list[tuple[str, str]] = []
+
+    def add_service(self, name: str, *, sku: str = "Standard", state: str = "Succeeded",
+                    identity: str | None = "SystemAssigned", client_ids: tuple[str, ...] = (),
+                    tags: dict[str, str] | None = None) -> ServiceInfo:
+        info = ServiceInfo(resource_id=ApimResourceId.parse(rid(name)), sku=sku, sku_capacity=1,
+                           location="West Europe", provisioning_state=state, identity_type=identity,
+                           user_assigned_client_ids=client_ids, tags=dict(tags or {}))
+        self.services[name] = info
+        return info
+
+    def _answer_start(self, action: str, instance: ApimResourceId) -> StartedOperation:
+        self.calls.append((action, instance.service_name))
+        answer = self.start_answers.pop(0) if self.start_answers else StartedOperation(
+            location=f"https://management.example/op/{len(self.calls)}", retry_after=5)
+        if isinstance(answer, ArmError):
+            raise ArmCallError(answer)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def begin_backup(self, instance: ApimResourceId, target: BackupTarget) -> StartedOperation:
+        return self._answer_start("backup", instance)
+
+    def begin_restore(self, instance: ApimResourceId, target: BackupTarget) -> StartedOperation:
+        return self._answer_start("restore", instance)
+
+    def poll_once(self, instance: ApimResourceId, location: str) -> PollResult:
+        self.calls.append(("poll", instance.service_name))
+        return self.poll_answers.pop(0) if self.poll_answers else PollResult("running", 5)
+
+    def get_service(self, instance: ApimResourceId) -> ServiceInfo:
+        self.calls.append(("get", instance.service_name))
+        if self.get_errors:
+            raise ArmCallError(self.get_errors.pop(0))
+        info = self.services.get(instance.service_name)
+        if info is None:
+            raise ArmCallError(ArmError("ResourceNotFound", f"The Resource '{instance}' was not found.", 404))
+        return info
+
+    def list_tagged(self, subscription_id: str, tag: tuple[str, str]) -> list[ServiceInfo]:
+        self.calls.append(("list", subscription_id))
+        name, value = tag[0].lower(), tag[1].lower()
+        return [s for s in self.services.values()
+                if {k.lower(): v.lower() for k, v in s.tags.items()}.get(name) == value]
+
+
+class FakeNotifier:
+    def __init__(self) -> None:
+        self.announced: list[str] = []
+        self.fail = False
+
+    def announce(self, job: Job) -> None:
+        if self.fail:
+            raise RuntimeError("webhook answered HTTP 500")
+        self.announced.append(job.job_id)
+
+
+@dataclass
+class World:
+    """A context whose adapters are all fakes."""
+
+    ctx: DrContext
+    store: FakeJobStore
+    queue: FakeWorkQueue
+    backups: FakeBackupStore
+    arm: FakeArm
+    notifier: FakeNotifier
+    clock: ManualClock
+
+
+def world(cfg: Settings | None = None, *, now: datetime = T0) -> World:
+    cfg = cfg or settings()
+    store, queue, backups, arm, notifier = FakeJobStore(), FakeWorkQueue(), FakeBackupStore(), FakeArm(), FakeNotifier()
+    clock = ManualClock(now)
+    ctx = DrContext(settings=cfg, clients=AzureClients(cfg), clock=clock, _store=store, _queue=queue, _arm=arm,
+                    _backups=backups, _notifier=notifier, _storage_ready=True)
+    return World(ctx, store, queue, backups, arm, notifier, clock)

@@ -1,0 +1,157 @@
+"""The HTTP handlers and the planner on in-memory fakes: statuses, bodies, headers, what gets written."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from dr_core.api import MAX_BODY_BYTES, ApiResponse, guarded
+from dr_core.errors import (
+    EXIT_CONFIG,
+    EXIT_NOT_FOUND,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    ArmCallError,
+    ArmError,
+    AzureUnavailableError,
+    ConfigurationError,
+    DrError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    exit_code,
+    http_status,
+)
+from dr_core.jobs import JobState
+from dr_core.settings import SettingsError
+from tests.unit.fakes import T0, World, rid, settings, world
+from tests.unit.test_restore_preflight import add_backup, ready_world
+
+BASE = "https://func.example"
+
+
+def call(w: World, handler: str, *args: object, **kwargs: object) -> ApiResponse:
+    api = w.ctx.api()
+    return guarded(lambda: getattr(api, handler)(*args, **kwargs))
+
+
+@pytest.mark.parametrize(("error", "status", "code"), [
+    (InvalidRequestError("x"), 400, EXIT_USAGE),
+    (PayloadTooLargeError("x"), 413, EXIT_USAGE),
+    (NotFoundError("x"), 404, EXIT_NOT_FOUND),
+    (ConfigurationError("x"), 503, EXIT_CONFIG),
+    (SettingsError(["APIM_DR_X is bad"]), 503, EXIT_CONFIG),
+    (AzureUnavailableError("x"), 503, EXIT_UNAVAILABLE),
+    (ArmCallError(ArmError("AuthorizationFailed", "no", 403)), 502, EXIT_UNAVAILABLE),
+])
+def test_one_table_maps_errors_to_statuses_and_exit_codes(error: DrError, status: int, code: int) -> None:
+    assert (http_status(error), exit_code(error)) == (status, code)
+    body = guarded(lambda: (_ for _ in ()).throw(error)).body
+    assert isinstance(body, dict) and body["error"]["code"] == error.error_code
+
+
+def test_unexpected_exceptions_answer_an_opaque_500() -> None:
+    response = guarded(lambda: (_ for _ in ()).throw(KeyError("secret-value")))
+    assert response.status == 500 and "secret-value" not in response.json_bytes().decode()
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    (None, 400), (b"", 400), (b"   ", 400), (b"{", 400), (b"[]", 400), (b'"text"', 400), (b"\xff\xfe", 400),
+    (b'{"instance": 5}', 400), (b'{"other": 1}', 400), (b'{}', 400), (b"x" * (MAX_BODY_BYTES + 1), 413),
+    (b'{"instance": "unknown"}', 404),
+    (json.dumps({"instance": "/subscriptions/bad"}).encode(), 400),
+])
+def test_post_backup_rejects_bad_bodies(body: bytes | None, status: int) -> None:
+    w = world()
+    response = call(w, "post_backup", body, base_url=BASE)
+    assert response.status == status, response.body
+    assert w.store.rows == {} and w.queue.sent == []
+
+
+def test_post_backup_answers_202_with_a_status_location() -> None:
+    w = world()
+    response = call(w, "post_backup", b'{"instance": "prod"}', base_url=BASE)
+    assert response.status == 202
+    assert isinstance(response.body, dict) and response.body["created"] is True
+    job_id = response.body["id"]
+    assert response.headers == {"Location": f"{BASE}/api/operations/{job_id}", "Retry-After": "10"}
+    again = call(w, "post_backup", b'{"instance": "prod"}', base_url=BASE)
+    assert isinstance(again.body, dict) and again.body["id"] == job_id and again.body["created"] is False
+    status = call(w, "get_operation", job_id)
+    assert status.status == 200 and status.headers == {"Retry-After": "10"}
+
+
+@pytest.mark.parametrize(("job_id", "status"), [
+    (None, 400), ("", 400), ("../../x", 400), ("backup-20261130T020000Z-apim-prod-00000000", 404),
+    ("backup-20261399T020000Z-apim-prod-00000000", 400),
+])
+def test_get_operation_of_bad_or_unknown_ids(job_id: str | None, status: int) -> None:
+    assert call(world(), "get_operation", job_id).status == status
+
+
+def test_list_backups_marks_what_the_standby_can_restore() -> None:
+    w = ready_world()
+    add_backup(w, sku="Premium", age=timedelta(minutes=1))
+    response = call(w, "list_backups", "prod")
+    assert response.status == 200 and isinstance(response.body, dict)
+    flags = [(b["sku"], b["restorable"]) for b in response.body["backups"]]
+    assert flags == [("Premium", False), ("Standard", True)]
+    assert response.body["restorableInto"] == rid("apim-dr")
+
+
+@pytest.mark.parametrize(("service", "status"), [(None, 400), ("", 400), ("nope", 404), ("/x", 400)])
+def test_list_backups_of_bad_references(service: str | None, status: int) -> None:
+    assert call(ready_world(), "list_backups", service).status == status
+
+
+def test_post_restore_answers_202_409_422_and_200_for_a_dry_run() -> None:
+    w = ready_world()
+    dry = call(w, "post_restore", b'{"target": "apim-dr", "dryRun": true}', base_url=BASE)
+    assert dry.status == 200 and w.store.rows == {}
+    started = call(w, "post_restore", b'{"target": "apim-dr"}', base_url=BASE)
+    assert started.status == 202 and started.headers["Location"].startswith(f"{BASE}/api/operations/restore-")
+    locked = call(w, "post_restore", b'{"target": "apim-dr"}', base_url=BASE)
+    assert locked.status == 409
+    w.arm.add_service("apim-dr", sku="Premium")
+    other_tier = call(w, "post_restore", b'{"target": "apim-dr"}', base_url=BASE)
+    assert other_tier.status in (409, 422)
+    assert isinstance(other_tier.body, dict) and other_tier.body["error"]["code"] == "PreflightFailed"
+
+
+def test_timer_plans_every_instance_once_per_slot() -> None:
+    w = world(now=T0 + timedelta(seconds=1))
+    first = w.ctx.planner().plan_scheduled()
+    assert first.slot == T0 and len(first.planned) == 2 and not first.existing
+    assert [m.op for m, _ in w.queue.take()] == ["fanout"]
+    again = w.ctx.planner().plan_scheduled()
+    assert again.planned == [] and sorted(again.existing) == sorted(first.planned) and w.queue.sent == []
+
+
+def test_discovered_instances_are_planned_and_resolvable_everywhere() -> None:
+    cfg = settings([rid("apim-prod")], APIM_DR_DISCOVERY_SUBSCRIPTIONS="00000000-0000-0000-0000-0000000000cc")
+    w = world(cfg)
+    w.arm.add_service("apim-tagged", tags={"apim-dr:backup": "true"})
+    w.arm.add_service("apim-untagged")
+    report = w.ctx.planner().plan_scheduled()
+    assert sorted(w.store.rows[j].service_name for j in report.planned) == ["apim-prod", "apim-tagged"]
+    w.clock.advance(60)
+    job, created = w.ctx.planner().request_backup("apim-tagged")
+    assert created and job.service_name == "apim-tagged"
+    assert call(w, "list_backups", "apim-tagged").status == 200
+    with pytest.raises(NotFoundError):
+        w.ctx.planner().request_backup("apim-untagged")
+
+
+def test_watchdog_resends_only_overdue_unfinished_jobs() -> None:
+    w = world()
+    job, _ = w.ctx.planner().request_backup("prod")
+    w.queue.take()
+    assert w.ctx.planner().requeue_stalled() == []
+    w.clock.advance(10 * 60)
+    assert w.ctx.planner().requeue_stalled() == [job.job_id]
+    assert w.queue.ops() == [("start", 0)]
+    w.store.rows[job.job_id].state = JobState.SUCCEEDED
+    w.queue.take()
+    assert w.ctx.planner().requeue_stalled() == []
