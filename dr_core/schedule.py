@@ -170,7 +170,7 @@ class Ncrontab:
             at = self._time_after(base.hour, base.minute, base.second)
             if at is not None:
                 return datetime.combine(day, at, UTC)
-        following = self._first_date_from(day, forward=True, skip=True)
+        following = self._first_date_from(day, forward=True)
         if following is None:
             raise InvalidScheduleError(f"schedule {self.expression!r} never fires after {base.isoformat()}")
         return datetime.combine(following, time(self._hours[0], self._minutes[0], self._seconds[0]), UTC)
@@ -188,7 +188,7 @@ class Ncrontab:
             at = self._time_at_or_before(base.hour, base.minute, base.second)
             if at is not None:
                 return datetime.combine(day, at, UTC)
-        previous = self._first_date_from(day, forward=False, skip=True)
+        previous = self._first_date_from(day, forward=False)
         if previous is None:
             raise InvalidScheduleError(f"schedule {self.expression!r} never fired before {base.isoformat()}")
         return datetime.combine(previous, time(self._hours[-1], self._minutes[-1], self._seconds[-1]), UTC)
@@ -204,14 +204,14 @@ class Ncrontab:
         # Every (month, day) that exists in some year falls on every day of the week in some year.
         return any(d <= (29 if m == 2 else calendar.monthrange(2001, m)[1]) for m in self._months for d in self._days)
 
-    def _first_date_from(self, start: date, *, forward: bool, skip: bool) -> date | None:
-        """The first matching date from ``start`` (excluded when ``skip``) onwards, or backwards.
+    def _first_date_from(self, start: date, *, forward: bool) -> date | None:
+        """The first matching date after ``start`` (excluded), or the last one before it.
 
         Whole months outside the month field are jumped over, and only the days of the day field
         are tried in the others, so a search costs at most 12 x 31 checks per year it spans; it
         stops at the years 1 and 9999.
         """
-        year, month, day = start.year, start.month, start.day + ((1 if forward else -1) if skip else 0)
+        year, month, day = start.year, start.month, start.day + (1 if forward else -1)
         while 1 <= year <= _LAST_YEAR:
             if month in self.months:
                 length = calendar.monthrange(year, month)[1]
