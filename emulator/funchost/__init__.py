@@ -8,7 +8,7 @@ what it implements and what it does not.
 
 from .connections import QueueConnection, resolve_queue_connection
 from .crash import CRASH_EXIT_CODE, CrashPoint
-from .host import FunctionsHost, HostAlreadyRunningError
+from .host import FunctionInErrorError, FunctionsHost, HostAlreadyRunningError
 from .hostjson import HostJson, QueueOptions, load_host_json, parse_timespan
 from .invoke import InvocationRecord
 from .metadata import FunctionSpec, UnsupportedFunctionError
@@ -20,6 +20,7 @@ from .settings import UnresolvedSettingError, load_local_settings
 __all__ = [
     "CRASH_EXIT_CODE",
     "CrashPoint",
+    "FunctionInErrorError",
     "FunctionSpec",
     "FunctionsHost",
     "FunctionsHostProcess",

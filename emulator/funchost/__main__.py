@@ -1,8 +1,9 @@
 """``python -m emulator.funchost``: run the app like ``func start`` would, as a process of its own.
 
 Logs go to stdout. Machine-readable events are single JSON lines with a ``funchost`` key:
-``{"funchost": "ready", ...}`` once started, ``{"funchost": "invocation", ...}`` per finished
-invocation, ``{"funchost": "stopped"}`` on a clean stop (SIGTERM or Ctrl-C).
+``{"funchost": "ready", ...}`` once started (``function_errors`` names the functions that failed
+indexing), ``{"funchost": "invocation", ...}`` per finished invocation, ``{"funchost": "stopped"}``
+on a clean stop (SIGTERM or Ctrl-C).
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     generated: dict[str, Any] = {}
     if function_keys is None and args.master_key is None:
         generated = {"function_keys": host.function_keys, "master_key": host.master_key}
-    emit_event("ready", pid=os.getpid(), http_url=host.http_url, functions=sorted(host.functions), **generated)
+    emit_event("ready", pid=os.getpid(), http_url=host.http_url, functions=sorted(host.functions),
+               function_errors=host.function_errors, **generated)
     try:
         while not stop.wait(0.5):
             pass

@@ -26,19 +26,18 @@ from azure.functions.decorators.function_app import FunctionRegister
 from azure.functions.queue import QueueMessage as FuncQueueMessage
 from azure.functions.timer import TimerRequest
 
-from dr_core.schedule import Ncrontab
-
 from .activity import Activity
 from .connections import QueueConnection, resolve_queue_connection
-from .hostjson import HostJson, load_host_json
+from .hostjson import HostJson, load_host_json, parse_timespan
 from .invoke import AsyncRunner, InvocationRecord, Invoker
 from .metadata import Binding, FunctionSpec, read_functions
+from .ncrontab import CronSchedule, CrontabError, parse_timer_schedule
 from .queues import QueueListener, encode_message, ensure_queue, poison_queue_name
 from .settings import is_truthy, resolve_expression
 from .timers import TimerSchedule
 from .web import HttpFrontEnd, HttpRoute
 
-__all__ = ["FunctionsHost", "HostAlreadyRunningError"]
+__all__ = ["FunctionInErrorError", "FunctionsHost", "HostAlreadyRunningError"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +49,10 @@ _ACTIVE: list[FunctionsHost] = []
 
 class HostAlreadyRunningError(RuntimeError):
     pass
+
+
+class FunctionInErrorError(RuntimeError):
+    """The function failed indexing (e.g. a schedule the timer cannot parse): the host does not run it."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,8 @@ class FunctionsHost:
         self._env: dict[str, str] = {}
         self._listeners: list[QueueListener] = []
         self._timers: list[TimerSchedule] = []
-        self._schedules: dict[str, Ncrontab] = {}
+        self._schedules: dict[str, CronSchedule] = {}
+        self._function_errors: dict[str, str] = {}
         self._http: HttpFrontEnd | None = None
         self._credentials: dict[str, Any] = {}
         self._output_clients: dict[tuple[str, str], Any] = {}
@@ -153,6 +157,16 @@ class FunctionsHost:
     def settings(self) -> dict[str, str]:
         """The environment the app sees (process environment plus the given settings)."""
         return dict(self._env)
+
+    @property
+    def schedules(self) -> dict[str, CronSchedule]:
+        """The parsed schedule of each timer function that indexed."""
+        return dict(self._schedules)
+
+    @property
+    def function_errors(self) -> dict[str, str]:
+        """Functions that failed indexing, with why; the host runs the others and never these."""
+        return dict(self._function_errors)
 
     @property
     def invocations(self) -> list[InvocationRecord]:
@@ -262,6 +276,7 @@ class FunctionsHost:
         self._activity = Activity()
         self._async = AsyncRunner()
         self._schedules = {}
+        self._function_errors = {}
         self._output_clients = {}
         self.host_json = load_host_json(self.project_dir, self.queue_overrides)
         self._apply_settings()
@@ -285,7 +300,9 @@ class FunctionsHost:
         )
         enabled = [s for s in specs if s.name not in self.disabled]
         # Resolve every %Setting% first, so a bad configuration fails start() before anything runs.
-        timers = [(s, self._schedule(s)) for s in enabled if s.trigger_type == "timerTrigger"]
+        # A schedule the timer cannot parse leaves only that function in error, as on the real host.
+        timers = [(s, schedule) for s in enabled if s.trigger_type == "timerTrigger"
+                  for schedule in [self._schedule(s)] if schedule is not None]
         queues = [(s, self._queue_target(s.trigger, s.name)) for s in enabled if s.trigger_type == "queueTrigger"]
         for spec in enabled:
             for binding in spec.outputs:
@@ -352,10 +369,25 @@ class FunctionsHost:
                 sys.path.remove(str(self.project_dir))
             self._path_added = False
 
-    def _schedule(self, spec: FunctionSpec) -> Ncrontab:
+    def _schedule(self, spec: FunctionSpec) -> CronSchedule | None:
+        """The function's NCRONTAB schedule, or None after putting the function in error, as the host does."""
         expression = resolve_expression(str(spec.trigger.get("schedule", "")), self._env,
                                         what=f"function {spec.name} schedule")
-        schedule = Ncrontab.parse(expression)
+        try:
+            schedule = parse_timer_schedule(expression)
+        except CrontabError as e:
+            if _is_timespan(expression):
+                # The real timer would run it every so often (App Service plans); the stand-in does not.
+                raise ValueError(f"function {spec.name}: schedule {expression!r} is a TimeSpan; the host stand-in"
+                                 " implements NCRONTAB schedules only") from e
+            self._function_errors[spec.name] = (
+                f"The schedule expression '{expression}' was not recognized as a valid cron expression or"
+                f" timespan string. ({e})"
+            )
+            logger.error("Error indexing method 'Functions.%s': %s", spec.name, self._function_errors[spec.name])
+            logger.error("Function '%s' failed indexing and will be disabled. It will not run until the schedule"
+                         " is fixed and the host restarts.", spec.name)
+            return None
         self._schedules[spec.name] = schedule
         return schedule
 
@@ -411,6 +443,8 @@ class FunctionsHost:
         spec = self.functions.get(name)
         if spec is None or spec.trigger_type != trigger_type:
             raise KeyError(f"no {trigger_type} function named {name!r}")
+        if name in self._function_errors:
+            raise FunctionInErrorError(f"function {name} is in error: {self._function_errors[name]}")
         return spec
 
     def _run(self, spec: FunctionSpec, value: Any, *, trigger: str, reason: str,
@@ -430,7 +464,8 @@ class FunctionsHost:
     def _admin_invoke(self, name: str, text: str) -> bool:
         """``POST /admin/functions/{name}``: run a timer or queue function in the background."""
         spec = self.functions.get(name)
-        if spec is None or spec.name in self.disabled or spec.trigger_type == "httpTrigger":
+        if (spec is None or spec.name in self.disabled or spec.name in self._function_errors
+                or spec.trigger_type == "httpTrigger"):
             return False
         def work() -> None:
             if spec.trigger_type == "timerTrigger":
@@ -482,3 +517,15 @@ class FunctionsHost:
             if count:
                 pending.append(f"{listener.queue_name} ({count}{'+' if not include_delayed else ''} message(s))")
         return pending
+
+
+def _is_timespan(expression: str) -> bool:
+    """Whether the timer would read ``expression`` as a TimeSpan (``d``, ``hh:mm[:ss]``, ``d.hh:mm:ss``)."""
+    text = expression.strip()
+    if text.isascii() and text.isdigit():
+        return True  # TimeSpan.TryParse("5") is five days
+    try:
+        parse_timespan(text if text.count(":") == 2 else text + ":00")
+    except ValueError:
+        return False
+    return True

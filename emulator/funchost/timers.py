@@ -1,4 +1,4 @@
-"""Timer triggers on their NCRONTAB schedule (UTC), one thread per function.
+"""Timer triggers on their NCRONTAB schedule (UTC, the stand-in's own ``ncrontab``), one thread per function.
 
 Like the host, the next occurrence is computed after an invocation finishes, so a run that
 overruns its interval skips the occurrences it missed instead of piling up. ``useMonitor``
@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-
-from dr_core.schedule import Ncrontab, utc_now
+from datetime import UTC, datetime
 
 from .metadata import FunctionSpec
+from .ncrontab import CronSchedule
 
 __all__ = ["TimerSchedule"]
 
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 class TimerSchedule:
     def __init__(
-        self, spec: FunctionSpec, schedule: Ncrontab, fire: Callable[[FunctionSpec, bool, str], object]
+        self, spec: FunctionSpec, schedule: CronSchedule, fire: Callable[[FunctionSpec, bool, str], object]
     ) -> None:
         self.spec = spec
         self.schedule = schedule
@@ -43,14 +43,24 @@ class TimerSchedule:
         if self.spec.trigger.get("runOnStartup"):
             self._fire(self.spec, False, "Timer fired at startup (runOnStartup)")
         while not self._stop.is_set():
-            due = self.schedule.next_after(utc_now())
+            due = self.schedule.next_occurrence(_utc_now())
+            if due is None:
+                # NCrontab answers DateTime.MaxValue: the host keeps the timer and it never fires.
+                logger.warning("%s: schedule %r has no next occurrence; the timer will not fire",
+                               self.spec.name, self.schedule.expression)
+                self._stop.wait()
+                return
             logger.debug("%s: next occurrence %s", self.spec.name, due.isoformat())
             # Event.wait may return a little early; loop until the occurrence has really arrived.
             while not self._stop.is_set():
-                remaining = (due - utc_now()).total_seconds()
+                remaining = (due - _utc_now()).total_seconds()
                 if remaining <= 0:
                     break
                 self._stop.wait(remaining)
             if self._stop.is_set():
                 return
             self._fire(self.spec, False, f"Timer fired at {due.isoformat()}")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
 from emulator.funchost import (
     CrashPoint,
+    FunctionInErrorError,
     FunctionsHost,
     HostAlreadyRunningError,
     HostJson,
@@ -214,11 +217,45 @@ def test_unresolved_setting_fails_start() -> None:
     offline_host().start().stop()
 
 
-def test_invalid_schedule_and_queue_name_fail_start() -> None:
-    with pytest.raises(ValueError, match="six"):
-        offline_host(settings={**OFFLINE_SETTINGS, "SAMPLE_SCHEDULE": "*/5 * * * *"}).start()
+def test_invalid_queue_name_fails_start() -> None:
     with pytest.raises(ValueError, match="queue name"):
         offline_host(settings={**OFFLINE_SETTINGS, "SAMPLE_QUEUE": "Bad_Name"}).start()
+
+
+@pytest.mark.parametrize("schedule", ["0 0 2 * * 7", "0 0 2 ? * *", "0 0 2 * *  *  *", "0 2 * *", "0 0 2 * * *\t"])
+def test_a_schedule_the_timer_cannot_parse_leaves_the_function_in_error(
+    schedule: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As on the real host: indexing fails for that function only, loudly in the log; the host runs
+    # the others, and the timer never fires (nor can it be fired by the admin API).
+    with caplog.at_level(logging.ERROR), \
+            offline_host(settings={**OFFLINE_SETTINGS, "SAMPLE_SCHEDULE": schedule}, http_port=0) as host:
+        assert set(host.function_errors) == {"sample_timer"}
+        assert "was not recognized as a valid cron expression" in host.function_errors["sample_timer"]
+        assert "sample_timer" not in host.schedules
+        assert "items" in host.functions and "items" not in host.function_errors
+        with pytest.raises(FunctionInErrorError, match="sample_timer is in error"):
+            host.fire_timer("sample_timer")
+        admin = requests.post(f"{host.http_url}/admin/functions/sample_timer", json={"input": ""},
+                              headers={"x-functions-key": host.master_key}, timeout=10)
+        assert admin.status_code == 404
+    assert "Error indexing method 'Functions.sample_timer'" in caplog.text
+    assert "Function 'sample_timer' failed indexing" in caplog.text
+    assert not host.invocations
+
+
+def test_five_field_schedules_are_minutes_first() -> None:
+    with offline_host(settings={**OFFLINE_SETTINGS, "SAMPLE_SCHEDULE": "*/5 * * * *"}) as host:
+        assert host.function_errors == {}
+        schedule = host.schedules["sample_timer"]
+        assert not schedule.including_seconds
+        assert schedule.field_values()["minutes"] == list(range(0, 60, 5))
+        assert schedule.field_values()["seconds"] == [0]
+
+
+def test_timespan_schedules_are_not_implemented_by_the_stand_in() -> None:
+    with pytest.raises(ValueError, match="TimeSpan"):
+        offline_host(settings={**OFFLINE_SETTINGS, "SAMPLE_SCHEDULE": "00:05:00"}).start()
 
 
 def test_disabled_function_setting() -> None:

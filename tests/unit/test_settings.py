@@ -37,6 +37,12 @@ def test_minimal_settings_load_with_defaults():
     assert [str(i.resource_id) for i in s.instances] == [RID]
 
 
+def test_five_field_schedule_loads():
+    # The Functions timer takes five fields as minute-first with no seconds.
+    s = load_settings(base(BACKUP_SCHEDULE="30 2 * * Mon-Fri"))
+    assert (s.schedule.seconds, s.schedule.minutes, s.schedule.hours) == ({0}, {30}, {2})
+
+
 @pytest.mark.parametrize(
     ("name", "value", "fragment"),
     [
@@ -44,8 +50,10 @@ def test_minimal_settings_load_with_defaults():
         ("APIM_DR_BACKUP_STORAGE_ACCOUNT", "Not_A_Name", "APIM_DR_BACKUP_STORAGE_ACCOUNT="),
         ("APIM_DR_BACKUP_CONTAINER", "UPPER", "APIM_DR_BACKUP_CONTAINER="),
         ("APIM_DR_BACKUP_CONTAINER", "a--b", "APIM_DR_BACKUP_CONTAINER="),
-        ("BACKUP_SCHEDULE", "0 0 2 * *", "BACKUP_SCHEDULE"),
-        ("BACKUP_SCHEDULE", "0 0 25 * * *", "BACKUP_SCHEDULE"),
+        ("BACKUP_SCHEDULE", "0 0 2 * * 7", "BACKUP_SCHEDULE: schedule '0 0 2 * * 7', day-of-week field"),
+        ("BACKUP_SCHEDULE", "0 0 2 ? * *", "BACKUP_SCHEDULE: schedule '0 0 2 ? * *', day field"),
+        ("BACKUP_SCHEDULE", "0 0 25 * * *", "BACKUP_SCHEDULE: schedule '0 0 25 * * *', hour field"),
+        ("BACKUP_SCHEDULE", "0 0 2 *", "BACKUP_SCHEDULE: schedule '0 0 2 *' has 4 field(s)"),
         ("APIM_DR_STORAGE_ACCESS_TYPE", "SharedKey", "APIM_DR_STORAGE_ACCESS_TYPE="),
         ("APIM_DR_ARM_ENDPOINT", "http://management.azure.com", "APIM_DR_ARM_ENDPOINT"),
         ("APIM_DR_BACKUP_TIMEOUT_MINUTES", "-3", "APIM_DR_BACKUP_TIMEOUT_MINUTES"),
