@@ -354,6 +354,3 @@ def _parse_value(text: str, spec: _FieldSpec, fail: _Fail) -> int:
     hint = " (the Functions timer has no 'L' or 'W')" if "L" in text or "W" in text else ""
     raise fail(f"{text!r} is not a number {allowed}{extra}{hint}")
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

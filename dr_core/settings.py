@@ -75,7 +75,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "Client ID of the Function App's user-assigned identity for its storage."),
     SettingSpec("AZURE_CLIENT_ID", "Client ID of the Function App's user-assigned identity (ARM and backup storage). "
                 "Empty: system-assigned identity / developer credentials."),
-    SettingSpec("BACKUP_SCHEDULE", "NCRONTAB (six fields, UTC) of scheduled backups.", default=DEFAULT_SCHEDULE),
+    SettingSpec("BACKUP_SCHEDULE", "NCRONTAB of scheduled backups as the Functions timer reads it: five fields "
+                "(minute first) or six (seconds first), UTC.", default=DEFAULT_SCHEDULE),
     SettingSpec("APIM_DR_INSTANCES", "JSON list of protected instances: APIM resource IDs, or objects "
                 "`{\"resourceId\", \"container\", \"accessType\", \"clientId\", \"alias\", \"standby\"}`.",
                 default="[]"),
@@ -270,7 +271,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             " key (a Key Vault reference in Azure)"
         )
 
-    schedule_text = _clean(env, "BACKUP_SCHEDULE") or DEFAULT_SCHEDULE
+    # Not stripped: the timer reads the value as it is, and a stray tab or newline leaves it in error.
+    raw_schedule = env.get("BACKUP_SCHEDULE")
+    schedule_text = DEFAULT_SCHEDULE if raw_schedule is None else raw_schedule
     schedule: Ncrontab | None = None
     try:
         schedule = Ncrontab.parse(schedule_text)
