@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .errors import DrError, InvalidRequestError, NotFoundError, PayloadTooLargeError, http_status
@@ -69,6 +70,8 @@ def parse_json_object(body: bytes | None, *, allowed: set[str]) -> dict[str, Any
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidRequestError(f"the request body is not valid JSON: {str(e)[:120]}") from e
+    except RecursionError as e:
+        raise InvalidRequestError("the request body is nested too deeply; expected a flat JSON object") from e
     if not isinstance(data, dict):
         raise InvalidRequestError(f"the request body must be a JSON object, got a JSON {type(data).__name__}")
     unknown = sorted(k for k in data if k not in allowed)
@@ -167,17 +170,22 @@ class Api:
         except InvalidRequestError as e:
             raise InvalidRequestError(f"service: {e.message}", fields={"service": e.message}) from e
         target_sku = None
+        warnings: list[str] = []
         if instance.standby is not None:
-            from .errors import ArmCallError
-
             try:
                 target_sku = self._ctx.arm.get_service(instance.standby).sku
-            except ArmCallError:
-                target_sku = None
+            except DrError as e:
+                # The catalog lives in storage: list it anyway, and say what could not be checked.
+                warnings.append(f"the standby's tier could not be read, so 'restorable' ignores it: {e.message}")
         now = self._ctx.clock.now()
+        # The same margin as the restore preflight: "restorable" here means a restore would be accepted.
+        margin = timedelta(hours=self._ctx.settings.expiry_margin_hours)
         entries = self._ctx.backups.find(instance.container, instance.name)
-        return ApiResponse(200, {
+        body: dict[str, Any] = {
             "service": str(instance.resource_id),
             "restorableInto": str(instance.standby) if instance.standby else str(instance.resource_id),
-            "backups": [e.to_json(now=now, target_sku=target_sku) for e in entries],
-        })
+            "backups": [e.to_json(now=now, target_sku=target_sku, margin=margin) for e in entries],
+        }
+        if warnings:
+            body["warnings"] = warnings
+        return ApiResponse(200, body)

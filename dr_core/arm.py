@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from .azure_errors import arm_errors
 from .errors import ArmCallError, ArmError, parse_arm_error
 from .ids import ApimResourceId
 
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 API_VERSION = "2024-05-01"  # azure-mgmt-apimanagement 5.x default
 _DEFAULT_RETRY_AFTER = 60.0  # real APIM answers Retry-After: 60
+_UNREACHABLE_RETRY_AFTER = 30.0  # no answer at all: ask again in half a minute
 
 
 @dataclass(frozen=True)
@@ -149,18 +151,17 @@ class ApimOperations(ApimManagement):
         return self._begin("restore", instance, target)
 
     def _begin(self, action: str, instance: ApimResourceId, target: BackupTarget) -> StartedOperation:
-        from azure.core.exceptions import HttpResponseError
-
         client = self._clients.arm(instance.subscription_id)
         method = getattr(client.api_management_service, f"begin_{action}")
-        try:
+        with arm_errors(f"POST .../service/{instance.service_name}/{action}", sent_once=True):
             poller = method(
                 instance.resource_group, instance.service_name, target.to_parameters(),
                 polling=False, cls=lambda pipeline_response, _deserialized, _headers: pipeline_response,
+                # Never repeat the POST: a retry after a lost answer meets our own operation's
+                # 409 ServiceLocked. The worker's recovery path finds out what happened instead.
+                retry_total=0,
             )
             pipeline_response = poller.result()
-        except HttpResponseError as e:
-            raise ArmCallError(_error_from_exception(e)) from e
         response = pipeline_response.http_response
         if response.status_code == 200:
             return StartedOperation(location=None, retry_after=0, resource=_json_or_none(response))
@@ -172,57 +173,52 @@ class ApimOperations(ApimManagement):
         return StartedOperation(location=location, retry_after=_retry_after(response.headers))
 
     def poll_once(self, instance: ApimResourceId, location: str) -> PollResult:
-        """One ``GET`` of the operation's ``Location``."""
-        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+        """One ``GET`` of the operation's ``Location``; anything short of an answer is "ask again later"."""
         from azure.core.rest import HttpRequest
+
+        from .errors import AzureUnavailableError
 
         self._check_location(location)
         client = self._clients.arm(instance.subscription_id)
         try:
-            # ``_send_request`` is the management clients' documented raw-request entry point
-            # (aka.ms/azsdk/dpcodegen/python/send_request): the client's own pipeline, so the
-            # same bearer auth, retries and Retry-After handling as the SDK's LRO poller.
-            response = client._send_request(HttpRequest("GET", location))
-        except (ServiceRequestError, ServiceResponseError) as e:
-            return PollResult("retry", _DEFAULT_RETRY_AFTER / 2, error=ArmError("NetworkError", str(e)[:500]))
-        except HttpResponseError as e:
-            return PollResult("failed", 0, error=_error_from_exception(e))
+            with arm_errors(f"GET the operation of {instance.service_name}"):
+                # ``_send_request`` is the management clients' documented raw-request entry point
+                # (aka.ms/azsdk/dpcodegen/python/send_request): the client's own pipeline and
+                # bearer auth. One try: the queue, not a sleep in this invocation, waits.
+                response = client._send_request(HttpRequest("GET", location), retry_total=0)
+        except AzureUnavailableError as e:
+            return PollResult("retry", _UNREACHABLE_RETRY_AFTER, error=ArmError(e.error_code, e.message))
+        except ArmCallError as e:
+            if e.error.retryable:
+                return PollResult("retry", e.error.retry_after or _UNREACHABLE_RETRY_AFTER, error=e.error)
+            return PollResult("failed", 0, error=e.error)
         retry_after = _retry_after(response.headers)
         if response.status_code == 202:
             return PollResult("running", retry_after)
         if 200 <= response.status_code < 300:
             return PollResult("succeeded", 0, resource=_json_or_none(response))
-        error = parse_arm_error(response.status_code, response.read())
+        error = parse_arm_error(response.status_code, response.read(), retry_after=retry_after)
         if error.retryable and response.status_code in (429, 500, 502, 503, 504):
-            # azure-core already retried these; the job waits on the queue and tries again.
             return PollResult("retry", retry_after, error=error)
         return PollResult("failed", 0, error=error)
 
     def get_service(self, instance: ApimResourceId) -> ServiceInfo:
-        """:raises ArmCallError: e.g. ``ResourceNotFound``."""
-        from azure.core.exceptions import HttpResponseError
-
+        """:raises ArmCallError: e.g. ``ResourceNotFound``. :raises AzureUnavailableError: ARM unreachable."""
         client = self._clients.arm(instance.subscription_id)
-        try:
+        with arm_errors(f"GET {instance.service_name}"):
             svc = client.api_management_service.get(instance.resource_group, instance.service_name)
-        except HttpResponseError as e:
-            raise ArmCallError(_error_from_exception(e)) from e
         return _service_info(instance, svc)
 
     def list_tagged(self, subscription_id: str, tag: tuple[str, str]) -> list[ServiceInfo]:
         """Every instance in the subscription carrying ``tag`` (name compared case-insensitively)."""
-        from azure.core.exceptions import HttpResponseError
-
         client = self._clients.arm(subscription_id)
         name, value = tag[0].lower(), tag[1].lower()
         found: list[ServiceInfo] = []
-        try:
+        with arm_errors(f"list the APIM instances of subscription {subscription_id}"):
             for svc in client.api_management_service.list():
                 tags = {k.lower(): (v or "").lower() for k, v in (svc.tags or {}).items()}
                 if tags.get(name) == value:
                     found.append(_service_info(ApimResourceId.parse(svc.id), svc))
-        except HttpResponseError as e:
-            raise ArmCallError(_error_from_exception(e)) from e
         return found
 
     def _check_location(self, location: str) -> None:
@@ -255,20 +251,3 @@ def _json_or_none(response: Any) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def _error_from_exception(e: Any) -> ArmError:
-    response = getattr(e, "response", None)
-    status = getattr(e, "status_code", None) or getattr(response, "status_code", None)
-    body: bytes | None = None
-    if response is not None:
-        try:
-            body = response.body() if hasattr(response, "body") else None
-        except Exception:  # the body may already be consumed; the parsed model below still has it
-            body = None
-    if body:
-        return parse_arm_error(int(status or 0), body)
-    model = getattr(e, "error", None)
-    code = getattr(model, "code", None) or type(e).__name__
-    message = getattr(model, "message", None) or str(e)
-    return ArmError(code=str(code), message=str(message)[:2000], status=int(status) if status else None)

@@ -13,12 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from .azure_errors import storage_errors
 from .catalog import TAG_CREATED, CatalogEntry, catalog_query, entry_from_tags
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
-__all__ = ["BackupStore", "BlobBackupStore", "BlobFacts"]
+__all__ = ["IMMUTABLE_ERROR_CODES", "BackupStore", "BlobBackupStore", "BlobFacts"]
+
+# What Blob Storage answers (409) to a change of a blob under a time-based policy or a legal hold.
+IMMUTABLE_ERROR_CODES = frozenset({"BlobImmutableDueToPolicy", "BlobImmutableDueToLegalHold"})
 
 logger = logging.getLogger(__name__)
 
@@ -55,46 +61,60 @@ class BackupStore(ABC):
 
 
 class BlobBackupStore(BackupStore):
-    def __init__(self, service: BlobServiceClient) -> None:
+    def __init__(self, service: BlobServiceClient, *, account: str) -> None:
         self._service = service
+        self._what = f"backup account {account}"
 
     def facts(self, container: str, blob_name: str) -> BlobFacts | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            props = self._service.get_blob_client(container, blob_name).get_blob_properties()
-        except ResourceNotFoundError:
-            return None
-        return BlobFacts(size=int(props.size or 0), created=props.creation_time)
+        with storage_errors(self._what):
+            try:
+                props = self._service.get_blob_client(container, blob_name).get_blob_properties()
+            except ResourceNotFoundError:
+                return None
+            return BlobFacts(size=int(props.size or 0), created=props.creation_time)
 
     def label(self, container: str, blob_name: str, *, tags: dict[str, str], metadata: dict[str, str]) -> None:
-        blob = self._service.get_blob_client(container, blob_name)
-        blob.set_blob_metadata(metadata)
-        blob.set_blob_tags(tags)
+        """Index tags first: the catalog needs them, and immutability (WORM, legal hold) allows them.
+
+        Metadata is for people only. Under immutability Set Blob Metadata is refused
+        (``BlobImmutableDueToPolicy`` / ``BlobImmutableDueToLegalHold``); the backup is complete
+        without it, so that refusal is logged and the blob keeps its tags.
+        """
+        with storage_errors(self._what):
+            blob = self._service.get_blob_client(container, blob_name)
+            blob.set_blob_tags(tags)
+            try:
+                blob.set_blob_metadata(metadata)
+            except HttpResponseError as e:
+                code = getattr(e, "error_code", None)
+                if code not in IMMUTABLE_ERROR_CODES:
+                    raise
+                logger.info("%s/%s is immutable (%s): metadata skipped, index tags kept", container, blob_name, code)
 
     def tags(self, container: str, blob_name: str) -> dict[str, str] | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            return dict(self._service.get_blob_client(container, blob_name).get_blob_tags())
-        except ResourceNotFoundError:
-            return None
+        with storage_errors(self._what):
+            try:
+                return dict(self._service.get_blob_client(container, blob_name).get_blob_tags())
+            except ResourceNotFoundError:
+                return None
 
     def find(self, container: str, service_name: str) -> list[CatalogEntry]:
         """One index-tag query (``find_blobs_by_tags``), not a listing of the container."""
-        client = self._service.get_container_client(container)
-        entries: list[CatalogEntry] = []
-        for found in client.find_blobs_by_tags(catalog_query(service_name)):
-            tags = dict(found.tags or {})
-            if not tags or TAG_CREATED not in tags:
-                # Some service versions return only the queried tags; read them all.
-                tags = dict(client.get_blob_client(found.name).get_blob_tags())
-            entry = entry_from_tags(container, found.name, tags)
-            if entry is not None:
-                entries.append(entry)
+        with storage_errors(self._what):
+            client = self._service.get_container_client(container)
+            entries: list[CatalogEntry] = []
+            for found in client.find_blobs_by_tags(catalog_query(service_name)):
+                tags = dict(found.tags or {})
+                if not tags or TAG_CREATED not in tags:
+                    # Some service versions return only the queried tags; read them all.
+                    tags = dict(client.get_blob_client(found.name).get_blob_tags())
+                entry = entry_from_tags(container, found.name, tags)
+                if entry is not None:
+                    entries.append(entry)
         entries.sort(key=lambda e: e.created, reverse=True)
         return entries
 
     def cors_rule_count(self) -> int:
-        props = self._service.get_service_properties()
+        with storage_errors(self._what):
+            props = self._service.get_service_properties()
         return len(props.get("cors") or [])

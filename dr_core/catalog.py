@@ -157,8 +157,9 @@ class CatalogEntry:
             return False, f"backup tier is {self.sku}, the target's is {target_sku}"
         return True, None
 
-    def to_json(self, *, now: datetime, target_sku: str | None = None) -> dict[str, object]:
-        restorable, reason = self.restorable_for(target_sku, now=now)
+    def to_json(self, *, now: datetime, target_sku: str | None = None,
+                margin: timedelta = timedelta(0)) -> dict[str, object]:
+        restorable, reason = self.restorable_for(target_sku, now=now, margin=margin)
         return {
             "container": self.container,
             "blobName": self.blob_name,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from .jobs import Job
 
 __all__ = ["main"]
+
+logger = logging.getLogger(__name__)
 
 
 class _Output:
@@ -150,6 +153,13 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None) ->
     except KeyboardInterrupt:
         out.line("interrupted; the job goes on (follow it with `apim-dr status <id> --wait`)")
         return EXIT_INTERRUPTED
+    except Exception as e:
+        # A defect: say so in one line (no traceback on an operator's terminal during an incident).
+        logger.debug("unexpected error", exc_info=True)
+        message = " ".join(str(e).split())[:300]
+        out.line(f"error: unexpected {type(e).__name__}: {message} (a defect in apim-dr; please report it)")
+        out.result({"error": {"code": "InternalError", "message": f"{type(e).__name__}: {message}"}})
+        return EXIT_FAILED
 
 
 def _run(args: argparse.Namespace, out: _Output) -> int:

@@ -37,6 +37,14 @@ _ARM_AUDIENCES = {
 }
 
 
+# Fail within seconds, not minutes. The storage SDKs' defaults retry for over a minute (blob and
+# queue: 15 s + 18 s + 42 s, also on token failures; tables: ten tries): an HTTP caller would time
+# out and a worker would sit idle. The queue redelivers and the watchdog re-sends work instead.
+_STORAGE_RETRIES: dict[str, Any] = {"retry_total": 2, "initial_backoff": 0.5, "increment_base": 2,
+                                    "random_jitter_range": 1}
+_TABLE_RETRIES: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.5, "retry_backoff_max": 4}
+
+
 def arm_scope(endpoint: str) -> str:
     return _ARM_AUDIENCES.get(endpoint.rstrip("/").lower(), "https://management.azure.com/.default")
 
@@ -79,9 +87,10 @@ class AzureClients:
                 endpoint = self.settings.arm_endpoint
                 client = ApiManagementClient(
                     credential, subscription_id, base_url=endpoint, credential_scopes=[arm_scope(endpoint)],
-                    # Don't let the SDK sleep long on throttling inside one invocation: past this,
-                    # the job waits on the queue instead (Retry-After becomes a visibility delay).
-                    retry_total=3, retry_backoff_max=20,
+                    # No retries on answers (429, 5xx): azure-core would sleep Retry-After inside the
+                    # invocation. The app carries Retry-After on its error and the job waits on the
+                    # queue instead. Connection failures of reads are still retried quickly.
+                    retry_status=0, retry_total=2, retry_backoff_max=2,
                 )
                 self._arm[subscription_id] = client
             return client
@@ -94,11 +103,12 @@ class AzureClients:
                 storage = self.settings.app_storage
                 if storage.connection_string:
                     self._table = TableClient.from_connection_string(
-                        storage.connection_string.reveal(), table_name=JOBS_TABLE)
+                        storage.connection_string.reveal(), table_name=JOBS_TABLE, **_TABLE_RETRIES)
                 else:
                     assert storage.table_uri
                     self._table = TableClient(
-                        storage.table_uri, table_name=JOBS_TABLE, credential=self._app_storage_credential_unlocked())
+                        storage.table_uri, table_name=JOBS_TABLE, credential=self._app_storage_credential_unlocked(),
+                        **_TABLE_RETRIES)
             return self._table
 
     def work_queue(self) -> QueueClient:
@@ -110,6 +120,7 @@ class AzureClients:
                 policies: dict[str, Any] = {
                     "message_encode_policy": TextBase64EncodePolicy(),
                     "message_decode_policy": TextBase64DecodePolicy(),
+                    **_STORAGE_RETRIES,
                 }
                 storage = self.settings.app_storage
                 if storage.connection_string:
@@ -133,7 +144,8 @@ class AzureClients:
             if self._backup_blobs is None:
                 from azure.storage.blob import BlobServiceClient
 
-                self._backup_blobs = BlobServiceClient(self.settings.backup_blob_endpoint, credential=credential)
+                self._backup_blobs = BlobServiceClient(self.settings.backup_blob_endpoint, credential=credential,
+                                                       **_STORAGE_RETRIES)
             return self._backup_blobs
 
     def _app_storage_credential_unlocked(self) -> TokenCredential:

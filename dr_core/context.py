@@ -87,7 +87,7 @@ class DrContext:
         if self._backups is None:
             from .backup_store import BlobBackupStore
 
-            self._backups = BlobBackupStore(self.clients.backup_blobs())
+            self._backups = BlobBackupStore(self.clients.backup_blobs(), account=self.settings.backup_account)
         return self._backups
 
     @property
@@ -139,14 +139,18 @@ class DrContext:
                 return
             from azure.core.exceptions import ResourceExistsError
 
-            with contextlib.suppress(ResourceExistsError):
-                self.clients.jobs_table().create_table()
-            with contextlib.suppress(ResourceExistsError):
-                self.clients.work_queue().create_queue()
+            from .azure_errors import storage_errors
+
+            with storage_errors("the app's storage (jobs table and work queue)"):
+                with contextlib.suppress(ResourceExistsError):
+                    self.clients.jobs_table().create_table()
+                with contextlib.suppress(ResourceExistsError):
+                    self.clients.work_queue().create_queue()
             self._storage_ready = True
 
 
 _context: DrContext | None = None
+_clock: Clock | None = None
 _context_lock = threading.Lock()
 
 
@@ -158,12 +162,18 @@ def get_context() -> DrContext:
     global _context
     with _context_lock:
         if _context is None:
-            _context = DrContext.from_settings(load_settings())
+            _context = DrContext.from_settings(load_settings(), clock=_clock)
         return _context
 
 
-def reset_context(context: DrContext | None = None) -> None:
-    """Replace the process-wide context (tests; a settings reload)."""
-    global _context
+def reset_context(context: DrContext | None = None, *, clock: Clock | None = None) -> None:
+    """Replace the process-wide context (tests; a settings reload).
+
+    ``clock`` is used by the contexts built from then on. Only code can set it (the local
+    world moves the app's clock together with the APIM emulator's); no app setting can, so
+    production always runs on the system clock.
+    """
+    global _context, _clock
     with _context_lock:
         _context = context
+        _clock = clock

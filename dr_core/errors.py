@@ -33,6 +33,7 @@ __all__ = [
     "ConflictError",
     "DrError",
     "InvalidRequestError",
+    "NoAnswerError",
     "NotFoundError",
     "PayloadTooLargeError",
     "exit_code",
@@ -120,6 +121,12 @@ class AzureUnavailableError(DrError):
     """Azure could not be reached or refused our identity: no connection, DNS, TLS, token failure, 5xx."""
 
     code = "AzureUnavailable"
+
+
+class NoAnswerError(AzureUnavailableError):
+    """A write went out but no answer came back: Azure may have accepted it (never send it again blindly)."""
+
+    code = "NoResponse"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import ArmCallError, InvalidRequestError, NotFoundError
+from .errors import DrError, InvalidRequestError, NotFoundError
 from .ids import ApimResourceId, InvalidResourceIdError
 from .settings import ProtectedInstance, Settings
 
@@ -83,10 +83,10 @@ class InstanceResolver:
         for subscription in settings.discovery_subscriptions:
             try:
                 found = self._arm.list_tagged(subscription, settings.discovery_tag)
-            except ArmCallError as e:
+            except DrError as e:
                 inventory.problems.append(
-                    f"APIM_DR_DISCOVERY_SUBSCRIPTIONS: listing subscription {subscription} failed: ({e.error.code}) "
-                    f"{e.error.message} -- {e.error.remediation}")
+                    f"APIM_DR_DISCOVERY_SUBSCRIPTIONS: listing subscription {subscription} failed: ({e.error_code}) "
+                    f"{e.message} -- {e.remediation}")
                 continue
             for info in found:
                 if info.resource_id.key in known:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -84,10 +85,16 @@ class InvalidTransitionError(ValueError):
     """A state change the state machine does not allow."""
 
 
-def make_job_id(kind: JobKind, instance: ApimResourceId, slot: datetime) -> str:
-    """The job of ``instance`` in ``slot``: the same inputs always give the same ID (idempotent planning)."""
+def make_job_id(kind: JobKind, instance: ApimResourceId, slot: datetime, *, unique: bool = False) -> str:
+    """The job of ``instance`` in ``slot``.
+
+    By default the same inputs always give the same ID (idempotent planning: a re-fired timer
+    or a double-clicked backup finds its job). ``unique`` mixes in a random nonce, for jobs
+    that must never meet an earlier one (restores: a refused request must not block the next).
+    """
     slot = slot.astimezone(UTC).replace(microsecond=0)
-    digest = hashlib.sha256(f"{kind.value}|{instance.key}".encode()).hexdigest()[:8]
+    nonce = f"|{uuid.uuid4().hex}" if unique else ""
+    digest = hashlib.sha256(f"{kind.value}|{instance.key}{nonce}".encode()).hexdigest()[:8]
     return f"{kind.value}-{slot:%Y%m%dT%H%M%SZ}-{instance.service_name}-{digest}"
 
 
@@ -156,6 +163,7 @@ class Job:
     starting_at: datetime | None = None
     start_attempts: int = 0
     start_uncertain: bool = False
+    unanswered_posts: int = 0
     started_at: datetime | None = None
     finished_at: datetime | None = None
     operation_url: str | None = None
@@ -222,10 +230,16 @@ class Job:
         self.start_uncertain = False
         return self._schedule(now, "start", reason, delay)
 
-    def await_start_outcome(self, now: datetime, *, reason: str, delay: int) -> Step:
-        """The start's outcome is unknown (no answer, 5xx, or the instance is busy): stay Starting, check later."""
+    def await_start_outcome(self, now: datetime, *, reason: str, delay: int, unanswered: bool = False) -> Step:
+        """The start's outcome is unknown (no answer, 5xx, or the instance is busy): stay Starting, check later.
+
+        ``unanswered``: this attempt's POST got no real answer, so ARM may have accepted it; from
+        then on a ``409 ServiceLocked`` for this job may be its own operation.
+        """
         self._touch(now)
         self.start_uncertain = True
+        if unanswered:
+            self.unanswered_posts += 1
         return self._schedule(now, "start", reason, delay, transition=self.wait_reason != reason)
 
     def count_poll(self) -> None:

@@ -125,4 +125,7 @@ class StorageWorkQueue(WorkQueue):
         self._queue = queue
 
     def send(self, messages: Sequence[tuple[WorkMessage, int]]) -> None:
-        send_messages(self._queue, list(messages))
+        from .azure_errors import storage_errors
+
+        with storage_errors("the work queue"):
+            send_messages(self._queue, list(messages))

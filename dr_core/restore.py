@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .arm import ServiceInfo
 from .catalog import CatalogEntry, entry_from_tags, parse_backup_blob_name
 from .clock import iso
-from .errors import ArmCallError, InvalidRequestError
+from .errors import ArmCallError, AzureUnavailableError, InvalidRequestError
 from .ids import ApimResourceId
 from .inventory import Resolved, UnknownInstanceError
 from .jobs import Job, JobKind, JobState, make_job_id
@@ -137,6 +137,7 @@ class RestorePlan:
     access_type: StorageAccessType
     client_id: str | None
     checks: list[Check] = field(default_factory=list)
+    margin: timedelta = timedelta(0)
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -148,15 +149,16 @@ class RestorePlan:
 
     @property
     def status(self) -> int:
-        """409 when state conflicts (busy, locked, needs confirmation), else 422."""
-        return 409 if any(c.status == 409 for c in self.failed_checks) else 422
+        """503 when Azure could not be read, 409 when state conflicts (busy, locked, needs confirmation), else 422."""
+        statuses = {c.status for c in self.failed_checks}
+        return next((s for s in (503, 409) if s in statuses), 422)
 
     def to_json(self, *, now: datetime) -> dict[str, Any]:
+        target_sku = self.target_info.sku if self.target_info else None
         return {
             "target": str(self.target),
             "source": str(self.source),
-            "backup": self.backup.to_json(now=now, target_sku=self.target_info.sku if self.target_info else None)
-            if self.backup else None,
+            "backup": self.backup.to_json(now=now, target_sku=target_sku, margin=self.margin) if self.backup else None,
             "storage": {"account": self.storage_account, "accessType": self.access_type.value,
                         "clientId": self.client_id},
             "preflight": [c.to_json() for c in self.checks],
@@ -204,12 +206,15 @@ class Restorer:
             checks.append(Check("target-exists", Outcome.FAIL,
                                 f"reading the target failed: ({e.error.code}) {e.error.message}",
                                 e.error.remediation, status=409 if e.error.retryable else 422))
+        except AzureUnavailableError as e:
+            checks.append(Check("target-exists", Outcome.FAIL, f"reading the target failed: {e.message}",
+                                e.remediation, status=503))
 
         margin = timedelta(hours=settings.expiry_margin_hours)
         backup = self._find_backup(request, source=source.resource_id, container=container,
                                    target_info=target_info, now=now, margin=margin, checks=checks)
         plan = RestorePlan(target.resource_id, source.resource_id, target_info, backup, settings.backup_account,
-                           access_type, client_id, checks)
+                           access_type, client_id, checks, margin)
         _check_backup(plan, now, margin)
         _check_target(plan, request, self._resolver.protected_keys())
         self._check_cors(plan)
@@ -263,11 +268,14 @@ class Restorer:
     def _find_backup(self, request: RestoreRequest, *, source: ApimResourceId, container: str,
                      target_info: ServiceInfo | None, now: datetime, margin: timedelta,
                      checks: list[Check]) -> CatalogEntry | None:
-        from azure.core.exceptions import HttpResponseError
-
         account = self._settings.backup_account
         if request.backup != "latest":
-            tags = self._backups.tags(container, request.backup)
+            try:
+                tags = self._backups.tags(container, request.backup)
+            except AzureUnavailableError as e:
+                checks.append(Check("backup-exists", Outcome.FAIL, f"the backup could not be read: {e.message}",
+                                    e.remediation, status=503))
+                return None
             if tags is None:
                 checks.append(Check("backup-exists", Outcome.FAIL,
                                     f"backup {request.backup} does not exist in {account}/{container}",
@@ -288,9 +296,9 @@ class Restorer:
             return entry
         try:
             entries = self._backups.find(container, source.service_name)
-        except HttpResponseError as e:
-            checks.append(Check("backup-exists", Outcome.FAIL, f"the backup catalog could not be read: {str(e)[:200]}",
-                                "Check the Function App identity's data role on the backup account."))
+        except AzureUnavailableError as e:
+            checks.append(Check("backup-exists", Outcome.FAIL, f"the backup catalog could not be read: {e.message}",
+                                e.remediation, status=503))
             return None
         target_sku = target_info.sku if target_info else None
         for entry in entries:
@@ -310,13 +318,11 @@ class Restorer:
         return entries[0]
 
     def _check_cors(self, plan: RestorePlan) -> None:
-        from azure.core.exceptions import HttpResponseError
-
         try:
             rules = self._backups.cors_rule_count()
-        except HttpResponseError as e:
+        except AzureUnavailableError as e:
             plan.checks.append(Check("backup-account-cors-disabled", Outcome.WARN,
-                                     f"could not read the backup account's CORS rules ({e.status_code}); APIM fails "
+                                     f"could not read the backup account's CORS rules ({e.message}); APIM fails "
                                      "with InvalidParameters if any exist",
                                      "Grant the Function App's identity read access to the blob service properties."))
             return
@@ -341,7 +347,7 @@ class Restorer:
     def _new_job(self, plan: RestorePlan, *, trigger: str, now: datetime) -> Job:
         backup = plan.backup
         return Job(
-            job_id=make_job_id(JobKind.RESTORE, plan.target, now),
+            job_id=make_job_id(JobKind.RESTORE, plan.target, now, unique=True),
             kind=JobKind.RESTORE,
             instance=str(plan.target),
             service_name=plan.target.service_name,

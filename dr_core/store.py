@@ -12,15 +12,22 @@ in the partition ``restore-lock``. Times are stored as ISO-8601 text (:func:`dr_
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, UpdateMode
+
+from .azure_errors import storage_errors
 from .clock import from_iso, iso
 from .errors import ConflictError
 from .ids import ApimResourceId
@@ -37,7 +44,7 @@ LOCK_PARTITION = "restore-lock"
 _TRANSACTION_LIMIT = 100  # Azure Table storage: at most 100 operations per transaction.
 _PARALLEL_TRANSACTIONS = 4
 _DATETIME_FIELDS = frozenset(f.name for f in fields(Job) if "datetime" in str(f.type))
-_INT_FIELDS = ("start_attempts", "poll_seq", "polls", "blob_size", "sku_capacity")
+_INT_FIELDS = ("start_attempts", "unanswered_posts", "poll_seq", "polls", "blob_size", "sku_capacity")
 
 
 class JobConflictError(ConflictError):
@@ -167,16 +174,17 @@ def _camel(name: str) -> str:
 class TableJobStore(JobStore):
     """Jobs in one Azure table (``apimdrjobs``)."""
 
+    _WHAT = "the jobs table"
+
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
     def create(self, job: Job) -> Job:
-        from azure.core.exceptions import ResourceExistsError
-
-        try:
-            metadata = self._table.create_entity(job_to_entity(job))
-        except ResourceExistsError as e:
-            raise JobConflictError(f"job {job.job_id} already exists") from e
+        with storage_errors(self._WHAT):
+            try:
+                metadata = self._table.create_entity(job_to_entity(job))
+            except ResourceExistsError as e:
+                raise JobConflictError(f"job {job.job_id} already exists") from e
         job.etag = metadata.get("etag")
         return job
 
@@ -188,11 +196,6 @@ class TableJobStore(JobStore):
         fails as a whole (a re-fired timer); for those, the existing rows are read once per
         partition and only the missing ones are inserted.
         """
-        from concurrent.futures import ThreadPoolExecutor
-
-        from azure.core.exceptions import ResourceExistsError
-        from azure.data.tables import TableTransactionError
-
         chunks: list[tuple[str, list[tuple[Job, dict[str, Any]]]]] = []
         by_partition: dict[str, list[tuple[Job, dict[str, Any]]]] = {}
         for job in jobs:
@@ -209,23 +212,22 @@ class TableJobStore(JobStore):
                 return False
             return True
 
-        with ThreadPoolExecutor(max_workers=min(_PARALLEL_TRANSACTIONS, len(chunks) or 1)) as pool:
-            outcomes = list(pool.map(submit, [chunk for _, chunk in chunks]))
-        created = [job for (_, chunk), ok in zip(chunks, outcomes, strict=True) if ok for job, _ in chunk]
-        existing: dict[str, set[str]] = {}
-        for (partition, chunk), ok in zip(chunks, outcomes, strict=True):
-            if ok:
-                continue
-            if partition not in existing:
-                existing[partition] = self._existing_ids(partition, [j.job_id for j, _ in by_partition[partition]])
-            for job, entity in chunk:
-                if job.job_id in existing[partition]:
+        with storage_errors(self._WHAT):
+            with ThreadPoolExecutor(max_workers=min(_PARALLEL_TRANSACTIONS, len(chunks) or 1)) as pool:
+                outcomes = list(pool.map(submit, [chunk for _, chunk in chunks]))
+            created = [job for (_, chunk), ok in zip(chunks, outcomes, strict=True) if ok for job, _ in chunk]
+            existing: dict[str, set[str]] = {}
+            for (partition, chunk), ok in zip(chunks, outcomes, strict=True):
+                if ok:
                     continue
-                try:
-                    self._table.create_entity(entity)
-                    created.append(job)
-                except ResourceExistsError:
-                    pass
+                if partition not in existing:
+                    existing[partition] = self._existing_ids(partition, [j.job_id for j, _ in by_partition[partition]])
+                for job, entity in chunk:
+                    if job.job_id in existing[partition]:
+                        continue
+                    with contextlib.suppress(ResourceExistsError):
+                        self._table.create_entity(entity)
+                        created.append(job)
         return created
 
     def _existing_ids(self, partition: str, job_ids: list[str]) -> set[str]:
@@ -237,29 +239,25 @@ class TableJobStore(JobStore):
         return {row["RowKey"] for row in rows}
 
     def get(self, job_id: str) -> Job | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
         kind, slot = parse_job_id(job_id)
-        try:
-            entity = self._table.get_entity(partition_of(kind, slot), job_id)
-        except ResourceNotFoundError:
-            return None
+        with storage_errors(self._WHAT):
+            try:
+                entity = self._table.get_entity(partition_of(kind, slot), job_id)
+            except ResourceNotFoundError:
+                return None
         return job_from_entity(entity)
 
     def update(self, job: Job) -> Job:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
-
         if not job.etag:
             raise ValueError(f"job {job.job_id} has no ETag; read it before updating")
-        try:
-            metadata = self._table.update_entity(
-                job_to_entity(job), mode=UpdateMode.REPLACE, etag=job.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError) as e:
-            raise JobConflictError(f"job {job.job_id} changed meanwhile") from e
+        with storage_errors(self._WHAT):
+            try:
+                metadata = self._table.update_entity(
+                    job_to_entity(job), mode=UpdateMode.REPLACE, etag=job.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError) as e:
+                raise JobConflictError(f"job {job.job_id} changed meanwhile") from e
         job.etag = metadata.get("etag")
         return job
 
@@ -267,47 +265,41 @@ class TableJobStore(JobStore):
         """Partition scans, newest day first."""
         partitions = [partition_of(k, now - timedelta(days=d)) for d in range(days) for k in kinds]
         for partition in partitions:
-            for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}):
+            with storage_errors(self._WHAT):
+                entities = list(self._table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}))
+            for entity in entities:
                 yield job_from_entity(entity)
 
     def lock_holder_id(self, target: ApimResourceId) -> tuple[str, str] | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            row = self._table.get_entity(LOCK_PARTITION, lock_key(target))
-        except ResourceNotFoundError:
-            return None
+        with storage_errors(self._WHAT):
+            try:
+                row = self._table.get_entity(LOCK_PARTITION, lock_key(target))
+            except ResourceNotFoundError:
+                return None
         return str(row["JobId"]), str(row.metadata["etag"])
 
     def create_lock(self, target: ApimResourceId, job_id: str) -> bool:
-        from azure.core.exceptions import ResourceExistsError
-
-        try:
-            self._table.create_entity(self._lock_row(target, job_id))
-        except ResourceExistsError:
-            return False
+        with storage_errors(self._WHAT):
+            try:
+                self._table.create_entity(self._lock_row(target, job_id))
+            except ResourceExistsError:
+                return False
         return True
 
     def replace_lock(self, target: ApimResourceId, job_id: str, *, etag: str) -> bool:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
-
-        try:
-            self._table.update_entity(self._lock_row(target, job_id), mode=UpdateMode.REPLACE, etag=etag,
-                                      match_condition=MatchConditions.IfNotModified)
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return False
+        with storage_errors(self._WHAT):
+            try:
+                self._table.update_entity(self._lock_row(target, job_id), mode=UpdateMode.REPLACE, etag=etag,
+                                          match_condition=MatchConditions.IfNotModified)
+            except (ResourceModifiedError, ResourceNotFoundError):
+                return False
         return True
 
     def delete_lock(self, target: ApimResourceId, *, etag: str) -> None:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError
-
         try:
             self._table.delete_entity(LOCK_PARTITION, lock_key(target), etag=etag,
                                       match_condition=MatchConditions.IfNotModified)
-        except HttpResponseError:
+        except AzureError:
             logger.info("restore lock of %s not released now; the next restore takes it over", target)
 
     @staticmethod

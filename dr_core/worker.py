@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from .arm import API_VERSION, ArmCallError, BackupTarget, ServiceInfo, StartedOperation
 from .catalog import backup_metadata, backup_tags
-from .errors import ArmError
+from .errors import ArmError, AzureUnavailableError, NoAnswerError
 from .jobs import Job, JobKind, JobState, ServiceFacts, Step
 from .messages import WorkMessage
 from .notify import log_transition
@@ -108,6 +108,7 @@ class Worker:
     def _send_start(self, job: Job) -> None:
         """The ARM POST, then record what ARM said. The job is ``Starting`` and owned by us."""
         target = self._target(job)
+        now = self._clock.now
         try:
             if job.kind is JobKind.BACKUP:
                 started = self._arm.begin_backup(job.resource_id, target)
@@ -116,12 +117,24 @@ class Worker:
         except ArmCallError as e:
             self._start_refused(job, e.error)
             return
+        except NoAnswerError as e:
+            # Sent, no answer: ARM may have accepted it. The recovery path finds out; never POST blindly.
+            logger.warning("start of %s got no answer; checking the instance before anything else", job.job_id)
+            self._commit(job, job.await_start_outcome(now(), reason=e.error_code, delay=self._delay(_REFUSED_DELAY),
+                                                      unanswered=True))
+            return
+        except AzureUnavailableError as e:
+            # Never sent (no connection, no token): nothing started; try again later.
+            logger.warning("start of %s not sent: %s", job.job_id, e.message)
+            self._commit(job, job.retry_start_later(now(), reason=e.error_code,
+                                                    delay=self._delay(e.retry_after or _REFUSED_DELAY)))
+            return
         except Exception as e:
-            # Network failure or similar: ARM may or may not have accepted the POST.
+            # Anything else: ARM may or may not have accepted the POST.
             logger.warning("start of %s ended without an answer (%s); checking the instance later", job.job_id,
                            type(e).__name__)
-            now = self._clock.now()
-            self._commit(job, job.await_start_outcome(now, reason="NoResponse", delay=self._delay(_REFUSED_DELAY)))
+            self._commit(job, job.await_start_outcome(now(), reason="NoResponse", delay=self._delay(_REFUSED_DELAY),
+                                                      unanswered=True))
             return
         self._record_started(job, started)
 
@@ -135,13 +148,17 @@ class Worker:
     def _start_refused(self, job: Job, error: ArmError) -> None:
         now = self._clock.now()
         status = error.status or 0
-        if status >= 500:
-            # A 5xx after the SDK's retries: the operation may have started. The recovery path checks.
-            self._commit(job, job.await_start_outcome(now, reason=error.code, delay=self._delay(_REFUSED_DELAY)))
+        maybe_ours = error.code == "ServiceLocked" and job.unanswered_posts > 0
+        if status >= 500 or maybe_ours:
+            # A 5xx: the operation may have started. A 409 after an earlier POST of this job went
+            # unanswered: the operation that locks the instance may be ours. The recovery path checks.
+            self._commit(job, job.await_start_outcome(now, reason=error.code, unanswered=status >= 500,
+                                                      delay=self._delay(error.retry_after or _REFUSED_DELAY)))
         elif error.retryable:
-            # 409 ServiceLocked / 429: ARM refused, nothing started -> Planned, try again later.
-            delay = self._delay(_LOCKED_DELAY if error.code == "ServiceLocked" else _REFUSED_DELAY)
-            self._commit(job, job.retry_start_later(now, reason=error.code, delay=delay))
+            # 409 ServiceLocked / 429: ARM refused, nothing started -> Planned, try again when ARM said.
+            default = _LOCKED_DELAY if error.code == "ServiceLocked" else _REFUSED_DELAY
+            self._commit(job, job.retry_start_later(now, reason=error.code,
+                                                    delay=self._delay(error.retry_after or default)))
         else:
             self._finish(job, job.fail(now, error))
 
@@ -157,9 +174,13 @@ class Worker:
             info = self._arm.get_service(job.resource_id)
         except ArmCallError as e:
             if e.error.retryable:
-                self._commit(job, job.await_start_outcome(now, reason=e.error.code, delay=self._delay(_BUSY_DELAY)))
+                self._commit(job, job.await_start_outcome(
+                    now, reason=e.error.code, delay=self._delay(e.error.retry_after or _BUSY_DELAY)))
             else:
                 self._finish(job, job.fail(now, e.error))
+            return
+        except AzureUnavailableError as e:
+            self._commit(job, job.await_start_outcome(now, reason=e.error_code, delay=self._delay(_BUSY_DELAY)))
             return
         if info.provisioning_state.lower() in _BUSY_STATES:
             # Most likely our own operation, still running: never POST into it.

@@ -20,6 +20,8 @@ import requests
 from dr_core.context import get_context, reset_context
 from dr_core.jobs import Job
 from dr_core.store import job_from_entity
+from emulator.apim import EmulatorAdmin
+from emulator.clock import LinkedClock
 from emulator.funchost import FunctionsHost
 from emulator.stack import LocalAzure
 from emulator.webhook import Webhook
@@ -80,7 +82,9 @@ class E2E:
         for key in [k for k in os.environ if k.startswith("APIM_DR_")]:
             os.environ.pop(key, None)
         os.environ.update(values)
-        reset_context()
+        # The app's clock follows the emulator's, so backups age for both (its own admin session).
+        assert self.stack.apim is not None
+        reset_context(clock=LinkedClock(EmulatorAdmin(self.stack.apim.arm_url, self.stack.apim.ca_bundle)))
         return values
 
     def rid(self, name: str) -> str:

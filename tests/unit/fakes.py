@@ -23,7 +23,7 @@ from dr_core.catalog import CatalogEntry, entry_from_tags
 from dr_core.clients import AzureClients
 from dr_core.clock import ManualClock
 from dr_core.context import DrContext
-from dr_core.errors import ArmCallError, ArmError
+from dr_core.errors import ArmCallError, ArmError, DrError
 from dr_core.ids import ApimResourceId
 from dr_core.jobs import Job, JobKind, parse_job_id
 from dr_core.messages import WorkMessage, WorkQueue
@@ -199,7 +199,7 @@ class FakeArm(ApimManagement):
         self.services: dict[str, ServiceInfo] = {}
         self.start_answers: list[Answer] = []
         self.poll_answers: list[PollResult] = []
-        self.get_errors: list[ArmError] = []
+        self.get_errors: list[ArmError | DrError] = []
         self.calls: list[tuple[str, str]] = []
 
     def add_service(self, name: str, *, sku: str = "Standard", state: str = "Succeeded",
@@ -234,7 +234,8 @@ class FakeArm(ApimManagement):
     def get_service(self, instance: ApimResourceId) -> ServiceInfo:
         self.calls.append(("get", instance.service_name))
         if self.get_errors:
-            raise ArmCallError(self.get_errors.pop(0))
+            error = self.get_errors.pop(0)
+            raise error if isinstance(error, DrError) else ArmCallError(error)
         info = self.services.get(instance.service_name)
         if info is None:
             raise ArmCallError(ArmError("ResourceNotFound", f"The Resource '{instance}' was not found.", 404))

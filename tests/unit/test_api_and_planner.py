@@ -155,3 +155,56 @@ def test_watchdog_resends_only_overdue_unfinished_jobs() -> None:
     w.store.rows[job.job_id].state = JobState.SUCCEEDED
     w.queue.take()
     assert w.ctx.planner().requeue_stalled() == []
+
+
+# -- issue 8: errors that escaped, restores that collided -----------------------------------------------
+
+def test_nested_json_is_a_400_not_a_recursion_error() -> None:
+    w = world()
+    for body in (b"[" * 10_000, b'{"instance": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"):
+        assert call(w, "post_backup", body, base_url=BASE).status == 400
+        assert call(w, "post_restore", body, base_url=BASE).status == 400
+
+
+def test_arm_unreachable_still_lists_the_catalog_with_a_warning() -> None:
+    w = ready_world()
+    w.arm.get_errors = [AzureUnavailableError("connection refused", code="ArmUnreachable")]
+    response = call(w, "list_backups", "prod")
+    assert response.status == 200 and isinstance(response.body, dict)
+    assert response.body["backups"] and "connection refused" in response.body["warnings"][0]
+
+
+def test_arm_unreachable_refuses_a_restore_with_a_named_check_and_503() -> None:
+    w = ready_world()
+    w.arm.get_errors = [AzureUnavailableError("connection refused", code="ArmUnreachable",
+                                              remediation="Check APIM_DR_ARM_ENDPOINT")] * 2
+    dry = call(w, "post_restore", b'{"target": "apim-dr", "dryRun": true}', base_url=BASE)
+    assert dry.status == 200 and isinstance(dry.body, dict)
+    failed = [c for c in dry.body["plan"]["preflight"] if c["outcome"] == "fail"]
+    assert [c["name"] for c in failed] == ["target-exists"] and "APIM_DR_ARM_ENDPOINT" in failed[0]["remediation"]
+    real = call(w, "post_restore", b'{"target": "apim-dr"}', base_url=BASE)
+    assert real.status == 503 and w.queue.sent == []
+
+
+def test_storage_unreachable_is_a_503_naming_what_to_do() -> None:
+    w = world()
+
+    def broken(*_: object, **__: object) -> None:
+        raise AzureUnavailableError("the jobs table: connection refused", code="StorageUnreachable",
+                                    remediation="Check that the storage account is reachable")
+
+    w.store.get = broken  # type: ignore[method-assign]
+    response = call(w, "get_operation", "backup-20261130T020000Z-apim-prod-00000000")
+    assert response.status == 503 and isinstance(response.body, dict)
+    assert response.body["error"]["code"] == "StorageUnreachable" and "reachable" in response.body["error"]["remediation"]
+
+
+def test_a_confirmed_restore_right_after_a_refused_one_is_accepted() -> None:
+    w = ready_world()
+    refused = call(w, "post_restore", b'{"target": "apim-prod"}', base_url=BASE)
+    assert refused.status == 409
+    confirmed = call(w, "post_restore", b'{"target": "apim-prod", "confirm": "apim-prod"}', base_url=BASE)
+    assert confirmed.status == 202, confirmed.body
+    assert isinstance(refused.body, dict) and isinstance(confirmed.body, dict)
+    assert refused.body["operation"]["id"] != confirmed.body["operation"]["id"]
+    assert w.clock.now() == T0  # both in the same second

@@ -337,3 +337,63 @@ def test_other_instances_of_the_same_service_name_get_other_job_ids() -> None:
 
     b = make_job_id(JobKind.BACKUP, ApimResourceId.parse(rid(PROD, rg="rg-other")), T0)
     assert a != b and a.split("-")[:-1] == b.split("-")[:-1]
+
+
+# -- issue 8: answers that never came, and ARM's Retry-After -------------------------------------------
+
+def test_a_post_that_was_never_sent_goes_back_to_planned() -> None:
+    from dr_core.errors import AzureUnavailableError
+
+    w = world()
+    job = backup_job(w)
+    w.arm.start_answers = [AzureUnavailableError("no token", code="TokenUnavailable")]
+    run(w, start(job))
+    saved = w.store.rows[job.job_id]
+    assert (saved.state, saved.wait_reason, saved.unanswered_posts) == (JobState.PLANNED, "TokenUnavailable", 0)
+    assert w.queue.ops() == [("start", 15)]
+
+
+def test_a_lost_answer_then_409_is_treated_as_maybe_ours() -> None:
+    from dr_core.errors import NoAnswerError
+
+    w = world()
+    job = backup_job(w)
+    w.arm.start_answers = [NoAnswerError("connection reset after sending")]
+    run(w, start(job))
+    saved = w.store.rows[job.job_id]
+    assert (saved.state, saved.start_uncertain, saved.unanswered_posts) == (JobState.STARTING, True, 1)
+    # The recovery path sees an idle instance without a blob (the operation is not visible yet) and
+    # posts again; ARM answers 409: that lock may be our own first operation, so never back to Planned.
+    w.arm.add_service(PROD)
+    w.arm.start_answers = [ArmError("ServiceLocked", "The API Service is transitioning", 409)]
+    w.queue.take()
+    run(w, start(job))
+    saved = w.store.rows[job.job_id]
+    assert saved.state is JobState.STARTING and saved.wait_reason == "ServiceLocked" and saved.start_uncertain
+    # Once the instance is idle with the job's blob, the job adopts it: one backup, no second POST.
+    w.backups.add(job.container, job.blob_name)
+    run(w, start(job))
+    assert w.store.rows[job.job_id].state is JobState.SUCCEEDED
+    assert [c for c in w.arm.calls if c[0] == "backup"] == [("backup", PROD), ("backup", PROD)]
+
+
+@pytest.mark.parametrize(("code", "status"), [("SubscriptionRequestsThrottled", 429), ("ServiceLocked", 409)])
+def test_a_refused_start_waits_exactly_as_long_as_arm_said(code: str, status: int) -> None:
+    w = world()
+    job = backup_job(w)
+    w.arm.start_answers = [ArmError(code, "not now", status, retry_after=42)]
+    run(w, start(job))
+    assert w.queue.ops() == [("start", 42)]
+    assert w.store.rows[job.job_id].next_action_at == T0 + timedelta(seconds=42)
+
+
+def test_reading_the_instance_with_arm_unreachable_waits() -> None:
+    from dr_core.errors import AzureUnavailableError
+
+    w = world()
+    job = backup_job(w, JobState.STARTING)
+    w.clock.advance(w.ctx.settings.start_lease_seconds + 1)
+    w.arm.get_errors = [AzureUnavailableError("connection refused", code="ArmUnreachable")]
+    run(w, start(job))
+    saved = w.store.rows[job.job_id]
+    assert saved.state is JobState.STARTING and saved.wait_reason == "ArmUnreachable"
