@@ -18,7 +18,7 @@ __all__ = ["LinkedClock"]
 
 
 class LinkedClock:
-    """``now()`` = the real time + the emulator's offset, re-read when older than ``refresh`` seconds (default: always)."""
+    """``now()`` = the real time + the emulator's offset, re-read when older than ``refresh`` s (default: always)."""
 
     def __init__(self, admin: EmulatorAdmin, *, refresh: float = 0.0) -> None:
         self._admin = admin

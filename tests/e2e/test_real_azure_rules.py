@@ -87,7 +87,8 @@ def test_app_storage_unreachable_cli_exits_6_without_a_traceback(e2e: E2E):
               f"TableEndpoint=https://127.0.0.1:{port}/devstoreaccount1;"
               f"QueueEndpoint=https://127.0.0.1:{port}/devstoreaccount1;"
               f"BlobEndpoint=https://127.0.0.1:{port}/devstoreaccount1")
-    cli = _cli_with(e2e, {"AzureWebJobsStorage": broken}, "status", "backup-20261130T020000Z-apim-contoso-prod-00000000")
+    cli = _cli_with(e2e, {"AzureWebJobsStorage": broken}, "status",
+                    "backup-20261130T020000Z-apim-contoso-prod-00000000")
     assert cli.returncode == 6, cli.stdout + cli.stderr
     assert "StorageUnreachable" in cli.stdout or "could not be reached" in cli.stdout
     no_traceback(cli.stdout, cli.stderr)

@@ -196,7 +196,8 @@ def test_storage_unreachable_is_a_503_naming_what_to_do() -> None:
     w.store.get = broken  # type: ignore[method-assign]
     response = call(w, "get_operation", "backup-20261130T020000Z-apim-prod-00000000")
     assert response.status == 503 and isinstance(response.body, dict)
-    assert response.body["error"]["code"] == "StorageUnreachable" and "reachable" in response.body["error"]["remediation"]
+    error = response.body["error"]
+    assert error["code"] == "StorageUnreachable" and "reachable" in error["remediation"]
 
 
 def test_a_confirmed_restore_right_after_a_refused_one_is_accepted() -> None:
