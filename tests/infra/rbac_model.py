@@ -113,8 +113,10 @@ RAW_ARM_REQUESTS = {
 
 # Methods of the storage clients that send no request.
 _NO_REQUEST = re.compile(r"^(get_\w+_client|from_\w+|close)$")
-# Receiver hints for the method names several storage clients share (get_service_properties, ...).
+# Which client a method name several storage clients share (get_service_properties, ...) belongs to:
+# the receiver says so, or the module imports one storage SDK only.
 _RECEIVER_SERVICE = {"backup_blobs": "blob", "work_queue": "queue", "jobs_table": "table"}
+_SDK_PACKAGES = {"azure.storage.blob": "blob", "azure.storage.queue": "queue", "azure.data.tables": "table"}
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class Call:
     method: str  # storage method, "group.method" for ARM, or a RAW_ARM_REQUESTS key
     kind: str  # "storage" | "arm" | "raw-arm"
     receiver: str
+    module_services: tuple[str, ...] = ()  # storage SDKs the module imports
 
     @property
     def where(self) -> str:
@@ -207,6 +210,9 @@ def scope_kind(scope: str) -> str:
 def scan_source(source: str, file: str) -> tuple[list[Call], list[str]]:
     """SDK calls in one module's source, and the call sites that cannot be resolved statically."""
     tree = ast.parse(source)
+    imported = {(n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    services = tuple(sorted({svc for pkg, svc in _SDK_PACKAGES.items() if any(m.startswith(pkg) for m in imported)}))
     storage = set().union(*storage_methods().values())
     groups = arm_operation_groups()
     calls: list[Call] = []
@@ -223,7 +229,7 @@ def scan_source(source: str, file: str) -> tuple[list[Call], list[str]]:
             elif func.attr in RAW_ARM_REQUESTS:
                 calls.append(Call(file, node.lineno, func.attr, "raw-arm", receiver))
             elif func.attr in storage:
-                calls.append(Call(file, node.lineno, func.attr, "storage", receiver))
+                calls.append(Call(file, node.lineno, func.attr, "storage", receiver, services))
         elif isinstance(func, ast.Name) and func.id == "getattr" and node.args:
             target = node.args[0]
             if isinstance(target, ast.Attribute) and target.attr in groups:
@@ -294,9 +300,12 @@ def needs(calls: list[Call]) -> tuple[list[Need], list[str]]:
             services = [s for s, names in methods.items() if call.method in names]
             if len(services) > 1:
                 hinted = [s for hint, s in _RECEIVER_SERVICE.items() if hint in call.receiver]
+                if not hinted and len(call.module_services) == 1:
+                    hinted = list(call.module_services)
                 if hinted != [service]:
-                    problems.append(f"{call.where}: {call.method}() exists on several storage clients and the "
-                                    f"receiver {call.receiver!r} does not show it is the {service} one")
+                    problems.append(f"{call.where}: {call.method}() exists on several storage clients and neither "
+                                    f"the receiver {call.receiver!r} nor the module's imports show it is the "
+                                    f"{service} one")
                     continue
             out.append(Need(call, SERVICE_ACCOUNT[service], alternatives))
         else:

@@ -63,6 +63,8 @@ def test_the_scan_finds_the_calls_the_app_is_known_to_make():
     assert ("api_management_service.list", SUBSCRIPTION,
             (frozenset({A("Microsoft.ApiManagement/service/read")}),)) in by_method
     assert {n.scope for n in required if n.call.method == "send_message"} == {RUNTIME_STORAGE}
+    # Over-approximation on purpose: a project method that shares an SDK name (BackupStore.exists) counts
+    # as the SDK call; that can only ask for more, never less.
 
 
 def test_an_sdk_call_missing_from_the_table_fails():
@@ -71,10 +73,17 @@ def test_an_sdk_call_missing_from_the_table_fails():
     assert len(unmapped) == 1 and "dr_core/new.py:2" in unmapped[0] and "undelete_blob" in unmapped[0]
 
 
-def test_an_ambiguous_storage_call_needs_a_receiver_that_names_its_service():
+def test_an_ambiguous_storage_call_needs_its_service_shown():
     calls, _ = scan_source("def f(client):\n    client.get_service_properties()\n", "dr_core/new.py")
     _, unmapped = needs(calls)
     assert len(unmapped) == 1 and "several storage clients" in unmapped[0]
+    # Shown by the module's only storage SDK import (as in backup_store.py) ...
+    typed = "from azure.storage.blob import BlobServiceClient\ndef f(client):\n    client.get_service_properties()\n"
+    (need,), unmapped = needs(scan_source(typed, "dr_core/new.py")[0])
+    assert unmapped == [] and need.scope == BACKUP_STORAGE
+    # ... but not when the module imports several.
+    mixed = "import azure.storage.queue\n" + typed
+    assert needs(scan_source(mixed, "dr_core/new.py")[0])[1]
 
 
 def test_dynamic_arm_calls_are_resolved_or_reported():
