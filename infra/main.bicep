@@ -92,7 +92,7 @@ param operatorPrincipalType string = 'Group'
 
 @minLength(3)
 @maxLength(63)
-@description('Default blob container for backups (created by this template).')
+@description('Default blob container for backups. It and every container an instance names are created by this template.')
 param backupContainerName string = 'apim-backups'
 
 @allowed([
@@ -116,7 +116,7 @@ param backupVersionRetentionDays int = 30
 
 @minValue(0)
 @maxValue(146000)
-@description('Version-level WORM retention in days for every blob in the backup account (0 = off). The policy is created unlocked; lock it by hand once tested. Can only be turned on when the account is first created. Backups inside the period cannot be deleted, even by an administrator.')
+@description('Version-level WORM retention in days for every blob version in the backup containers (0 = off). The policy is created unlocked; lock it by hand once tested. Takes effect only when a container is first created: a later deployment cannot turn version-level immutability on for a container that already exists. Backups inside the period cannot be deleted, even by an administrator.')
 param backupImmutabilityDays int = 0
 
 @allowed([
@@ -212,6 +212,7 @@ var instances = [for inst in protectedInstances: {
   standby: contains(inst, 'standby') ? inst.standby : ''
   accessType: contains(inst, 'accessType') ? inst.accessType : storageAccessType
   identityResourceId: contains(inst, 'identityResourceId') ? inst.identityResourceId : apimIdentityResourceId
+  container: contains(inst, 'container') ? inst.container : backupContainerName
 }]
 
 // APIM_DR_INSTANCES for the app: only the keys the app reads, and only when given.
@@ -234,6 +235,7 @@ var primaryTargets = [for inst in instances: {
   enabled: true
   accessType: inst.accessType
   identityResourceId: inst.identityResourceId
+  container: inst.container
 }]
 
 // A missing standby falls back to its primary with enabled=false, so that every entry still names
@@ -243,9 +245,17 @@ var standbyTargets = [for inst in instances: {
   enabled: !empty(inst.standby)
   accessType: inst.accessType
   identityResourceId: inst.identityResourceId
+  container: inst.container
 }]
 
 var accessTargets = concat(primaryTargets, standbyTargets)
+
+// Every backup container: the default one, then each one an instance names. All are created, so each
+// APIM identity can be granted on its own container rather than on the whole account.
+var instanceContainers = [for inst in instances: inst.container]
+var backupContainerNames = union([
+  backupContainerName
+], instanceContainers)
 
 var instanceAccessTypes = [for inst in instances: inst.accessType]
 var usesAccessKey = storageAccessType == 'AccessKey' || contains(instanceAccessTypes, 'AccessKey')
@@ -351,7 +361,7 @@ module backupStorage 'storage/backup-storage.bicep' = {
     location: location
     tags: tags
     skuName: backupStorageSku
-    containerName: backupContainerName
+    containerNames: backupContainerNames
     softDeleteDays: backupSoftDeleteDays
     versionRetentionDays: backupVersionRetentionDays
     immutabilityDays: backupImmutabilityDays
@@ -440,8 +450,9 @@ module runtimeStorageAccess 'rbac/storage-access.bicep' = {
   }
 }
 
-// Backup account: read backups and write their metadata (Blob Data Contributor), and read, write
-// and query their index tags (the custom index-tags role: Blob Data Contributor has no tags/*).
+// Backup account: read backups and write their metadata, never delete them (APIM DR Backup Data);
+// read, write and query their index tags and read the blob service properties for the CORS check
+// (APIM DR Backup Catalog). No built-in role fits: Blob Data Contributor deletes and has no tags/*.
 module backupStorageAccess 'rbac/storage-access.bicep' = {
   name: 'apimdr-backup-storage-access'
   scope: resourceGroup(rgName)
@@ -449,8 +460,8 @@ module backupStorageAccess 'rbac/storage-access.bicep' = {
     storageAccountName: backupStorage.outputs.name
     principalId: identity.outputs.principalId
     roleDefinitionIds: [
-      roles.storageBlobDataContributor
-      customRoles.outputs.backupIndexTagsRoleId
+      customRoles.outputs.backupDataRoleId
+      customRoles.outputs.backupCatalogRoleId
     ]
   }
 }
@@ -500,7 +511,8 @@ module discoveryOperatorAccess 'rbac/subscription-operator-access.bicep' = [for 
   }
 }]
 
-// Operators: read the backups and their index tags (the operator CLI lists and checks them).
+// Operators: read the backups, their index tags and the blob service's CORS rules (the operator CLI
+// lists and checks them).
 module operatorBackupAccess 'rbac/storage-access.bicep' = [for (id, i) in operatorPrincipalIds: {
   name: 'apimdr-operator-backup-${i}'
   scope: resourceGroup(rgName)
@@ -510,7 +522,7 @@ module operatorBackupAccess 'rbac/storage-access.bicep' = [for (id, i) in operat
     principalType: operatorPrincipalType
     roleDefinitionIds: [
       roles.storageBlobDataReader
-      customRoles.outputs.backupIndexTagsRoleId
+      customRoles.outputs.backupCatalogRoleId
     ]
   }
 }]
@@ -532,8 +544,9 @@ module keyVaultAccess 'rbac/key-vault-secret-access.bicep' = if(grantKeyVaultSec
 // ---------------------------------------------------------------------------------------------
 
 // Storage Blob Data Contributor for each protected and standby instance that reaches the account
-// with a managed identity: its system-assigned identity, or the user-assigned one it names.
-// Serial, because instances that share a user-assigned identity share one role assignment.
+// with a managed identity (its system-assigned identity, or the user-assigned one it names), scoped
+// to the container it backs up to and restores from, not to the whole account.
+// Serial, because instances that share a user-assigned identity and container share one assignment.
 @batchSize(1)
 module apimBackupAccess 'rbac/apim-backup-access.bicep' = [for (t, i) in accessTargets: if(t.enabled && t.accessType != 'AccessKey') {
   name: 'apimdr-apim-backup-${i}-${resourceToken}'
@@ -541,6 +554,7 @@ module apimBackupAccess 'rbac/apim-backup-access.bicep' = [for (t, i) in accessT
   params: {
     storageAccountName: backupStorage.outputs.name
     apimResourceId: t.resourceId
+    containerName: t.container
     userAssignedIdentityResourceId: t.accessType == 'UserAssignedManagedIdentity' ? t.identityResourceId : ''
     roleDefinitionId: roles.storageBlobDataContributor
   }

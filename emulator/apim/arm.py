@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
-from . import auth
+from . import auth, entities
 from . import faults as fault_rules
 from .errors import ArmError, apim_error
 from .operations import Engine
@@ -31,9 +31,7 @@ from .resources import (
     etag_for,
     normalize_location,
     render_service,
-    resource_group_id,
     service_id,
-    subscription_id,
 )
 from .wire import Request, Response, json_response
 
@@ -43,7 +41,8 @@ ROUTE_RE = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)"
     r"(?:/resourcegroups/(?P<rg>[^/]+))?"
     r"/providers/microsoft\.apimanagement/service"
-    r"(?:/(?P<name>[^/]+)(?:/(?P<action>backup|restore)|/operationresults/(?P<op>[^/]+))?)?/?$",
+    r"(?:/(?P<name>[^/]+)"
+    r"(?:/(?P<action>backup|restore)|/operationresults/(?P<op>[^/]+)|/(?P<collection>apis|products|namedvalues))?)?/?$",
     re.IGNORECASE,
 )
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -53,23 +52,16 @@ ROUTING_REGION = "WESTEUROPE"
 
 @dataclass(frozen=True)
 class Route:
-    kind: str  # list | get | backup | restore | poll
+    kind: str  # list | get | backup | restore | poll  (a list with a name lists a collection of the service)
     subscription: str
     resource_group: str | None
     name: str | None
     operation_id: str | None
+    collection: str | None = None  # apis | products | namedvalues
 
     @property
     def method(self) -> str:
         return "POST" if self.kind in ("backup", "restore") else "GET"
-
-    @property
-    def scope(self) -> str:
-        if self.name is not None and self.resource_group is not None:
-            return service_id(self.subscription, self.resource_group, self.name)
-        if self.resource_group is not None:
-            return resource_group_id(self.subscription, self.resource_group)
-        return subscription_id(self.subscription)
 
 
 def parse_route(method: str, path: str) -> Route:
@@ -80,6 +72,8 @@ def parse_route(method: str, path: str) -> Route:
         kind = "poll"
     elif match["action"] is not None:
         kind = match["action"].lower()
+    elif match["collection"] is not None:
+        kind = "list"
     elif match["name"] is not None:
         kind = "get"
     else:
@@ -89,7 +83,8 @@ def parse_route(method: str, path: str) -> Route:
         value = match[group]
         return None if value is None else unquote(value)
 
-    route = Route(kind, decoded("sub") or "", decoded("rg"), decoded("name"), decoded("op"))
+    collection = match["collection"].lower() if match["collection"] else None
+    route = Route(kind, decoded("sub") or "", decoded("rg"), decoded("name"), decoded("op"), collection)
     if method != route.method:
         raise ArmError(405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'.")
     return route
@@ -281,13 +276,15 @@ class ArmApi:
     def _dispatch(self, req: Request, route: Route, principal: auth.Principal, api_version: str) -> Response:
         self._subscription(route)
         self._validate_names(route)
-        action = {"backup": auth.ACTION_BACKUP, "restore": auth.ACTION_RESTORE}.get(route.kind, auth.ACTION_READ)
-        auth.authorize(self.engine.store.get("armRoles"), principal, action, route.scope)
+        # The action and scope come from the path and method, as ARM derives them (auth.required_permission).
+        auth.authorize(self.engine.store.get("armRoles"), principal, auth.required_permission(req.method, req.path))
         if route.resource_group is not None and self._resource_group(route) is None:
             raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{route.resource_group}' could not be found.")
-        if route.kind == "list":
+        if route.kind == "list" and route.name is None:
             return self._list(req, route, api_version)
         svc = self._find_service(route)
+        if route.collection is not None:
+            return self._list_entities(req, route, svc, api_version)
         if route.kind == "get":
             body = render_service(svc)
             return json_response(200, body, {"ETag": f'"{etag_for(svc["etagCounter"])}"'})
@@ -330,6 +327,29 @@ class ArmApi:
             payload["nextLink"] = f"{req.base_url}{req.path}?api-version={api_version}&$skiptoken={start + page_size}"
         return json_response(200, payload)
 
+    def _list_entities(self, req: Request, route: Route, svc: dict[str, Any], api_version: str) -> Response:
+        """``Api_ListByService`` / ``Product_ListByService`` / ``NamedValue_ListByService``, from ``configuration``."""
+        assert route.collection is not None
+        collection, _ = entities.COLLECTIONS[route.collection]
+        if req.param("$filter"):
+            raise apim_error(400, "ValidationError", "The emulator does not support $filter; list without it.")
+        top = _non_negative_int(req.param("$top"), "$top", minimum=1)
+        skip = _non_negative_int(req.param("$skip"), "$skip", minimum=0) or 0
+        resource_id = service_id(svc["subscriptionId"], svc["resourceGroup"], svc["name"])
+        items = [
+            entities.render(collection, resource_id, item, i)
+            for i, item in enumerate(svc["configuration"].get(collection, []))
+            if isinstance(item, dict)
+        ]
+        chosen, following = entities.page(
+            items, top=top, skip=skip, page_size=int(self.engine.settings()["pageSize"])
+        )
+        payload: dict[str, Any] = {"value": chosen, "count": len(items)}
+        if following is not None:
+            query = f"api-version={api_version}" + (f"&$top={top}" if top is not None else "") + f"&$skip={following}"
+            payload["nextLink"] = f"{req.base_url}{req.path}?{query}"
+        return json_response(200, payload)
+
     def _location(self, req: Request, op: dict[str, Any]) -> str:
         return f"{req.base_url}{op['locationPath']}?api-version={op['apiVersion']}"
 
@@ -349,3 +369,12 @@ class ArmApi:
             return json_response(200, op["result"])
         error = op["error"]
         return json_response(int(error["status"]), apim_error(error["status"], error["code"], error["message"]).body())
+
+
+def _non_negative_int(text: str | None, name: str, *, minimum: int) -> int | None:
+    """A ``$top``/``$skip`` query value (None when absent), or APIM's 400 ``ValidationError``."""
+    if text is None or text == "":
+        return None
+    if not text.isdigit() or int(text) < minimum:
+        raise apim_error(400, "ValidationError", f"'{name}' must be an integer of at least {minimum}.")
+    return int(text)

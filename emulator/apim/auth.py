@@ -7,11 +7,12 @@ the movable one, because the same tokens go to Azurite, whose clock cannot be mo
 
 from __future__ import annotations
 
-import fnmatch
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import jwt
 
@@ -27,9 +28,20 @@ ARM_AUDIENCES = (
 CLOCK_SKEW_SECONDS = 300
 TOKEN_LIFETIME_SECONDS = 24 * 3600  # App Service managed-identity tokens last about a day
 
-ACTION_READ = "Microsoft.ApiManagement/service/read"
-ACTION_BACKUP = "Microsoft.ApiManagement/service/backup/action"
-ACTION_RESTORE = "Microsoft.ApiManagement/service/restore/action"
+# ARM spells provider namespaces and resource types as registered, whatever the request's casing.
+CANONICAL_NAMESPACES = {
+    "microsoft.apimanagement": "Microsoft.ApiManagement",
+    "microsoft.resources": "Microsoft.Resources",
+}
+CANONICAL_TYPES = {
+    "service": "service",
+    "operationresults": "operationresults",
+    "apis": "apis",
+    "products": "products",
+    "namedvalues": "namedValues",
+}
+# The operation ARM appends for each method on a resource (POST goes to an action segment instead).
+RESOURCE_OPERATIONS = {"GET": "read", "HEAD": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}
 
 
 @dataclass(frozen=True)
@@ -138,29 +150,101 @@ def authenticate(authorization: str | None, *, tenant: str) -> Principal:
     return Principal(oid.lower(), str(app_id) if app_id else None, str(tid) if tid else None)
 
 
+@dataclass(frozen=True)
+class Permission:
+    """What ARM authorises a request against: one action, at one scope."""
+
+    action: str
+    scope: str
+
+
+def required_permission(method: str, path: str) -> Permission:
+    """The action and scope ARM derives from a request's path and method.
+
+    The action is the provider namespace, then every resource type segment after
+    ``providers/{namespace}/`` with the names dropped, then the operation: GET -> ``/read``,
+    PUT/PATCH -> ``/write``, DELETE -> ``/delete``, and POST to ``{resource}/{verb}`` ->
+    ``/{verb}/action``. A collection (an odd number of segments after the namespace) is listed with
+    its type's ``/read``, at the scope that holds the collection (the parent resource, or the resource
+    group or subscription for top-level types). A resource is authorised at its own id, so
+    ``service/{name}/operationresults/{id}`` is its own type (``service/operationresults``) scoped
+    under the service.
+
+    :raises ValueError: for a path that names no provider resource, or a method ARM has no action for.
+    """
+    segments = [unquote(s) for s in path.split("?", maxsplit=1)[0].strip("/").split("/") if s]
+    lowered = [s.lower() for s in segments]
+    if "providers" not in lowered:
+        raise ValueError(f"'{path}' names no resource provider")
+    at = len(lowered) - 1 - lowered[::-1].index("providers")
+    if at + 1 >= len(segments):
+        raise ValueError(f"'{path}' names no resource provider namespace")
+    parent = _canonical_prefix(segments[:at])
+    namespace = CANONICAL_NAMESPACES.get(lowered[at + 1], segments[at + 1])
+    rest = segments[at + 2 :]
+    if not rest:
+        raise ValueError(f"'{path}' names no resource type")
+    types = [CANONICAL_TYPES.get(t.lower(), t) for t in rest[0::2]]
+    names = rest[1::2]
+    resource_path = parent + f"/providers/{namespace}" + "".join(
+        f"/{t}/{n}" for t, n in zip(types, names, strict=False)
+    )
+    method = method.upper()
+    if len(rest) % 2 == 0:  # a resource: .../{type}/{name}
+        operation = RESOURCE_OPERATIONS.get(method)
+        if operation is None:
+            raise ValueError(f"ARM has no action for {method} on a resource")
+        return Permission("/".join([namespace, *types, operation]), resource_path)
+    # A collection or an action: .../{type}/{name}/{last}
+    last = types[-1]
+    owner = resource_path if names else parent
+    if method == "POST":
+        return Permission("/".join([namespace, *types[:-1], rest[-1].lower(), "action"]), owner)
+    if method in ("GET", "HEAD"):
+        return Permission("/".join([namespace, *types[:-1], last, "read"]), owner)
+    raise ValueError(f"ARM has no action for {method} on a collection")
+
+
+def _canonical_prefix(segments: list[str]) -> str:
+    """``/subscriptions/{s}[/resourceGroups/{rg}]`` in ARM's casing (names kept as given)."""
+    out: list[str] = []
+    for i, segment in enumerate(segments):
+        if i % 2 == 0:
+            canonical = {"subscriptions": "subscriptions", "resourcegroups": "resourceGroups"}
+            out.append(canonical.get(segment.lower(), segment))
+        else:
+            out.append(segment)
+    return "/" + "/".join(out) if out else ""
+
+
 def _scope_covers(scope: str, resource: str) -> bool:
     scope = scope.rstrip("/").lower()
     resource = resource.rstrip("/").lower()
     return scope in ("", "/") or resource == scope or resource.startswith(scope + "/")
 
 
-def _action_matches(pattern: str, action: str) -> bool:
-    return fnmatch.fnmatchcase(action.lower(), pattern.lower())
+def action_matches(pattern: str, action: str) -> bool:
+    """ARM's wildcard match: case-insensitive, ``*`` stands for any characters (``/`` included), nothing
+    else is special (unlike shell globs, ``?`` and ``[`` are literal)."""
+    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, action, re.IGNORECASE | re.DOTALL) is not None
 
 
-def authorize(roles: dict[str, list[dict[str, Any]]] | None, principal: Principal, action: str, scope: str) -> None:
-    """Raise ARM's 403 unless ``principal`` may do ``action`` on ``scope``; no table = everyone may."""
+def authorize(roles: dict[str, list[dict[str, Any]]] | None, principal: Principal, permission: Permission) -> None:
+    """Raise ARM's 403 unless ``principal`` holds ``permission``; no table = everyone may."""
     if roles is None:
         return
     for grant in roles.get(principal.object_id, []):
-        if _scope_covers(grant["scope"], scope) and any(_action_matches(p, action) for p in grant["actions"]):
+        if _scope_covers(grant["scope"], permission.scope) and any(
+            action_matches(p, permission.action) for p in grant["actions"]
+        ):
             return
     oid = principal.object_id
     raise ArmError(
         403,
         "AuthorizationFailed",
         f"The client '{oid}' with object id '{oid}' does not have authorization to perform action "
-        f"'{action}' over scope '{scope}' or the scope is invalid. "
+        f"'{permission.action}' over scope '{permission.scope}' or the scope is invalid. "
         "If access was recently granted, please refresh your credentials.",
     )
 

@@ -1,5 +1,6 @@
 // The Function App: Flex Consumption (FC1, Linux), Python 3.11, the user-assigned identity for
-// everything, HTTPS only, TLS 1.2, FTP and basic-auth publishing off. The app code deploys from
+// everything, HTTPS only, TLS 1.2, FTP and basic-auth publishing off (through the two
+// basicPublishingCredentialsPolicies: Flex Consumption rejects siteConfig.ftpsState). The app code deploys from
 // the repository root through azd (service `api`) into the deployment container.
 //
 // App settings: every setting the code reads (dr_core/settings.py SETTINGS) except the local-only
@@ -159,6 +160,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: Callers authenticate with function keys; requiring client certificates would make every operator tool hold one during an incident.
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales to zero by design; an always-ready instance would cost money for work that runs a few times a day and tolerates a cold start.
   // checkov:skip=CKV_AZURE_213: No HTTP health probe on a scale-to-zero plan: probes would keep an instance running. Job health is watched by the alert rules on the job log.
+  // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState; FTP (and SCM) basic-auth publishing is turned off by the basicPublishingCredentialsPolicies below instead.
   name: name
   location: location
   tags: union(tags, {
@@ -179,7 +181,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       appSettings: [for setting in items(appSettings): {
         name: setting.key
@@ -209,10 +210,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
-// No basic-auth publishing: azd deploys with an Entra token.
+// No basic-auth publishing: azd deploys with an Entra token. Flex Consumption wants a location on
+// these child resources (the site's).
 resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'ftp'
+  location: location
   properties: {
     allow: false
   }
@@ -221,6 +224,7 @@ resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
 resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'scm'
+  location: location
   properties: {
     allow: false
   }

@@ -1,7 +1,8 @@
-// Storage Blob Data Contributor on the backup account for one APIM instance's identity: the
-// instance writes its backup there, and reads it back on restore (APIM's DR documentation names
-// this role). The identity is the instance's system-assigned one, or the user-assigned identity
-// given; either may live in another resource group or subscription.
+// Storage Blob Data Contributor for one APIM instance's identity, scoped to the backup container the
+// instance uses: the instance writes its backup there and reads it back on restore (APIM's DR
+// documentation names this role; granting it on the container rather than the whole account works
+// for APIM backups, azure-powershell #23411). The identity is the instance's system-assigned one, or
+// the user-assigned identity given; either may live in another resource group or subscription.
 //
 // The assignment name is built from the instance (or identity) resource ID, not from the principal
 // ID, because the principal ID is only known at run time and a role assignment name must be known
@@ -9,6 +10,9 @@
 
 @description('Name of the backup storage account in this resource group.')
 param storageAccountName string
+
+@description('Backup container (in that account, created by backup-storage.bicep) the instance writes to and restores from; the role is granted on it alone.')
+param containerName string
 
 @description('Resource ID of the APIM instance.')
 param apimResourceId string
@@ -28,6 +32,16 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
 
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: blobService
+  name: containerName
+}
+
 resource apim 'Microsoft.ApiManagement/service@2024-05-01' existing = {
   name: last(apimIdParts)
   scope: resourceGroup(apimIdParts[2], apimIdParts[4])
@@ -39,8 +53,8 @@ resource userIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-
 }
 
 resource assignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, useSystemIdentity ? apimResourceId : userAssignedIdentityResourceId, roleDefinitionId)
-  scope: storage
+  name: guid(container.id, useSystemIdentity ? apimResourceId : userAssignedIdentityResourceId, roleDefinitionId)
+  scope: container
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionId)
     principalId: useSystemIdentity ? apim.identity.principalId : userIdentity.properties.principalId

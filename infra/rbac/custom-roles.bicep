@@ -1,13 +1,18 @@
 // The two custom roles of apim-dr, defined at subscription scope (role definitions are tenant-wide
 // objects; `azd down` does not remove them: see docs/deploy.md).
 //
-// APIM DR Operator: exactly the three actions the Function App needs on an APIM instance:
-//   read it (tier, state, identity; polling a running operation), start a backup, start a restore.
-//   The built-in API Management Service Operator Role would also allow write, delete, hostname and
-//   certificate changes; Contributor allows everything.
-// APIM DR Backup Index Tags: read, write and query blob index tags. Storage Blob Data Contributor
-//   (given on the backup account too) has blobs/read|write|delete but no blobs/tags/*; Storage Blob
-//   Data Owner would add them along with blobs/* (ACLs, ownership, immutability super-user).
+// APIM DR Operator: exactly the four actions the Function App needs on an APIM instance: read it
+//   (tier, state, identity), poll a running backup or restore (GET of its Location,
+//   .../service/{name}/operationresults/{id}: a type of its own, not covered by service/read), start
+//   a backup, start a restore. The built-in API Management Service Operator Role would also allow
+//   write, delete, hostname and certificate changes; Contributor allows everything.
+// APIM DR Backup Data: read the backups and write their metadata, on the backup account. No delete:
+//   the app never deletes a backup (Storage Blob Data Contributor would add blobs/delete, move, and
+//   container create/delete).
+// APIM DR Backup Catalog: read, write and query blob index tags (no built-in data role short of
+//   Storage Blob Data Owner has blobs/tags/*), and read the blob service's properties, which the
+//   restore preflight's CORS check calls (Get Blob Service Properties needs blobServices/read, which no
+//   Storage Blob Data role has). Given to the Function App and to the operators.
 
 targetScope = 'subscription'
 
@@ -20,7 +25,7 @@ param resourceToken string
 @description('Scopes where APIM DR Operator can be assigned: the resource groups of the protected and standby instances, and the discovery subscriptions. Empty: the role is not created.')
 param operatorAssignableScopes array
 
-@description('Resource ID of the resource group that holds the backup account (the only scope of the index-tags role).')
+@description('Resource ID of the resource group that holds the backup account (the only scope of the two backup-account roles).')
 param backupResourceGroupId string
 
 var createOperatorRole = !empty(operatorAssignableScopes)
@@ -29,12 +34,13 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if(
   name: guid(subscription().id, 'apim-dr-operator', resourceToken)
   properties: {
     roleName: 'APIM DR Operator (${environmentName}-${resourceToken})'
-    description: 'apim-dr: read API Management instances and start their backups and restores. Nothing else.'
+    description: 'apim-dr: read API Management instances, start their backups and restores and follow those to their end. Nothing else.'
     type: 'customRole'
     permissions: [
       {
         actions: [
           'Microsoft.ApiManagement/service/read'
+          'Microsoft.ApiManagement/service/operationresults/read'
           'Microsoft.ApiManagement/service/backup/action'
           'Microsoft.ApiManagement/service/restore/action'
         ]
@@ -47,15 +53,42 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if(
   }
 }
 
-resource backupIndexTagsRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
-  name: guid(subscription().id, 'apim-dr-backup-index-tags', resourceToken)
+resource backupDataRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, 'apim-dr-backup-data', resourceToken)
   properties: {
-    roleName: 'APIM DR Backup Index Tags (${environmentName}-${resourceToken})'
-    description: 'apim-dr: read, write and find blob index tags of the backups. No blob data access.'
+    roleName: 'APIM DR Backup Data (${environmentName}-${resourceToken})'
+    description: 'apim-dr: read backup blobs and write their metadata. No delete.'
     type: 'customRole'
     permissions: [
       {
         actions: []
+        notActions: []
+        dataActions: [
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
+        ]
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      backupResourceGroupId
+    ]
+  }
+}
+
+// Same GUID seed as the role's first version ("APIM DR Backup Index Tags"), so a deployment updates it
+// in place and its existing assignments keep working.
+resource backupCatalogRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, 'apim-dr-backup-index-tags', resourceToken)
+  properties: {
+    roleName: 'APIM DR Backup Catalog (${environmentName}-${resourceToken})'
+    description: 'apim-dr: read, write and find blob index tags of the backups; read the blob service properties (CORS check). No blob data access.'
+    type: 'customRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Storage/storageAccounts/blobServices/read'
+        ]
         notActions: []
         dataActions: [
           'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/read'
@@ -74,5 +107,8 @@ resource backupIndexTagsRole 'Microsoft.Authorization/roleDefinitions@2022-04-01
 @description('GUID of APIM DR Operator; empty when no scope needs it.')
 output operatorRoleId string = createOperatorRole ? operatorRole.name : ''
 
-@description('GUID of APIM DR Backup Index Tags.')
-output backupIndexTagsRoleId string = backupIndexTagsRole.name
+@description('GUID of APIM DR Backup Data.')
+output backupDataRoleId string = backupDataRole.name
+
+@description('GUID of APIM DR Backup Catalog.')
+output backupCatalogRoleId string = backupCatalogRole.name

@@ -28,8 +28,10 @@ param tags object
 @description('Redundancy: geo-redundant options only.')
 param skuName string = 'Standard_GZRS'
 
-@description('Default backup container.')
-param containerName string = 'apim-backups'
+@description('Backup containers to create: the default one and every container an instance names.')
+param containerNames array = [
+  'apim-backups'
+]
 
 @minValue(1)
 @maxValue(365)
@@ -43,7 +45,7 @@ param versionRetentionDays int = 30
 
 @minValue(0)
 @maxValue(146000)
-@description('Version-level WORM retention of the backup container in days; 0 = off. Only takes effect when the container is created.')
+@description('Version-level WORM retention of the backup containers in days; 0 = off. Takes effect only when a container is first created (an existing container cannot be switched to version-level immutability by a deployment).')
 param immutabilityDays int = 0
 
 @allowed([
@@ -106,7 +108,7 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   }
 }
 
-resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for containerName in containerNames: {
   parent: blobService
   name: containerName
   properties: {
@@ -115,18 +117,18 @@ resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@20
       enabled: immutabilityDays > 0
     }
   }
-}
+}]
 
-// Default version-level retention of every blob version in the container. Created unlocked:
+// Default version-level retention of every blob version in each container. Created unlocked:
 // lock it once tested (az storage container immutability-policy lock).
-resource containerRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = if(immutabilityDays > 0) {
-  parent: container
+resource containerRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = [for (containerName, i) in containerNames: if(immutabilityDays > 0) {
+  parent: containers[i]
   name: 'default'
   properties: {
     immutabilityPeriodSinceCreationInDays: immutabilityDays
     allowProtectedAppendWrites: false
   }
-}
+}]
 
 resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
   parent: storage
@@ -164,4 +166,4 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
 output name string = storage.name
 output id string = storage.id
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
-output containerName string = container.name
+output containerNames array = containerNames

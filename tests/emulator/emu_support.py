@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -125,9 +126,13 @@ class SpecValidator:
     """JSON-schema (Draft 4) validation against ../shared/apim-spec, as the Azure spec tooling does.
 
     ``$ref``s to ``../../../../../common-types/`` are rewritten to the copies in ``common-types/``;
-    ``./definitions.json`` (not shipped) is stubbed. Real APIM bodies carry explicit ``null`` for
-    unset properties (see recordings/); like oav, a property that is not ``required`` may be null
+    ``./definitions.json`` is stubbed when it is not shipped. Real APIM bodies carry explicit ``null``
+    for unset properties (see recordings/); like oav, a property that is not ``required`` may be null
     unless it says ``x-nullable: false``.
+
+    The configuration entities' contracts (``ApiCollection``, ``ProductCollection``,
+    ``NamedValueCollection``) live in ``definitions.json``; while ../shared/apim-spec does not hold it,
+    :meth:`has` says so and the tests that need them skip with that reason.
     """
 
     BASE = "https://apim-spec.invalid/"
@@ -137,21 +142,41 @@ class SpecValidator:
         "common-types/resource-management/v5/types.json",
         "common-types/resource-management/v3/types.json",
     )
+    # Not shipped in ../shared/apim-spec today (see its README); used when present.
+    OPTIONAL_DOCUMENTS = ("definitions.json", "apimapis.json", "apimproducts.json", "apimnamedvalues.json")
+    ENTITY_DEFINITIONS = ("ApiCollection", "ProductCollection", "NamedValueCollection")
 
     def __init__(self, root: Path) -> None:
         registry: Registry[Any] = Registry()
-        for rel in self.DOCUMENTS:
-            doc = _prepare(json.loads((root / rel).read_text(encoding="utf-8")))
-            registry = registry.with_resource(self.BASE + rel, DRAFT4.create_resource(doc))
-        stub = {"definitions": {"RemotePrivateEndpointConnectionWrapper": {"type": "object"}}}
-        self.registry = registry.with_resource(self.BASE + "definitions.json", DRAFT4.create_resource(stub))
+        self.root = root
+        self.present = {rel for rel in self.DOCUMENTS + self.OPTIONAL_DOCUMENTS if (root / rel).is_file()}
+        for rel in self.DOCUMENTS + self.OPTIONAL_DOCUMENTS:
+            if rel in self.present:
+                doc = _prepare(json.loads((root / rel).read_text(encoding="utf-8")))
+                registry = registry.with_resource(self.BASE + rel, DRAFT4.create_resource(doc))
+        if "definitions.json" not in self.present:
+            stub = {"definitions": {"RemotePrivateEndpointConnectionWrapper": {"type": "object"}}}
+            registry = registry.with_resource(self.BASE + "definitions.json", DRAFT4.create_resource(stub))
+        self.registry = registry
+
+    def has(self, definition: str) -> bool:
+        """Whether the shipped files define ``definition`` (the entity contracts need definitions.json)."""
+        return definition not in self.ENTITY_DEFINITIONS or "definitions.json" in self.present
+
+    def missing_reason(self, definition: str) -> str:
+        return (
+            f"{self.root.resolve()} has no definitions.json, which defines {definition} "
+            "(Api_ListByService, Product_ListByService, NamedValue_ListByService): the bodies are checked "
+            "against the SDK's generated models only"
+        )
 
     def validator(self, definition: str) -> Draft4Validator:
-        doc = (
-            "common-types/resource-management/v5/types.json"
-            if definition in ("ErrorResponse", "ErrorDetail")
-            else "apimdeployment.json"
-        )
+        if definition in ("ErrorResponse", "ErrorDetail"):
+            doc = "common-types/resource-management/v5/types.json"
+        elif definition in self.ENTITY_DEFINITIONS:
+            doc = "definitions.json"
+        else:
+            doc = "apimdeployment.json"
         return Draft4Validator({"$ref": f"{self.BASE}{doc}#/definitions/{definition}"}, registry=self.registry)
 
     def validate(self, instance: Any, definition: str) -> None:
@@ -159,6 +184,66 @@ class SpecValidator:
 
     def errors(self, instance: Any, definition: str) -> list[str]:
         return [e.message for e in self.validator(definition).iter_errors(instance)]
+
+
+# -- the SDK's generated models ----------------------------------------------------------------
+# Collection path segment -> the list model azure-mgmt-apimanagement deserializes it into.
+ENTITY_LIST_MODELS = {"apis": "ApiCollection", "products": "ProductCollection", "namedvalues": "NamedValueCollection"}
+
+
+def sdk_model_problems(body: Any, model: str, where: str = "$") -> list[str]:
+    """Strict structural check of a JSON body against an ``azure.mgmt.apimanagement.models`` class.
+
+    The SDK models are generated from the same REST specification; msrest ignores unknown keys and
+    wrong types when it deserializes, so this walks the body instead: every key must be one the model
+    maps (flattened ``properties.x`` keys included) and every value must have the mapped type.
+    """
+    from azure.mgmt.apimanagement import models
+
+    cls = getattr(models, model)
+    if not isinstance(body, dict):
+        return [f"{where}: expected an object for {model}, got {type(body).__name__}"]
+    tree: dict[str, Any] = {}
+    for attribute in cls._attribute_map.values():
+        parts = [p.replace("\\.", ".") for p in re.split(r"(?<!\\)\.", attribute["key"])]
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = attribute["type"]
+    return _walk_model(body, tree, where)
+
+
+def _walk_model(body: dict[str, Any], tree: dict[str, Any], where: str) -> list[str]:
+    problems: list[str] = []
+    for key, value in body.items():
+        if key not in tree:
+            problems.append(f"{where}.{key}: not in the model")
+        elif isinstance(tree[key], dict):
+            if value is not None:
+                problems += (
+                    _walk_model(value, tree[key], f"{where}.{key}")
+                    if isinstance(value, dict)
+                    else [f"{where}.{key}: expected an object"]
+                )
+        else:
+            problems += _typed(value, tree[key], f"{where}.{key}")
+    return problems
+
+
+def _typed(value: Any, kind: str, where: str) -> list[str]:
+    if value is None:
+        return []
+    if kind.startswith("[") and kind.endswith("]"):
+        if not isinstance(value, list):
+            return [f"{where}: expected a list"]
+        return [p for i, item in enumerate(value) for p in _typed(item, kind[1:-1], f"{where}[{i}]")]
+    if kind.startswith("{") and kind.endswith("}"):
+        return [] if isinstance(value, dict) else [f"{where}: expected a map"]
+    simple = {"str": str, "iso-8601": str, "bool": bool, "int": int, "float": (int, float), "object": object}
+    if kind in simple:
+        wrong = not isinstance(value, simple[kind]) or (kind == "int" and isinstance(value, bool))
+        return [f"{where}: expected {kind}, got {value!r}"] if wrong else []
+    return sdk_model_problems(value, kind, where)
 
 
 def _prepare(node: Any) -> Any:
@@ -236,6 +321,10 @@ class RawArm:
             assert body["error"]["code"] != "MissingSubscriptionRegistration"
         elif path.rstrip("/").lower().endswith("/microsoft.apimanagement/service"):
             self.validator.validate(body, "ApiManagementServiceListResult")
+        elif (model := ENTITY_LIST_MODELS.get(path.rstrip("/").rsplit("/", 1)[-1].lower())) is not None:
+            assert sdk_model_problems(body, model) == []
+            if self.validator.has(model):
+                self.validator.validate(body, model)
         else:
             self.validator.validate(body, "ApiManagementServiceResource")
 

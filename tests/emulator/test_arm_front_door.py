@@ -31,6 +31,7 @@ from emu_support import (
 from emulator.apim import SUPPORTED_API_VERSIONS, ApimEmulator
 
 READ = "Microsoft.ApiManagement/service/read"
+POLL = "Microsoft.ApiManagement/service/operationresults/read"
 BACKUP = "Microsoft.ApiManagement/service/backup/action"
 RESTORE = "Microsoft.ApiManagement/service/restore/action"
 
@@ -105,13 +106,14 @@ def test_role_table_limits_actions(emu: ApimEmulator, raw: RawArm, client: ApiMa
     assert not emu.admin.operations(service=PROD)
 
 
-def test_polling_needs_read(emu: ApimEmulator, raw: RawArm) -> None:
+def test_polling_needs_operationresults_read(emu: ApimEmulator, raw: RawArm) -> None:
+    # The operation-results resource is its own type: service/read does not cover it.
     oid = FUNC_SYSTEM["principalId"]
-    emu.admin.set_arm_roles({oid: [{"actions": [BACKUP], "scope": service_path(PROD)}]})
+    emu.admin.set_arm_roles({oid: [{"actions": [BACKUP, READ], "scope": service_path(PROD)}]})
     started = raw.start("backup", PROD, key_body(unique()))
     assert started.status_code == 202
     poll = raw.poll(started.headers["Location"])
-    assert poll.status_code == 403 and f"'{READ}'" in poll.json()["error"]["message"]
+    assert poll.status_code == 403 and f"'{POLL}'" in poll.json()["error"]["message"]
     emu.admin.set_arm_roles({oid: [{"actions": ["Microsoft.ApiManagement/service/*"], "scope": service_path(PROD)}]})
     emu.admin.advance_clock(60)
     assert raw.poll(started.headers["Location"]).status_code == 200

@@ -40,9 +40,15 @@ FLEX_REJECTED_SETTINGS = frozenset({
 })
 APIM_DR_OPERATOR_ACTIONS = frozenset({
     "Microsoft.ApiManagement/service/read",
+    "Microsoft.ApiManagement/service/operationresults/read",
     "Microsoft.ApiManagement/service/backup/action",
     "Microsoft.ApiManagement/service/restore/action",
 })
+BACKUP_DATA_DATA_ACTIONS = frozenset({
+    "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
+    "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write",
+})
+BACKUP_CATALOG_ACTIONS = frozenset({"Microsoft.Storage/storageAccounts/blobServices/read"})
 INDEX_TAG_DATA_ACTIONS = frozenset({
     "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/read",
     "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/write",
@@ -304,7 +310,8 @@ def check_custom_roles(infra: Infra) -> list[str]:
     problems = []
     defs = resources(tree, "Microsoft.Authorization/roleDefinitions")
     expected = {"operatorRole": (APIM_DR_OPERATOR_ACTIONS, frozenset()),
-                "backupIndexTagsRole": (frozenset(), INDEX_TAG_DATA_ACTIONS)}
+                "backupDataRole": (frozenset(), BACKUP_DATA_DATA_ACTIONS),
+                "backupCatalogRole": (BACKUP_CATALOG_ACTIONS, INDEX_TAG_DATA_ACTIONS)}
     if set(defs) != set(expected):
         problems.append(f"{CUSTOM_ROLES}: role definitions {sorted(defs)}, expected {sorted(expected)}")
     for name, (actions, data_actions) in expected.items():
@@ -317,7 +324,7 @@ def check_custom_roles(infra: Infra) -> list[str]:
         perm = perms[0]
         if set(perm.get("actions", [])) != actions or len(perm.get("actions", [])) != len(actions):
             problems.append(f"{CUSTOM_ROLES}: {name} actions are {perm.get('actions')}, expected {sorted(actions)}")
-        if set(perm.get("dataActions", [])) != data_actions:
+        if set(perm.get("dataActions", [])) != data_actions or len(perm.get("dataActions", [])) != len(data_actions):
             problems.append(f"{CUSTOM_ROLES}: {name} dataActions are {perm.get('dataActions')}, "
                             f"expected {sorted(data_actions)}")
         if perm.get("notActions") or perm.get("notDataActions"):
@@ -353,8 +360,9 @@ def check_function_identity_roles(infra: Infra) -> list[str]:
     expected = {
         "runtimeStorageAccess": ("runtimeStorage.outputs.name", {
             "roles.storageBlobDataOwner", "roles.storageQueueDataContributor", "roles.storageTableDataContributor"}),
+        # No built-in blob role: each has blobs/delete, and the app never deletes a backup.
         "backupStorageAccess": ("backupStorage.outputs.name", {
-            "roles.storageBlobDataContributor", "customRoles.outputs.backupIndexTagsRoleId"}),
+            "customRoles.outputs.backupDataRoleId", "customRoles.outputs.backupCatalogRoleId"}),
     }
     problems = []
     for name, (account, roles) in expected.items():
@@ -397,15 +405,16 @@ def check_operator_roles(infra: Infra) -> list[str]:
     if ".".join(accessor(params.get("storageAccountName"))) != "backupStorage.outputs.name":
         problems.append(f"{MAIN}: operatorBackupAccess must be on the backup account")
     granted = _role_keys(params.get("roleDefinitionIds"))
-    if granted != {"roles.storageBlobDataReader", "customRoles.outputs.backupIndexTagsRoleId"}:
+    if granted != {"roles.storageBlobDataReader", "customRoles.outputs.backupCatalogRoleId"}:
         problems.append(f"{MAIN}: operators get {sorted(granted)} on the backup account; expected read-only data "
-                        "access (Storage Blob Data Reader) plus the index-tags role")
+                        "access (Storage Blob Data Reader) plus the catalog role")
     return problems
 
 
 @check
 def check_apim_identities_on_backup_account(infra: Infra) -> list[str]:
-    """Each protected and standby instance's identity gets Storage Blob Data Contributor on the backup account."""
+    """Each protected and standby instance's identity gets Storage Blob Data Contributor on its own backup
+    container (created by the template), not on the whole account."""
     problems = []
     module = _module(infra, "apimBackupAccess")
     if module["detail"]["path"] != APIM_BACKUP_ACCESS:
@@ -420,10 +429,28 @@ def check_apim_identities_on_backup_account(infra: Infra) -> list[str]:
         problems.append(f"{MAIN}: apimBackupAccess must grant on the backup account")
     if _role_keys(params.get("roleDefinitionId")) != {"roles.storageBlobDataContributor"}:
         problems.append(f"{MAIN}: apimBackupAccess must grant Storage Blob Data Contributor")
+    if ".".join(accessor(params.get("containerName"))) != "t.container":
+        problems.append(f"{MAIN}: apimBackupAccess must name each target's own container (t.container)")
+    variables = infra.tree(MAIN)["variables"]
+    container_default = json.dumps(get(variables.get("instances", {}), "value", "config", "container"))
+    if '"backupContainerName"' not in container_default or '"container"' not in container_default:
+        problems.append(f"{MAIN}: an instance's container must default to backupContainerName")
+    containers = json.dumps(variables.get("backupContainerNames", {}))
+    if "backupContainerName" not in containers or "instanceContainers" not in containers:
+        problems.append(f"{MAIN}: backupContainerNames must hold the default and every instance's container")
+    if body(_module(infra, "backupStorage"))["params"].get("containerNames") != "backupContainerNames":
+        problems.append(f"{MAIN}: the backup account must create every container in backupContainerNames")
+    created = resources(infra.tree(BACKUP_STORAGE), "Microsoft.Storage/storageAccounts/blobServices/containers")
+    if [get(r["config"], "loop_type", "detail", "array_name") for r in created.values()] != ["containerNames"]:
+        problems.append(f"{BACKUP_STORAGE}: must create one container per entry of containerNames")
     tree = infra.tree(APIM_BACKUP_ACCESS)
     _, assignment = one_resource(tree, "Microsoft.Authorization/roleAssignments")
-    if assignment.get("scope") != "storage":
-        problems.append(f"{APIM_BACKUP_ACCESS}: the assignment must be scoped to the storage account")
+    scope = assignment.get("scope")
+    scoped = tree.get("resources", {}).get(scope) if isinstance(scope, str) else None
+    if scoped is None or scoped["type"] != "Microsoft.Storage/storageAccounts/blobServices/containers" \
+            or body(scoped).get("name") != "containerName":
+        problems.append(f"{APIM_BACKUP_ACCESS}: the assignment must be scoped to the instance's container "
+                        "(storageAccounts/blobServices/containers named by containerName)")
     principal = json.dumps(get(assignment, "properties", "principalId"))
     for needed in ('"apim"', '"identity"', '"principalId"', '"userIdentity"'):
         if needed not in principal:
@@ -474,8 +501,9 @@ def check_flex_function_app(infra: Infra) -> list[str]:
     site_config = get(props, "siteConfig") or {}
     if get(site_config, "minTlsVersion") != "1.2":
         problems.append(f"{FUNCTION_APP}: siteConfig.minTlsVersion must be 1.2")
-    if get(site_config, "ftpsState") != "Disabled":
-        problems.append(f"{FUNCTION_APP}: siteConfig.ftpsState must be Disabled")
+    if get(site_config, "ftpsState") is not None:
+        problems.append(f"{FUNCTION_APP}: siteConfig.ftpsState is rejected by Flex Consumption (the "
+                        "basicPublishingCredentialsPolicies turn FTP off)")
     if get(site_config, "linuxFxVersion") is not None:
         problems.append(f"{FUNCTION_APP}: linuxFxVersion is not used on Flex Consumption")
     loop = get(site_config, "appSettings", "loop_type", "detail", "array_name")
@@ -492,6 +520,9 @@ def check_flex_function_app(infra: Infra) -> list[str]:
                 for r in resources(tree, "Microsoft.Web/sites/basicPublishingCredentialsPolicies").values()}
     if policies != {"ftp": False, "scm": False}:
         problems.append(f"{FUNCTION_APP}: basic-auth publishing (ftp, scm) must be off")
+    for name, res in resources(tree, "Microsoft.Web/sites/basicPublishingCredentialsPolicies").items():
+        if get(body(res), "location") != get(site, "location"):
+            problems.append(f"{FUNCTION_APP}: {name} needs the site's location (Flex Consumption requires it)")
     return problems
 
 

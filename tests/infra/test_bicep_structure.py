@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import shared_dir
 from tests.infra.bicep_model import (
+    APIM_BACKUP_ACCESS,
     AZURE_YAML,
     BACKUP_STORAGE,
     CHECKS,
@@ -59,9 +60,18 @@ MUTATIONS = [
     ("check_custom_roles", CUSTOM_ROLES, "'Microsoft.ApiManagement/service/read'\n", "'Microsoft.ApiManagement/*'\n"),
     ("check_custom_roles", CUSTOM_ROLES, "'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/read'",
      "'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'"),
+    # Polling a Location needs operationresults/read (issue 8 part 1).
+    ("check_custom_roles", CUSTOM_ROLES, "          'Microsoft.ApiManagement/service/operationresults/read'\n", ""),
+    # The CORS preflight reads the blob service properties (issue 8 part 2).
+    ("check_custom_roles", CUSTOM_ROLES, "          'Microsoft.Storage/storageAccounts/blobServices/read'\n", ""),
+    # The app never deletes a backup.
+    ("check_custom_roles", CUSTOM_ROLES,
+     "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'\n        ]\n",
+     "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'\n"
+     "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'\n        ]\n"),
     ("check_function_identity_roles", MAIN,
-     "      roles.storageBlobDataContributor\n      customRoles.outputs.backupIndexTagsRoleId",
-     "      roles.storageBlobDataOwner\n      customRoles.outputs.backupIndexTagsRoleId"),
+     "      customRoles.outputs.backupDataRoleId\n      customRoles.outputs.backupCatalogRoleId",
+     "      roles.storageBlobDataContributor\n      customRoles.outputs.backupCatalogRoleId"),
     ("check_function_identity_roles", MAIN, "      roles.storageQueueDataContributor\n", ""),
     ("check_function_identity_roles", MAIN,
      "        principalId: identity.outputs.principalId\n        principalType: 'Serv",
@@ -74,13 +84,21 @@ MUTATIONS = [
      "    roleDefinitionId: roles.storageBlobDataOwner\n"),
     ("check_apim_identities_on_backup_account", MAIN, "var accessTargets = concat(primaryTargets, standbyTargets)",
      "var accessTargets = primaryTargets"),
+    ("check_apim_identities_on_backup_account", APIM_BACKUP_ACCESS, "  scope: container\n", "  scope: storage\n"),
+    ("check_apim_identities_on_backup_account", MAIN, "    containerName: t.container\n",
+     "    containerName: backupContainerName\n"),
+    ("check_apim_identities_on_backup_account", MAIN, "var backupContainerNames = union([\n  backupContainerName\n], "
+     "instanceContainers)", "var backupContainerNames = [\n  backupContainerName\n]"),
     ("check_storage_accounts_refuse_shared_keys", RUNTIME_STORAGE, "allowSharedKeyAccess: false",
      "allowSharedKeyAccess: true"),
     ("check_storage_accounts_refuse_shared_keys", MAIN, "allowSharedKeyAccess: usesAccessKey",
      "allowSharedKeyAccess: true"),
     ("check_flex_function_app", FUNCTION_APP, "version: '3.11'", "version: '3.12'"),
     ("check_flex_function_app", FUNCTION_APP, "httpsOnly: true", "httpsOnly: false"),
-    ("check_flex_function_app", FUNCTION_APP, "ftpsState: 'Disabled'", "ftpsState: 'AllAllowed'"),
+    # Flex Consumption rejects siteConfig.ftpsState, and wants a location on the publishing policies.
+    ("check_flex_function_app", FUNCTION_APP, "      http20Enabled: true\n",
+     "      http20Enabled: true\n      ftpsState: 'Disabled'\n"),
+    ("check_flex_function_app", FUNCTION_APP, "  name: 'scm'\n  location: location\n", "  name: 'scm'\n"),
     ("check_flex_function_app", FUNCTION_APP, "      minTlsVersion: '1.2'", "      minTlsVersion: '1.0'"),
     ("check_flex_function_app", FUNCTION_APP, "name: 'FC1'", "name: 'Y1'"),
     ("check_no_flex_rejected_settings", FUNCTION_APP, "  AZURE_CLIENT_ID: identityClientId\n",
