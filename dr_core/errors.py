@@ -238,7 +238,8 @@ _REMEDIATIONS: tuple[tuple[str, re.Pattern[str] | None, str], ...] = (
      "spread the schedule if it happens every run."),
     ("AuthorizationFailed", None,
      "The Function App's identity lacks permission. Assign it the 'APIM DR Operator' custom role "
-     "(service/read, backup/action, restore/action) on the instance or its resource group (see docs/deploy.md)."),
+     "(service/read, service/operationresults/read, backup/action, restore/action) on the instance or its resource "
+     "group (see docs/deploy.md)."),
     ("AuthenticationFailed", None,
      "Authentication to Azure Resource Manager failed. Check the Function App's managed identity and "
      "AZURE_CLIENT_ID."),

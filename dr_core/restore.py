@@ -324,7 +324,9 @@ class Restorer:
             plan.checks.append(Check("backup-account-cors-disabled", Outcome.WARN,
                                      f"could not read the backup account's CORS rules ({e.message}); APIM fails "
                                      "with InvalidParameters if any exist",
-                                     "Grant the Function App's identity read access to the blob service properties."))
+                                     "Grant the Function App's identity Microsoft.Storage/storageAccounts/"
+                                     "blobServices/read on the backup account (the 'APIM DR Backup Catalog' role "
+                                     "of infra/ has it)."))
             return
         if rules:
             plan.checks.append(Check("backup-account-cors-disabled", Outcome.FAIL,
