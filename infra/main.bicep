@@ -52,7 +52,7 @@ param discoverySubscriptionIds string = ''
 @description('Tag (name=value) that marks an APIM instance for backup when discovery is used.')
 param discoveryTag string = 'apim-dr:backup=true'
 
-@description('NCRONTAB schedule of backups: six fields, seconds first, in UTC (Flex Consumption does not support WEBSITE_TIME_ZONE). Default: 02:00 UTC every day.')
+@description('NCRONTAB schedule of backups: five fields (minute first) or six (seconds first), in UTC (Flex Consumption does not support WEBSITE_TIME_ZONE). Default: 02:00 UTC every day.')
 param backupSchedule string = '0 0 2 * * *'
 
 @allowed([
