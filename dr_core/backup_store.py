@@ -7,21 +7,23 @@ Azure Blob Storage. Naming and the meaning of the tags live in :mod:`dr_core.cat
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from .azure_errors import storage_errors
-from .catalog import TAG_CREATED, CatalogEntry, catalog_query, entry_from_tags
+from .catalog import TAG_CATALOG, CatalogEntry, catalog_query, entry_from_tags
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
-__all__ = ["IMMUTABLE_ERROR_CODES", "BackupStore", "BlobBackupStore", "BlobFacts"]
+__all__ = ["IMMUTABLE_ERROR_CODES", "BackupStore", "BlobBackupStore", "BlobFacts", "DeleteOutcome"]
 
 # What Blob Storage answers (409) to a change of a blob under a time-based policy or a legal hold.
 IMMUTABLE_ERROR_CODES = frozenset({"BlobImmutableDueToPolicy", "BlobImmutableDueToLegalHold"})
@@ -33,6 +35,12 @@ logger = logging.getLogger(__name__)
 class BlobFacts:
     size: int
     created: datetime | None
+
+
+class DeleteOutcome(StrEnum):
+    DELETED = "deleted"
+    MISSING = "missing"
+    IMMUTABLE = "immutable"  # a time-based retention policy or a legal hold protects it
 
 
 class BackupStore(ABC):
@@ -58,6 +66,18 @@ class BackupStore(ABC):
     @abstractmethod
     def cors_rule_count(self) -> int:
         """How many CORS rules the account's Blob service has (APIM backup fails while any exist)."""
+
+    @abstractmethod
+    def delete(self, container: str, blob_name: str) -> DeleteOutcome:
+        """Delete a backup (retention only); immutability is an outcome, not an error."""
+
+    @abstractmethod
+    def put_json(self, container: str, blob_name: str, data: dict[str, Any]) -> None:
+        """Write a small JSON document beside the backups (e.g. what a backup contained)."""
+
+    @abstractmethod
+    def get_json(self, container: str, blob_name: str) -> dict[str, Any] | None:
+        """Read such a document; None if it does not exist."""
 
 
 class BlobBackupStore(BackupStore):
@@ -105,8 +125,8 @@ class BlobBackupStore(BackupStore):
             entries: list[CatalogEntry] = []
             for found in client.find_blobs_by_tags(catalog_query(service_name)):
                 tags = dict(found.tags or {})
-                if not tags or TAG_CREATED not in tags:
-                    # Some service versions return only the queried tags; read them all.
+                if TAG_CATALOG not in tags:
+                    # A service that answers without the queried tags: read them (one call per blob).
                     tags = dict(client.get_blob_client(found.name).get_blob_tags())
                 entry = entry_from_tags(container, found.name, tags)
                 if entry is not None:
@@ -118,3 +138,35 @@ class BlobBackupStore(BackupStore):
         with storage_errors(self._what):
             props = self._service.get_service_properties()
         return len(props.get("cors") or [])
+
+    def delete(self, container: str, blob_name: str) -> DeleteOutcome:
+        with storage_errors(self._what):
+            try:
+                self._service.get_blob_client(container, blob_name).delete_blob()
+            except ResourceNotFoundError:
+                return DeleteOutcome.MISSING
+            except HttpResponseError as e:
+                if getattr(e, "error_code", None) in IMMUTABLE_ERROR_CODES:
+                    return DeleteOutcome.IMMUTABLE
+                raise
+        return DeleteOutcome.DELETED
+
+    def put_json(self, container: str, blob_name: str, data: dict[str, Any]) -> None:
+        from azure.storage.blob import ContentSettings
+
+        body = json.dumps(data, separators=(",", ":"), default=str).encode()
+        with storage_errors(self._what):
+            self._service.get_blob_client(container, blob_name).upload_blob(
+                body, overwrite=True, content_settings=ContentSettings(content_type="application/json"))
+
+    def get_json(self, container: str, blob_name: str) -> dict[str, Any] | None:
+        with storage_errors(self._what):
+            try:
+                body = self._service.get_blob_client(container, blob_name).download_blob().readall()
+            except ResourceNotFoundError:
+                return None
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+        return data if isinstance(data, dict) else None

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "BACKUP_RETENTION",
+    "TAG_CATALOG",
     "TAG_CREATED",
     "TAG_EXPIRES",
     "TAG_SERVICE",
@@ -44,6 +45,10 @@ TAG_STATE = "apimdr_state"
 TAG_JOB = "apimdr_job"
 TAG_SIZE = "apimdr_size"
 TAG_LOCATION = "apimdr_location"
+# Everything the catalog shows, in one tag. Find Blobs by Tags returns only the tags its query
+# names, so the catalog query names this one and needs no read per blob.
+TAG_CATALOG = "apimdr_catalog"
+_CATALOG_VERSION = "v1"
 _TAG_VALUE_RE = re.compile(r"[^A-Za-z0-9 +\-./:=_]")
 
 _NAME_RE = re.compile(
@@ -116,7 +121,7 @@ def backup_tags(*, service_name: str, sku: str, created: datetime, job_id: str, 
 
     ISO-8601 UTC stamps compare correctly as strings, so "not expired" is a tag query.
     """
-    return {
+    tags = {
         TAG_SERVICE: service_name.lower(),
         TAG_SKU: _tag_value(sku),
         TAG_CREATED: _stamp(created),
@@ -125,7 +130,12 @@ def backup_tags(*, service_name: str, sku: str, created: datetime, job_id: str, 
         TAG_JOB: job_id,
         TAG_SIZE: str(int(size)),
         TAG_LOCATION: _tag_value(location),
+        # "v1/{created}/{sku}/{size}/{job}/{location}": '/' never occurs in the first five parts.
+        TAG_CATALOG: _tag_value(f"{_CATALOG_VERSION}/{_stamp(created)}/{sku.replace('/', '_')}/{int(size)}/"
+                                f"{job_id}/{location.replace('/', '_')}"),
     }
+    # An empty value (no location known) is left out rather than sent: not every store accepts it.
+    return {name: value for name, value in tags.items() if value}
 
 
 def _tag_value(text: str) -> str:
@@ -176,9 +186,13 @@ class CatalogEntry:
 
 
 def entry_from_tags(container: str, blob_name: str, tags: dict[str, str]) -> CatalogEntry | None:
-    """Build a catalog entry from a blob's index tags; None for blobs apim-dr did not finish."""
+    """Build a catalog entry from a blob's index tags; None for blobs apim-dr did not finish.
+
+    Reads the one catalog tag when present (what a catalog query returns), else the single tags.
+    """
     if tags.get(TAG_STATE) != "succeeded":
         return None
+    tags = {**tags, **_unpack(tags.get(TAG_CATALOG))}
     try:
         parsed = parse_backup_blob_name(blob_name)
         created = datetime.strptime(tags[TAG_CREATED], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
@@ -198,9 +212,22 @@ def entry_from_tags(container: str, blob_name: str, tags: dict[str, str]) -> Cat
     )
 
 
+def _unpack(value: str | None) -> dict[str, str]:
+    parts = (value or "").split("/", 5)
+    if len(parts) != 6 or parts[0] != _CATALOG_VERSION:
+        return {}
+    _, created, sku, size, job, location = parts
+    return {TAG_CREATED: created, TAG_SKU: sku, TAG_SIZE: size, TAG_JOB: job, TAG_LOCATION: location}
+
+
 def catalog_query(service_name: str) -> str:
-    """The index-tag query for every finished backup of ``service_name``."""
-    return f"\"{TAG_SERVICE}\" = '{service_name.lower()}' AND \"{TAG_STATE}\" = 'succeeded'"
+    """The index-tag query for every finished backup of ``service_name``.
+
+    It names the catalog tag, so the answer carries it (Find Blobs by Tags returns only the
+    tags of its expression): one query and its pages, no read per blob.
+    """
+    return (f"\"{TAG_SERVICE}\" = '{service_name.lower()}' AND \"{TAG_STATE}\" = 'succeeded' "
+            f"AND \"{TAG_CATALOG}\" >= '{_CATALOG_VERSION}/'")
 
 
 def _ascii(text: str) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .settings import JOBS_TABLE, WORK_QUEUE, Settings
+from .settings import JOBS_TABLE, POLL_QUEUE, WORK_QUEUE, Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -58,7 +58,7 @@ class AzureClients:
         self._lock = threading.Lock()
         self._arm: dict[str, ApiManagementClient] = {}
         self._table: TableClient | None = None
-        self._queue: QueueClient | None = None
+        self._queues: dict[str, QueueClient] = {}
         self._backup_blobs: BlobServiceClient | None = None
 
     @property
@@ -112,8 +112,17 @@ class AzureClients:
             return self._table
 
     def work_queue(self) -> QueueClient:
+        """Starts and fan-outs (``work_on_job``)."""
+        return self._queue_client(WORK_QUEUE)
+
+    def poll_queue(self) -> QueueClient:
+        """Polls of running operations (``poll_job``)."""
+        return self._queue_client(POLL_QUEUE)
+
+    def _queue_client(self, name: str) -> QueueClient:
         with self._lock:
-            if self._queue is None:
+            client = self._queues.get(name)
+            if client is None:
                 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
                 # host.json says messageEncoding "base64": the trigger decodes what we encode here.
@@ -124,13 +133,13 @@ class AzureClients:
                 }
                 storage = self.settings.app_storage
                 if storage.connection_string:
-                    self._queue = QueueClient.from_connection_string(
-                        storage.connection_string.reveal(), WORK_QUEUE, **policies)
+                    client = QueueClient.from_connection_string(storage.connection_string.reveal(), name, **policies)
                 else:
                     assert storage.queue_uri
-                    self._queue = QueueClient(
-                        storage.queue_uri, WORK_QUEUE, credential=self._app_storage_credential_unlocked(), **policies)
-            return self._queue
+                    client = QueueClient(storage.queue_uri, name, credential=self._app_storage_credential_unlocked(),
+                                         **policies)
+                self._queues[name] = client
+            return client
 
     def backup_blobs(self) -> BlobServiceClient:
         """The backup account as the app reaches it (catalog, metadata, tags)."""

@@ -70,7 +70,7 @@ class DrContext:
         if self._queue is None:
             from .messages import StorageWorkQueue
 
-            self._queue = StorageWorkQueue(self.clients.work_queue())
+            self._queue = StorageWorkQueue(self.clients.work_queue(), self.clients.poll_queue())
         self._ensure_storage()
         return self._queue
 
@@ -144,8 +144,9 @@ class DrContext:
             with storage_errors("the app's storage (jobs table and work queue)"):
                 with contextlib.suppress(ResourceExistsError):
                     self.clients.jobs_table().create_table()
-                with contextlib.suppress(ResourceExistsError):
-                    self.clients.work_queue().create_queue()
+                for queue in (self.clients.work_queue(), self.clients.poll_queue()):
+                    with contextlib.suppress(ResourceExistsError):
+                        queue.create_queue()
             self._storage_ready = True
 
 

@@ -97,6 +97,7 @@ class InstanceResolver:
                     container=settings.backup_container,
                     access_type=settings.access_type,
                     client_id=settings.identity_client_id,
+                    posture=settings.posture,
                 ))
         return inventory
 

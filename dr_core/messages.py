@@ -119,13 +119,21 @@ class WorkQueue(ABC):
 
 
 class StorageWorkQueue(WorkQueue):
-    """The queue the ``work_on_job`` trigger listens on (Azure Queue storage)."""
+    """Azure Queue storage: starts and fan-outs on the work queue, polls on the poll queue.
 
-    def __init__(self, queue: QueueClient) -> None:
-        self._queue = queue
+    Two queues (and two functions) so that polls never wait behind a backlog of starts: a
+    thousand planned starts must not delay the status of operations that already run.
+    """
+
+    def __init__(self, work: QueueClient, polls: QueueClient) -> None:
+        self._work = work
+        self._polls = polls
 
     def send(self, messages: Sequence[tuple[WorkMessage, int]]) -> None:
         from .azure_errors import storage_errors
 
-        with storage_errors("the work queue"):
-            send_messages(self._queue, list(messages))
+        polls = [m for m in messages if m[0].op == "poll"]
+        others = [m for m in messages if m[0].op != "poll"]
+        with storage_errors("the work queues"):
+            send_messages(self._polls, polls)
+            send_messages(self._work, others)

@@ -8,6 +8,7 @@ nothing new. Rows are written (in 100-row transactions) before any message is se
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,12 +28,17 @@ if TYPE_CHECKING:
     from .settings import ProtectedInstance, Settings
     from .store import JobStore
 
-__all__ = ["BackupPlanner", "PlanReport", "new_backup_job"]
+__all__ = ["BackupPlanner", "PlanReport", "new_backup_job", "paced_fanouts"]
 
 logger = logging.getLogger(__name__)
 
 # A timer may fire a moment before its slot; such a firing still belongs to that slot.
 _EARLY_FIRING_TOLERANCE = timedelta(seconds=2)
+# ARM's write bucket per subscription and principal (Azure Resource Manager request limits and
+# throttling, 2024 token bucket): 200 requests at once, then 10 per second. Starts are paced to it,
+# so a fleet is accepted at the rate ARM takes writes instead of meeting a wall of 429s.
+ARM_WRITE_BURST = 200
+ARM_WRITES_PER_SECOND = 10
 # The watchdog re-sends work for a job whose next step is this late.
 _STALL_GRACE = timedelta(minutes=2)
 _WATCHDOG_DAYS = 2
@@ -70,6 +76,25 @@ def new_backup_job(settings: Settings, instance: ProtectedInstance, slot: dateti
     )
 
 
+def paced_fanouts(jobs: list[Job]) -> list[tuple[WorkMessage, int]]:
+    """Fan-out messages of at most 32 jobs, each visible when ARM's write bucket has room for its POSTs.
+
+    Per subscription, the first :data:`ARM_WRITE_BURST` starts go at once, the rest at
+    :data:`ARM_WRITES_PER_SECOND`. A 429 that still happens (other writers share the bucket)
+    waits on the queue for ARM's Retry-After.
+    """
+    by_subscription: dict[str, list[str]] = {}
+    for job in jobs:
+        by_subscription.setdefault(job.resource_id.subscription_id, []).append(job.job_id)
+    messages: list[tuple[WorkMessage, int]] = []
+    for ids in by_subscription.values():
+        for first in range(0, len(ids), FANOUT_SIZE):
+            chunk = ids[first:first + FANOUT_SIZE]
+            over = first + len(chunk) - ARM_WRITE_BURST
+            messages.append((WorkMessage("fanout", jobs=tuple(chunk)), max(0, math.ceil(over / ARM_WRITES_PER_SECOND))))
+    return messages
+
+
 class BackupPlanner:
     """Creates backup jobs (scheduled and on demand) and re-sends work for stalled ones."""
 
@@ -103,9 +128,7 @@ class BackupPlanner:
         report.existing = [j.job_id for j in jobs if j.job_id not in created_ids]
         for job in created:
             log_transition(job, now=now)
-        ids = report.planned
-        self._queue.send([(WorkMessage("fanout", jobs=tuple(ids[i:i + FANOUT_SIZE])), 0)
-                          for i in range(0, len(ids), FANOUT_SIZE)])
+        self._queue.send(paced_fanouts([j for j in jobs if j.job_id in created_ids]))
         report.seconds = time.perf_counter() - started
         logger.info("planned %d backup jobs for slot %s (%d already existed, %d problems) in %.3f s",
                     len(report.planned), iso(slot), len(report.existing), len(report.problems), report.seconds)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -24,9 +24,11 @@ from .schedule import InvalidScheduleError, Ncrontab
 
 __all__ = [
     "JOBS_TABLE",
+    "POLL_QUEUE",
     "SETTINGS",
     "WORK_QUEUE",
     "AppStorage",
+    "Posture",
     "ProtectedInstance",
     "Secret",
     "SettingSpec",
@@ -39,14 +41,19 @@ __all__ = [
 # Fixed resource names in the app's own storage account (also created by infra/).
 JOBS_TABLE = "apimdrjobs"
 WORK_QUEUE = "apim-dr-jobs"
+# Polls have their own queue (and function), so a backlog of starts never delays a poll.
+POLL_QUEUE = "apim-dr-polls"
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 DEFAULT_SCHEDULE = "0 0 2 * * *"
 DEFAULT_DISCOVERY_TAG = "apim-dr:backup=true"
 DEFAULT_CONTAINER = "apim-backups"
 # Bounds against absurd values that would silently disable the safety net.
-_MAX_INSTANCES_JSON = 1_000_000
-_MAX_INSTANCES = 5_000
+# Sized for fleets of tens of thousands (a resource ID is about 130 characters); larger fleets are
+# better served by tag discovery than by one app setting.
+_MAX_INSTANCES_JSON = 8_000_000
+_MAX_INSTANCES = 50_000
+_MAX_REPORTED_ERRORS = 20
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("BACKUP_SCHEDULE", "NCRONTAB of scheduled backups as the Functions timer reads it: five fields "
                 "(minute first) or six (seconds first), UTC.", default=DEFAULT_SCHEDULE),
     SettingSpec("APIM_DR_INSTANCES", "JSON list of protected instances: APIM resource IDs, or objects "
-                "`{\"resourceId\", \"container\", \"accessType\", \"clientId\", \"alias\", \"standby\"}`.",
+                "`{\"resourceId\", \"container\", \"accessType\", \"clientId\", \"alias\", \"standby\", "
+                "\"standbySync\", \"drillTarget\", \"drillEveryDays\", \"rpoHours\", \"keepLast\", \"maxAgeDays\"}`.",
                 default="[]"),
     SettingSpec("APIM_DR_DISCOVERY_SUBSCRIPTIONS", "Comma-separated subscription IDs searched for tagged instances.",
                 default=""),
@@ -105,6 +113,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "`Retry-After` says.", default="300", minimum=1, maximum=3600),
     SettingSpec("APIM_DR_EXPIRY_MARGIN_HOURS", "Restore preflight refuses a backup that expires within this many "
                 "hours (a restore can take longer than what is left).", default="24", minimum=0, maximum=24 * 29),
+    SettingSpec("APIM_DR_RPO_HOURS", "RPO target: the newest restorable backup of an instance may be this old "
+                "before the instance is `breached` (`at-risk` from 80 %). Per instance: `rpoHours`.", default="26",
+                minimum=1, maximum=24 * 29),
+    SettingSpec("APIM_DR_RETENTION_KEEP_LAST", "Retention never leaves fewer than this many backups of an instance. "
+                "Per instance: `keepLast`.", default="3", minimum=1, maximum=1000),
+    SettingSpec("APIM_DR_RETENTION_MAX_AGE_DAYS", "Retention deletes backups older than this (APIM restores nothing "
+                "older than 30 days; the default adds a 7-day grace). Never the newest restorable one. Per instance: "
+                "`maxAgeDays`.", default="37", minimum=1, maximum=3650),
+    SettingSpec("APIM_DR_DRILL_EVERY_DAYS", "How often an instance with a `drillTarget` gets a restore drill. Per "
+                "instance: `drillEveryDays`.", default="7", minimum=1, maximum=365),
     SettingSpec("APIM_DR_START_LEASE_SECONDS", "How long a job may sit in `Starting` before another worker "
                 "assumes the first one died and checks the instance (never re-sending a backup that runs). "
                 "Keep it above host.json `functionTimeout`.", default="360", minimum=1, maximum=3600),
@@ -143,6 +161,18 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class Posture:
+    """What an instance's protection promises: RPO target, retention, standby sync, restore drills."""
+
+    rpo_hours: int = 26
+    keep_last: int = 3
+    max_age_days: int = 37
+    standby_sync: bool = False
+    drill_target: ApimResourceId | None = None
+    drill_every_days: int = 7
+
+
+@dataclass(frozen=True)
 class ProtectedInstance:
     resource_id: ApimResourceId
     container: str
@@ -150,6 +180,7 @@ class ProtectedInstance:
     client_id: str | None = None
     alias: str | None = None
     standby: ApimResourceId | None = None
+    posture: Posture = Posture()
 
     @property
     def name(self) -> str:
@@ -197,6 +228,7 @@ class Settings:
     max_poll_delay_seconds: int
     start_lease_seconds: int
     expiry_margin_hours: int
+    posture: Posture
     instances: tuple[ProtectedInstance, ...]
     instance_errors: tuple[str, ...]
     discovery_subscriptions: tuple[str, ...]
@@ -301,6 +333,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     max_delay = _int_setting(env, "APIM_DR_MAX_POLL_DELAY_SECONDS", problems)
     expiry_margin = _int_setting(env, "APIM_DR_EXPIRY_MARGIN_HOURS", problems)
     start_lease = _int_setting(env, "APIM_DR_START_LEASE_SECONDS", problems)
+    posture = Posture(
+        rpo_hours=_int_setting(env, "APIM_DR_RPO_HOURS", problems),
+        keep_last=_int_setting(env, "APIM_DR_RETENTION_KEEP_LAST", problems),
+        max_age_days=_int_setting(env, "APIM_DR_RETENTION_MAX_AGE_DAYS", problems),
+        drill_every_days=_int_setting(env, "APIM_DR_DRILL_EVERY_DAYS", problems),
+    )
 
     subs_text = _clean(env, "APIM_DR_DISCOVERY_SUBSCRIPTIONS")
     subscriptions: list[str] = []
@@ -315,7 +353,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         problems.append(f"APIM_DR_DISCOVERY_TAG={_show(tag_text)} must be name=value, e.g. {DEFAULT_DISCOVERY_TAG}")
 
     instances, instance_errors = _parse_instances(
-        env.get("APIM_DR_INSTANCES") or "[]", container, access_type, identity_client_id, problems
+        env.get("APIM_DR_INSTANCES") or "[]", default_container=container, default_access=access_type,
+        default_client_id=identity_client_id, default_posture=posture, problems=problems,
     )
     if not instances and not instance_errors and not subscriptions and "APIM_DR_INSTANCES" not in _fatal(problems):
         problems.append(
@@ -342,6 +381,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_poll_delay_seconds=max_delay,
         start_lease_seconds=start_lease,
         expiry_margin_hours=expiry_margin,
+        posture=posture,
         instances=tuple(instances),
         instance_errors=tuple(instance_errors),
         discovery_subscriptions=tuple(subscriptions),
@@ -393,9 +433,11 @@ def _parse_access_type(value: str, where: str, problems: list[str]) -> StorageAc
 
 def _parse_instances(
     text: str,
+    *,
     default_container: str,
     default_access: StorageAccessType,
     default_client_id: str | None,
+    default_posture: Posture,
     problems: list[str],
 ) -> tuple[list[ProtectedInstance], list[str]]:
     if len(text) > _MAX_INSTANCES_JSON:
@@ -411,7 +453,8 @@ def _parse_instances(
         problems.append(f"APIM_DR_INSTANCES must be a JSON list, got a JSON {type(data).__name__}")
         return [], []
     if len(data) > _MAX_INSTANCES:
-        problems.append(f"APIM_DR_INSTANCES lists {len(data)} instances; at most {_MAX_INSTANCES}")
+        problems.append(f"APIM_DR_INSTANCES lists {len(data)} instances; at most {_MAX_INSTANCES} (use "
+                        "APIM_DR_DISCOVERY_SUBSCRIPTIONS and the discovery tag for larger fleets)")
         return [], []
     instances: list[ProtectedInstance] = []
     errors: list[str] = []
@@ -419,7 +462,7 @@ def _parse_instances(
     for index, entry in enumerate(data):
         where = f"APIM_DR_INSTANCES[{index}]"
         try:
-            instance = _parse_instance(entry, default_container, default_access, default_client_id)
+            instance = _parse_instance(entry, default_container, default_access, default_client_id, default_posture)
         except ValueError as e:
             errors.append(f"{where}: {e}")
             continue
@@ -435,14 +478,45 @@ def _parse_instances(
             if inst.alias.lower() in aliases:
                 errors.append(f"APIM_DR_INSTANCES: alias {inst.alias!r} is used twice")
             aliases[inst.alias.lower()] = str(inst.resource_id)
+    instances = _refuse_primaries_as_targets(instances, errors)
+    if len(errors) > _MAX_REPORTED_ERRORS:
+        # Every bad entry is skipped; the report names the first ones, so one bad paste can't flood the logs.
+        errors = [*errors[:_MAX_REPORTED_ERRORS], f"APIM_DR_INSTANCES: {len(errors) - _MAX_REPORTED_ERRORS} more "
+                  "entries are invalid or duplicated and were skipped"]
     return instances, errors
 
 
-_INSTANCE_KEYS = {"resourceId", "container", "accessType", "clientId", "alias", "standby"}
+_INSTANCE_KEYS = {"resourceId", "container", "accessType", "clientId", "alias", "standby", "standbySync",
+                  "drillTarget", "drillEveryDays", "rpoHours", "keepLast", "maxAgeDays"}
+_POSTURE_KEYS = {"rpoHours": "APIM_DR_RPO_HOURS", "keepLast": "APIM_DR_RETENTION_KEEP_LAST",
+                 "maxAgeDays": "APIM_DR_RETENTION_MAX_AGE_DAYS", "drillEveryDays": "APIM_DR_DRILL_EVERY_DAYS"}
+
+
+def _refuse_primaries_as_targets(instances: list[ProtectedInstance], errors: list[str]) -> list[ProtectedInstance]:
+    """A standby sync or drill would overwrite its target: never one that is itself protected (a primary).
+
+    The instance stays protected (its backups go on); only the offending option is switched off, by name.
+    """
+    primaries = {inst.resource_id.key for inst in instances}
+    checked: list[ProtectedInstance] = []
+    for inst in instances:
+        posture = inst.posture
+        if posture.drill_target is not None and posture.drill_target.key in primaries:
+            errors.append(f"APIM_DR_INSTANCES: {inst.name}: drillTarget {posture.drill_target.service_name} is a "
+                          "protected instance (a primary); drills of this instance are off until it names a "
+                          "dedicated drill instance")
+            posture = replace(posture, drill_target=None)
+        if posture.standby_sync and inst.standby is not None and inst.standby.key in primaries:
+            errors.append(f"APIM_DR_INSTANCES: {inst.name}: standbySync would restore into "
+                          f"{inst.standby.service_name}, a protected instance (a primary); standby sync is off")
+            posture = replace(posture, standby_sync=False)
+        checked.append(replace(inst, posture=posture) if posture is not inst.posture else inst)
+    return checked
 
 
 def _parse_instance(
-    entry: object, default_container: str, default_access: StorageAccessType, default_client_id: str | None
+    entry: object, default_container: str, default_access: StorageAccessType, default_client_id: str | None,
+    default_posture: Posture,
 ) -> ProtectedInstance:
     if isinstance(entry, str):
         entry = {"resourceId": entry}
@@ -484,7 +558,44 @@ def _parse_instance(
             raise ValueError(f"standby: {e}") from e
         if standby.key == resource_id.key:
             raise ValueError("standby is the instance itself")
-    return ProtectedInstance(resource_id, container, access, client_id, alias, standby)
+    posture = _parse_posture(entry, default_posture, resource_id, standby)
+    return ProtectedInstance(resource_id, container, access, client_id, alias, standby, posture)
+
+
+def _parse_posture(entry: dict[str, Any], default: Posture, resource_id: ApimResourceId,
+                   standby: ApimResourceId | None) -> Posture:
+    numbers: dict[str, int] = {}
+    for key, setting in _POSTURE_KEYS.items():
+        value = entry.get(key)
+        if value is None:
+            continue
+        spec = _SPECS[setting]
+        assert spec.minimum is not None and spec.maximum is not None
+        if not isinstance(value, int) or isinstance(value, bool) or not spec.minimum <= value <= spec.maximum:
+            raise ValueError(f"{key} {_show(str(value))} must be a whole number between {spec.minimum} and "
+                             f"{spec.maximum}")
+        numbers[key] = value
+    sync = entry.get("standbySync", False)
+    if not isinstance(sync, bool):
+        raise ValueError(f"standbySync {_show(str(sync))} must be true or false")
+    if sync and standby is None:
+        raise ValueError("standbySync needs a standby to restore into")
+    drill_target = None
+    if entry.get("drillTarget") is not None:
+        try:
+            drill_target = ApimResourceId.parse(entry["drillTarget"])
+        except InvalidResourceIdError as e:
+            raise ValueError(f"drillTarget: {e}") from e
+        if drill_target.key == resource_id.key:
+            raise ValueError("drillTarget is the instance itself; a drill restores into a dedicated instance")
+    return Posture(
+        rpo_hours=numbers.get("rpoHours", default.rpo_hours),
+        keep_last=numbers.get("keepLast", default.keep_last),
+        max_age_days=numbers.get("maxAgeDays", default.max_age_days),
+        standby_sync=sync,
+        drill_target=drill_target,
+        drill_every_days=numbers.get("drillEveryDays", default.drill_every_days),
+    )
 
 
 def _int_setting(env: Mapping[str, str], name: str, problems: list[str]) -> int:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -36,7 +38,16 @@ from .jobs import Job, JobKind, JobState, parse_job_id, partition_of
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
-__all__ = ["LOCK_PARTITION", "JobConflictError", "JobStore", "TableJobStore", "job_from_entity", "job_to_entity"]
+__all__ = [
+    "LOCK_PARTITION",
+    "JobConflictError",
+    "JobStore",
+    "Record",
+    "TableJobStore",
+    "job_from_entity",
+    "job_to_entity",
+    "record_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +59,30 @@ _INT_FIELDS = ("start_attempts", "unanswered_posts", "poll_seq", "polls", "blob_
 
 
 class JobConflictError(ConflictError):
-    """Someone else changed the job first (ETag mismatch) or the row already exists."""
+    """Someone else changed the job (or record) first (ETag mismatch) or the row already exists."""
 
     code = "JobConflict"
+
+
+@dataclass
+class Record:
+    """A small piece of state that is not a job: an instance's RPO state, a drill result, a standby's sync.
+
+    ``kind`` groups records (one table partition each), ``key`` names one (letters, digits, ``-``,
+    ``_``, ``.``; see :func:`record_key`), ``data`` is JSON (at most ~30,000 characters).
+    Writes are conditional like job writes: ``etag`` None creates, otherwise replaces if unchanged.
+    """
+
+    kind: str
+    key: str
+    data: dict[str, Any] = field(default_factory=dict)
+    etag: str | None = None
+
+
+def record_key(text: str) -> str:
+    """A table-safe key for ``text`` (a resource ID, a blob name): readable prefix plus a hash."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "-", text.rsplit("/", 1)[-1])[:60]
+    return f"{readable}-{hashlib.sha256(text.lower().encode()).hexdigest()[:16]}"
 
 
 class JobStore(ABC):
@@ -91,6 +123,18 @@ class JobStore(ABC):
     @abstractmethod
     def delete_lock(self, target: ApimResourceId, *, etag: str) -> None:
         """Remove the lock row if unchanged since ``etag``; a changed or missing row is left alone."""
+
+    @abstractmethod
+    def get_record(self, kind: str, key: str) -> Record | None:
+        """The record, or None."""
+
+    @abstractmethod
+    def put_record(self, record: Record) -> Record:
+        """Create (``etag`` None) or replace-if-unchanged; :raises JobConflictError: if someone was first."""
+
+    @abstractmethod
+    def records(self, kind: str) -> list[Record]:
+        """Every record of a kind."""
 
     # -- built on the primitives above --------------------------------------------------------------
     def restore_in_progress(self, target: ApimResourceId) -> Job | None:
@@ -302,6 +346,55 @@ class TableJobStore(JobStore):
         except AzureError:
             logger.info("restore lock of %s not released now; the next restore takes it over", target)
 
+    def get_record(self, kind: str, key: str) -> Record | None:
+        with storage_errors(self._WHAT):
+            try:
+                row = self._table.get_entity(_record_partition(kind), key)
+            except ResourceNotFoundError:
+                return None
+        return _record_from_row(kind, row)
+
+    def put_record(self, record: Record) -> Record:
+        row = {"PartitionKey": _record_partition(record.kind), "RowKey": record.key,
+               "Data": json.dumps(record.data, separators=(",", ":"), default=str)}
+        if len(row["Data"]) > _MAX_RECORD_CHARS:
+            raise ValueError(f"record {record.kind}/{record.key} is too large ({len(row['Data'])} characters)")
+        with storage_errors(self._WHAT):
+            try:
+                if record.etag is None:
+                    metadata = self._table.create_entity(row)
+                else:
+                    metadata = self._table.update_entity(row, mode=UpdateMode.REPLACE, etag=record.etag,
+                                                         match_condition=MatchConditions.IfNotModified)
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as e:
+                raise JobConflictError(f"record {record.kind}/{record.key} changed meanwhile") from e
+        record.etag = metadata.get("etag")
+        return record
+
+    def records(self, kind: str) -> list[Record]:
+        with storage_errors(self._WHAT):
+            rows = list(self._table.query_entities("PartitionKey eq @pk",
+                                                   parameters={"pk": _record_partition(kind)}))
+        return [_record_from_row(kind, row) for row in rows]
+
     @staticmethod
     def _lock_row(target: ApimResourceId, job_id: str) -> dict[str, str]:
         return {"PartitionKey": LOCK_PARTITION, "RowKey": lock_key(target), "JobId": job_id, "Target": str(target)}
+
+
+_MAX_RECORD_CHARS = 30_000  # a table string property holds 64 KiB of UTF-16
+
+
+def _record_partition(kind: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,40}", kind):
+        raise ValueError(f"record kind {kind!r} must be lowercase letters, digits and '-'")
+    return f"record-{kind}"
+
+
+def _record_from_row(kind: str, row: Any) -> Record:
+    try:
+        data = json.loads(row.get("Data") or "{}")
+    except ValueError:
+        data = {}
+    metadata = getattr(row, "metadata", None) or {}
+    return Record(kind, str(row["RowKey"]), data if isinstance(data, dict) else {}, metadata.get("etag"))

@@ -42,6 +42,8 @@ param resourceGroupName string = ''
   identityResourceId  user-assigned identity attached to the instance and its standby (optional, default apimIdentityResourceId)
   clientId            client ID of that identity (optional, default apimIdentityClientId)
   container, alias    passed to the app (optional)
+  standbySync, drillTarget, drillEveryDays, rpoHours, keepLast, maxAgeDays
+                      passed to the app (optional; docs/configuration.md, per-instance options)
 The Function App gets the APIM DR Operator role on each instance and standby; the identity of each
 instance and standby gets Storage Blob Data Contributor on the backup account.''')
 param protectedInstances array = []
@@ -166,6 +168,26 @@ param expiryMarginHours int = 24
 @description('Seconds a job may stay in Starting before another worker assumes the first one died and checks the instance (it never re-sends a backup that is running). Keep it above host.json functionTimeout.')
 param startLeaseSeconds int = 360
 
+@minValue(1)
+@maxValue(696)
+@description('RPO target in hours: the newest restorable backup of an instance may be this old before the instance is breached (at-risk from 80 %). Per instance: rpoHours.')
+param rpoHours int = 26
+
+@minValue(1)
+@maxValue(1000)
+@description('Retention never leaves fewer than this many backups of an instance. Per instance: keepLast.')
+param retentionKeepLast int = 3
+
+@minValue(1)
+@maxValue(3650)
+@description('Retention deletes backups older than this many days (APIM restores nothing older than 30 days; 37 adds a 7-day grace). Never the newest restorable one. Per instance: maxAgeDays.')
+param retentionMaxAgeDays int = 37
+
+@minValue(1)
+@maxValue(365)
+@description('Days between restore drills of an instance that names a drillTarget. Per instance: drillEveryDays.')
+param drillEveryDays int = 7
+
 @minValue(40)
 @maxValue(1000)
 @description('Flex Consumption: most instances the app scales out to.')
@@ -228,6 +250,18 @@ var appInstances = [for inst in protectedInstances: union({
   container: inst.container
 } : {}, contains(inst, 'alias') ? {
   alias: inst.alias
+} : {}, contains(inst, 'standbySync') ? {
+  standbySync: inst.standbySync
+} : {}, contains(inst, 'drillTarget') ? {
+  drillTarget: inst.drillTarget
+} : {}, contains(inst, 'drillEveryDays') ? {
+  drillEveryDays: inst.drillEveryDays
+} : {}, contains(inst, 'rpoHours') ? {
+  rpoHours: inst.rpoHours
+} : {}, contains(inst, 'keepLast') ? {
+  keepLast: inst.keepLast
+} : {}, contains(inst, 'maxAgeDays') ? {
+  maxAgeDays: inst.maxAgeDays
 } : {})]
 
 var primaryTargets = [for inst in instances: {
@@ -411,6 +445,10 @@ module functionApp 'app/function-app.bicep' = {
     maxPollDelaySeconds: maxPollDelaySeconds
     expiryMarginHours: expiryMarginHours
     startLeaseSeconds: startLeaseSeconds
+    rpoHours: rpoHours
+    retentionKeepLast: retentionKeepLast
+    retentionMaxAgeDays: retentionMaxAgeDays
+    drillEveryDays: drillEveryDays
   }
 }
 

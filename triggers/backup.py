@@ -10,7 +10,7 @@ import logging
 
 import azure.functions as func
 
-from dr_core.settings import WORK_QUEUE
+from dr_core.settings import POLL_QUEUE, WORK_QUEUE
 
 from .http_adapter import base_url, respond
 
@@ -40,6 +40,14 @@ def requeue_stalled_jobs(timer: func.TimerRequest) -> None:
 @bp.function_name("work_on_job")
 @bp.queue_trigger(arg_name="msg", queue_name=WORK_QUEUE, connection="AzureWebJobsStorage")
 def work_on_job(msg: func.QueueMessage) -> None:
+    from dr_core.context import get_context
+
+    get_context().worker().handle(msg.get_body().decode("utf-8", "replace"))
+
+
+@bp.function_name("poll_job")
+@bp.queue_trigger(arg_name="msg", queue_name=POLL_QUEUE, connection="AzureWebJobsStorage")
+def poll_job(msg: func.QueueMessage) -> None:
     from dr_core.context import get_context
 
     get_context().worker().handle(msg.get_body().decode("utf-8", "replace"))

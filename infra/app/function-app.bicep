@@ -107,6 +107,18 @@ param expiryMarginHours int
 @description('APIM_DR_START_LEASE_SECONDS.')
 param startLeaseSeconds int
 
+@description('APIM_DR_RPO_HOURS.')
+param rpoHours int
+
+@description('APIM_DR_RETENTION_KEEP_LAST.')
+param retentionKeepLast int
+
+@description('APIM_DR_RETENTION_MAX_AGE_DAYS.')
+param retentionMaxAgeDays int
+
+@description('APIM_DR_DRILL_EVERY_DAYS.')
+param drillEveryDays int
+
 var appSettings = union({
   // Host storage through the identity: no AzureWebJobsStorage connection string exists in Azure.
   AzureWebJobsStorage__credential: 'managedidentity'
@@ -135,6 +147,10 @@ var appSettings = union({
   APIM_DR_MAX_POLL_DELAY_SECONDS: string(maxPollDelaySeconds)
   APIM_DR_EXPIRY_MARGIN_HOURS: string(expiryMarginHours)
   APIM_DR_START_LEASE_SECONDS: string(startLeaseSeconds)
+  APIM_DR_RPO_HOURS: string(rpoHours)
+  APIM_DR_RETENTION_KEEP_LAST: string(retentionKeepLast)
+  APIM_DR_RETENTION_MAX_AGE_DAYS: string(retentionMaxAgeDays)
+  APIM_DR_DRILL_EVERY_DAYS: string(drillEveryDays)
 }, empty(backupStorageKeySecretUri) ? {} : {
   // AccessKey only: a Key Vault reference resolved with the identity (keyVaultReferenceIdentity).
   APIM_DR_BACKUP_STORAGE_KEY: '@Microsoft.KeyVault(SecretUri=${backupStorageKeySecretUri})'

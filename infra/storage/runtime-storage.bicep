@@ -75,6 +75,17 @@ resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
   name: 'apim-dr-jobs-poison'
 }
 
+// dr_core.settings.POLL_QUEUE: polls of running operations, apart from starts so they never wait behind them.
+resource pollQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: 'apim-dr-polls'
+}
+
+resource pollPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: 'apim-dr-polls-poison'
+}
+
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storage
   name: 'default'

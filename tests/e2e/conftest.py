@@ -142,7 +142,7 @@ def clean_app_storage(stack: LocalAzure) -> None:
     with contextlib.suppress(Exception):
         tables.delete_table("apimdrjobs")
     queues = QueueServiceClient.from_connection_string(conn)
-    for name in ("apim-dr-jobs", "apim-dr-jobs-poison"):
+    for name in ("apim-dr-jobs", "apim-dr-jobs-poison", "apim-dr-polls", "apim-dr-polls-poison"):
         with contextlib.suppress(Exception):
             queues.get_queue_client(name).clear_messages()
     from azure.storage.blob import BlobServiceClient

@@ -129,8 +129,8 @@ def test_status_endpoint_reports_the_job(e2e: E2E):
 def test_polls_per_backup_are_bounded(e2e: E2E):
     """One GET per invocation, spaced by Retry-After: within one of ceil(duration / Retry-After) + 1.
 
-    The queue adds pickup latency (host.json maxPollingInterval, 5 s, with the idle back-off), so
-    Retry-After is kept large against it, as in production (60 s against at most 5 s).
+    The queue adds pickup latency (host.json maxPollingInterval, 2 s, with the idle back-off), so
+    Retry-After is kept large against it, as in production (60 s against at most 2 s).
     """
     duration, retry_after, max_pickup = 20.0, 10.0, 5.0
     e2e.configure(APIM_DR_MAX_POLL_DELAY_SECONDS="60")

@@ -22,7 +22,7 @@ from typing import Any
 
 from pycep import BicepParser
 
-from dr_core.settings import JOBS_TABLE, SETTINGS, WORK_QUEUE
+from dr_core.settings import JOBS_TABLE, POLL_QUEUE, SETTINGS, WORK_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -560,8 +560,9 @@ def check_runtime_storage_queues_and_tables(infra: Infra) -> list[str]:
     queues = {body(r)["name"] for r in resources(tree, queue_type).values()}
     tables = {body(r)["name"] for r in resources(tree, table_type).values()}
     problems = []
-    if queues != {WORK_QUEUE, f"{WORK_QUEUE}-poison"}:
-        problems.append(f"{RUNTIME_STORAGE}: queues {sorted(queues)}, the code uses {WORK_QUEUE} (+ -poison)")
+    expected = {WORK_QUEUE, f"{WORK_QUEUE}-poison", POLL_QUEUE, f"{POLL_QUEUE}-poison"}
+    if queues != expected:
+        problems.append(f"{RUNTIME_STORAGE}: queues {sorted(queues)}, the code uses {sorted(expected)}")
     if tables != {JOBS_TABLE}:
         problems.append(f"{RUNTIME_STORAGE}: tables {sorted(tables)}, the code uses {JOBS_TABLE}")
     return problems

@@ -37,8 +37,9 @@ def ctx(azurite, monkeypatch):
         "BACKUP_SCHEDULE": "0 0 2 * * *",
     })
     context = DrContext.from_settings(settings, clock=ManualClock(datetime.now(UTC)))
-    table, queue = context.clients.jobs_table(), context.clients.work_queue()
-    for cleanup in (table.delete_table, queue.delete_queue):
+    table = context.clients.jobs_table()
+    for cleanup in (table.delete_table, context.clients.work_queue().delete_queue,
+                    context.clients.poll_queue().delete_queue):
         with contextlib.suppress(Exception):
             cleanup()
     context._storage_ready = False
@@ -140,3 +141,11 @@ def test_thousand_instances_plan_in_few_requests(azurite):
     # 1000 jobs travel in ceil(1000/32) fanout messages, not 1000 sends.
     queue = context.clients.work_queue()
     assert queue.get_queue_properties().approximate_message_count >= 32
+
+
+def test_polls_travel_on_their_own_queue(ctx):
+    job, _ = ctx.planner().request_backup("apim-2")
+    drain(ctx.clients.work_queue())
+    ctx.queue.send([(WorkMessage("poll", job=job.job_id, seq=1), 0), (WorkMessage("start", job=job.job_id), 0)])
+    assert [m.op for m in drain(ctx.clients.poll_queue())] == ["poll"]
+    assert [m.op for m in drain(ctx.clients.work_queue())] == ["start"]

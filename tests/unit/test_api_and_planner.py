@@ -26,7 +26,7 @@ from dr_core.errors import (
 )
 from dr_core.jobs import JobState
 from dr_core.settings import SettingsError
-from tests.unit.fakes import T0, World, rid, settings, world
+from tests.unit.fakes import SUB, T0, World, rid, settings, world
 from tests.unit.test_restore_preflight import add_backup, ready_world
 
 BASE = "https://func.example"
@@ -209,3 +209,33 @@ def test_a_confirmed_restore_right_after_a_refused_one_is_accepted() -> None:
     assert isinstance(refused.body, dict) and isinstance(confirmed.body, dict)
     assert refused.body["operation"]["id"] != confirmed.body["operation"]["id"]
     assert w.clock.now() == T0  # both in the same second
+
+
+# -- issue 9: starts paced to ARM's write bucket -------------------------------------------------------
+
+def test_starts_are_paced_per_subscription_to_arms_write_bucket() -> None:
+    from dr_core.planner import ARM_WRITE_BURST, ARM_WRITES_PER_SECOND, paced_fanouts
+
+    other_sub = "00000000-0000-0000-0000-0000000000dd"
+    names = [f"apim-{i:04d}" for i in range(1000)]
+    instances = [rid(n) for n in names] + [rid("apim-x").replace(SUB, other_sub)]
+    w = world(settings(instances))
+    report = w.ctx.planner().plan_scheduled()
+    jobs = [w.store.rows[j] for j in report.planned]
+    messages = paced_fanouts(jobs)
+    assert all(len(m.jobs) <= 32 for m, _ in messages)
+    assert sorted(j for m, _ in messages for j in m.jobs) == sorted(report.planned)
+    # However the fan-outs run, no second of the schedule asks for more than the bucket holds.
+    by_sub: dict[str, list[tuple[int, int]]] = {}
+    for message, delay in messages:
+        sub = w.store.rows[message.jobs[0]].resource_id.subscription_id
+        by_sub.setdefault(sub, []).append((delay, len(message.jobs)))
+    for schedule in by_sub.values():
+        for t in range(0, 200):
+            due = sum(n for delay, n in schedule if delay <= t)
+            assert due <= ARM_WRITE_BURST + ARM_WRITES_PER_SECOND * t
+    main = by_sub[SUB]
+    assert sum(n for d, n in main if d == 0) >= ARM_WRITE_BURST - 32  # the burst is used at once
+    assert max(d for d, _ in main) == (1000 - ARM_WRITE_BURST) // ARM_WRITES_PER_SECOND  # ... then 10/s
+    assert by_sub[other_sub] == [(0, 1)]  # another subscription has its own bucket
+    assert [(m.op, d) for m, d in w.queue.sent] == [("fanout", d) for _, d in messages]

@@ -4,7 +4,7 @@ import json
 import re
 from pathlib import Path
 
-from dr_core.settings import SETTINGS, WORK_QUEUE
+from dr_core.settings import POLL_QUEUE, SETTINGS, WORK_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 AZURE_ONLY = {s.name for s in SETTINGS if s.name.startswith("AzureWebJobsStorage__")}
@@ -36,8 +36,9 @@ def test_bindings(function_metadata):
     by_name = {name: json.loads(meta) for name, meta in function_metadata.items()}
     timer = by_name["plan_scheduled_backups"]["bindings"][0]
     assert timer["type"] == "timerTrigger" and timer["schedule"] == "%BACKUP_SCHEDULE%"
-    queue = by_name["work_on_job"]["bindings"][0]
-    assert queue["queueName"] == WORK_QUEUE and queue["connection"] == "AzureWebJobsStorage"
+    for function, name in (("work_on_job", WORK_QUEUE), ("poll_job", POLL_QUEUE)):
+        queue = by_name[function]["bindings"][0]
+        assert queue["queueName"] == name and queue["connection"] == "AzureWebJobsStorage"
     for http_fn in ("start_backup", "get_operation"):
         assert by_name[http_fn]["bindings"][0]["authLevel"] == "FUNCTION"
 

@@ -120,9 +120,12 @@ def test_instance_options_override_defaults():
 
 
 def test_hostile_and_oversized_values_are_refused_without_flooding():
-    huge = "[" + ",".join([json.dumps(RID)] * 6000) + "]"
+    huge = "[" + ",".join([json.dumps(RID)] * 50_001) + "]"
     found = problems(base(APIM_DR_INSTANCES=huge))
     assert any("at most" in p for p in found)
+    duplicated = load_settings(base(APIM_DR_INSTANCES="[" + ",".join([json.dumps(RID)] * 6000) + "]"))
+    assert len(duplicated.instances) == 1 and len(duplicated.instance_errors) == 21
+    assert "5979 more entries" in duplicated.instance_errors[-1]
     found = problems(base(APIM_DR_BACKUP_STORAGE_ACCOUNT="x" * 10_000 + "\n\r"))
     assert all(len(p) < 400 for p in found)
 
@@ -139,3 +142,66 @@ def test_settings_table_has_unique_documented_names():
     names = [s.name for s in SETTINGS]
     assert len(names) == len(set(names))
     assert all(s.description for s in SETTINGS)
+
+
+def test_ten_thousand_configured_instances_load_and_too_many_are_named() -> None:
+    ids = [f"/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg/providers/"
+           f"Microsoft.ApiManagement/service/apim-{i:05d}" for i in range(10_000)]
+    settings = load_settings(base(APIM_DR_INSTANCES=json.dumps(ids)))
+    assert len(settings.instances) == 10_000
+    with pytest.raises(SettingsError) as info:
+        load_settings(base(APIM_DR_INSTANCES=json.dumps(["x"] * 50_001)))
+    assert "at most 50000" in str(info.value) and "DISCOVERY" in str(info.value)
+
+
+RID_DR = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.ApiManagement/service/apim-dr"
+RID_DRILL = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.ApiManagement/service/apim-drill"
+
+
+def test_posture_defaults_and_per_instance_options() -> None:
+    s = load_settings(base(APIM_DR_RPO_HOURS="12", APIM_DR_INSTANCES=json.dumps([
+        RID, {"resourceId": RID2, "standby": RID_DR, "standbySync": True, "drillTarget": RID_DRILL,
+              "drillEveryDays": 2, "rpoHours": 4, "keepLast": 10, "maxAgeDays": 60}])))
+    plain, rich = s.instances
+    assert (plain.posture.rpo_hours, plain.posture.keep_last, plain.posture.max_age_days) == (12, 3, 37)
+    assert not plain.posture.standby_sync and plain.posture.drill_target is None
+    p = rich.posture
+    assert (p.rpo_hours, p.keep_last, p.max_age_days, p.drill_every_days, p.standby_sync) == (4, 10, 60, 2, True)
+    assert p.drill_target is not None and p.drill_target.service_name == "apim-drill"
+    assert not s.instance_errors
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    ({"rpoHours": 0}, "rpoHours"),
+    ({"rpoHours": "26"}, "rpoHours"),
+    ({"keepLast": True}, "keepLast"),
+    ({"maxAgeDays": 10**9}, "maxAgeDays"),
+    ({"drillEveryDays": -1}, "drillEveryDays"),
+    ({"standbySync": "yes", "standby": RID_DR}, "standbySync"),
+    ({"standbySync": True}, "standbySync needs a standby"),
+    ({"drillTarget": "/subscriptions/x"}, "drillTarget"),
+    ({"drillTarget": RID}, "drillTarget is the instance itself"),
+])
+def test_bad_posture_options_name_the_option_and_skip_the_entry(options: dict, named: str) -> None:
+    s = load_settings(base(APIM_DR_INSTANCES=json.dumps([RID2, {"resourceId": RID, **options}])))
+    assert [i.resource_id.service_name for i in s.instances] == ["apim-two"]
+    assert any(named in e for e in s.instance_errors), s.instance_errors
+
+
+def test_a_primary_as_drill_or_sync_target_switches_only_that_option_off() -> None:
+    s = load_settings(base(APIM_DR_INSTANCES=json.dumps([
+        {"resourceId": RID, "standby": RID2, "standbySync": True, "drillTarget": RID2}, RID2])))
+    first = s.instances[0]
+    assert first.standby is not None and not first.posture.standby_sync and first.posture.drill_target is None
+    assert len(s.instances) == 2 and len(s.instance_errors) == 2
+    assert all("protected instance (a primary)" in e for e in s.instance_errors)
+
+
+@pytest.mark.parametrize("name", ["APIM_DR_RPO_HOURS", "APIM_DR_RETENTION_KEEP_LAST", "APIM_DR_RETENTION_MAX_AGE_DAYS",
+                                  "APIM_DR_DRILL_EVERY_DAYS"])
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1e3", "9" * 30, " "])
+def test_posture_settings_refuse_bad_values_by_name(name: str, value: str) -> None:
+    if not value.strip():
+        load_settings(base(**{name: value}))  # empty means the default
+        return
+    assert any(name in p for p in problems(base(**{name: value})))
