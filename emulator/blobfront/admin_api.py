@@ -183,14 +183,13 @@ def route(front: BlobFront, method: str, raw_path: str, raw_query: str, body: by
             allow("GET", "PUT")
             if method == "PUT":
                 offset = _number(_object(body, {"offsetSeconds"}).get("offsetSeconds"), "offsetSeconds")
-                with state.lock:
-                    state.clock_offset = offset
+                state.set_offset(offset)
             return 200, {"offsetSeconds": state.clock_offset, "now": iso(state.now())}
         case ["clock", "advance"]:
             allow("POST")
             seconds = _number(_object(body, {"seconds"}).get("seconds"), "seconds")
             with state.lock:
-                state.clock_offset = _number(state.clock_offset + seconds, "offsetSeconds")
+                state.set_offset(_number(state.clock_offset + seconds, "offsetSeconds"))
             return 200, {"offsetSeconds": state.clock_offset, "now": iso(state.now())}
         case ["accounts", account, "policy"]:
             allow("PUT", "DELETE")

@@ -87,6 +87,14 @@ def _http_date(value: str | None) -> float | None:
         return None
 
 
+def _facts(state: FrontState, key: tuple[str, str, str], created: str | None, modified: str | None,
+           blob_type: str | None) -> BlobFacts:
+    """A blob's facts from Azurite's headers, its times moved onto the front's clock."""
+    c, m = _http_date(created), _http_date(modified)
+    return BlobFacts(True, state.front_time(c, key=key, stamp=created) if c is not None else None,
+                     state.front_time(m) if m is not None else None, blob_type)
+
+
 def _rfc1123(epoch: float) -> str:
     return formatdate(epoch, usegmt=True)
 
@@ -186,9 +194,10 @@ class BlobFront:
             return None
         return signed_headers(method, path, query, account=account, key=key)
 
-    def blob_facts(self, raw_path: str, account: str) -> BlobFacts | None:
+    def blob_facts(self, raw_path: str, op: Operation) -> BlobFacts | None:
         """Existence and times of the blob at ``raw_path`` (as the client encoded it); None if unknown."""
-        headers = self._signed("HEAD", raw_path, "", account)
+        assert op.account is not None and op.container is not None and op.blob is not None
+        headers = self._signed("HEAD", raw_path, "", op.account)
         if headers is None:
             return None
         try:
@@ -199,8 +208,8 @@ class BlobFront:
             return BlobFacts(False)
         if resp.status != 200:
             return None
-        return BlobFacts(True, _http_date(resp.headers.get("x-ms-creation-time")),
-                         _http_date(resp.headers.get("Last-Modified")), resp.headers.get("x-ms-blob-type"))
+        return _facts(self.state, (op.account, op.container, op.blob), resp.headers.get("x-ms-creation-time"),
+                      resp.headers.get("Last-Modified"), resp.headers.get("x-ms-blob-type"))
 
     def exists(self, account: str, container: str, blob: str | None = None) -> bool | None:
         """Whether a container (or blob) exists in Azurite; None when the account is unknown here."""
@@ -247,7 +256,7 @@ class BlobFront:
             if op.add_creates_only and op.container is not None and op.blob is not None and not granted(
                     roles, principal, BLOB_WRITE, data=True, account=op.account, container=op.container):
                 # Only blobs/add/action: creating is allowed, overwriting is not.
-                facts = self.blob_facts(raw_path, op.account)
+                facts = self.blob_facts(raw_path, op)
                 if facts is not None and facts.exists:
                     raise Refused(error(UNAUTHORIZED_BLOB_OVERWRITE, 403), "refused-rbac")
                 seen["grantedBy"] = BLOB_ADD
@@ -259,7 +268,7 @@ class BlobFront:
                 raise Refused(error(found, 409), "refused-immutability")
         if op.imm is not Imm.NONE and op.blob is not None and self.state.may_protect(
                 op.account, op.container, op.blob):
-            facts = facts or self.blob_facts(raw_path, op.account)
+            facts = facts or self.blob_facts(raw_path, op)
             if facts is None:
                 seen["immutability"] = "unchecked (account key unknown to the front)"
                 return seen
@@ -268,11 +277,13 @@ class BlobFront:
                 raise Refused(error(found, 409), "refused-immutability")
         return seen
 
-    def after(self, op: Operation, status: int) -> None:
+    def after(self, op: Operation, status: int, last_modified: str | None, offset: float) -> None:
         """Keep the front's state in step with what Azurite did."""
         if op.account is None or op.container is None:
             return
-        if op.name == "DeleteBlob" and status == 202 and op.blob is not None:
+        if op.imm is Imm.CREATE and status in (201, 202) and op.blob is not None and last_modified:
+            self.state.record_creation((op.account, op.container, op.blob), last_modified, offset)
+        elif op.name == "DeleteBlob" and status == 202 and op.blob is not None:
             self.state.forget_blob(op.account, op.container, op.blob)
         elif op.container_delete and status == 202:
             self.state.forget_container(op.account, op.container)
@@ -282,8 +293,8 @@ class BlobFront:
         assert op.account and op.container and op.blob
         if not self.state.may_protect(op.account, op.container, op.blob):
             return []
-        facts = BlobFacts(True, _http_date(response_headers.get("x-ms-creation-time")),
-                          _http_date(response_headers.get("last-modified")), response_headers.get("x-ms-blob-type"))
+        facts = _facts(self.state, (op.account, op.container, op.blob), response_headers.get("x-ms-creation-time"),
+                       response_headers.get("last-modified"), response_headers.get("x-ms-blob-type"))
         p = protection(self.state, op.account, op.container, op.blob, facts)
         extra: list[tuple[str, str]] = []
         if p.version_until is not None:
@@ -314,8 +325,8 @@ class BlobFront:
             props = item.find("Properties")
             if name is None or props is None:
                 continue
-            facts = BlobFacts(True, _http_date(props.findtext("Creation-Time")),
-                              _http_date(props.findtext("Last-Modified")), props.findtext("BlobType"))
+            facts = _facts(self.state, (op.account, op.container, name), props.findtext("Creation-Time"),
+                           props.findtext("Last-Modified"), props.findtext("BlobType"))
             p = protection(self.state, op.account, op.container, name, facts)
             if "immutabilitypolicy" in include and p.version_until is not None:
                 ET.SubElement(props, "ImmutabilityPolicyUntilDate").text = _rfc1123(p.version_until)
@@ -488,8 +499,9 @@ class _Handler(BaseHTTPRequestHandler):
                     entry["errorCode"] = dict((k.lower(), v) for k, v in relay.headers).get("x-ms-error-code")
                     entry["status"] = self._send_relay(relay)
                     return
-                entry["status"], entry["errorCode"] = self._forward(op, raw_query)
-                front.after(op, entry["status"])
+                offset = front.state.clock_offset
+                entry["status"], entry["errorCode"], last_modified = self._forward(op, raw_query)
+                front.after(op, entry["status"], last_modified, offset)
         except UpstreamError as exc:
             entry["decision"] = "upstream-error"
             entry["error"] = str(exc)[:300]
@@ -502,7 +514,7 @@ class _Handler(BaseHTTPRequestHandler):
             entry["durationMs"] = round((time.monotonic() - started) * 1000, 1)
             front.state.record(entry)
 
-    def _forward(self, op: Operation, raw_query: str) -> tuple[int, str | None]:
+    def _forward(self, op: Operation, raw_query: str) -> tuple[int, str | None, str | None]:
         front = self.server.front
         out = urllib3.HTTPHeaderDict()
         for name, value in self.headers.items():
@@ -528,12 +540,13 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             resp.release_conn()
 
-    def _relay(self, op: Operation, resp: BaseHTTPResponse, raw_query: str) -> tuple[int, str | None]:
+    def _relay(self, op: Operation, resp: BaseHTTPResponse, raw_query: str) -> tuple[int, str | None, str | None]:
         front = self.server.front
         status = resp.status
         headers = [(k, v) for k, v in resp.headers.iteritems() if k.lower() not in HOP_BY_HOP]
         lowered = {k.lower(): v for k, v in headers}
         error_code = lowered.get("x-ms-error-code")
+        result = (status, error_code, lowered.get("last-modified"))
         version_ok = (self.headers.get("x-ms-version") or "9999") >= IMMUTABILITY_VERSION
         if op.blob_read and status in (200, 206) and version_ok:
             headers += front.blob_headers(op, lowered)
@@ -544,7 +557,7 @@ class _Handler(BaseHTTPRequestHandler):
         if no_body:
             self._write_head(status, resp.reason or "", headers)
             resp.drain_conn()
-            return status, error_code
+            return result
         include = {i.strip().lower() for i in lower_query(raw_query).get("include", "").split(",")}
         if (op.list_blobs and status == 200 and version_ok and include & {"immutabilitypolicy", "legalhold"}
                 and op.account and op.container and front.state.listing_affected(op.account, op.container)):
@@ -553,15 +566,15 @@ class _Handler(BaseHTTPRequestHandler):
             headers.append(("Content-Length", str(len(body))))
             self._write_head(status, resp.reason or "", headers)
             self.wfile.write(body)
-            return status, error_code
+            return result
         if "content-length" in lowered:
             self._write_head(status, resp.reason or "", headers)
             for chunk in resp.stream(CHUNK, decode_content=False):
                 self.wfile.write(chunk)
-            return status, error_code
+            return result
         self._write_head(status, resp.reason or "", [*headers, ("Transfer-Encoding", "chunked")])
         for chunk in resp.stream(CHUNK, decode_content=False):
             if chunk:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         self.wfile.write(b"0\r\n\r\n")
-        return status, error_code
+        return result

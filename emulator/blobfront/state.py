@@ -13,9 +13,10 @@ Immutability settings (Azure's two features, see emulator/README.md):
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from .rbac import Assignment, parse_role_table
 
 LOG_LIMIT = 10_000
+CREATED_LIMIT = 100_000
 
 
 @dataclass
@@ -67,6 +69,9 @@ class FrontState:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.clock_offset = 0.0
+        # (real time of the change, offset from then on): maps Azurite's real-clock stamps onto the front's clock.
+        self._offsets: list[tuple[float, float]] = [(float("-inf"), 0.0)]
+        self._created: OrderedDict[tuple[str, str, str], tuple[str, float]] = OrderedDict()
         self.accounts: dict[str, AccountPolicy] = {}
         self.containers: dict[tuple[str, str], ContainerSettings] = {}
         self.blobs: dict[tuple[str, str, str], BlobSettings] = {}
@@ -79,6 +84,34 @@ class FrontState:
     def now(self) -> float:
         """The front's clock: real time plus the offset the tests set (retention is measured on it)."""
         return time.time() + self.clock_offset
+
+    def set_offset(self, offset: float) -> None:
+        with self.lock:
+            self.clock_offset = offset
+            self._offsets.append((time.time(), offset))
+
+    def front_time(self, real: float, *, key: tuple[str, str, str] | None = None, stamp: str | None = None) -> float:
+        """A real-clock instant (Azurite's creation or modification time) on the front's clock.
+
+        A blob created through the front carries the offset in force when it was created (Azurite's
+        HTTP dates have whole seconds, too coarse to place it against an offset change). Otherwise the
+        offset set last before ``real`` is used.
+        """
+        with self.lock:
+            if key is not None and stamp is not None:
+                recorded = self._created.get(key)
+                if recorded is not None and recorded[0] == stamp:
+                    return real + recorded[1]
+            index = bisect.bisect_right(self._offsets, (real, float("inf"))) - 1
+            return real + self._offsets[max(index, 0)][1]
+
+    def record_creation(self, key: tuple[str, str, str], stamp: str, offset: float) -> None:
+        """A create through the front answered with ``Last-Modified: stamp`` while ``offset`` was in force."""
+        with self.lock:
+            self._created[key] = (stamp, offset)
+            self._created.move_to_end(key)
+            while len(self._created) > CREATED_LIMIT:
+                self._created.popitem(last=False)
 
     # -- settings --------------------------------------------------------------------------------
     def container(self, account: str, container: str) -> ContainerSettings | None:
@@ -148,6 +181,8 @@ class FrontState:
     def reset(self) -> None:
         with self.lock:
             self.clock_offset = 0.0
+            self._offsets = [(float("-inf"), 0.0)]
+            self._created.clear()
             self.accounts.clear()
             self.containers.clear()
             self.blobs.clear()
