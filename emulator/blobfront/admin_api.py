@@ -67,7 +67,7 @@ _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found", 
 
 def _read_body(handler: _Handler) -> bytes:
     if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
-        handler.close_connection = True
+        handler._drain()  # read and dropped, so the client gets the answer
         raise AdminError(411, "LengthRequired", "send the admin request body with a Content-Length")
     text = handler.headers.get("Content-Length") or "0"
     try:
@@ -79,7 +79,7 @@ def _read_body(handler: _Handler) -> bytes:
         handler.close_connection = True
         raise AdminError(400, "InvalidContentLength", "Content-Length is negative")
     if length > BODY_LIMIT:
-        handler.close_connection = True  # not read: the connection cannot be reused
+        handler._drain()  # read and dropped (or, when huge, the connection is closed)
         raise AdminError(413, "BodyTooLarge", f"admin request bodies are limited to {BODY_LIMIT} bytes")
     return handler.rfile.read(length) if length else b""
 

@@ -237,3 +237,16 @@ def test_policies_need_an_existing_container_or_blob(front: BlobFront, container
         front.admin.set_blob_policy(ACCOUNT, container.container_name, "no-such-blob",
                                     datetime.now(UTC) + timedelta(days=1))
     assert info.value.status == 404
+
+
+def test_a_refused_large_upload_gets_its_answer(front: BlobFront, service: BlobServiceClient,
+                                                container: ContainerClient, blob: BlobClient) -> None:
+    """The front reads and drops the refused body, so the client reads the 409 and can go on."""
+    big = BlobServiceClient.from_connection_string(front.connection_string(ACCOUNT),
+                                                   connection_verify=str(front.tls.ca_bundle),
+                                                   max_single_put_size=16 * 1024 * 1024)
+    target = big.get_blob_client(container.container_name, blob.blob_name)
+    front.admin.set_container_policy(ACCOUNT, container.container_name, 1)
+    err = storage_error(target.upload_blob, b"z" * (10 * 1024 * 1024), overwrite=True)
+    assert_azure_error(err, 409, *POLICY)
+    assert target.download_blob().readall() == b"original"
