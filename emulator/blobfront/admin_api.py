@@ -20,6 +20,7 @@ import json
 import math
 import re
 from datetime import datetime
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
@@ -28,6 +29,10 @@ from .state import AccountPolicy, ContainerPolicy, iso
 
 if TYPE_CHECKING:
     from .front import BlobFront, _Handler
+
+
+class UpstreamError(Exception):
+    """Azurite could not be reached or broke the connection."""
 
 BODY_LIMIT = 256 * 1024
 MAX_RETENTION_DAYS = 146_000  # Azure: 1 day to 146,000 days (400 years)
@@ -50,19 +55,17 @@ def serve(handler: _Handler, front: BlobFront, raw_path: str, raw_query: str) ->
         status, payload = route(front, handler.command, raw_path, raw_query, body)
     except AdminError as exc:
         status, payload = exc.status, {"error": {"code": exc.code, "message": exc.message}}
+    except UpstreamError as exc:
+        status, payload = 502, {"error": {"code": "AzuriteUnavailable", "message": str(exc)[:300]}}
     except Exception as exc:  # a bug here must not look like Azure's answer, nor kill the connection thread
         status, payload = 500, {"error": {"code": "FrontInternalError", "message": type(exc).__name__}}
     data = json.dumps(payload).encode()
     headers = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data)))]
     if handler.close_connection:
         headers.append(("Connection", "close"))
-    handler._write_head(status, _REASONS.get(status, "Error"), headers)
+    handler._write_head(status, HTTPStatus(status).phrase, headers)
     if handler.command != "HEAD":
         handler.wfile.write(data)
-
-
-_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            411: "Length Required", 413: "Payload Too Large", 500: "Internal Server Error"}
 
 
 def _read_body(handler: _Handler) -> bytes:

@@ -32,6 +32,7 @@ from urllib3.response import BaseHTTPResponse
 from emulator.certs import TlsFiles
 
 from . import admin_api
+from .admin_api import UpstreamError
 from .errors import AUTHORIZATION_PERMISSION_MISMATCH, UNAUTHORIZED_BLOB_OVERWRITE, StorageError, error
 from .immutability import BlobFacts, container_delete_refusal, protection, refusal
 from .ops import BLOB_ADD, BLOB_WRITE, Imm, Operation, classify, lower_query
@@ -50,10 +51,6 @@ CHUNK = 256 * 1024
 # connection is closed instead.
 DRAIN_LIMIT = 512 * 1024 * 1024
 IMMUTABILITY_VERSION = "2020-06-12"  # first x-ms-version with the immutability headers
-
-
-class UpstreamError(Exception):
-    """Azurite could not be reached or broke the connection."""
 
 
 def auth_kind(headers: dict[str, str], raw_query: str) -> str:
@@ -222,7 +219,10 @@ class BlobFront:
         headers = self._signed("HEAD", path, query, account)
         if headers is None:
             return None
-        resp = self.pool.urlopen("HEAD", f"{path}?{query}" if query else path, headers=headers)
+        try:
+            resp = self.pool.urlopen("HEAD", f"{path}?{query}" if query else path, headers=headers)
+        except urllib3.exceptions.HTTPError as exc:
+            raise UpstreamError(str(exc)) from exc
         return resp.status == 200
 
     def _probe_authentication(self, account: str, headers: dict[str, str]) -> None:
@@ -258,6 +258,7 @@ class BlobFront:
                 # Only blobs/add/action: creating is allowed, overwriting is not.
                 facts = self.blob_facts(raw_path, op)
                 if facts is not None and facts.exists:
+                    self._probe_authentication(op.account, headers)
                     raise Refused(error(UNAUTHORIZED_BLOB_OVERWRITE, 403), "refused-rbac")
                 seen["grantedBy"] = BLOB_ADD
         if op.account is None or op.container is None:
