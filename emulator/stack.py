@@ -9,6 +9,11 @@ Used by the demo and the end-to-end tests. Two ways for the app to reach its own
   path the app takes in Azure).
 
 ARM and the backup account are always reached with the managed identity.
+
+``blob_front=True`` puts the blob front (emulator/blobfront) before Azurite's blob endpoint: the app's
+``APIM_DR_BACKUP_BLOB_ENDPOINT`` and the APIM emulator's blob endpoint (APIM's own writes, with the
+account key) both go through it, so immutability applies to everyone and RBAC to bearer tokens (once a
+role table is set: ``front.admin.set_roles(...)``). The app's own runtime storage stays on Azurite.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, Literal
 from .apim import ApimEmulator
 from .apim.seed import load_seed, storage_accounts
 from .azurite import Azurite
+from .blobfront import BlobFront
 from .certs import TlsFiles, ensure_tls_files
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +44,8 @@ class LocalAzure:
     tls: TlsFiles | None = None
     azurite: Azurite | None = None
     apim: ApimEmulator | None = None
+    blob_front: bool = False
+    front: BlobFront | None = None
     _seed: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def start(self) -> LocalAzure:
@@ -47,9 +55,14 @@ class LocalAzure:
         self.azurite = Azurite(self.workdir / "azurite", self.tls, accounts=storage_accounts(self.seed)).start()
         blob_endpoint = f"{self.azurite.scheme}://127.0.0.1:{self.azurite.blob_port}"
         try:
+            if self.blob_front:
+                self.front = BlobFront(blob_endpoint, self.tls, accounts=self.azurite.all_accounts()).start()
+                blob_endpoint = self.front.url
             self.apim = ApimEmulator(self.workdir / "apim", self.seed, self.tls, blob_endpoint=blob_endpoint,
                                      retry_after=self.retry_after, op_duration=self.op_duration).start()
         except Exception:
+            if self.front is not None:
+                self.front.stop()
             self.azurite.stop()
             raise
         return self
@@ -57,6 +70,8 @@ class LocalAzure:
     def stop(self) -> None:
         if self.apim is not None:
             self.apim.stop()
+        if self.front is not None:
+            self.front.stop()
         if self.azurite is not None:
             self.azurite.stop()
 
@@ -82,6 +97,13 @@ class LocalAzure:
     def backup_account(self) -> str:
         return str(self._seed["storageAccounts"][0]["name"])
 
+    def backup_blob_endpoint(self) -> str:
+        """The backup account's blob endpoint the app uses: the front's when there is one, else Azurite's."""
+        assert self.azurite is not None
+        if self.front is not None:
+            return self.front.endpoint(self.backup_account)
+        return self.azurite.endpoint("blob", self.backup_account)
+
     @property
     def function_app_client_id(self) -> str:
         """Client ID of the Function App's first user-assigned identity in the seed."""
@@ -97,7 +119,7 @@ class LocalAzure:
             "BACKUP_SCHEDULE": "0 0 2 * * *",
             "APIM_DR_INSTANCES": json.dumps(instances),
             "APIM_DR_BACKUP_STORAGE_ACCOUNT": self.backup_account,
-            "APIM_DR_BACKUP_BLOB_ENDPOINT": self.azurite.endpoint("blob", self.backup_account),
+            "APIM_DR_BACKUP_BLOB_ENDPOINT": self.backup_blob_endpoint(),
             "APIM_DR_ARM_ENDPOINT": self.apim.arm_url,
             "AZURE_CLIENT_ID": self.function_app_client_id,
             **self.apim.env(),
