@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .clock import iso_or_none
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     from .jobs import Job
 
-__all__ = ["LogNotifier", "Notifier", "WebhookNotifier", "announcement", "log_transition"]
+__all__ = ["Event", "LogNotifier", "Notifier", "WebhookNotifier", "announcement", "log_transition"]
 
 logger = logging.getLogger("apim_dr.jobs")
 _module_logger = logging.getLogger(__name__)
@@ -71,9 +72,28 @@ def announcement(job: Job) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Event:
+    """Something other than a job that people must hear about (an RPO breach and its recovery, a failed drill).
+
+    ``text`` is what a chat shows; ``details`` is for machines (no secrets).
+    """
+
+    kind: str
+    text: str
+    details: dict[str, Any] = field(default_factory=dict)
+    severe: bool = True
+
+    def payload(self) -> dict[str, Any]:
+        return {"text": self.text, "apimDr": {"event": self.kind, **self.details}}
+
+
 class Notifier(Protocol):
     def announce(self, job: Job) -> None:
         """Tell humans about a failed or timed-out job. Raise on failure to deliver."""
+
+    def announce_event(self, event: Event) -> None:
+        """Tell humans about an event. Raise on failure to deliver."""
 
 
 class LogNotifier:
@@ -81,6 +101,9 @@ class LogNotifier:
 
     def announce(self, job: Job) -> None:
         logger.error("%s", announcement(job)["text"])
+
+    def announce_event(self, event: Event) -> None:
+        logger.log(logging.ERROR if event.severe else logging.WARNING, "%s", event.text)
 
 
 class WebhookNotifier:
@@ -98,11 +121,18 @@ class WebhookNotifier:
         )
 
     def announce(self, job: Job) -> None:
+        self._post(announcement(job))
+        _module_logger.info("announced %s %s to the webhook", job.job_id, job.state.value)
+
+    def announce_event(self, event: Event) -> None:
+        self._post(event.payload())
+        _module_logger.info("announced a %s event to the webhook", event.kind)
+
+    def _post(self, payload: dict[str, Any]) -> None:
         from azure.core.rest import HttpRequest
 
-        request = HttpRequest("POST", self._url, json=announcement(job))
+        request = HttpRequest("POST", self._url, json=payload)
         response = self._client.send_request(request, connection_timeout=self._timeout, read_timeout=self._timeout)
         if response.status_code >= 300:
             # The URL may embed a token: never log it.
             raise RuntimeError(f"alert webhook answered HTTP {response.status_code}")
-        _module_logger.info("announced %s %s to the webhook", job.job_id, job.state.value)

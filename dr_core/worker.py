@@ -20,8 +20,9 @@ after the save) is picked up by the watchdog (:meth:`dr_core.planner.BackupPlann
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .arm import API_VERSION, ArmCallError, BackupTarget, ServiceInfo, StartedOperation
 from .catalog import backup_metadata, backup_tags
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from .settings import Settings
     from .store import JobStore
 
-__all__ = ["Worker"]
+__all__ = ["JobFollower", "Worker"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +52,23 @@ _REFUSED_DELAY = 15  # 429 and other "not now" answers
 _BUSY_DELAY = 30
 
 
+class JobFollower(Protocol):
+    """Work that follows a job's end (a standby sync after a backup, a drill's verification after its restore).
+
+    Called once, by the worker that committed the terminal state, after the job's own wrap-up.
+    It must be idempotent and never raise for the job's sake: the job has ended either way.
+    """
+
+    def after(self, job: Job) -> None: ...
+
+
 class Worker:
     """One step of one job per message."""
 
     def __init__(self, *, settings: Settings, store: JobStore, queue: WorkQueue, arm: ApimManagement,
-                 backups: BackupStore, notifier: Notifier, clock: Clock) -> None:
+                 backups: BackupStore, notifier: Notifier, clock: Clock,
+                 followers: Sequence[JobFollower] = ()) -> None:
+        self._followers = tuple(followers)
         self._settings = settings
         self._store = store
         self._queue = queue
@@ -260,12 +273,17 @@ class Worker:
         return True
 
     def _finish(self, job: Job, step: Step) -> None:
-        """Commit a terminal step, free what the job held, and announce it if a person must know."""
+        """Commit a terminal step, free what the job held, announce it if a person must know, then its followers."""
         if not self._commit(job, step):
             return
         if job.kind is JobKind.RESTORE:
             self._store.release_restore_lock(job)
         self._announce_if_needed(job)
+        for follower in self._followers:
+            try:
+                follower.after(job)
+            except Exception:
+                logger.exception("follow-up of job %s failed; the job itself has ended", job.job_id)
 
     def _announce_if_needed(self, job: Job) -> None:
         """Announce a failure exactly once: the flag is set only after the notifier succeeded.

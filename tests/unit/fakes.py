@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dr_core.arm import ApimManagement, BackupTarget, PollResult, ServiceInfo, StartedOperation
-from dr_core.backup_store import BackupStore, BlobFacts
+from dr_core.backup_store import BackupStore, BlobFacts, DeleteOutcome
 from dr_core.catalog import CatalogEntry, entry_from_tags
 from dr_core.clients import AzureClients
 from dr_core.clock import ManualClock
@@ -27,8 +27,9 @@ from dr_core.errors import ArmCallError, ArmError, DrError
 from dr_core.ids import ApimResourceId
 from dr_core.jobs import Job, JobKind, parse_job_id
 from dr_core.messages import WorkMessage, WorkQueue
+from dr_core.notify import Event
 from dr_core.settings import Settings, load_settings
-from dr_core.store import JobConflictError, JobStore
+from dr_core.store import JobConflictError, JobStore, Record
 
 SUB = "00000000-0000-0000-0000-0000000000cc"
 T0 = datetime(2026, 11, 30, 2, 0, 0, tzinfo=UTC)
@@ -59,6 +60,7 @@ class FakeJobStore(JobStore):
         self._etags = itertools.count(1)
         self.conflict_next_update = False
         self.updates = 0
+        self.record_rows: dict[tuple[str, str], Record] = {}
 
     def _etag(self) -> str:
         return f'W/"{next(self._etags)}"'
@@ -120,6 +122,22 @@ class FakeJobStore(JobStore):
         if current is not None and current[1] == etag:
             del self.locks[target.key]
 
+    def get_record(self, kind: str, key: str) -> Record | None:
+        record = self.record_rows.get((kind, key))
+        return copy.deepcopy(record) if record is not None else None
+
+    def put_record(self, record: Record) -> Record:
+        current = self.record_rows.get((record.kind, record.key))
+        if (record.etag is None and current is not None) or (
+                record.etag is not None and (current is None or current.etag != record.etag)):
+            raise JobConflictError(f"record {record.kind}/{record.key} changed meanwhile")
+        record.etag = self._etag()
+        self.record_rows[(record.kind, record.key)] = copy.deepcopy(record)
+        return record
+
+    def records(self, kind: str) -> list[Record]:
+        return [copy.deepcopy(r) for (k, _), r in self.record_rows.items() if k == kind]
+
     # -- for tests ---------------------------------------------------------------------------------
     def put(self, job: Job) -> Job:
         """Store ``job`` as it is (any state) and return a copy carrying its ETag."""
@@ -156,6 +174,8 @@ class FakeBackupStore(BackupStore):
         self.blobs: dict[tuple[str, str], FakeBlob] = {}
         self.cors_rules = 0
         self.calls: list[str] = []
+        self.immutable: set[tuple[str, str]] = set()
+        self.documents: dict[tuple[str, str], dict[str, Any]] = {}
 
     def add(self, container: str, name: str, *, size: int = 1024, created: datetime = T0,
             tags: dict[str, str] | None = None) -> FakeBlob:
@@ -187,6 +207,19 @@ class FakeBackupStore(BackupStore):
 
     def cors_rule_count(self) -> int:
         return self.cors_rules
+
+    def delete(self, container: str, blob_name: str) -> DeleteOutcome:
+        self.calls.append("delete")
+        if (container, blob_name) in self.immutable:
+            return DeleteOutcome.IMMUTABLE
+        return DeleteOutcome.DELETED if self.blobs.pop((container, blob_name), None) else DeleteOutcome.MISSING
+
+    def put_json(self, container: str, blob_name: str, data: dict[str, Any]) -> None:
+        self.documents[(container, blob_name)] = json.loads(json.dumps(data, default=str))
+
+    def get_json(self, container: str, blob_name: str) -> dict[str, Any] | None:
+        document = self.documents.get((container, blob_name))
+        return copy.deepcopy(document) if document is not None else None
 
 
 Answer = StartedOperation | ArmError | Exception
@@ -251,12 +284,18 @@ class FakeArm(ApimManagement):
 class FakeNotifier:
     def __init__(self) -> None:
         self.announced: list[str] = []
+        self.events: list[Event] = []
         self.fail = False
 
     def announce(self, job: Job) -> None:
         if self.fail:
             raise RuntimeError("webhook answered HTTP 500")
         self.announced.append(job.job_id)
+
+    def announce_event(self, event: Event) -> None:
+        if self.fail:
+            raise RuntimeError("webhook answered HTTP 500")
+        self.events.append(event)
 
 
 @dataclass

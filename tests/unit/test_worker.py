@@ -397,3 +397,28 @@ def test_reading_the_instance_with_arm_unreachable_waits() -> None:
     run(w, start(job))
     saved = w.store.rows[job.job_id]
     assert saved.state is JobState.STARTING and saved.wait_reason == "ArmUnreachable"
+
+
+def test_followers_run_once_after_the_end_and_their_failure_never_fails_the_job() -> None:
+    w = world()
+    job = backup_job(w, JobState.RUNNING)
+    w.backups.add(job.container, job.blob_name)
+    seen: list[tuple[str, JobState]] = []
+
+    class Recorder:
+        def after(self, ended: Job) -> None:
+            seen.append((ended.job_id, ended.state))
+
+    class Broken:
+        def after(self, ended: Job) -> None:
+            raise RuntimeError("follow-up failed")
+
+    from dr_core.worker import Worker
+
+    worker = Worker(settings=w.ctx.settings, store=w.store, queue=w.queue, arm=w.arm, backups=w.backups,
+                    notifier=w.notifier, clock=w.clock, followers=[Broken(), Recorder()])
+    w.arm.poll_answers = [PollResult("succeeded", 0, resource={"sku": {"name": "Standard"}})]
+    worker.handle(poll(job))
+    worker.handle(poll(job))  # a duplicate message for the ended job: no second follow-up
+    assert seen == [(job.job_id, JobState.SUCCEEDED)]
+    assert w.store.rows[job.job_id].state is JobState.SUCCEEDED
