@@ -66,13 +66,46 @@ class EmulatorAdmin:
         count: int | None = 1,
         retry_after: float | None = None,
         service: str | None = None,
+        then: str | int | None = None,
     ) -> dict[str, Any]:
-        """Inject a fault; see emulator/apim/faults.py for kinds ("http", "throttle", "op_failure") and targets."""
+        """Inject a fault; see emulator/apim/faults.py for kinds ("http", "throttle", "op_failure",
+        "drop_answer") and targets."""
         body: dict[str, Any] = {"kind": kind, "on": on, "count": count, "service": service}
-        for key, value in (("status", status), ("code", code), ("message", message), ("retryAfter", retry_after)):
+        for key, value in (
+            ("status", status),
+            ("code", code),
+            ("message", message),
+            ("retryAfter", retry_after),
+            ("then", then),
+        ):
             if value is not None:
                 body[key] = value
         return dict(self._call("POST", "/faults", body))
+
+    def drop_answer(
+        self,
+        on: str = "start",
+        *,
+        then: str | int = "close",
+        service: str | None = None,
+        count: int | None = 1,
+        code: str | None = None,
+        message: str | None = None,
+        retry_after: float | None = None,
+    ) -> dict[str, Any]:
+        """Handle the next matching request in full (a backup really starts), then lose its answer:
+        ``then="close"`` closes the connection without a response, ``then=503`` (any 400-599) sends that
+        error instead. The request log keeps the real status and adds ``droppedAnswer``."""
+        return self.set_fault(
+            "drop_answer",
+            on=on,
+            then=then,
+            service=service,
+            count=count,
+            code=code,
+            message=message,
+            retry_after=retry_after,
+        )
 
     def throttle(self, *, on: str = "any", count: int = 1, retry_after: float = 10) -> dict[str, Any]:
         return self.set_fault("throttle", on=on, count=count, retry_after=retry_after)

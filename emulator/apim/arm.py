@@ -137,6 +137,9 @@ class ArmApi:
             )
         response.principal = principal.object_id if principal else None
         self._decorate(req, response, request_id, route, write_tokens)
+        lost = self.engine.take_fault(("drop_answer",), route.kind, route.name) if route is not None else None
+        if lost is not None:
+            response.substitute = fault_rules.lost_answer(lost, response)
         return response
 
     # -- headers -------------------------------------------------------------------------------

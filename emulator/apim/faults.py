@@ -2,14 +2,18 @@
 
 A fault is a JSON object stored with the rest of the state (so it survives a restart)::
 
-    {"id": "f1", "kind": "http" | "throttle" | "op_failure",
+    {"id": "f1", "kind": "http" | "throttle" | "op_failure" | "drop_answer",
      "on": "any" | "start" | "backup" | "restore" | "poll" | "get" | "list",  (aliases: TARGET_ALIASES)
      "service": null | "<name>", "count": 1 (null = until cleared),
-     "status": 503, "code": "...", "message": "...", "retryAfter": null | <seconds>}
+     "status": 503, "code": "...", "message": "...", "retryAfter": null | <seconds>,
+     "then": "close" | <status>}  (drop_answer only)
 
 ``http``/``throttle`` faults answer a matching request instead of handling it. ``op_failure`` faults
 are taken when a backup/restore starts: that operation is accepted (202) and later fails on poll
-with the given status/code/message.
+with the given status/code/message. ``drop_answer`` faults let the request be handled in full (a
+backup really starts) and then lose its answer: the connection is closed without a response
+(``"then": "close"``) or an error status is sent instead (``"then": 503``), as when a gateway or
+the network between client and ARM fails after ARM acted.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import time
 from typing import Any
 
 from .errors import ArmError, apim_error
+from .wire import Response, json_response
 
-FAULT_KINDS = ("http", "throttle", "op_failure")
+FAULT_KINDS = ("http", "throttle", "op_failure", "drop_answer")
 FAULT_TARGETS = ("any", "start", "backup", "restore", "poll", "get", "list")
 # Spellings callers reach for; they mean the POST that starts the operation.
 TARGET_ALIASES = {"backup_start": "backup", "restore_start": "restore", "post": "start", "operationresults": "poll"}
@@ -55,9 +60,21 @@ def normalize_fault(raw: dict[str, Any]) -> dict[str, Any]:
     service = raw.get("service")
     if service is not None and not isinstance(service, str):
         raise ValueError("service must be a service name")
+    status: int | None
     code: str | None
     message: str | None
-    if kind == "throttle":
+    then: str | int | None = None
+    if kind == "drop_answer":
+        then = raw.get("then", "close")
+        if then == "close":
+            status, code, message = None, None, None
+        elif isinstance(then, int) and not isinstance(then, bool) and 400 <= then <= 599:
+            status = then
+            default_code, default_message = DEFAULT_HTTP_FAULT.get(status, ("InjectedFault", "Injected fault."))
+            code, message = raw.get("code") or default_code, raw.get("message") or default_message
+        else:
+            raise ValueError('then must be "close" or an HTTP error status (400-599)')
+    elif kind == "throttle":
         status, code, message = 429, "SubscriptionRequestsThrottled", raw.get("message")
         if retry_after is None:
             retry_after = 10
@@ -82,6 +99,7 @@ def normalize_fault(raw: dict[str, Any]) -> dict[str, Any]:
         "code": code,
         "message": message,
         "retryAfter": retry_after,
+        **({"then": then} if kind == "drop_answer" else {}),
     }
 
 
@@ -132,6 +150,27 @@ def http_fault_error(fault: dict[str, Any], *, subscription: str, principal: str
     if fault.get("retryAfter") is not None:
         headers["Retry-After"] = str(max(0, math.ceil(fault["retryAfter"])))
     return apim_error(fault["status"], fault["code"], fault["message"], headers=headers)
+
+
+def lost_answer(fault: dict[str, Any], handled: Response) -> Response:
+    """What the client gets instead of ``handled`` under a ``drop_answer`` fault.
+
+    ``handled`` stays the emulator's answer (it is what the request log records); the returned
+    response is what goes on the wire: nothing at all (the connection is closed) or the fault's
+    error status with an APIM-shaped body, the front door's headers and none of the real answer's
+    (no ``Location``, no ``Retry-After`` unless the fault sets one).
+    """
+    if fault["then"] == "close":
+        return Response(handled.status, abort=True)
+    headers = {
+        name: value
+        for name, value in handled.headers.items()
+        if name.lower() not in ("location", "retry-after", "etag", "content-type", "content-length")
+    }
+    if fault.get("retryAfter") is not None:
+        headers["Retry-After"] = str(max(0, math.ceil(fault["retryAfter"])))
+    error = apim_error(fault["status"], fault["code"], fault["message"])
+    return json_response(fault["status"], error.body(), headers)
 
 
 class TokenBuckets:

@@ -174,25 +174,32 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 base_url=self._base_url(),
             )
             response = self.server.app_handler(request)
+        sent = response.substitute or response
         # Log before answering: a client that has the answer must find it in the log.
         if self.server.request_logger is not None and (
             self.server.log_filter is None or self.server.log_filter(raw_path)
         ):
-            self.server.request_logger(
-                {
-                    "server": self.server.server_label,
-                    "time": iso(started),
-                    "method": self.command,
-                    "path": raw_path,
-                    "query": raw_query,
-                    "status": response.status,
-                    "principal": response.principal,
-                    "durationMs": round((time.time() - started) * 1000, 1),
-                }
-            )
-        self._write(response)
+            entry: dict[str, Any] = {
+                "server": self.server.server_label,
+                "time": iso(started),
+                "method": self.command,
+                "path": raw_path,
+                "query": raw_query,
+                "status": response.status,
+                "principal": response.principal,
+                "durationMs": round((time.time() - started) * 1000, 1),
+            }
+            if response.substitute is not None:
+                # The request was handled (status) but the client got this instead.
+                entry["droppedAnswer"] = "close" if sent.abort else sent.status
+            self.server.request_logger(entry)
+        self._write(sent)
 
     def _write(self, response: Response) -> None:
+        if response.abort:
+            # No status line, nothing: the client sees the connection end (RemoteDisconnected / reset).
+            self.close_connection = True
+            return
         try:
             self.send_response(response.status)
             for name, value in response.headers.items():

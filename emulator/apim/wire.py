@@ -40,6 +40,11 @@ class Response:
     principal: str | None = None  # for the request log
     # Close the connection after answering (e.g. a request body was not read).
     close: bool = False
+    # Close the connection without answering at all (a lost answer, see ``substitute``).
+    abort: bool = False
+    # A lost answer: the request was handled (this response is what the request log records) but the
+    # client gets ``substitute`` instead (faults.lost_answer).
+    substitute: Response | None = None
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
