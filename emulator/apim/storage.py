@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from pathlib import Path
 
+import requests
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobServiceClient
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 logger = logging.getLogger(__name__)
+
+# Connections kept open to Azurite: enough for the completion workers plus the POSTs reading CORS.
+POOL_SIZE = 32
 
 
 class BlobMissingError(Exception):
@@ -26,31 +34,62 @@ class StorageUnavailableError(Exception):
 
 
 class BlobStore:
+    """One client per account, all on one pooled HTTP session: connections to Azurite are reused."""
+
     def __init__(self, blob_endpoint: str, ca_bundle: Path | None) -> None:
         self.blob_endpoint = blob_endpoint.rstrip("/")
         self._verify: str | bool = str(ca_bundle) if ca_bundle else True
+        self._session = requests.Session()
+        self._session.trust_env = False  # loopback Azurite: no proxies, and no proxy lookup per request
+        # As azure-core's own session: urllib3 retries off (the storage retry policy retries).
+        adapter = HTTPAdapter(
+            pool_connections=4,
+            pool_maxsize=POOL_SIZE,
+            max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+        )
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._clients: dict[tuple[str, str], BlobServiceClient] = {}
+        self._clients_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._session.close()
 
     def _client(self, account: str, key: str) -> BlobServiceClient:
-        return BlobServiceClient(
-            f"{self.blob_endpoint}/{account}",
-            credential={"account_name": account, "account_key": key},
-            connection_verify=self._verify,
-            # Fail fast: a stuck storage call must not hold the engine lock for minutes.
-            retry_total=2,
-            retry_backoff_factor=0.2,
-            connection_timeout=5,
-            read_timeout=15,
-        )
+        with self._clients_lock:
+            client = self._clients.get((account, key))
+            if client is None:
+                # Fail fast: a stuck storage call must not keep an operation (and its service) busy for minutes.
+                transport = RequestsTransport(
+                    session=self._session,
+                    session_owner=False,
+                    connection_verify=self._verify,
+                    connection_timeout=5,
+                    read_timeout=15,
+                )
+                client = BlobServiceClient(
+                    f"{self.blob_endpoint}/{account}",
+                    credential={"account_name": account, "account_key": key},
+                    transport=transport,
+                    retry_total=2,
+                    retry_backoff_factor=0.2,
+                )
+                self._clients[(account, key)] = client
+            return client
 
     def write(self, account: str, key: str, container: str, blob: str, data: bytes) -> None:
         client = self._client(account, key)
+        target = client.get_blob_client(container, blob)
+        metadata = {"writer": "apim-dr-emulator"}
         try:
-            # "If the storage container doesn't exist, the backup operation creates it." (DOC, 12/2025)
-            with contextlib.suppress(ResourceExistsError):
-                client.create_container(container)
-            client.get_blob_client(container, blob).upload_blob(
-                data, overwrite=True, metadata={"writer": "apim-dr-emulator"}
-            )
+            try:
+                target.upload_blob(data, overwrite=True, metadata=metadata)
+            except ResourceNotFoundError:
+                # "If the storage container doesn't exist, the backup operation creates it." (DOC, 12/2025)
+                # Tried after the upload: one request per backup when the container exists.
+                with contextlib.suppress(ResourceExistsError):
+                    client.create_container(container)
+                target.upload_blob(data, overwrite=True, metadata=metadata)
         except AzureError as exc:
             raise StorageUnavailableError(_describe(exc)) from exc
 
