@@ -89,8 +89,7 @@ class EmulatorApp:
         return self.arm.handle(req)
 
     def _log_request(self, entry: dict[str, Any]) -> None:
-        with self.engine.lock:
-            self.store.log_request(entry)
+        self.store.log_request(entry)
 
     @property
     def arm_url(self) -> str:
@@ -144,5 +143,6 @@ class EmulatorApp:
             server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
-        with self.engine.lock:
-            self.store.close()
+        self.engine.close()
+        self.engine.blobs.close()
+        self.store.close()

@@ -122,6 +122,11 @@ def restore_backup(
     blobs: BlobStore, op: dict[str, Any], svc: dict[str, Any], account: dict[str, Any], now: float
 ) -> None:
     """Read the snapshot and replace ``svc``'s configuration (in place), or raise the async failure."""
+    apply_snapshot(svc, read_snapshot(blobs, op, account), op, account, now)
+
+
+def read_snapshot(blobs: BlobStore, op: dict[str, Any], account: dict[str, Any]) -> dict[str, Any]:
+    """The restore's storage half: read and parse the snapshot blob (no service state involved)."""
     params = op["parameters"]
     where = f"'{params['backupName']}' in container '{params['containerName']}' of storage account '{account['name']}'"
     try:
@@ -132,7 +137,14 @@ def restore_backup(
         raise OperationFailedError(
             "RestoreFailed", f"Cannot restore: storage account '{account['name']}' could not be read ({exc})."
         ) from exc
-    snapshot = parse_snapshot(data, where)
+    return parse_snapshot(data, where)
+
+
+def apply_snapshot(
+    svc: dict[str, Any], snapshot: dict[str, Any], op: dict[str, Any], account: dict[str, Any], now: float
+) -> None:
+    """The restore's service half: SKU and expiry checks, then replace ``svc``'s configuration in place."""
+    params = op["parameters"]
     current, backup = svc["sku"]["name"], snapshot["sku"]["name"]
     if current != backup:
         raise OperationFailedError(

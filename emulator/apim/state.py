@@ -3,7 +3,8 @@
 Everything a restart must keep lives here: services (with their configuration), operations, the
 clock offset, faults, settings, role tables, the request log and the seed (for ``/_emulator/reset``).
 Each mutation is its own committed transaction, so even a SIGKILL loses at most the request in flight.
-The store is not thread-safe by itself; the engine serialises access with one lock.
+The store serialises its own SQL (one lock, held only for the statements); the engine decides which
+changes must not interleave (per-service locks).
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from .resources import render_service
 
 logger = logging.getLogger(__name__)
 
@@ -29,67 +33,151 @@ CREATE TABLE IF NOT EXISTS operations (
 CREATE INDEX IF NOT EXISTS operations_status ON operations (status);
 CREATE TABLE IF NOT EXISTS requests (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
 """
+# Columns derived from the documents, for list pages and due operations without decoding every row.
+# Added (and filled in) on open when a state file from an older emulator lacks them.
+DERIVED_COLUMNS = {
+    "services": {"subscription": "TEXT", "resource_group": "TEXT", "resource": "TEXT"},
+    "operations": {"due": "REAL"},
+}
+INDEXES = """
+CREATE INDEX IF NOT EXISTS services_by_subscription ON services (subscription, name);
+CREATE INDEX IF NOT EXISTS services_by_group ON services (subscription, resource_group, name);
+CREATE INDEX IF NOT EXISTS operations_due ON operations (status, due);
+"""
+_UNKNOWN: Any = object()
 
 
 class Store:
+    """Thread-safe: one connection, one lock held only for the SQL itself (JSON work is done outside it).
+
+    Small key/value documents (settings, faults, roles, clock offset ...) are cached as JSON text, so a
+    request reads them without SQL; services keep their rendered ARM body next to the record, so a list
+    page is a query and a string join.
+    """
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # One connection shared by the server threads; callers hold the engine lock.
+        self._lock = threading.RLock()
+        self._kv: dict[str, str | None] = {}  # key -> JSON text (None: known to be absent)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._migrate()
+        self._db.executescript(INDEXES)
+
+    def _migrate(self) -> None:
+        for table, columns in DERIVED_COLUMNS.items():
+            existing = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            missing = {name: kind for name, kind in columns.items() if name not in existing}
+            if not missing:
+                continue
+            logger.info("adding %s to %s in %s", ", ".join(missing), table, self.path)
+            with self.transaction():
+                for name, kind in missing.items():
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                if table == "services":
+                    for (doc,) in self._db.execute("SELECT doc FROM services").fetchall():
+                        self.put_service(json.loads(doc))
+                else:
+                    for (doc,) in self._db.execute("SELECT doc FROM operations").fetchall():
+                        self.put_operation(json.loads(doc))
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def is_empty(self) -> bool:
-        return self.get("seed") is None
+        return not self.has("seed")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group writes that must land together (an operation and its service). Not re-entrant."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        """Group writes that must land together (an operation and its service); other threads wait."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._kv.clear()  # puts made inside the transaction are void
+                raise
+            self._db.execute("COMMIT")
 
     def clear(self) -> None:
         with self.transaction():
             for table in ("kv", "services", "operations", "requests"):
                 self._db.execute(f"DELETE FROM {table}")
+            self._kv.clear()
 
     # -- key/value -----------------------------------------------------------------------------
+    def _text(self, key: str) -> str | None:
+        text = self._kv.get(key, _UNKNOWN)  # a hit needs no lock (one dict read)
+        if text is not _UNKNOWN:
+            return text
+        with self._lock:
+            if key not in self._kv:
+                row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+                self._kv[key] = None if row is None else str(row[0])
+            return self._kv[key]
+
+    def has(self, key: str) -> bool:
+        return self._text(key) is not None
+
     def get(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        """A fresh copy of the stored value (callers may change it and ``put`` it back)."""
+        text = self._text(key)
+        return default if text is None else json.loads(text)
 
     def put(self, key: str, value: Any) -> None:
-        self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        text = json.dumps(value)
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, text))
+            self._kv[key] = text
 
     # -- services ------------------------------------------------------------------------------
     def service(self, name: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT doc FROM services WHERE name = ?", (name.lower(),)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT doc FROM services WHERE name = ?", (name.lower(),)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def services(self) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self._db.execute("SELECT doc FROM services ORDER BY name")]
+        with self._lock:
+            rows = self._db.execute("SELECT doc FROM services ORDER BY name").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def service_page(
+        self, subscription: str, resource_group: str | None, offset: int, limit: int
+    ) -> tuple[list[str], bool]:
+        """Rendered ARM bodies (JSON text) of one list page, in name order, and whether more follow."""
+        sql = "SELECT resource FROM services WHERE subscription = ?"
+        args: list[Any] = [subscription.lower()]
+        if resource_group is not None:
+            sql += " AND resource_group = ?"
+            args.append(resource_group.lower())
+        sql += " ORDER BY name LIMIT ? OFFSET ?"
+        args += [limit + 1, offset]
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [str(r[0]) for r in rows[:limit]], len(rows) > limit
 
     def put_service(self, svc: dict[str, Any]) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO services (name, doc) VALUES (?, ?)", (svc["name"].lower(), json.dumps(svc))
-        )
+        doc, resource = json.dumps(svc), json.dumps(render_service(svc))
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO services (name, subscription, resource_group, resource, doc) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (svc["name"].lower(), svc["subscriptionId"].lower(), svc["resourceGroup"].lower(), resource, doc),
+            )
 
     def delete_services(self) -> None:
-        self._db.execute("DELETE FROM services")
+        with self._lock:
+            self._db.execute("DELETE FROM services")
 
     # -- operations ----------------------------------------------------------------------------
     def operation(self, op_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT doc FROM operations WHERE id = ?", (op_id,)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT doc FROM operations WHERE id = ?", (op_id,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def operations(self, *, status: str | None = None, service: str | None = None) -> list[dict[str, Any]]:
@@ -100,28 +188,53 @@ class Store:
         if service is not None:
             sql += " AND service = ?"
             args.append(service.lower())
-        return [json.loads(r[0]) for r in self._db.execute(sql + " ORDER BY rowid", args)]
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY rowid", args).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def due_operations(self, now: float, service: str | None = None) -> list[str]:
+        """Ids of running operations whose end time has come (oldest first)."""
+        sql = "SELECT id FROM operations WHERE status = 'Running' AND due <= ?"
+        args: list[Any] = [now]
+        if service is not None:
+            sql += " AND service = ?"
+            args.append(service.lower())
+        with self._lock:
+            return [str(r[0]) for r in self._db.execute(sql + " ORDER BY due, rowid", args)]
+
+    def next_due(self) -> float | None:
+        """When the next running operation is due (emulator clock), or None."""
+        with self._lock:
+            row = self._db.execute("SELECT MIN(due) FROM operations WHERE status = 'Running'").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def put_operation(self, op: dict[str, Any]) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO operations (id, service, status, doc) VALUES (?, ?, ?, ?)",
-            (op["id"], op["service"].lower(), op["status"], json.dumps(op)),
-        )
+        due = float(op["startedAt"]) + float(op["duration"]) if op["status"] == "Running" else None
+        doc = json.dumps(op)
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO operations (id, service, status, due, doc) VALUES (?, ?, ?, ?, ?)",
+                (op["id"], op["service"].lower(), op["status"], due, doc),
+            )
 
     def delete_operations(self) -> None:
-        self._db.execute("DELETE FROM operations")
+        with self._lock:
+            self._db.execute("DELETE FROM operations")
 
     # -- request log ---------------------------------------------------------------------------
     def log_request(self, entry: dict[str, Any]) -> None:
-        self._db.execute("INSERT INTO requests (doc) VALUES (?)", (json.dumps(entry),))
+        doc = json.dumps(entry)
+        with self._lock:
+            self._db.execute("INSERT INTO requests (doc) VALUES (?)", (doc,))
 
     def requests(self) -> list[dict[str, Any]]:
-        return [
-            json.loads(r[0]) | {"seq": r[1]} for r in self._db.execute("SELECT doc, seq FROM requests ORDER BY seq")
-        ]
+        with self._lock:
+            rows = self._db.execute("SELECT doc, seq FROM requests ORDER BY seq").fetchall()
+        return [json.loads(r[0]) | {"seq": r[1]} for r in rows]
 
     def clear_requests(self) -> None:
-        self._db.execute("DELETE FROM requests")
+        with self._lock:
+            self._db.execute("DELETE FROM requests")
 
 
 class Clock:
