@@ -90,6 +90,24 @@ def _client(local: LocalAzure, credential: _StaticToken) -> Any:
     )
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _pids(local: LocalAzure) -> dict[str, int | None]:
+    assert local.apim is not None
+    proc = getattr(local.azurite, "_proc", None)
+    return {
+        "emulator": int(json.loads(local.apim.ready_file.read_text())["pid"]),
+        "Azurite": proc.pid if proc is not None else None,
+    }
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -261,7 +279,15 @@ def main(
         credential = _arm_token(local)
         listing = bench_list(local, credential, list_runs)
         local.apim.admin.clear_requests()
+        pids = _pids(local)
+        cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        client_cpu = time.process_time()
         burst_wall, burst = bench_backups(local, credential, operations, workers)
+        cpu = {"client": time.process_time() - client_cpu}
+        for name, pid in pids.items():
+            after, before = _cpu_seconds(pid), cpu_before[name]
+            if after is not None and before is not None:
+                cpu[name] = after - before
         late = _lateness(local, burst)
         server = local.apim.admin.requests()
     finally:
@@ -296,6 +322,10 @@ def main(
         f"    emulator time per request p50 {_pct(server_ms, 0.5):.1f} ms, p95 {_pct(server_ms, 0.95):.1f} ms; "
         f"finished seen after due end: p50 {_pct(late, 0.5):.2f} s, max {max(late, default=float('nan')):.2f} s"
     )
+    per_request = ""
+    if "emulator" in cpu:
+        per_request = f" (emulator {cpu['emulator'] * 1000 / max(1, len(server_ms)):.1f} ms per ARM request)"
+    print("    CPU during the burst: " + ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items()) + per_request)
     if burst.errors:
         print(f"    errors: {', '.join(f'{k}: {v}' for k, v in sorted(burst.errors.items()))}")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import imports, lro, planning
+from bench import emulator_load, imports, lro, planning
 
 
 def main() -> None:
@@ -11,6 +11,8 @@ def main() -> None:
     planning.main()
     print()
     lro.main()
+    print()
+    emulator_load.main()
 
 
 if __name__ == "__main__":
