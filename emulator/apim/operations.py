@@ -26,6 +26,7 @@ import math
 import queue
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,14 +122,18 @@ class Engine:
         self._due_lock = threading.Lock()
         self._next_due = -math.inf  # unknown until first looked up
 
-    def close(self) -> None:
-        """Stop the completion workers (an operation being finished is finished first)."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the completion workers; an operation being finished gets ``timeout`` seconds to end.
+
+        (They are daemon threads: one stuck in storage I/O does not keep the process alive.)
+        """
         with self._guard:
             workers, self._workers = self._workers, []
         for _ in workers:
             self._queue.put(None)
+        deadline = time.monotonic() + timeout
         for worker in workers:
-            worker.join(timeout=30)
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
 
     @contextmanager
     def _service_lock(self, name: str) -> Iterator[None]:
