@@ -66,6 +66,7 @@ class BlobStore:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
+        self._containers: set[tuple[str, str]] = set()  # known to exist
 
     def close(self) -> None:
         self._session.close()
@@ -112,16 +113,22 @@ class BlobStore:
 
     def write(self, account: str, key: str, container: str, blob: str, data: bytes) -> None:
         headers = {"x-ms-blob-type": "BlockBlob", "x-ms-meta-writer": "apim-dr-emulator"}
+        # "If the storage container doesn't exist, the backup operation creates it." (DOC, 12/2025)
+        # Once per container and emulator run; again if it was deleted since (the upload's 404).
+        if (account, container) not in self._containers:
+            self._create_container(account, key, container)
         answer = self._call("PUT", account, key, f"/{container}/{blob}", headers=headers, body=data)
         if answer.status_code == 404:
-            # "If the storage container doesn't exist, the backup operation creates it." (DOC, 12/2025)
-            # Tried after the upload: one request per backup when the container exists.
-            created = self._call("PUT", account, key, f"/{container}", query={"restype": "container"})
-            if created.status_code not in (201, 409):  # 409: created meanwhile
-                raise StorageUnavailableError(_describe(created))
+            self._create_container(account, key, container)
             answer = self._call("PUT", account, key, f"/{container}/{blob}", headers=headers, body=data)
         if answer.status_code != 201:
             raise StorageUnavailableError(_describe(answer))
+
+    def _create_container(self, account: str, key: str, container: str) -> None:
+        created = self._call("PUT", account, key, f"/{container}", query={"restype": "container"})
+        if created.status_code not in (201, 409):  # 409: it exists
+            raise StorageUnavailableError(_describe(created))
+        self._containers.add((account, container))
 
     def read(self, account: str, key: str, container: str, blob: str) -> bytes:
         answer = self._call("GET", account, key, f"/{container}/{blob}")

@@ -34,6 +34,14 @@ def test_write_creates_the_container_and_reads_back(store: BlobStore, blobs: Blo
     assert store.read(ACCOUNT, ACCOUNT_KEY, container, name) == b"second"
 
 
+def test_a_container_deleted_since_is_created_again(store: BlobStore, blobs: BlobServiceClient) -> None:
+    container = _container()
+    store.write(ACCOUNT, ACCOUNT_KEY, container, "first", b"1")
+    blobs.delete_container(container)
+    store.write(ACCOUNT, ACCOUNT_KEY, container, "second", b"2")
+    assert blobs.get_blob_client(container, "second").download_blob().readall() == b"2"
+
+
 def test_missing_blob_and_container(store: BlobStore) -> None:
     with pytest.raises(BlobMissingError, match="404 ContainerNotFound"):
         store.read(ACCOUNT, ACCOUNT_KEY, _container(), "nothing")
