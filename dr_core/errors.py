@@ -268,6 +268,10 @@ _REMEDIATIONS: tuple[tuple[str, re.Pattern[str] | None, str], ...] = (
     ("TimedOut", None,
      "The operation did not finish before its deadline. Check the instance's provisioning state and activity "
      "log in the portal; if it is still Updating, wait and start a new job afterwards."),
+    ("RestoreOutcomeUnknown", None,
+     "The restore may have run. Check the target's activity log in the Azure portal (operation 'Restore API "
+     "Management Service') and its configuration; if it did not run, start the restore again "
+     "(POST /api/restores or `apim-dr restore`)."),
     ("OperationNotFound", None,
      "ARM no longer knows the operation. apim-dr checks the instance and the backup blob; start a new job if "
      "no backup was written."),

@@ -16,7 +16,7 @@ import pytest
 
 from dr_core.jobs import JobState
 
-from .conftest import E2E, PREMIUM, PROJECT_ROOT, STANDBY, V2
+from .conftest import E2E, PREMIUM, PROD, PROJECT_ROOT, STANDBY, V2
 from .test_restore_flow import take_backup
 
 pytestmark = pytest.mark.e2e
@@ -154,3 +154,33 @@ def test_backups_age_for_the_app_and_the_emulator_alike(e2e: E2E):
     entry = e2e.http("GET", "/api/backups", params={"service": "prod"}).json()["backups"][0]
     assert entry["restorable"] is False and "expired" in entry["notRestorableBecause"]
     assert e2e.http("POST", "/api/restores", json={"target": STANDBY}).status_code == 422
+
+
+# -- a lost answer never starts a second operation ------------------------------------------------------
+
+@pytest.mark.parametrize("then", ["close", 503])
+def test_a_lost_answer_to_the_backup_post_starts_exactly_one_backup(e2e: E2E, then: str | int):
+    e2e.admin.drop_answer("backup", then=then, service=PROD)
+    response = e2e.http("POST", "/api/backups", json={"instance": "prod"})
+    assert response.status_code == 202, response.text
+    (job,) = e2e.wait_terminal([response.json()["id"]], timeout=120)
+    assert job.state is JobState.SUCCEEDED, (job.error_code, job.error_message)
+    operations = [o for o in e2e.admin.operations(PROD) if o.get("kind") == "backup"]
+    assert len(operations) == 1, operations
+    assert len(e2e.posts(PROD)) == 1  # retries are off for the POST; the worker checked the instance instead
+    assert job.unanswered_posts == 1 and job.blob_name
+
+
+@pytest.mark.parametrize("then", ["close", 503])
+def test_a_lost_answer_to_the_restore_post_never_restores_twice(e2e: E2E, then: str | int):
+    take_backup(e2e)
+    e2e.admin.drop_answer("restore", then=then, service=STANDBY)
+    response = e2e.http("POST", "/api/restores", json={"target": STANDBY})
+    assert response.status_code == 202, response.text
+    (job,) = e2e.wait_terminal([response.json()["operation"]["id"]], timeout=120)
+    operations = [o for o in e2e.admin.operations(STANDBY) if o.get("kind") == "restore"]
+    assert len(operations) == 1, operations
+    assert len(e2e.posts(STANDBY, "restore")) == 1
+    # A restore leaves no artefact apim-dr can read, so it says it cannot tell instead of restoring again.
+    assert job.state is JobState.FAILED and job.error_code == "RestoreOutcomeUnknown"
+    assert "activity log" in (job.remediation or "") or "configuration" in (job.error_message or "")
