@@ -105,6 +105,16 @@ class LocalAzure:
         return self.azurite.endpoint("blob", self.backup_account)
 
     @property
+    def seed_data(self) -> dict[str, Any]:
+        """The loaded seed (services, storage accounts and their role assignments, identities)."""
+        return self._seed
+
+    @property
+    def function_app_principal_id(self) -> str:
+        """Object ID of the Function App's first user-assigned identity (the caller the app's tokens name)."""
+        return str(self._seed["functionApp"]["userAssignedIdentities"][0]["principalId"]).lower()
+
+    @property
     def function_app_client_id(self) -> str:
         """Client ID of the Function App's first user-assigned identity in the seed."""
         return str(self._seed["functionApp"]["userAssignedIdentities"][0]["clientId"])

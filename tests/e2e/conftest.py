@@ -35,10 +35,38 @@ PROD, STANDBY, PREMIUM, DEV, CONSUMPTION, V2 = (
 FAST = {"APIM_DR_MAX_POLL_DELAY_SECONDS": "2", "APIM_DR_START_LEASE_SECONDS": "2"}
 
 
+_ROLE_TABLES: dict[int, dict[str, list[dict[str, Any]]]] = {}
+
+
+def backup_account_roles(stack: LocalAzure) -> dict[str, list[dict[str, Any]]]:
+    """The blob front's role table: what infra/ grants, enforced on every bearer-token request.
+
+    The Function App's identity gets exactly the roles main.bicep assigns it on the backup account
+    (built-in and custom, read from the templates); the APIM identities get the seed's assignments.
+    A storage call the code makes that infra does not grant fails the end-to-end tests.
+    """
+    from emulator.blobfront.rbac import roles_from_seed
+    from tests.infra.bicep_model import Infra
+    from tests.infra.rbac_model import BACKUP_STORAGE, grants
+
+    app_principal = stack.function_app_principal_id
+    table = {oid: entries for oid, entries in roles_from_seed(stack.seed_data).items() if oid != app_principal}
+    table[app_principal] = [
+        {"actions": list(g.role.actions), "notActions": list(g.role.not_actions),
+         "dataActions": list(g.role.data_actions), "notDataActions": list(g.role.not_data_actions),
+         "scope": stack.backup_account}
+        for g in grants(Infra.from_disk()) if g.scope == BACKUP_STORAGE and g.role is not None]
+    return table
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure]:
-    local = LocalAzure(tmp_path_factory.mktemp("local-azure"), retry_after=1, op_duration=2.0)
+    # The backup account sits behind the blob front: immutability and RBAC as Azure enforces them.
+    local = LocalAzure(tmp_path_factory.mktemp("local-azure"), retry_after=1, op_duration=2.0, blob_front=True)
     local.start()
+    assert local.front is not None
+    _ROLE_TABLES[id(local)] = backup_account_roles(local)
+    local.front.admin.set_roles(_ROLE_TABLES[id(local)])
     previous = os.environ.get("REQUESTS_CA_BUNDLE")
     assert local.tls is not None
     os.environ["REQUESTS_CA_BUNDLE"] = str(local.tls.ca_bundle)
@@ -157,6 +185,9 @@ def clean_app_storage(stack: LocalAzure) -> None:
 def make_harness(stack: LocalAzure, host: FunctionsHost | None, webhook: Webhook) -> E2E:
     assert stack.apim is not None
     stack.apim.admin.reset()
+    if stack.front is not None:
+        stack.front.admin.reset()  # policies, holds, clock, log
+        stack.front.admin.set_roles(_ROLE_TABLES.get(id(stack)) or backup_account_roles(stack))
     clean_app_storage(stack)
     webhook.received.clear()
     harness = E2E(stack, host, webhook)

@@ -17,7 +17,7 @@ import pytest
 from dr_core.jobs import JobState
 
 from .conftest import E2E, PREMIUM, PROD, PROJECT_ROOT, STANDBY, V2
-from .test_restore_flow import take_backup
+from .test_restore_flow import backup_container, take_backup
 
 pytestmark = pytest.mark.e2e
 
@@ -184,3 +184,43 @@ def test_a_lost_answer_to_the_restore_post_never_restores_twice(e2e: E2E, then: 
     # A restore leaves no artefact apim-dr can read, so it says it cannot tell instead of restoring again.
     assert job.state is JobState.FAILED and job.error_code == "RestoreOutcomeUnknown"
     assert "activity log" in (job.remediation or "") or "configuration" in (job.error_message or "")
+
+
+# -- what Blob Storage enforces: immutability and the roles infra/ grants ---------------------------
+
+def test_a_backup_into_an_immutable_container_is_catalogued_by_its_tags(e2e: E2E):
+    front = e2e.stack.front
+    assert front is not None
+    container = backup_container(e2e)
+    if not container.exists():
+        container.create_container()
+    front.admin.set_container_policy(e2e.stack.backup_account, "apim-backups", retention_days=7)
+    backup = take_backup(e2e)
+    blob = backup["backup"]["blobName"]
+    seen = front.admin.requests(path_contains=blob.split("/")[-1])
+    by_operation = {r["operation"]: (r["status"], r["errorCode"]) for r in seen if r["auth"] == "bearer"}
+    # Azure's rule: tags are allowed under WORM, metadata is not; the backup is complete either way.
+    assert by_operation["SetBlobTags"][0] == 204
+    assert by_operation["SetBlobMetadata"] == (409, "BlobImmutableDueToPolicy")
+    assert "source_resource_id" not in container.get_blob_client(blob).get_blob_properties().metadata
+    listed = e2e.http("GET", "/api/backups", params={"service": "prod"}).json()["backups"]
+    assert [b["blobName"] for b in listed] == [blob] and listed[0]["restorable"] is True
+
+
+def test_the_roles_infra_grants_are_enforced_on_the_backup_account(e2e: E2E):
+    front = e2e.stack.front
+    assert front is not None
+    take_backup(e2e)
+    table = front.admin.roles()
+    app = e2e.stack.function_app_principal_id
+    narrowed = {oid: entries for oid, entries in _table(table).items()}
+    narrowed[app] = [a for a in narrowed[app] if not any("filter" in d for d in a.get("dataActions", []))]
+    front.admin.set_roles(narrowed)
+    listed = e2e.http("GET", "/api/backups", params={"service": "prod"})
+    assert listed.status_code == 503, listed.text
+    assert listed.json()["error"]["code"] == "StorageRequestFailed" and "403" in listed.json()["error"]["message"]
+
+
+def _table(state: object) -> dict[str, list[dict]]:
+    table = state.get("roles", state) if isinstance(state, dict) else {}
+    return {oid: [dict(a) for a in entries] for oid, entries in table.items()}
