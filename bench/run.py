@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import emulator_load, imports, lro, planning
+from bench import emulator_load, fleet, imports, lro, planning
 
 
 def main() -> None:
@@ -13,6 +13,8 @@ def main() -> None:
     lro.main()
     print()
     emulator_load.main()
+    print()
+    fleet.main()
 
 
 if __name__ == "__main__":
