@@ -51,7 +51,8 @@ class LocalAzure:
     def start(self) -> LocalAzure:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._seed = load_seed(self.seed)
-        self.tls = ensure_tls_files(self.workdir / "tls")
+        if self.tls is None:  # a caller may share one CA across every local server it runs
+            self.tls = ensure_tls_files(self.workdir / "tls")
         self.azurite = Azurite(self.workdir / "azurite", self.tls, accounts=storage_accounts(self.seed)).start()
         blob_endpoint = f"{self.azurite.scheme}://127.0.0.1:{self.azurite.blob_port}"
         try:

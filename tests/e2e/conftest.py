@@ -21,6 +21,7 @@ from dr_core.context import get_context, reset_context
 from dr_core.jobs import Job
 from dr_core.store import job_from_entity
 from emulator.apim import EmulatorAdmin
+from emulator.certs import TlsFiles
 from emulator.clock import LinkedClock
 from emulator.funchost import FunctionsHost
 from emulator.stack import LocalAzure
@@ -60,22 +61,18 @@ def backup_account_roles(stack: LocalAzure) -> dict[str, list[dict[str, Any]]]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure]:
+def stack(tmp_path_factory: pytest.TempPathFactory, tls: TlsFiles) -> Iterator[LocalAzure]:
+    # One CA for the whole session (tests/conftest.py sets REQUESTS_CA_BUNDLE to it): every local
+    # server, whichever test module starts it, is trusted the same way.
     # The backup account sits behind the blob front: immutability and RBAC as Azure enforces them.
-    local = LocalAzure(tmp_path_factory.mktemp("local-azure"), retry_after=1, op_duration=2.0, blob_front=True)
+    local = LocalAzure(tmp_path_factory.mktemp("local-azure"), retry_after=1, op_duration=2.0, blob_front=True,
+                       tls=tls)
     local.start()
     assert local.front is not None
     _ROLE_TABLES[id(local)] = backup_account_roles(local)
     local.front.admin.set_roles(_ROLE_TABLES[id(local)])
-    previous = os.environ.get("REQUESTS_CA_BUNDLE")
-    assert local.tls is not None
-    os.environ["REQUESTS_CA_BUNDLE"] = str(local.tls.ca_bundle)
     yield local
     local.stop()
-    if previous is None:
-        os.environ.pop("REQUESTS_CA_BUNDLE", None)
-    else:
-        os.environ["REQUESTS_CA_BUNDLE"] = previous
 
 
 @pytest.fixture(scope="session")
