@@ -82,10 +82,10 @@ def main(instances: int = 1000, runs: int = 3) -> None:
         clock = ManualClock(NOW)
         ctx = DrContext.from_settings(settings, clock=clock)
         ctx = replace(ctx, _backups=BlobBackupStore(blobs, account=ACCOUNT), _notifier=LogNotifier())
-        ctx.store  # creates the table once, outside the timing (as a warm worker has it)
+        store = ctx.store  # creates the table once, outside the timing (as a warm worker has it)
 
         def monitor(parallel: int) -> RpoMonitor:
-            return RpoMonitor(settings=settings, store=ctx.store, backups=ctx.backups, notifier=ctx.notifier,
+            return RpoMonitor(settings=settings, store=store, backups=ctx.backups, notifier=ctx.notifier,
                               resolver=ctx.resolver(), clock=clock, parallel=parallel)
 
         requests.clear()

@@ -149,7 +149,8 @@ def test_unreadable_catalog_is_unknown_not_breached(e2e: E2E):
 
 
 @pytest.mark.parametrize(("params", "status"), [
-    ({"service": ""}, 400), ({"service": "x" * 401}, 400), ({"service": "x" * 20000}, 414), ({"service": "/subscriptions/x"}, 400),
+    ({"service": ""}, 400), ({"service": "x" * 401}, 400), ({"service": "x" * 20000}, 414),
+    ({"service": "/subscriptions/x"}, 400),
     ({"service": "nope"}, 404), ({"service": STANDBY}, 404), ({"service": "<script>alert(1)</script>"}, 404),
     ({"service": "prod\r\nX-Injected: 1"}, 404), ({"service": "%00"}, 404),
     ({"service": "prod"}, 200), ({"service": UPPER_CASE_RID}, 200), ({}, 200),
