@@ -427,3 +427,11 @@ def test_record_written_by_an_older_version_is_read_defensively() -> None:
     monitor(w).check_all()
     data = record(w)
     assert data["state"] == "ok" and data["announced"] is None and data["watchedSince"] == iso(T0)
+
+
+def test_rpo_records_are_not_job_rows() -> None:
+    from dr_core.store import is_job_row
+
+    assert is_job_row({"PartitionKey": "backup-20261130", "RowKey": "backup-x"})
+    assert not is_job_row({"PartitionKey": "record-rpo", "RowKey": rpo_key(ApimResourceId.parse(rid(PROD)))})
+    assert not is_job_row({"PartitionKey": "restore-lock", "RowKey": "abc"})
