@@ -60,7 +60,7 @@ def main() -> int:
     _print(f"  Azurite (blob/queue/table, HTTPS + OAuth)  {local.azurite.endpoint('blob')}")
     _print(f"  APIM management-plane emulator (ARM)      {local.apim.arm_url}")
     _print(f"  managed-identity endpoint                 {local.apim.identity_endpoint}")
-    _print(f"  webhook receiver (failure announcements)  {hook.url}")
+    _print(f"  webhook receiver (announcements)          {hook.url}")
     instances: list[Any] = [{"resourceId": local.resource_id(INSTANCES[0]), "alias": "prod",
                              "standby": local.resource_id(STANDBY)}]
     instances += [local.resource_id(name) for name in INSTANCES[1:]]
