@@ -189,3 +189,15 @@ class Api:
         if warnings:
             body["warnings"] = warnings
         return ApiResponse(200, body)
+
+    def get_status(self, service: str | None) -> ApiResponse:
+        """``GET /api/status[?service=<name | alias | resource ID>]``: the posture of every protected instance.
+
+        RPO state, backups of the last 30 days, open failures, standby sync and last drill;
+        parts that cannot be read are named in ``problems``. ``400`` for an empty, oversized or
+        ambiguous ``service``, ``404`` when it names no protected instance.
+        """
+        if service is not None and not service.strip():
+            raise InvalidRequestError("query parameter 'service' is empty; omit it for every instance",
+                                      fields={"service": "must not be empty"})
+        return ApiResponse(200, self._ctx.posture_status().build(service))

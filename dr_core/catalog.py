@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "BACKUP_RETENTION",
+    "RESTORABLE_TIERS",
     "TAG_CATALOG",
     "TAG_CREATED",
     "TAG_EXPIRES",
@@ -35,6 +36,8 @@ __all__ = [
 
 # APIM refuses to restore a backup older than 30 days ("Cannot restore: backup expired").
 BACKUP_RETENTION = timedelta(days=30)
+# The only tiers with backup and restore (lower case, as compared).
+RESTORABLE_TIERS = frozenset({"developer", "basic", "standard", "premium"})
 SUFFIX = ".apimbackup"
 
 TAG_SERVICE = "apimdr_service"
@@ -166,6 +169,17 @@ class CatalogEntry:
         if target_sku is not None and target_sku.lower() != self.sku.lower():
             return False, f"backup tier is {self.sku}, the target's is {target_sku}"
         return True, None
+
+    def restorable(self, *, now: datetime, margin: timedelta = timedelta(0)) -> tuple[bool, str | None]:
+        """Whether APIM would restore this backup into some instance of its tier, and if not, why.
+
+        Not expired (with ``margin``) and of a tier that has restore at all; no target in view.
+        """
+        restorable, reason = self.restorable_for(None, now=now, margin=margin)
+        if restorable and self.sku.lower() not in RESTORABLE_TIERS:
+            return False, (f"the {self.sku or 'unrecorded'} tier cannot be restored (only Developer, Basic, "
+                           "Standard and Premium)")
+        return restorable, reason
 
     def to_json(self, *, now: datetime, target_sku: str | None = None,
                 margin: timedelta = timedelta(0)) -> dict[str, object]:

@@ -9,7 +9,9 @@ on time, moves it itself (every step is conditional, so the two never double up)
 Exit codes: 0 done/succeeded/passed, 1 the job failed or timed out, 2 usage, 3 refused by
 preflight, 4 configuration error, 5 not found, 6 Azure unreachable (ARM or storage: no
 connection, token failure, 5xx), 130 interrupted. One table in :mod:`dr_core.errors` maps
-errors to them.
+errors to them. ``apim-dr status`` without a job ID (the posture table) exits 0 when every
+instance is within its RPO target (ok or at-risk), 1 when any is breached, 6 when none is
+breached but some instance's catalog could not be read.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     DrError,
     exit_code,
@@ -87,7 +90,11 @@ def _load_settings_file(path: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="apim-dr", description="Azure API Management backup and restore.")
+    parser = argparse.ArgumentParser(
+        prog="apim-dr", description="Azure API Management backup and restore.",
+        epilog="Exit codes: 0 done/succeeded, 1 failed or timed out (status: an instance's RPO is breached), "
+               "2 usage, 3 refused by preflight, 4 configuration error, 5 not found, 6 Azure unreachable "
+               "(status: an instance's catalog could not be read), 130 interrupted.")
     parser.add_argument("--settings", help="a local.settings.json whose Values fill unset environment variables")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,9 +121,19 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--dry-run", action="store_true", help="show the plan and preflight; change nothing")
             _wait_options(cmd)
 
-    status = sub.add_parser("status", help="show a job")
-    status.add_argument("job_id")
+    status = sub.add_parser(
+        "status", help="the posture of every protected instance, or one job",
+        description="Without a job ID: each protected instance's RPO state, newest restorable backup, standby "
+                    "lag, last drill and open failures. Exit code 0 when every instance is within its RPO target "
+                    "(ok or at-risk), 1 when any is breached, 6 when none is breached but some catalog could not "
+                    "be read (unknown). With a job ID: that job (exit 0 succeeded or still running, 1 failed or "
+                    "timed out, 3 refused).")
+    status.add_argument("job_id", nargs="?", help="a job ID (backup-... or restore-...); omit for the posture table")
+    status.add_argument("--service", help="only this instance (resource ID, alias or service name)")
     _wait_options(status)
+    # `apim-dr status --json` as well as `apim-dr --json status`: SUPPRESS keeps the flag given before
+    # the command from being reset by the command's own default.
+    status.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
     return parser
 
 
@@ -188,6 +205,12 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
         from .errors import InvalidRequestError, NotFoundError
         from .jobs import parse_job_id
 
+        if args.job_id is None:
+            if args.wait:
+                raise InvalidRequestError("--wait follows a job: give its ID (apim-dr status <job-id> --wait)")
+            return _posture(ctx, args, out)
+        if args.service is not None:
+            raise InvalidRequestError("--service selects instances of the posture table; omit it with a job ID")
         try:
             parse_job_id(args.job_id)
         except ValueError as e:
@@ -196,6 +219,64 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
             raise NotFoundError(f"no job {args.job_id}")
         return _finish(ctx, args.job_id, args, out)
     return EXIT_USAGE
+
+
+def _posture(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
+    """The posture table (the same body as GET /api/status); exit code from the worst RPO state."""
+    response = ctx.api().get_status(args.service)
+    body = response.body
+    assert isinstance(body, dict)
+    rows = [_posture_row(view) for view in body["instances"]]
+    headers = ["instance", "RPO", "newest restorable / target", "standby lag", "last drill", "open failures"]
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    out.line("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in rows:
+        out.line("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    if not rows:
+        out.line("no protected instances")
+    for view in body["instances"]:
+        rpo = view["rpo"]
+        if rpo["state"] != "ok" and rpo.get("reason"):
+            out.line(f"{_instance_label(view)}: {rpo['state']}: {rpo['reason']}")
+        for failure in view["openFailures"][:3]:
+            out.line(f"{_instance_label(view)}: open failure {failure['jobId']} {failure['state']} "
+                     f"({failure['errorCode']}): {failure['remediation'] or failure['message'] or ''}"[:300])
+    for problem in body["problems"]:
+        out.line(f"problem: {problem}")
+    out.result(body)
+    states = {view["rpo"]["state"] for view in body["instances"]}
+    if "breached" in states:
+        return EXIT_FAILED
+    if "unknown" in states:
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+def _instance_label(view: dict[str, Any]) -> str:
+    return str(view["alias"] or view["serviceName"])
+
+
+def _posture_row(view: dict[str, Any]) -> list[str]:
+    rpo = view["rpo"]
+    newest = rpo.get("newestRestorable")
+    age = f"{newest['ageHours']:.1f} h" if newest else "none"
+    label = _instance_label(view)
+    if view["alias"]:
+        label += f" ({view['serviceName']})"
+    standby = view.get("standby")
+    if standby is None:
+        lag = "-"
+    else:
+        if standby.get("lagHours") is not None:
+            lag = f"{standby['lagHours']:.1f} h"
+        else:
+            lag = "never synced" if standby.get("sync") else "sync off"
+        if standby.get("state"):
+            lag += f" ({standby['state']})"
+    drill = view.get("lastDrill")
+    drill_text = "-" if drill is None else f"{drill.get('state') or '?'} {(drill.get('finishedAt') or '')[:16]}".strip()
+    return [label, str(rpo["state"]), f"{age} / {rpo['targetHours']} h", lag, drill_text,
+            str(len(view["openFailures"]))]
 
 
 def _restore(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:

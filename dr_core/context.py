@@ -3,7 +3,7 @@
 One :class:`DrContext` per worker process, built on first use. Adapters (job store, work
 queue, backup store, ARM, notifier) are created lazily, so the timer never imports the APIM
 SDK. Use cases (:class:`~dr_core.worker.Worker`, :class:`~dr_core.planner.BackupPlanner`,
-:class:`~dr_core.restore.Restorer`, ...) take the adapters they need, not the context:
+:class:`~dr_core.restore.Restorer`, :class:`~dr_core.rpo.RpoMonitor`, ...) take the adapters they need, not the context:
 tests build them with in-memory fakes.
 """
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .notify import Notifier
     from .planner import BackupPlanner
     from .restore import Restorer
+    from .rpo import RpoMonitor
+    from .status import PostureStatus
     from .store import JobStore
     from .worker import Worker
 
@@ -107,10 +109,12 @@ class DrContext:
         return InstanceResolver(self.settings, self.arm if self.settings.discovery_subscriptions else None)
 
     def worker(self) -> Worker:
+        from .rpo import RpoFollower
         from .worker import Worker
 
         return Worker(settings=self.settings, store=self.store, queue=self.queue, arm=self.arm,
-                      backups=self.backups, notifier=self.notifier, clock=self.clock)
+                      backups=self.backups, notifier=self.notifier, clock=self.clock,
+                      followers=[RpoFollower(self.rpo_monitor(), self.settings)])
 
     def planner(self) -> BackupPlanner:
         from .planner import BackupPlanner
@@ -123,6 +127,18 @@ class DrContext:
 
         return Restorer(settings=self.settings, store=self.store, queue=self.queue, arm=self.arm,
                         backups=self.backups, resolver=self.resolver(), clock=self.clock)
+
+    def rpo_monitor(self) -> RpoMonitor:
+        from .rpo import RpoMonitor
+
+        return RpoMonitor(settings=self.settings, store=self.store, backups=self.backups, notifier=self.notifier,
+                          resolver=self.resolver(), clock=self.clock)
+
+    def posture_status(self) -> PostureStatus:
+        from .status import PostureStatus
+
+        return PostureStatus(settings=self.settings, store=self.store, backups=self.backups,
+                             resolver=self.resolver(), clock=self.clock)
 
     def api(self) -> Api:
         from .api import Api

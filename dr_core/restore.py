@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from .arm import ServiceInfo
-from .catalog import CatalogEntry, entry_from_tags, parse_backup_blob_name
+from .catalog import RESTORABLE_TIERS, CatalogEntry, entry_from_tags, parse_backup_blob_name
 from .clock import iso
 from .errors import ArmCallError, AzureUnavailableError, InvalidRequestError
 from .ids import ApimResourceId
@@ -50,7 +50,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-RESTORABLE_TIERS = frozenset({"developer", "basic", "standard", "premium"})
 _IDLE = "succeeded"
 
 

@@ -103,8 +103,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("APIM_DR_BACKUP_STORAGE_KEY", "Backup account key for `AccessKey`; a Key Vault reference in Azure. "
                 "Never logged.", secret=True),
     SettingSpec("APIM_DR_ARM_ENDPOINT", "Azure Resource Manager endpoint.", default=DEFAULT_ARM_ENDPOINT),
-    SettingSpec("APIM_DR_WEBHOOK_URL", "Webhook that receives failure and time-out announcements (JSON; Teams and "
-                "Slack compatible). Empty: log only.", secret=True),
+    SettingSpec("APIM_DR_WEBHOOK_URL", "Webhook that receives failure and time-out announcements and RPO breaches "
+                "and recoveries (JSON; Teams and Slack compatible). Empty: log only.", secret=True),
     SettingSpec("APIM_DR_BACKUP_TIMEOUT_MINUTES", "A backup still running after this becomes `TimedOut`.",
                 default="120", minimum=5, maximum=24 * 60),
     SettingSpec("APIM_DR_RESTORE_TIMEOUT_MINUTES", "A restore still running after this becomes `TimedOut`.",

@@ -40,10 +40,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOCK_PARTITION",
+    "RECORD_PARTITION_PREFIX",
     "JobConflictError",
     "JobStore",
     "Record",
     "TableJobStore",
+    "is_job_row",
     "job_from_entity",
     "job_to_entity",
     "record_key",
@@ -52,6 +54,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 LOCK_PARTITION = "restore-lock"
+RECORD_PARTITION_PREFIX = "record-"  # one partition per record kind: record-rpo, record-standby, ...
 _TRANSACTION_LIMIT = 100  # Azure Table storage: at most 100 operations per transaction.
 _PARALLEL_TRANSACTIONS = 4
 _DATETIME_FIELDS = frozenset(f.name for f in fields(Job) if "datetime" in str(f.type))
@@ -164,6 +167,12 @@ class JobStore(ABC):
         holder = self.lock_holder_id(job.resource_id)
         if holder is not None and holder[0] == job.job_id:
             self.delete_lock(job.resource_id, etag=holder[1])
+
+
+def is_job_row(entity: Mapping[str, Any]) -> bool:
+    """Whether a row of the jobs table is a job (the table also holds restore locks and records)."""
+    partition = str(entity.get("PartitionKey", ""))
+    return partition != LOCK_PARTITION and not partition.startswith(RECORD_PARTITION_PREFIX)
 
 
 def lock_key(target: ApimResourceId) -> str:
@@ -388,7 +397,7 @@ _MAX_RECORD_CHARS = 30_000  # a table string property holds 64 KiB of UTF-16
 def _record_partition(kind: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,40}", kind):
         raise ValueError(f"record kind {kind!r} must be lowercase letters, digits and '-'")
-    return f"record-{kind}"
+    return f"{RECORD_PARTITION_PREFIX}{kind}"
 
 
 def _record_from_row(kind: str, row: Any) -> Record:

@@ -241,11 +241,17 @@ class Worker:
         self._finish(job, job.succeed(now, facts=facts, blob_size=blob_size))
 
     def _label_backup(self, job: Job, facts: ServiceFacts) -> int | None:
-        """Metadata and index tags on the new backup blob; its size, or None if it is missing. Idempotent."""
+        """Metadata and index tags on the new backup blob; its size, or None if it is missing. Idempotent.
+
+        The backup's time is when ARM accepted it (or, for an adopted or synchronous one, when
+        its start was sent), on the app's clock: APIM takes the snapshot after that, so ages and
+        the 30-day expiry are never understated, and "now" and "created" come from one clock.
+        The blob's own creation time (storage's clock) is the fallback.
+        """
         blob = self._backups.facts(job.container, job.blob_name)
         if blob is None:
             return None
-        created = blob.created or self._clock.now()
+        created = job.started_at or job.starting_at or blob.created or self._clock.now()
         self._backups.label(
             job.container, job.blob_name,
             metadata=backup_metadata(

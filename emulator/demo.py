@@ -7,6 +7,9 @@
    that cannot back up). Prints every job transition, then a table of jobs.
 3. Restores the newest backup of the primary into its standby through the HTTP API, with its
    preflight report, and checks that the standby now has the primary's configuration.
+4. The RPO monitor: fires its timer and prints GET /api/status as the clock (the app's and the
+   emulator's, moved together) passes 80 % and 100 % of the 26 h target, shows the breach
+   announcements, then takes a new backup and shows the recovery announced at once.
 
 Everything runs locally; nothing reaches Azure. Each run starts from scratch in a temporary folder.
 """
@@ -57,7 +60,7 @@ def main() -> int:
     _print(f"  Azurite (blob/queue/table, HTTPS + OAuth)  {local.azurite.endpoint('blob')}")
     _print(f"  APIM management-plane emulator (ARM)      {local.apim.arm_url}")
     _print(f"  managed-identity endpoint                 {local.apim.identity_endpoint}")
-    _print(f"  webhook receiver (failure announcements)  {hook.url}")
+    _print(f"  webhook receiver (announcements)          {hook.url}")
     instances: list[Any] = [{"resourceId": local.resource_id(INSTANCES[0]), "alias": "prod",
                              "standby": local.resource_id(STANDBY)}]
     instances += [local.resource_id(name) for name in INSTANCES[1:]]
@@ -80,7 +83,7 @@ def main() -> int:
 def _run(local: Any, host: Any, key: str, hook: Any) -> int:
     from dr_core.context import get_context
     from dr_core.jobs import Job, JobState
-    from dr_core.store import job_from_entity
+    from dr_core.store import is_job_row, job_from_entity
 
     _print()
     _print("== 1. the backup timer fires (BACKUP_SCHEDULE) ==")
@@ -92,7 +95,7 @@ def _run(local: Any, host: Any, key: str, hook: Any) -> int:
     table = get_context().clients.jobs_table()
 
     def jobs() -> list[Job]:
-        return sorted((job_from_entity(e) for e in table.list_entities() if e["PartitionKey"] != "restore-lock"),
+        return sorted((job_from_entity(e) for e in table.list_entities() if is_job_row(e)),
                       key=lambda j: j.service_name)
 
     seen: dict[str, str] = {}
@@ -152,9 +155,72 @@ def _run(local: Any, host: Any, key: str, hook: Any) -> int:
     _print(f"  restore {status['state']} in {status['durationSeconds']} s; standby configuration equals the "
            f"primary's: {same}; standby hostnames kept: "
            f"{[h['hostName'] for h in standby.get('hostnameConfigurations') or []]}")
+    if status["state"] != "Succeeded" or not same:
+        return 1
+    if not _rpo(local, host, api, headers, hook):
+        return 1
     _print()
     _print("Done. Everything above ran on local stand-ins through the official Azure SDKs.")
-    return 0 if status["state"] == "Succeeded" and same else 1
+    return 0
+
+
+def _rpo(local: Any, host: Any, api: str, headers: dict[str, str], hook: Any) -> bool:
+    from dr_core.context import reset_context
+    from emulator.apim import EmulatorAdmin
+    from emulator.clock import LinkedClock
+
+    _print()
+    _print("== 4. RPO monitor (target 26 h; at-risk from 80 %) ==")
+    # From here on the app's clock follows the emulator's, so moving one moves both.
+    reset_context(clock=LinkedClock(EmulatorAdmin(local.apim.arm_url, local.apim.ca_bundle)))
+    hook.received.clear()
+
+    def show(title: str) -> None:
+        _print(f"  {title}: timer check_rpo fires, then GET /api/status")
+        record = host.fire_timer("check_rpo")
+        if not record.succeeded:
+            _print(f"    timer failed: {record.error}")
+        body = requests.get(f"{api}/status", headers=headers, timeout=60).json()
+        rows = []
+        for view in body["instances"]:
+            rpo = view["rpo"]
+            newest = rpo["newestRestorable"]
+            age = f"{newest['ageHours']:.1f} h" if newest else "none"
+            rows.append([view["serviceName"], rpo["state"], f"{age} / {rpo['targetHours']} h",
+                         str(len(view["openFailures"])), (rpo.get("reason") or "")[:70]])
+        table = _table(rows, ["instance", "RPO", "newest restorable / target", "open failures", "why"])
+        for line in table.splitlines():
+            _print("    " + line.rstrip())
+
+    def announced() -> None:
+        for item in hook.received:
+            event = item.get("apimDr", {}).get("event")
+            if event:
+                _print(f"    webhook: {event}: {item['text'].splitlines()[0]}")
+        hook.received.clear()
+
+    show("now")
+    local.apim.admin.advance_clock(22 * 3600)
+    show("22 h later")
+    local.apim.admin.advance_clock(5 * 3600)
+    show("27 h after the backups")
+    announced()
+    local.apim.admin.advance_clock(15 * 60)
+    show("15 minutes later (still breached: nothing new to announce)")
+    announced()
+    _print("  a new backup of apim-contoso-prod (POST /api/backups); the worker re-checks its RPO when it succeeds:")
+    response = requests.post(f"{api}/backups", json={"instance": "prod"}, headers=headers, timeout=60)
+    location = response.headers["Location"]
+    deadline = time.monotonic() + 60
+    while requests.get(location, headers=headers, timeout=30).json()["state"] not in ("Succeeded", "Failed"):
+        if time.monotonic() > deadline:
+            _print("  gave up waiting after 60 s")
+            return False
+        time.sleep(0.5)
+    time.sleep(1.0)  # the follower runs right after the job's last step
+    announced()
+    show("after the new backup")
+    return True
 
 
 if __name__ == "__main__":

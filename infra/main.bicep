@@ -133,14 +133,14 @@ param backupNetworkDefaultAction string = 'Allow'
 // ---------------------------------------------------------------------------------------------
 
 @secure()
-@description('Webhook the app posts failure and time-out announcements to (Teams and Slack compatible JSON). Empty: log only. Becomes app setting APIM_DR_WEBHOOK_URL.')
+@description('Webhook the app posts its announcements to (failed and timed-out jobs, RPO breaches and recoveries; Teams and Slack compatible JSON). Empty: log only. Becomes app setting APIM_DR_WEBHOOK_URL.')
 param alertWebhookUrl string = ''
 
 @secure()
-@description('Webhook of the Azure Monitor action group for the job alert rules (Azure Monitor common alert schema, so usually not the same URL as alertWebhookUrl). Empty: no webhook receiver.')
+@description('Webhook of the Azure Monitor action group for the job and RPO alert rules (Azure Monitor common alert schema, so usually not the same URL as alertWebhookUrl). Empty: no webhook receiver.')
 param monitorAlertWebhookUrl string = ''
 
-@description('E-mail address of the action group for the job alert rules. Empty: no e-mail receiver. With neither this nor monitorAlertWebhookUrl, the alert rules still fire and show in the portal.')
+@description('E-mail address of the action group for the job and RPO alert rules. Empty: no e-mail receiver. With neither this nor monitorAlertWebhookUrl, the alert rules still fire and show in the portal.')
 param alertEmailAddress string = ''
 
 @minValue(5)
@@ -366,6 +366,18 @@ module jobAlerts 'monitor/job-alerts.bicep' = {
     tags: tags
     webhookUrl: monitorAlertWebhookUrl
     emailAddress: alertEmailAddress
+  }
+}
+
+module rpoAlerts 'monitor/rpo-alerts.bicep' = {
+  name: 'apimdr-rpo-alerts'
+  scope: resourceGroup(rgName)
+  params: {
+    appInsightsId: monitoring.outputs.appInsightsId
+    actionGroupId: jobAlerts.outputs.actionGroupId
+    alertNamePrefix: '${abbrs.insightsScheduledQueryRules}${resourceToken}'
+    location: location
+    tags: tags
   }
 }
 

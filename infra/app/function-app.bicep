@@ -89,7 +89,7 @@ param backupStorageKeySecretUri string = ''
 param armEndpoint string
 
 @secure()
-@description('APIM_DR_WEBHOOK_URL: webhook for failure and time-out announcements. Empty: log only.')
+@description('APIM_DR_WEBHOOK_URL: webhook for failure, time-out and RPO announcements. Empty: log only.')
 param webhookUrl string = ''
 
 @description('APIM_DR_BACKUP_TIMEOUT_MINUTES.')

@@ -124,3 +124,5 @@ resource jobAlerts 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = [for ru
 }]
 
 output alertRuleNames array = [for (rule, i) in jobAlertRules: jobAlerts[i].name]
+// The RPO alert rule (rpo-alerts.bicep) notifies the same receivers.
+output actionGroupId string = hasReceivers ? actionGroup.id : ''

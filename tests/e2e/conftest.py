@@ -19,7 +19,7 @@ import requests
 
 from dr_core.context import get_context, reset_context
 from dr_core.jobs import Job
-from dr_core.store import job_from_entity
+from dr_core.store import is_job_row, job_from_entity
 from emulator.apim import EmulatorAdmin
 from emulator.certs import TlsFiles
 from emulator.clock import LinkedClock
@@ -129,7 +129,7 @@ class E2E:
         assert self.stack.azurite is not None
         table = TableClient.from_connection_string(self.stack.azurite.connection_string(), "apimdrjobs")
         try:
-            return [job_from_entity(e) for e in table.list_entities() if e["PartitionKey"] != "restore-lock"]
+            return [job_from_entity(e) for e in table.list_entities() if is_job_row(e)]
         except ResourceNotFoundError:
             return []  # nothing has created the table yet: no jobs
 

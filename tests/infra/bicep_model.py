@@ -22,6 +22,7 @@ from typing import Any
 
 from pycep import BicepParser
 
+from dr_core.rpo import LOG_PREFIX as RPO_LOG_PREFIX
 from dr_core.settings import JOBS_TABLE, POLL_QUEUE, SETTINGS, WORK_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +69,7 @@ RUNTIME_STORAGE = "storage/runtime-storage.bicep"
 BACKUP_STORAGE = "storage/backup-storage.bicep"
 MONITORING = "monitor/monitoring.bicep"
 JOB_ALERTS = "monitor/job-alerts.bicep"
+RPO_ALERTS = "monitor/rpo-alerts.bicep"
 CUSTOM_ROLES = "rbac/custom-roles.bicep"
 APIM_BACKUP_ACCESS = "rbac/apim-backup-access.bicep"
 STORAGE_ACCESS = "rbac/storage-access.bicep"
@@ -639,6 +641,45 @@ def check_monitoring(infra: Infra) -> list[str]:
             problems.append(f"{JOB_ALERTS}: {name} must query the job log for its state")
         if get(body(rule), "properties", "scopes") != ["appInsightsId"]:
             problems.append(f"{JOB_ALERTS}: {name} must be scoped to Application Insights")
+    return problems
+
+
+@check
+def check_rpo_alerts(infra: Infra) -> list[str]:
+    """The RPO breach rule reads the monitor's log lines, is wired in main.bicep and notifies the action group."""
+    problems = []
+    tree = infra.tree(RPO_ALERTS)
+    rules = resources(tree, "Microsoft.Insights/scheduledQueryRules")
+    if len(rules) != 1:
+        problems.append(f"{RPO_ALERTS}: expected one scheduled query rule, found {sorted(rules)}")
+    query = tree["variables"].get("rpoLogQuery", {}).get("value", "")
+    if f'message startswith "{RPO_LOG_PREFIX}"' not in query \
+            or f"substring(message, {len(RPO_LOG_PREFIX)})" not in query:
+        problems.append(f"{RPO_ALERTS}: the query must parse traces that start with {RPO_LOG_PREFIX!r}")
+    for name, rule in rules.items():
+        props = get(body(rule), "properties") or {}
+        criteria = json.dumps(get(props, "criteria"))
+        if "${rpoLogQuery}" not in criteria or 'tostring(rpo.state) == \\"breached\\"' not in criteria:
+            problems.append(f"{RPO_ALERTS}: {name} must query the RPO log for state breached")
+        if get(props, "scopes") != ["appInsightsId"]:
+            problems.append(f"{RPO_ALERTS}: {name} must be scoped to Application Insights")
+        if get(props, "enabled") is not True or get(props, "severity") != 1:
+            problems.append(f"{RPO_ALERTS}: {name} must be enabled with severity 1 (a DR promise is broken)")
+        groups = get(props, "actions", "actionGroups")
+        if not any(isinstance(n, list) and "actionGroupId" in n for n in walk(groups)):
+            problems.append(f"{RPO_ALERTS}: {name} must notify the action group (actionGroupId)")
+    modules = [m for m in infra.tree(MAIN).get("modules", {}).values()
+               if m["detail"]["full"] == RPO_ALERTS]
+    if len(modules) != 1:
+        problems.append(f"{MAIN}: must deploy {RPO_ALERTS} once")
+    else:
+        params = get(body(modules[0]), "params") or {}
+        if accessor(params.get("appInsightsId")) != ["monitoring", "outputs", "appInsightsId"]:
+            problems.append(f"{MAIN}: {RPO_ALERTS} must watch the app's Application Insights")
+        if accessor(params.get("actionGroupId")) != ["jobAlerts", "outputs", "actionGroupId"]:
+            problems.append(f"{MAIN}: {RPO_ALERTS} must notify the job alerts' action group")
+    if "actionGroupId" not in infra.tree(JOB_ALERTS).get("outputs", {}):
+        problems.append(f"{JOB_ALERTS}: must output actionGroupId for the RPO rule")
     return problems
 
 

@@ -61,6 +61,9 @@ class FakeJobStore(JobStore):
         self.conflict_next_update = False
         self.updates = 0
         self.record_rows: dict[tuple[str, str], Record] = {}
+        self.record_puts = 0
+        self.conflict_next_record_put = False  # as if another writer had changed the record just before
+        self.record_errors: dict[str, DrError] = {}  # kind -> error raised when that kind is read
 
     def _etag(self) -> str:
         return f'W/"{next(self._etags)}"'
@@ -123,10 +126,16 @@ class FakeJobStore(JobStore):
             del self.locks[target.key]
 
     def get_record(self, kind: str, key: str) -> Record | None:
+        if kind in self.record_errors:
+            raise self.record_errors[kind]
         record = self.record_rows.get((kind, key))
         return copy.deepcopy(record) if record is not None else None
 
     def put_record(self, record: Record) -> Record:
+        self.record_puts += 1
+        if self.conflict_next_record_put:
+            self.conflict_next_record_put = False
+            raise JobConflictError(f"record {record.kind}/{record.key} changed meanwhile")
         current = self.record_rows.get((record.kind, record.key))
         if (record.etag is None and current is not None) or (
                 record.etag is not None and (current is None or current.etag != record.etag)):
@@ -136,6 +145,8 @@ class FakeJobStore(JobStore):
         return record
 
     def records(self, kind: str) -> list[Record]:
+        if kind in self.record_errors:
+            raise self.record_errors[kind]
         return [copy.deepcopy(r) for (k, _), r in self.record_rows.items() if k == kind]
 
     # -- for tests ---------------------------------------------------------------------------------
@@ -176,6 +187,8 @@ class FakeBackupStore(BackupStore):
         self.calls: list[str] = []
         self.immutable: set[tuple[str, str]] = set()
         self.documents: dict[tuple[str, str], dict[str, Any]] = {}
+        self.find_errors: dict[str, Exception] = {}  # service name -> what find() raises for it
+        self.unindexed: set[str] = set()  # blob names find() does not see yet (Azure's tag index lags)
 
     def add(self, container: str, name: str, *, size: int = 1024, created: datetime = T0,
             tags: dict[str, str] | None = None) -> FakeBlob:
@@ -200,8 +213,11 @@ class FakeBackupStore(BackupStore):
 
     def find(self, container: str, service_name: str) -> list[CatalogEntry]:
         self.calls.append("find")
+        if service_name in self.find_errors:
+            raise self.find_errors[service_name]
         entries = [entry_from_tags(c, name, blob.tags) for (c, name), blob in self.blobs.items()
-                   if c == container and blob.tags.get("apimdr_service") == service_name.lower()]
+                   if c == container and blob.tags.get("apimdr_service") == service_name.lower()
+                   and name not in self.unindexed]
         found = [e for e in entries if e is not None]
         return sorted(found, key=lambda e: e.created, reverse=True)
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from dr_core.arm import PollResult, StartedOperation
-from dr_core.catalog import TAG_SIZE, TAG_SKU, TAG_STATE
+from dr_core.catalog import TAG_CREATED, TAG_SIZE, TAG_SKU, TAG_STATE
 from dr_core.errors import ArmError
 from dr_core.jobs import Job, JobKind, JobState, make_job_id
 from dr_core.messages import InvalidMessageError, WorkMessage
@@ -272,6 +272,19 @@ def test_a_successful_poll_labels_the_backup_blob() -> None:
     assert blob.tags[TAG_STATE] == "succeeded" and blob.tags[TAG_SKU] == "Standard" and blob.tags[TAG_SIZE] == "4096"
     assert blob.metadata["source_resource_id"] == job.instance
     assert w.queue.sent == [] and not w.notifier.announced
+
+
+def test_the_backup_time_is_when_arm_accepted_it_on_the_apps_clock() -> None:
+    # Storage's clock says the blob appeared 3 minutes later (APIM snapshots after accepting): the
+    # catalog keeps the earlier moment, from the app's clock, so an age is never understated.
+    w = world()
+    job = backup_job(w, JobState.RUNNING)
+    w.backups.add(job.container, job.blob_name, size=10, created=T0 + timedelta(minutes=3))
+    w.arm.poll_answers = [PollResult("succeeded", 0, resource={"sku": {"name": "Standard"}})]
+    w.clock.advance(600)
+    run(w, poll(job))
+    blob = w.backups.blobs[(job.container, job.blob_name)]
+    assert blob.tags[TAG_CREATED] == "2026-11-30T02:00:00Z" and blob.metadata["created"] == "2026-11-30T02:00:00Z"
 
 
 def test_success_without_the_blob_is_a_failure() -> None:

@@ -1,0 +1,490 @@
+"""The RPO monitor: how old is the newest backup each protected instance could be restored from?
+
+Every protected instance (configured or discovered) has an RPO target (``rpoHours``, default
+``APIM_DR_RPO_HOURS`` = 26 h). The monitor reads the instance's catalog (one index-tag query),
+takes the newest *restorable* backup (not expired, counting the expiry margin, and of a tier
+that has restore) and compares its age with the target:
+
+=============  ====================================================================
+``ok``         younger than 80 % of the target
+``at-risk``    from 80 % of the target (the next scheduled backup is late or failed)
+``breached``   at or beyond the target, or no restorable backup at all
+``unknown``    the catalog could not be read (the reason says why)
+=============  ====================================================================
+
+A newly protected instance without any backup is ``at-risk`` for one target period from the
+moment the monitor first saw it (it has had no chance to be backed up yet), then ``breached``.
+
+State lives in one ``rpo`` record per instance (:data:`RECORD_KIND`), written conditionally
+and only when something in it changes. A breach is announced once, and the recovery (back to
+``ok`` or ``at-risk``) once; the record's ``announced`` flag is set only after the notifier
+succeeded, so a failed announcement is retried on the next run. Each state change writes one
+``APIMDR_RPO {json}`` log line, which the alert rules in ``infra/monitor`` read.
+
+The timer (every 15 minutes) checks every instance; :class:`RpoFollower` re-checks an
+instance right after one of its backups succeeds, so a recovery is announced at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from .catalog import CatalogEntry, entry_from_tags
+from .clock import from_iso, iso
+from .errors import DrError
+from .ids import ApimResourceId
+from .jobs import JobKind, JobState
+from .notify import Event
+from .settings import ProtectedInstance
+from .store import JobConflictError, Record, record_key
+
+if TYPE_CHECKING:
+    from .backup_store import BackupStore
+    from .clock import Clock
+    from .inventory import InstanceResolver
+    from .jobs import Job
+    from .notify import Notifier
+    from .settings import Settings
+    from .store import JobStore
+
+__all__ = [
+    "LOG_PREFIX",
+    "RECORD_KIND",
+    "RpoAssessment",
+    "RpoFollower",
+    "RpoMonitor",
+    "RpoReport",
+    "RpoResult",
+    "RpoState",
+    "assess",
+    "next_record_data",
+    "rpo_key",
+    "rpo_view",
+    "unreadable",
+]
+
+logger = logging.getLogger("apim_dr.rpo")
+_module_logger = logging.getLogger(__name__)
+
+RECORD_KIND = "rpo"
+LOG_PREFIX = "APIMDR_RPO "
+# At-risk from 4/5 (80 %) of the target: integer arithmetic on timedeltas, exact at the boundary.
+_AT_RISK_NUMERATOR, _AT_RISK_DENOMINATOR = 4, 5
+# Catalog queries in flight at once. Each query waits on the storage service, not on this
+# process; eight keep a 1,000-instance check within seconds without a burst the account notices.
+PARALLEL_QUERIES = 8
+# While one runner announces, others leave the instance alone (the timer and a follower may
+# meet). A crashed announcer's claim lapses after this; the flag itself is set only on success.
+_ANNOUNCE_LEASE = timedelta(minutes=2)
+_ATTEMPTS = 3
+
+_BREACH_REMEDIATION = (
+    "Find out why no backup succeeded: `apim-dr status` lists the instance's open failures, each with what to do. "
+    "Then take a backup now (`apim-dr backup start --instance {name} --wait` or POST /api/backups). "
+    "docs/runbook.md, section \"RPO breached\"."
+)
+
+
+class RpoState(StrEnum):
+    OK = "ok"
+    AT_RISK = "at-risk"
+    BREACHED = "breached"
+    UNKNOWN = "unknown"
+
+
+def rpo_key(instance: ApimResourceId) -> str:
+    """The key of an instance's ``rpo`` record."""
+    return record_key(str(instance))
+
+
+@dataclass(frozen=True)
+class RpoAssessment:
+    """One instance's RPO state as its catalog shows it now (nothing written)."""
+
+    instance: ProtectedInstance
+    state: RpoState
+    reason: str
+    newest: CatalogEntry | None = None
+    # When the state began, where the catalog tells (an age crossing a threshold); else None.
+    since: datetime | None = None
+    # The catalog as read (newest first); None when it could not be read.
+    entries: tuple[CatalogEntry, ...] | None = None
+
+    @property
+    def target_hours(self) -> int:
+        return self.instance.posture.rpo_hours
+
+
+def assess(instance: ProtectedInstance, entries: Sequence[CatalogEntry], *, now: datetime, margin: timedelta,
+           watched_since: datetime) -> RpoAssessment:
+    """The RPO state of ``instance`` given its catalog.
+
+    ``watched_since`` is when the monitor first saw the instance: an instance with no backup
+    at all gets one target period from then before it counts as breached.
+    """
+    ordered = tuple(sorted(entries, key=lambda e: e.created, reverse=True))
+    target = timedelta(hours=instance.posture.rpo_hours)
+    hours = instance.posture.rpo_hours
+    newest = next((e for e in ordered if e.restorable(now=now, margin=margin)[0]), None)
+    if newest is not None:
+        age = max(now - newest.created, timedelta(0))
+        described = f"newest restorable backup is {_hours(age)} h old (target {hours} h)"
+        if age >= target:
+            return RpoAssessment(instance, RpoState.BREACHED, described, newest, newest.created + target, ordered)
+        if age * _AT_RISK_DENOMINATOR >= target * _AT_RISK_NUMERATOR:
+            at_risk_from = newest.created + target * _AT_RISK_NUMERATOR / _AT_RISK_DENOMINATOR
+            return RpoAssessment(instance, RpoState.AT_RISK, described + ", over 80 % of it", newest, at_risk_from,
+                                 ordered)
+        return RpoAssessment(instance, RpoState.OK, described, newest, newest.created, ordered)
+    if not ordered:
+        deadline = watched_since + target
+        if now >= deadline:
+            return RpoAssessment(instance, RpoState.BREACHED,
+                                 f"no backup at all since monitoring began at {iso(watched_since)} (target {hours} h)",
+                                 None, deadline, ordered)
+        return RpoAssessment(instance, RpoState.AT_RISK,
+                             f"no backup yet; a newly protected instance has its RPO target ({hours} h) from "
+                             f"{iso(watched_since)} to get its first", None, watched_since, ordered)
+    _, why = ordered[0].restorable(now=now, margin=margin)
+    return RpoAssessment(instance, RpoState.BREACHED,
+                         f"none of the {len(ordered)} backups can be restored; the newest: {why}", None, None, ordered)
+
+
+def unreadable(instance: ProtectedInstance, reason: str) -> RpoAssessment:
+    """The assessment when the catalog could not be read."""
+    return RpoAssessment(instance, RpoState.UNKNOWN, f"the backup catalog could not be read: {reason}"[:500])
+
+
+def next_record_data(previous: dict[str, Any] | None, assessment: RpoAssessment, *, now: datetime) -> dict[str, Any]:
+    """The ``rpo`` record's data after ``assessment`` (the contract of issue 11), given the stored data.
+
+    ``since`` is kept while the state stays the same; ``announced`` is carried over (only an
+    announcement changes it); an ``unknown`` state keeps the last known newest backup.
+    """
+    previous = previous or {}
+    state = assessment.state
+    if previous.get("state") == state.value and from_iso(previous.get("since")) is not None:
+        since = previous["since"]
+    else:
+        since = iso(min(assessment.since or now, now))
+    if assessment.newest is not None:
+        newest: dict[str, str] | None = {"blobName": assessment.newest.blob_name,
+                                         "createdAt": iso(assessment.newest.created)}
+    elif state is RpoState.UNKNOWN:
+        newest = _newest_from(previous)
+    else:
+        newest = None
+    announced = previous.get("announced")
+    data: dict[str, Any] = {
+        "instance": str(assessment.instance.resource_id),
+        "state": state.value,
+        "since": since,
+        "targetHours": assessment.target_hours,
+        "newestRestorable": newest,
+        "announced": announced if isinstance(announced, str) else None,
+        "watchedSince": previous.get("watchedSince") if from_iso(previous.get("watchedSince")) else iso(now),
+    }
+    claim = previous.get("announcing")
+    if _claim_active(claim, now):
+        data["announcing"] = claim
+    return data
+
+
+def rpo_view(data: dict[str, Any], *, now: datetime, reason: str | None = None) -> dict[str, Any]:
+    """What ``GET /api/status`` shows of an ``rpo`` record's data."""
+    newest = _newest_from(data)
+    created = from_iso(newest["createdAt"]) if newest else None
+    view: dict[str, Any] = {
+        "targetHours": data.get("targetHours"),
+        "state": data.get("state"),
+        "since": data.get("since"),
+        "newestRestorable": None if newest is None or created is None else {
+            **newest, "ageHours": round(max((now - created).total_seconds(), 0.0) / 3600, 2)},
+    }
+    if reason:
+        view["reason"] = reason
+    return view
+
+
+def _newest_from(data: dict[str, Any]) -> dict[str, str] | None:
+    newest = data.get("newestRestorable")
+    if not isinstance(newest, dict):
+        return None
+    name, created = newest.get("blobName"), newest.get("createdAt")
+    if not isinstance(name, str) or from_iso(created) is None:
+        return None
+    return {"blobName": name[:300], "createdAt": str(created)}
+
+
+def _claim_active(claim: object, now: datetime) -> bool:
+    if not isinstance(claim, dict):
+        return False
+    until = from_iso(claim.get("until"))
+    return until is not None and until > now
+
+
+def _due(state: RpoState, announced: object) -> str | None:
+    """Which announcement the state calls for: ``breached`` once per breach, ``recovered`` once after one."""
+    if state is RpoState.BREACHED and announced != RpoState.BREACHED.value:
+        return "breached"
+    if state in (RpoState.OK, RpoState.AT_RISK) and announced == RpoState.BREACHED.value:
+        return "recovered"
+    return None
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f}"
+
+
+@dataclass
+class RpoResult:
+    """What one check of one instance found and did."""
+
+    instance: str
+    state: RpoState
+    changed: bool = False
+    announced: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class RpoReport:
+    """One run of the monitor over the inventory."""
+
+    results: list[RpoResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, state: RpoState) -> int:
+        return sum(1 for r in self.results if r.state is state)
+
+    @property
+    def announced(self) -> list[RpoResult]:
+        return [r for r in self.results if r.announced]
+
+    @property
+    def errors(self) -> list[RpoResult]:
+        return [r for r in self.results if r.error]
+
+
+class RpoMonitor:
+    """Keeps every protected instance's ``rpo`` record current and announces breaches and recoveries once."""
+
+    def __init__(self, *, settings: Settings, store: JobStore, backups: BackupStore, notifier: Notifier,
+                 resolver: InstanceResolver, clock: Clock, parallel: int = PARALLEL_QUERIES) -> None:
+        self._settings = settings
+        self._store = store
+        self._backups = backups
+        self._notifier = notifier
+        self._resolver = resolver
+        self._clock = clock
+        self._parallel = max(1, parallel)
+        self._margin = timedelta(hours=settings.expiry_margin_hours)
+
+    def check_all(self) -> RpoReport:
+        """The timer: every protected instance, one catalog query each (a few in parallel).
+
+        One instance's failure (catalog, record write, notifier) is logged and counted; the others
+        are still checked. :raises AzureUnavailableError: if the ``rpo`` records cannot be read.
+        """
+        started = time.perf_counter()
+        inventory = self._resolver.inventory()
+        report = RpoReport(problems=list(inventory.problems))
+        records = {r.key: r for r in self._store.records(RECORD_KIND)}
+        instances = inventory.instances
+        workers = min(self._parallel, len(instances) or 1)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpo") as pool:
+            report.results = list(pool.map(
+                lambda inst: self._check_guarded(inst, records.get(rpo_key(inst.resource_id))), instances))
+        report.seconds = time.perf_counter() - started
+        _module_logger.info(
+            "RPO check of %d instances in %.2f s: %d ok, %d at-risk, %d breached, %d unknown; %d announced, "
+            "%d errors", len(report.results), report.seconds, report.count(RpoState.OK),
+            report.count(RpoState.AT_RISK), report.count(RpoState.BREACHED), report.count(RpoState.UNKNOWN),
+            len(report.announced), len(report.errors))
+        return report
+
+    def check_instance(self, instance: ProtectedInstance, *, new_backup: tuple[str, str] | None = None) -> RpoResult:
+        """Check one instance now (its record read fresh).
+
+        ``new_backup`` (container, blob name) is a backup that just succeeded: it is read directly,
+        so it counts even before the index-tag query sees it (Azure updates that index
+        asynchronously).
+        """
+        record = self._store.get_record(RECORD_KIND, rpo_key(instance.resource_id))
+        return self._check_guarded(instance, record, new_backup=new_backup)
+
+    # -- one instance --------------------------------------------------------------------------------
+    def _check_guarded(self, instance: ProtectedInstance, record: Record | None, *,
+                       new_backup: tuple[str, str] | None = None) -> RpoResult:
+        try:
+            return self._check(instance, record, new_backup)
+        except Exception as e:
+            # One instance must not stop the others; the next run tries again.
+            _module_logger.exception("RPO check of %s failed", instance.name)
+            detail = e.message if isinstance(e, DrError) else type(e).__name__
+            return RpoResult(str(instance.resource_id), RpoState.UNKNOWN, error=detail)
+
+    def _check(self, instance: ProtectedInstance, record: Record | None,
+               new_backup: tuple[str, str] | None) -> RpoResult:
+        key = rpo_key(instance.resource_id)
+        for attempt in range(_ATTEMPTS):
+            now = self._clock.now()
+            assessment = self._assess(instance, record, now, new_backup)
+            try:
+                return self._settle(instance, record, assessment, now)
+            except JobConflictError:
+                # Someone else (the timer, a follower) wrote first: read their record and the
+                # catalog again, so a stale view never overwrites a newer one.
+                _module_logger.info("rpo record of %s changed meanwhile (attempt %d)", instance.name, attempt + 1)
+                record = self._store.get_record(RECORD_KIND, key)
+        raise JobConflictError(f"rpo record of {instance.name} kept changing; left for the next run")
+
+    def _assess(self, instance: ProtectedInstance, record: Record | None, now: datetime,
+                new_backup: tuple[str, str] | None) -> RpoAssessment:
+        try:
+            entries = self._backups.find(instance.container, instance.name)
+            if new_backup is not None and all(e.blob_name != new_backup[1] for e in entries):
+                tags = self._backups.tags(*new_backup)
+                entry = entry_from_tags(new_backup[0], new_backup[1], tags) if tags is not None else None
+                if entry is not None and entry.service_name.lower() == instance.name.lower():
+                    entries = [entry, *entries]
+        except DrError as e:
+            return unreadable(instance, e.message)
+        watched = from_iso(record.data.get("watchedSince")) if record is not None else None
+        return assess(instance, entries, now=now, margin=self._margin, watched_since=watched or now)
+
+    def _settle(self, instance: ProtectedInstance, record: Record | None, assessment: RpoAssessment,
+                now: datetime) -> RpoResult:
+        """Write the record if it changed, log a state change, announce what is due (once)."""
+        previous = record.data if record is not None else None
+        data = next_record_data(previous, assessment, now=now)
+        due = _due(assessment.state, data["announced"])
+        if due and "announcing" in data:
+            due = None  # another runner is announcing right now
+        if due:
+            data["announcing"] = {"state": assessment.state.value, "until": iso(now + _ANNOUNCE_LEASE)}
+        result = RpoResult(str(instance.resource_id), assessment.state)
+        if previous is None or data != previous:
+            written = self._store.put_record(Record(RECORD_KIND, rpo_key(instance.resource_id), data,
+                                                    etag=record.etag if record is not None else None))
+            result.changed = True
+            previous_state = previous.get("state") if previous else None
+            if previous_state != assessment.state.value:
+                _log_change(assessment, previous_state, now=now)
+            record = written
+        if due:
+            assert record is not None
+            result.announced = self._announce(instance, record, assessment, due, now)
+        return result
+
+    def _announce(self, instance: ProtectedInstance, record: Record, assessment: RpoAssessment, due: str,
+                  now: datetime) -> str | None:
+        try:
+            self._notifier.announce_event(_event(instance, assessment, due, now=now))
+        except Exception:
+            _module_logger.exception("RPO %s announcement of %s failed; the next check tries again", due,
+                                     instance.name)
+            self._release_claim(record)
+            return None
+        self._mark_announced(record, assessment.state)
+        return due
+
+    def _mark_announced(self, record: Record, state: RpoState) -> None:
+        """Set ``announced`` (the notifier has succeeded), on whatever the record is now; never announce again."""
+        current: Record | None = record
+        for _ in range(_ATTEMPTS):
+            if current is None:
+                return
+            current.data["announced"] = state.value
+            current.data.pop("announcing", None)
+            try:
+                self._store.put_record(current)
+                return
+            except JobConflictError:
+                current = self._store.get_record(current.kind, current.key)
+        _module_logger.error("rpo record %s: announced %s but could not record it; it may be announced again",
+                             record.key, state.value)
+
+    def _release_claim(self, record: Record) -> None:
+        record.data.pop("announcing", None)
+        # If this write fails too, the claim lapses on its own after _ANNOUNCE_LEASE.
+        with contextlib.suppress(DrError):
+            self._store.put_record(record)
+
+
+def _log_change(assessment: RpoAssessment, previous: str | None, *, now: datetime) -> None:
+    """One structured line per RPO state change; the alert rules in infra/monitor read it."""
+    newest = assessment.newest
+    line = {
+        "instance": str(assessment.instance.resource_id),
+        "serviceName": assessment.instance.name,
+        "state": assessment.state.value,
+        "previous": previous,
+        "targetHours": assessment.target_hours,
+        "ageHours": None if newest is None else round((now - newest.created).total_seconds() / 3600, 2),
+        "newestRestorable": None if newest is None else newest.blob_name,
+        "reason": assessment.reason,
+    }
+    level = logging.WARNING if assessment.state in (RpoState.BREACHED, RpoState.UNKNOWN) else logging.INFO
+    logger.log(level, "%s%s", LOG_PREFIX, json.dumps(line, separators=(",", ":")))
+
+
+def _event(instance: ProtectedInstance, assessment: RpoAssessment, due: str, *, now: datetime) -> Event:
+    name = instance.alias or instance.name
+    newest = assessment.newest
+    details: dict[str, Any] = {
+        "instance": str(instance.resource_id),
+        "serviceName": instance.name,
+        "alias": instance.alias,
+        "state": assessment.state.value,
+        "targetHours": assessment.target_hours,
+        "ageHours": None if newest is None else round((now - newest.created).total_seconds() / 3600, 2),
+        "newestRestorable": None if newest is None else {"blobName": newest.blob_name,
+                                                         "createdAt": iso(newest.created)},
+        "reason": assessment.reason,
+    }
+    if due == "breached":
+        remediation = _BREACH_REMEDIATION.format(name=name)
+        text = (f"apim-dr: RPO breached for {instance.name}\nInstance: {instance.resource_id}\n"
+                f"Why: {assessment.reason}\nWhat to do: {remediation}")
+        return Event("rpo-breached", text, {**details, "remediation": remediation}, severe=True)
+    text = (f"apim-dr: RPO recovered for {instance.name} ({assessment.state.value})\n"
+            f"Instance: {instance.resource_id}\nNow: {assessment.reason}")
+    return Event("rpo-recovered", text, details, severe=False)
+
+
+class RpoFollower:
+    """After a backup succeeds, re-check its instance's RPO at once (a recovery is announced without delay).
+
+    Idempotent; the 15-minute timer catches up on anything a crash made it miss.
+    """
+
+    def __init__(self, monitor: RpoMonitor, settings: Settings) -> None:
+        self._monitor = monitor
+        self._settings = settings
+
+    def after(self, job: Job) -> None:
+        if job.kind is not JobKind.BACKUP or job.state is not JobState.SUCCEEDED:
+            return
+        self._monitor.check_instance(self._instance_of(job), new_backup=(job.container, job.blob_name))
+
+    def _instance_of(self, job: Job) -> ProtectedInstance:
+        """The configured instance, else one found by discovery (default options): no ARM call here."""
+        rid = job.resource_id
+        for inst in self._settings.instances:
+            if inst.resource_id.key == rid.key:
+                return inst
+        settings = self._settings
+        return ProtectedInstance(resource_id=rid, container=job.container or settings.backup_container,
+                                 access_type=settings.access_type, client_id=settings.identity_client_id,
+                                 posture=settings.posture)
