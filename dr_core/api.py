@@ -37,12 +37,27 @@ STATUS_RETRY_AFTER_SECONDS = 10
 
 @dataclass
 class ApiResponse:
+    """An answer: a JSON ``body``, or an HTML page when ``html`` is set (errors are always JSON)."""
+
     status: int
     body: dict[str, Any] | list[Any]
     headers: dict[str, str] = field(default_factory=dict)
+    html: str | None = None
+
+    @classmethod
+    def page(cls, html: str, headers: dict[str, str]) -> ApiResponse:
+        return cls(200, {}, headers, html=html)
+
+    @property
+    def mimetype(self) -> str:
+        return "application/json" if self.html is None else "text/html"
 
     def json_bytes(self) -> bytes:
         return json.dumps(self.body, separators=(",", ":"), default=str).encode()
+
+    def content(self) -> bytes:
+        """The bytes to send: the page as UTF-8 (unencodable characters replaced), else the JSON body."""
+        return self.json_bytes() if self.html is None else self.html.encode("utf-8", "replace")
 
 
 def guarded(handler: Callable[[], ApiResponse]) -> ApiResponse:
@@ -189,3 +204,18 @@ class Api:
         if warnings:
             body["warnings"] = warnings
         return ApiResponse(200, body)
+
+    def dashboard(self) -> ApiResponse:
+        """``GET /api/dashboard``: the status page (one self-contained HTML document, no external fetch)."""
+        from .dashboard import page_headers, render_dashboard
+
+        status = self._status_report()
+        return ApiResponse.page(render_dashboard(status, now=self._ctx.clock.now()), page_headers())
+
+    def _status_report(self) -> dict[str, Any]:
+        """The ``/api/status`` document the page renders.
+
+        The one place that picks its builder: when the RPO monitor's status use case lands, this
+        line becomes a call to it (the page renders exactly that document).
+        """
+        return self._ctx.basic_status().build()

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .notify import Notifier
     from .planner import BackupPlanner
     from .restore import Restorer
+    from .status_basic import BasicStatusBuilder
     from .store import JobStore
     from .worker import Worker
 
@@ -123,6 +124,12 @@ class DrContext:
 
         return Restorer(settings=self.settings, store=self.store, queue=self.queue, arm=self.arm,
                         backups=self.backups, resolver=self.resolver(), clock=self.clock)
+
+    def basic_status(self) -> BasicStatusBuilder:
+        from .status_basic import BasicStatusBuilder
+
+        return BasicStatusBuilder(settings=self.settings, resolver=self.resolver(), store=self.store,
+                                  backups=self.backups, clock=self.clock)
 
     def api(self) -> Api:
         from .api import Api

@@ -39,8 +39,10 @@ def test_bindings(function_metadata):
     for function, name in (("work_on_job", WORK_QUEUE), ("poll_job", POLL_QUEUE)):
         queue = by_name[function]["bindings"][0]
         assert queue["queueName"] == name and queue["connection"] == "AzureWebJobsStorage"
-    for http_fn in ("start_backup", "get_operation"):
+    for http_fn in ("start_backup", "get_operation", "dashboard"):
         assert by_name[http_fn]["bindings"][0]["authLevel"] == "FUNCTION"
+    page = by_name["dashboard"]["bindings"][0]
+    assert (page["route"], page["methods"]) == ("dashboard", ["GET"])
 
 
 def test_dr_core_never_imports_azure_functions():
