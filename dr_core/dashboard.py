@@ -238,7 +238,9 @@ def _rpo_cell(rpo: Mapping[str, Any], now: datetime) -> str:
         created = from_iso(newest.get("createdAt"))
         assert created is not None
         age = (now - created).total_seconds() / 3600
-    target_text = f"target {_hours(target)}" if target is not None else "no target"
+    # Targets are set in whole hours (rpoHours): say them the way they were configured.
+    target_text = "no target" if target is None else (
+        f"target {int(target)} h" if target.is_integer() and target >= 1 else f"target {_hours(target)}")
     if newest:
         age_text = _hours(age) if age is not None else _NONE
         out.append(f"<p>newest restorable backup {age_text} old, {target_text}</p>")

@@ -223,6 +223,8 @@ def test_drill_states(drill: dict[str, Any] | None, expected: str) -> None:
     ({"state": "ok", "newestRestorable": {"createdAt": iso(NOW - timedelta(hours=2))}},
      "newest restorable backup 2 h old, no target"),  # age computed from createdAt when absent
     ({}, "? Unknown no restorable backup, no target"),
+    ({"targetHours": 48, "state": "ok", "newestRestorable": None}, "no restorable backup, target 48 h"),
+    ({"targetHours": 0.5, "state": "ok", "newestRestorable": None}, "no restorable backup, target 30 min"),
     ({"state": "<b>weird</b>"}, "? Unknown (<b>weird</b>)"),
 ])
 def test_rpo_cell(rpo: dict[str, Any], expected: str) -> None:
