@@ -60,7 +60,7 @@ thead th{font-size:12px;color:var(--muted);font-weight:600;border-bottom:2px sol
 tbody th{font-weight:600;width:14%;border-left:4px solid var(--unk)}
 tr.s-ok th{border-left-color:var(--ok)}tr.s-at-risk th{border-left-color:var(--warn)}
 tr.s-breached th{border-left-color:var(--bad)}
-td:nth-child(2){min-width:150px}td:nth-child(4),td:nth-child(5){min-width:170px}td:nth-child(6){min-width:280px}
+td:nth-child(2){min-width:150px}td:nth-child(4),td:nth-child(5){min-width:170px}td:nth-child(6){min-width:300px}
 .tl{display:flex;gap:1px;list-style:none;margin:0 0 .25rem;padding:0}
 .tl li{width:13px;height:18px;line-height:18px;text-align:center;font-size:10px;border-radius:2px;
 color:#fff;background:var(--none)}
@@ -297,10 +297,10 @@ def _timeline_cell(backups: list[Any], now: datetime) -> str:
     label = f"Backups from {first:%Y-%m-%d} to {today:%Y-%m-%d}, one mark per day, oldest first: {summary}"
     out = [f'<ol class="tl" aria-label="{_attr(label)}">{"".join(cells)}</ol>']
     if good + bad == 0:
-        before = f" (newest {_time(newest.isoformat(), now)})" if newest is not None else ""
+        before = f" (newest {_time(newest, now)})" if newest is not None else ""
         out.append(f"<p>No backups in the last {TIMELINE_DAYS} days{before}.</p>")
     else:
-        out.append(f"<p><small>{summary}; newest {_time(newest.isoformat(), now)}</small></p>")
+        out.append(f"<p><small>{summary}; newest {_time(newest, now)}</small></p>")
     return "".join(out)
 
 

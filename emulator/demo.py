@@ -7,6 +7,7 @@
    that cannot back up). Prints every job transition, then a table of jobs.
 3. Restores the newest backup of the primary into its standby through the HTTP API, with its
    preflight report, and checks that the standby now has the primary's configuration.
+4. Prints the status page's URL (``GET /api/dashboard``) and saves a screenshot of it.
 
 Everything runs locally; nothing reaches Azure. Each run starts from scratch in a temporary folder.
 """
@@ -69,6 +70,7 @@ def main() -> int:
     _print(f"  Functions host stand-in running function_app.py, HTTP at {host.http_url}/api")
     try:
         code = _run(local, host, key, hook)
+        _show_dashboard(host, key)
     finally:
         host.stop()
         local.stop()
@@ -155,6 +157,27 @@ def _run(local: Any, host: Any, key: str, hook: Any) -> int:
     _print()
     _print("Done. Everything above ran on local stand-ins through the official Azure SDKs.")
     return 0 if status["state"] == "Succeeded" and same else 1
+
+
+def _show_dashboard(host: Any, key: str) -> None:
+    """The status page as it stands after the run: its URL, and a full-page screenshot when Chromium is here."""
+    from emulator import browser
+
+    url = f"{host.http_url}/api/dashboard?code={key}"
+    _print()
+    _print("== 4. the status page (GET /api/dashboard) ==")
+    _print(f"  {url}  (served until the demo ends)")
+    reason = browser.unavailable_reason()
+    if reason:
+        _print(f"  no screenshot: {reason}")
+        return
+    path = PROJECT_ROOT / ".local" / "demo" / "dashboard.png"
+    try:
+        browser.screenshot(url, path)
+    except Exception as e:  # a screenshot is a bonus: never fail the demo over it
+        _print(f"  no screenshot: {type(e).__name__}: {str(e)[:200]}")
+        return
+    _print(f"  screenshot: {path}")
 
 
 if __name__ == "__main__":
