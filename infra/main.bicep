@@ -369,6 +369,16 @@ module jobAlerts 'monitor/job-alerts.bicep' = {
   }
 }
 
+module statusWorkbook 'monitor/status-workbook.bicep' = {
+  name: 'apimdr-status-workbook'
+  scope: resourceGroup(rgName)
+  params: {
+    appInsightsId: monitoring.outputs.appInsightsId
+    location: location
+    tags: tags
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Storage
 // ---------------------------------------------------------------------------------------------

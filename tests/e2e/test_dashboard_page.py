@@ -48,8 +48,9 @@ def fleet(e2e: E2E) -> dict[str, str]:
         "backup": jobs[PROD].blob_name, "backupCreatedAt": backup_created, "requestedAt": iso(now),
         "finishedAt": iso(now), "error": None,
         "lastSucceeded": {"backup": jobs[PROD].blob_name, "backupCreatedAt": backup_created, "finishedAt": iso(now)}}))
+    drill_target = e2e.rid(STANDBY).rsplit("/", 1)[0] + "/apim-contoso-drill"  # not in the seed: never called
     ctx.store.put_record(Record("drill", "restore-20261101T030000Z-apim-contoso-drill-0000abcd", {
-        "instance": e2e.rid(PROD), "target": e2e.rid(STANDBY).rsplit("/", 1)[0] + "/apim-contoso-drill", "jobId": "restore-drill",
+        "instance": e2e.rid(PROD), "target": drill_target, "jobId": "restore-drill",
         "backup": jobs[PROD].blob_name, "backupCreatedAt": backup_created, "requestedAt": iso(now),
         "finishedAt": iso(now), "state": "passed", "rtoSeconds": 754, "rpoHoursAtDrill": 1.5,
         "verification": None, "error": None}))
