@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import emulator_load, fleet, imports, lro, planning
+from bench import dashboard, emulator_load, fleet, imports, lro, planning
 
 
 def main() -> None:
@@ -15,6 +15,8 @@ def main() -> None:
     emulator_load.main()
     print()
     fleet.main()
+    print()
+    dashboard.main()
 
 
 if __name__ == "__main__":

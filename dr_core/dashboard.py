@@ -20,7 +20,7 @@ import html
 import math
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from .clock import from_iso, utc
@@ -140,23 +140,24 @@ def _service_name(resource_id: object) -> str:
 
 # -- formatting -----------------------------------------------------------------------------------------
 def _hours(hours: float) -> str:
+    """A span of hours in the unit a person would say; a no-break space keeps number and unit together."""
     hours = float(hours)
     if hours.is_integer() and 1 <= hours < 48:
-        return f"{int(hours)} h"
+        return f"{int(hours)}\u00a0h"
     if hours < 1:
-        return f"{max(0, round(hours * 60))} min"
+        return f"{max(0, round(hours * 60))}\u00a0min"
     if hours < 48:
-        return f"{hours:.1f} h"
-    return f"{hours / 24:.1f} days"
+        return f"{hours:.1f}\u00a0h"
+    return f"{hours / 24:.1f}\u00a0days"
 
 
 def _duration(seconds: float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 60:
-        return f"{seconds:.0f} s"
+        return f"{seconds:.0f}\u00a0s"
     if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+        return f"{int(seconds // 60)}\u00a0min {int(seconds % 60):02d}\u00a0s"
+    return f"{int(seconds // 3600)}\u00a0h {int(seconds % 3600 // 60):02d}\u00a0min"
 
 
 def _time(value: object, now: datetime) -> str:
@@ -240,7 +241,7 @@ def _rpo_cell(rpo: Mapping[str, Any], now: datetime) -> str:
         age = (now - created).total_seconds() / 3600
     # Targets are set in whole hours (rpoHours): say them the way they were configured.
     target_text = "no target" if target is None else (
-        f"target {int(target)} h" if target.is_integer() and target >= 1 else f"target {_hours(target)}")
+        f"target {int(target)}\u00a0h" if target.is_integer() and target >= 1 else f"target {_hours(target)}")
     if newest:
         age_text = _hours(age) if age is not None else _NONE
         out.append(f"<p>newest restorable backup {age_text} old, {target_text}</p>")
@@ -252,7 +253,23 @@ def _rpo_cell(rpo: Mapping[str, Any], now: datetime) -> str:
     return "".join(out)
 
 
+def _day(day: date) -> str:
+    return f"{day:%b} {day.day}"
+
+
+def _day_ranges(days: list[date]) -> str:
+    """``Nov 3, Nov 10 – Nov 12``: consecutive days as one range."""
+    runs: list[list[date]] = []
+    for day in days:
+        if runs and (day - runs[-1][-1]).days == 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(_day(r[0]) if len(r) == 1 else f"{_day(r[0])} – {_day(r[-1])}" for r in runs)
+
+
 def _timeline_cell(backups: list[Any], now: datetime) -> str:
+    """One mark per UTC day (a picture, hidden from screen readers), then the same in words."""
     today = now.date()
     first = today - timedelta(days=TIMELINE_DAYS - 1)
     restorable = [0] * TIMELINE_DAYS
@@ -275,32 +292,31 @@ def _timeline_cell(backups: list[Any], now: datetime) -> str:
             because = entry.get("notRestorableBecause")
             reason[index] = reason[index] or (because if isinstance(because, str) else None)
     cells = []
+    missing: list[date] = []
+    unusable: list[tuple[date, str | None]] = []
     for i in range(TIMELINE_DAYS):
-        day = first + timedelta(days=i)
         if restorable[i]:
-            cls, glyph, what = "r", "✓", f"{restorable[i]} restorable backup" + ("s" if restorable[i] > 1 else "")
+            cells.append('<li class="r">✓</li>')
         elif other[i]:
-            cls, glyph = "n", "✗"
-            what = f"{other[i]} backup{'s' if other[i] > 1 else ''}, not restorable"
-            what += f": {reason[i]}" if reason[i] else ""
+            cells.append('<li class="n">✗</li>')
+            unusable.append((first + timedelta(days=i), reason[i]))
         else:
-            cls, glyph, what = "x", "·", "no backup"
-        cells.append(f'<li class="{cls}" title="{day:%Y-%m-%d}: {_attr(what)}">{glyph}</li>')
-    good = sum(1 for n in restorable if n)
-    bad = sum(1 for r, o in zip(restorable, other, strict=True) if o and not r)
-    empty = TIMELINE_DAYS - good - bad
-    summary = f"{good} of {TIMELINE_DAYS} days with a restorable backup"
-    if bad:
-        summary += f", {bad} with backups none of which is restorable"
-    if empty:
-        summary += f", {empty} without a backup"
-    label = f"Backups from {first:%Y-%m-%d} to {today:%Y-%m-%d}, one mark per day, oldest first: {summary}"
-    out = [f'<ol class="tl" aria-label="{_attr(label)}">{"".join(cells)}</ol>']
-    if good + bad == 0:
+            cells.append('<li class="x">·</li>')
+            missing.append(first + timedelta(days=i))
+    good = TIMELINE_DAYS - len(missing) - len(unusable)
+    out = [f'<ol class="tl" aria-hidden="true">{"".join(cells)}</ol>']
+    if good + len(unusable) == 0:
         before = f" (newest {_time(newest, now)})" if newest is not None else ""
         out.append(f"<p>No backups in the last {TIMELINE_DAYS} days{before}.</p>")
-    else:
-        out.append(f"<p><small>{summary}; newest {_time(newest, now)}</small></p>")
+        return "".join(out)
+    out.append(f"<p><small>{good} of {TIMELINE_DAYS} days with a restorable backup; "
+               f"newest {_time(newest, now)}</small></p>")
+    if missing:
+        out.append(f"<p><small>no backup: {_day_ranges(missing)}</small></p>")
+    if unusable:
+        shown = "; ".join(_day(d) + (f" ({_t(why, 200)})" if why else "") for d, why in unusable[:3])
+        more = f"; and {len(unusable) - 3} more days" if len(unusable) > 3 else ""
+        out.append(f"<p><small>backups, none restorable: {shown}{more}</small></p>")
     return "".join(out)
 
 
@@ -456,8 +472,8 @@ def render_dashboard(status: Mapping[str, Any], *, now: datetime) -> str:
                    "(APIM_DR_DISCOVERY_SUBSCRIPTIONS, APIM_DR_DISCOVERY_TAG).</p>")
     else:
         out.append(f'<p class="muted">Backups, last {TIMELINE_DAYS} days: one mark per UTC day, oldest left: '
-                   "✓ a restorable backup, ✗ backups but none restorable, · no backup. "
-                   "Hover a mark for the day and details.</p>")
+                   "✓ a restorable backup, ✗ backups but none restorable, · no backup; the days are named below "
+                   "each timeline.</p>")
         out.append('<div class="wrap"><table><thead><tr><th scope="col">Instance</th><th scope="col">RPO</th>'
                    f'<th scope="col">Backups, last {TIMELINE_DAYS} days</th><th scope="col">Standby</th>'
                    '<th scope="col">Last drill</th><th scope="col">Open failures</th></tr></thead><tbody>')

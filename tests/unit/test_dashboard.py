@@ -31,7 +31,7 @@ ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1"
 BLOCKS = {"p", "li", "div", "td", "th", "tr", "br", "h1", "h2", "section", "header", "footer", "ul", "ol", "table",
           "main"}
 ALLOWED_ATTRIBUTES = {"lang", "charset", "name", "content", "class", "role", "title", "datetime", "scope",
-                      "aria-label", "aria-labelledby", "id"}
+                      "aria-hidden", "aria-labelledby", "id"}
 
 
 def backup(days_ago: float, *, restorable: bool = True, because: str | None = None) -> dict[str, Any]:
@@ -232,25 +232,33 @@ def test_rpo_cell(rpo: dict[str, Any], expected: str) -> None:
 
 
 # -- the 30-day timeline --------------------------------------------------------------------------------
-def test_the_timeline_has_one_mark_per_day_oldest_first() -> None:
+def test_the_timeline_has_one_mark_per_day_oldest_first_and_says_it_in_words() -> None:
     backups = [backup(0), backup(-0.1), backup(3, restorable=False, because="expired on <then>"),
                backup(4, restorable=False), backup(4), backup(29), backup(30), backup(45), backup(-2)]
-    page = Page(render(instance(backups=backups)))
+    html = render(instance(backups=backups))
+    page = Page(html)
     marks = [attrs for tag, attrs in page.tags if tag == "li" and attrs.get("class") in ("r", "n", "x")]
     assert len(marks) == TIMELINE_DAYS
     classes = "".join(str(m["class"]) for m in marks)
-    # day 29 ago (oldest, first) .. today (last); day 4 has a restorable one, day 3 only a non-restorable one.
-    assert classes == "r" + "x" * 24 + "rnxxr"  # backup(-2) is in the future, backup(30) before the window
-    assert marks[-1]["title"] == "2026-11-30: 2 restorable backups"
-    assert marks[-4]["title"] == "2026-11-27: 1 backup, not restorable: expired on <then>"
-    assert marks[0]["title"] == "2026-11-01: 1 restorable backup"
-    assert marks[1]["title"] == "2026-11-02: no backup"
-    assert "3 of 30 days with a restorable backup, 1 with backups none of which is restorable, 26 without a backup" \
-        in page.text
-    ol = next(attrs for tag, attrs in page.tags if tag == "ol")
-    assert "one mark per day, oldest first: 3 of 30 days" in str(ol["aria-label"])
-    glyphs = re.findall(r'<li class="[rnx]" title="[^"]*">(.)</li>', render(instance(backups=backups)))
+    # day 29 ago (oldest, first) .. today (last); day 4 has a restorable one, day 3 only a non-restorable one;
+    # backup(-2) is in the future and backup(30) before the window.
+    assert classes == "r" + "x" * 24 + "rnxxr"
+    glyphs = re.findall(r'<li class="[rnx]">(.)</li>', html)
     assert "".join(glyphs) == "✓" + "·" * 24 + "✓✗··✓"  # not color alone
+    # The picture is hidden from screen readers; the words say the same (a backup from the future, too).
+    assert next(attrs for tag, attrs in page.tags if tag == "ol")["aria-hidden"] == "true"
+    assert "3 of 30 days with a restorable backup; newest 2026-12-02 02:00 UTC (in 41 h)" in page.text
+    assert "no backup: Nov 2 – Nov 25, Nov 28 – Nov 29" in page.text
+    assert "backups, none restorable: Nov 27 (expired on <then>)" in page.text
+
+
+@pytest.mark.parametrize(("ages", "words"), [
+    ([1, 3, 5, 7], "backups, none restorable: Nov 23; Nov 25; Nov 27; and 1 more days"),
+    ([2], "backups, none restorable: Nov 28 "),
+])
+def test_days_without_a_restorable_backup_are_named(ages: list[int], words: str) -> None:
+    backups = [backup(0)] + [backup(a, restorable=False) for a in ages]
+    assert words in Page(render(instance(backups=backups))).text + " "
 
 
 @pytest.mark.parametrize("backups", [[], [backup(45)], None, "not a list", [{"createdAt": "yesterday"}, 5]])
@@ -393,7 +401,7 @@ def test_a_naive_now_is_taken_as_utc() -> None:
     (48, "2.0 days"), (100, "4.2 days"),
 ])
 def test_hours(hours: float, text: str) -> None:
-    assert _hours(hours) == text
+    assert _hours(hours) == text.replace(" ", "\u00a0")  # number and unit never wrap apart
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
@@ -401,4 +409,4 @@ def test_hours(hours: float, text: str) -> None:
     (7300, "2 h 01 min"),
 ])
 def test_duration(seconds: float, text: str) -> None:
-    assert _duration(seconds) == text
+    assert _duration(seconds).replace("\u00a0", " ") == text
