@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import gzip
 import statistics
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from dr_core.clock import iso
@@ -72,6 +74,25 @@ def main(instances: int = 1000, runs: int = 7) -> None:
     print(f"  render_dashboard: median {statistics.median(times) * 1000:.0f} ms, worst {max(times) * 1000:.0f} ms")
     print(f"  page: {len(body) / 1e6:.2f} MB ({len(body) / instances / 1000:.2f} kB per instance), "
           f"gzip {len(gzip.compress(body)) / 1e6:.2f} MB")
+    _browser_figures(body)
+
+
+def _browser_figures(body: bytes) -> None:
+    """How long headless Chromium takes to load and lay out the page (from a file: no network in the figure)."""
+    from emulator import browser
+
+    reason = browser.unavailable_reason()
+    if reason:
+        print(f"  Chromium: skipped ({reason})")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "dashboard.html"
+        path.write_bytes(body)
+        with browser.open_page(path.as_uri()) as visit:
+            timing = visit.page.evaluate(
+                "() => { const t = performance.getEntriesByType('navigation')[0];"
+                " document.body.getBoundingClientRect(); return [t.domContentLoadedEventEnd, t.loadEventEnd]; }")
+    print(f"  Chromium: DOM ready {timing[0]:.0f} ms, loaded {timing[1]:.0f} ms after navigation start")
 
 
 if __name__ == "__main__":
