@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: demo test setup tools lint unit e2e bench emulator clean help
+.PHONY: demo test setup tools chromium lint unit e2e bench emulator clean help
 
 help:
 	@echo "make demo   run a backup end to end on local Azure (Azurite + APIM emulator + host stand-in)"
@@ -32,7 +32,20 @@ $(CHECKOV_VENV)/.stamp: requirements-checkov.txt
 
 setup: $(VENV)/.stamp node_modules/.stamp
 
-tools: $(CHECKOV_VENV)/.stamp
+tools: $(CHECKOV_VENV)/.stamp chromium
+
+# Debian's Chromium for the status page's browser test and the demo's screenshot (Playwright drives
+# it and never downloads a browser of its own). Installed only when missing and only where apt can
+# install (root); otherwise the browser test skips and says why.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium (browser test of the status page)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; } \
+	    >/dev/null || echo "chromium could not be installed: the browser test will be skipped"; \
+	else \
+	  echo "chromium is missing and apt-get is not usable here (not root): the browser test will be skipped"; \
+	fi
 
 demo: setup
 	$(PY) -m emulator.demo

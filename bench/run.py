@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import emulator_load, fleet, imports, lro, planning, rpo
+from bench import dashboard, emulator_load, fleet, imports, lro, planning, rpo
 
 
 def main() -> None:
@@ -17,6 +17,8 @@ def main() -> None:
     fleet.main()
     print()
     rpo.main()
+    print()
+    dashboard.main()
 
 
 if __name__ == "__main__":

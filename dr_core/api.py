@@ -37,12 +37,27 @@ STATUS_RETRY_AFTER_SECONDS = 10
 
 @dataclass
 class ApiResponse:
+    """An answer: a JSON ``body``, or an HTML page when ``html`` is set (errors are always JSON)."""
+
     status: int
     body: dict[str, Any] | list[Any]
     headers: dict[str, str] = field(default_factory=dict)
+    html: str | None = None
+
+    @classmethod
+    def page(cls, html: str, headers: dict[str, str]) -> ApiResponse:
+        return cls(200, {}, headers, html=html)
+
+    @property
+    def mimetype(self) -> str:
+        return "application/json" if self.html is None else "text/html"
 
     def json_bytes(self) -> bytes:
         return json.dumps(self.body, separators=(",", ":"), default=str).encode()
+
+    def content(self) -> bytes:
+        """The bytes to send: the page as UTF-8 (unencodable characters replaced), else the JSON body."""
+        return self.json_bytes() if self.html is None else self.html.encode("utf-8", "replace")
 
 
 def guarded(handler: Callable[[], ApiResponse]) -> ApiResponse:
@@ -201,3 +216,14 @@ class Api:
             raise InvalidRequestError("query parameter 'service' is empty; omit it for every instance",
                                       fields={"service": "must not be empty"})
         return ApiResponse(200, self._ctx.posture_status().build(service))
+
+    def dashboard(self) -> ApiResponse:
+        """``GET /api/dashboard``: the status page (one self-contained HTML document, no external fetch)."""
+        from .dashboard import page_headers, render_dashboard
+
+        status = self._status_report()
+        return ApiResponse.page(render_dashboard(status, now=self._ctx.clock.now()), page_headers())
+
+    def _status_report(self) -> dict[str, Any]:
+        """The ``/api/status`` document the page renders (the same builder as ``GET /api/status``)."""
+        return self._ctx.posture_status().build(None)

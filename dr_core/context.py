@@ -139,7 +139,6 @@ class DrContext:
 
         return PostureStatus(settings=self.settings, store=self.store, backups=self.backups,
                              resolver=self.resolver(), clock=self.clock)
-
     def api(self) -> Api:
         from .api import Api
 

@@ -33,7 +33,11 @@ LOG_PREFIX = "APIMDR_JOB "
 
 
 def log_transition(job: Job, *, now: datetime) -> None:
-    """One structured line per job transition (job ID, instance, state, duration); no secrets."""
+    """One structured line per job transition (job ID, instance, state, duration, error and what to do); no secrets.
+
+    The alert rules and the workbook in ``infra/monitor`` read these fields; the error message and
+    the remediation are the job's own (also in its row and the announcement).
+    """
     record = {
         "jobId": job.job_id,
         "kind": job.kind.value,
@@ -42,6 +46,8 @@ def log_transition(job: Job, *, now: datetime) -> None:
         "durationSeconds": None if job.duration_seconds is None else round(job.duration_seconds, 1),
         "elapsedSeconds": round(job.elapsed_seconds(now), 1),
         "errorCode": job.error_code,
+        "errorMessage": job.error_message,
+        "remediation": job.remediation,
         "waitingFor": job.wait_reason,
     }
     level = logging.WARNING if job.state in (JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED) else logging.INFO

@@ -431,8 +431,11 @@ def _log_change(assessment: RpoAssessment, previous: str | None, *, now: datetim
         "state": assessment.state.value,
         "previous": previous,
         "targetHours": assessment.target_hours,
+        "since": iso(now),
         "ageHours": None if newest is None else round((now - newest.created).total_seconds() / 3600, 2),
-        "newestRestorable": None if newest is None else newest.blob_name,
+        # The same shape as the rpo record's (the workbook and the alert rule read it).
+        "newestRestorable": None if newest is None else {"blobName": newest.blob_name,
+                                                         "createdAt": iso(newest.created)},
         "reason": assessment.reason,
     }
     level = logging.WARNING if assessment.state in (RpoState.BREACHED, RpoState.UNKNOWN) else logging.INFO

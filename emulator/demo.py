@@ -10,6 +10,7 @@
 4. The RPO monitor: fires its timer and prints GET /api/status as the clock (the app's and the
    emulator's, moved together) passes 80 % and 100 % of the 26 h target, shows the breach
    announcements, then takes a new backup and shows the recovery announced at once.
+5. Prints the status page's URL (``GET /api/dashboard``) and saves a screenshot of it.
 
 Everything runs locally; nothing reaches Azure. Each run starts from scratch in a temporary folder.
 """
@@ -72,6 +73,7 @@ def main() -> int:
     _print(f"  Functions host stand-in running function_app.py, HTTP at {host.http_url}/api")
     try:
         code = _run(local, host, key, hook)
+        _show_dashboard(host, key)
     finally:
         host.stop()
         local.stop()
@@ -221,6 +223,27 @@ def _rpo(local: Any, host: Any, api: str, headers: dict[str, str], hook: Any) ->
     announced()
     show("after the new backup")
     return True
+
+
+def _show_dashboard(host: Any, key: str) -> None:
+    """The status page as it stands after the run: its URL, and a full-page screenshot when Chromium is here."""
+    from emulator import browser
+
+    url = f"{host.http_url}/api/dashboard?code={key}"
+    _print()
+    _print("== 4. the status page (GET /api/dashboard) ==")
+    _print(f"  {url}  (served until the demo ends)")
+    reason = browser.unavailable_reason()
+    if reason:
+        _print(f"  no screenshot: {reason}")
+        return
+    path = PROJECT_ROOT / ".local" / "demo" / "dashboard.png"
+    try:
+        browser.screenshot(url, path)
+    except Exception as e:  # a screenshot is a bonus: never fail the demo over it
+        _print(f"  no screenshot: {type(e).__name__}: {str(e)[:200]}")
+        return
+    _print(f"  screenshot: {path}")
 
 
 if __name__ == "__main__":

@@ -381,6 +381,16 @@ module rpoAlerts 'monitor/rpo-alerts.bicep' = {
   }
 }
 
+module statusWorkbook 'monitor/status-workbook.bicep' = {
+  name: 'apimdr-status-workbook'
+  scope: resourceGroup(rgName)
+  params: {
+    appInsightsId: monitoring.outputs.appInsightsId
+    location: location
+    tags: tags
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Storage
 // ---------------------------------------------------------------------------------------------

@@ -16,10 +16,15 @@ def base_url(req: func.HttpRequest) -> str:
 
 
 def respond(handler: Callable[[Api], ApiResponse]) -> func.HttpResponse:
-    """Run ``handler`` with the API of the process-wide context; errors (bad settings included) become JSON."""
+    """Run ``handler`` with the API of the process-wide context; errors (bad settings included) become JSON.
+
+    A handler may answer an HTML page (``ApiResponse.html``): it goes out as ``text/html; charset=utf-8``
+    with the handler's headers; any error on the way is still a JSON error body.
+    """
     from dr_core.context import get_context
 
     result = guarded(lambda: handler(get_context().api()))
     return func.HttpResponse(
-        body=result.json_bytes(), status_code=result.status, headers=result.headers, mimetype="application/json"
+        body=result.content(), status_code=result.status, headers=result.headers, mimetype=result.mimetype,
+        charset="utf-8",
     )

@@ -58,6 +58,25 @@ INDEX_TAG_DATA_ACTIONS = frozenset({
 GEO_REDUNDANT_SKUS = frozenset({"Standard_GRS", "Standard_RAGRS", "Standard_GZRS", "Standard_RAGZRS"})
 JOB_STATES_ALERTED = frozenset({"Failed", "TimedOut"})
 JOB_LOG_PREFIX = "APIMDR_JOB "
+# The fields each structured log line carries, as the workbook may read them (dotted paths into
+# the JSON after the prefix). APIMDR_JOB is notify.log_transition (test_status_workbook.py checks
+# this set against the code); the others carry their record's data as docs/architecture.md states
+# the record contract (rpo, standby, drill records).
+LOG_LINE_FIELDS: dict[str, frozenset[str]] = {
+    "APIMDR_JOB": frozenset({"jobId", "kind", "instance", "state", "durationSeconds", "elapsedSeconds", "errorCode",
+                             "errorMessage", "remediation", "waitingFor"}),
+    # dr_core/rpo.py _log_change
+    "APIMDR_RPO": frozenset({"instance", "serviceName", "state", "previous", "since", "targetHours", "ageHours",
+                             "newestRestorable", "newestRestorable.blobName", "newestRestorable.createdAt",
+                             "reason"}),
+    "APIMDR_STANDBY": frozenset({"primary", "standby", "jobId", "state", "backup", "backupCreatedAt", "requestedAt",
+                                 "finishedAt", "lastSucceeded", "lastSucceeded.backup",
+                                 "lastSucceeded.backupCreatedAt", "lastSucceeded.finishedAt", "error", "error.code",
+                                 "error.message", "error.remediation"}),
+    "APIMDR_DRILL": frozenset({"instance", "target", "jobId", "backup", "backupCreatedAt", "requestedAt",
+                               "finishedAt", "state", "rtoSeconds", "rpoHoursAtDrill", "verification", "error",
+                               "error.code", "error.message", "error.remediation"}),
+}
 
 GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 AZD_VAR_RE = re.compile(r"^\$\{([A-Z][A-Z0-9_]*)(=[^}]*)?\}$")
@@ -70,6 +89,8 @@ BACKUP_STORAGE = "storage/backup-storage.bicep"
 MONITORING = "monitor/monitoring.bicep"
 JOB_ALERTS = "monitor/job-alerts.bicep"
 RPO_ALERTS = "monitor/rpo-alerts.bicep"
+STATUS_WORKBOOK = "monitor/status-workbook.bicep"
+STATUS_WORKBOOK_JSON = "monitor/status-workbook.json"
 CUSTOM_ROLES = "rbac/custom-roles.bicep"
 APIM_BACKUP_ACCESS = "rbac/apim-backup-access.bicep"
 STORAGE_ACCESS = "rbac/storage-access.bicep"
@@ -641,6 +662,71 @@ def check_monitoring(infra: Infra) -> list[str]:
             problems.append(f"{JOB_ALERTS}: {name} must query the job log for its state")
         if get(body(rule), "properties", "scopes") != ["appInsightsId"]:
             problems.append(f"{JOB_ALERTS}: {name} must be scoped to Application Insights")
+    return problems
+
+
+_PARSE_LINE = re.compile(
+    r'extend (?P<var>\w+) = parse_json\(substring\(message, strlen\("(?P<prefix>APIMDR_[A-Z]+) "\)\)\)')
+
+
+def workbook_queries(infra: Infra) -> list[tuple[str, dict[str, Any]]]:
+    """(item name, KqlItem content) of every query in the status workbook, parameter items excluded."""
+    items = infra.json(STATUS_WORKBOOK_JSON).get("items", [])
+    return [(str(i.get("name")), i["content"]) for i in items if i.get("type") == 3]
+
+
+def workbook_fields(query: str) -> dict[str, set[str]]:
+    """Log prefix -> the dotted fields a query reads from that line's JSON."""
+    found: dict[str, set[str]] = {}
+    for match in _PARSE_LINE.finditer(query):
+        var, prefix = match["var"], match["prefix"]
+        fields = found.setdefault(prefix, set())
+        fields.update(m.group(1) for m in re.finditer(rf"\b{var}\.(\w+(?:\.\w+)*)", query))
+    return found
+
+
+@check
+def check_status_workbook(infra: Infra) -> list[str]:
+    """The workbook: deployed beside App Insights, and every query reads a known log line with its real fields."""
+    problems = []
+    params = get(_module(infra, "statusWorkbook"), "config", "params")
+    if accessor(get(params, "appInsightsId")) != ["monitoring", "outputs", "appInsightsId"]:
+        problems.append(f"{MAIN}: statusWorkbook must get appInsightsId from the monitoring module")
+    _, workbook = one_resource(infra.tree(STATUS_WORKBOOK), "Microsoft.Insights/workbooks")
+    if get(workbook, "kind") != "shared" or get(workbook, "properties", "category") != "workbook":
+        problems.append(f"{STATUS_WORKBOOK}: a shared workbook of category 'workbook' is expected")
+    if "appInsightsId" not in strings(get(workbook, "properties", "sourceId")):
+        problems.append(f"{STATUS_WORKBOOK}: sourceId must be the Application Insights component")
+    definition = get(infra.tree(STATUS_WORKBOOK), "variables", "definition", "value", "function", "parameters",
+                     "file_path")
+    if definition != STATUS_WORKBOOK_JSON.rsplit("/", 1)[-1] or "definition" not in strings(workbook):
+        problems.append(f"{STATUS_WORKBOOK}: serializedData must be built from {STATUS_WORKBOOK_JSON}")
+    data = infra.json(STATUS_WORKBOOK_JSON)
+    if data.get("version") != "Notebook/1.0":
+        problems.append(f"{STATUS_WORKBOOK_JSON}: version must be Notebook/1.0")
+    queries = workbook_queries(infra)
+    if len(queries) < 5:
+        problems.append(f"{STATUS_WORKBOOK_JSON}: expected queries for RPO, backups, failures, standby and drills")
+    for name, content in queries:
+        query = str(content.get("query", ""))
+        where = f"{STATUS_WORKBOOK_JSON} {name}"
+        if content.get("queryType") != 0 or content.get("resourceType") != "microsoft.insights/components":
+            problems.append(f"{where}: must be a logs query on the Application Insights component")
+        if "{TimeRange}" not in query or content.get("timeContextFromParameter") != "TimeRange":
+            problems.append(f"{where}: must follow the TimeRange parameter")
+        prefixes = set(re.findall(r"APIMDR_[A-Z]+", query))
+        parsed = workbook_fields(query)
+        if not prefixes:
+            problems.append(f"{where}: reads no APIMDR_ log line")
+        for prefix in sorted(prefixes):
+            if prefix not in LOG_LINE_FIELDS:
+                problems.append(f"{where}: {prefix} is not a log line the app writes")
+            elif f'message startswith "{prefix} "' not in query or prefix not in parsed:
+                problems.append(f"{where}: must select and parse `{prefix} ` lines the same way")
+        for prefix, fields in parsed.items():
+            unknown = sorted(fields - LOG_LINE_FIELDS.get(prefix, frozenset()))
+            if unknown:
+                problems.append(f"{where}: {prefix} lines have no field(s) {unknown}")
     return problems
 
 

@@ -23,6 +23,8 @@ from tests.infra.bicep_model import (
     ROOT,
     RPO_ALERTS,
     RUNTIME_STORAGE,
+    STATUS_WORKBOOK,
+    STATUS_WORKBOOK_JSON,
     STORAGE_ACCESS,
     Infra,
     app_settings,
@@ -140,6 +142,25 @@ MUTATIONS = [
     ("check_rpo_alerts", MAIN, "module rpoAlerts 'monitor/rpo-alerts.bicep'",
      "module rpoAlerts 'monitor/job-alerts.bicep'"),
     ("check_rpo_alerts", JOB_ALERTS, "output actionGroupId string", "output groupId string"),
+    ("check_status_workbook", MAIN, "'apimdr-status-workbook'\n  scope: resourceGroup(rgName)\n  params: {\n"
+     "    appInsightsId: monitoring.outputs.appInsightsId", "'apimdr-status-workbook'\n  scope: resourceGroup(rgName)\n"
+     "  params: {\n    appInsightsId: 'x'"),
+    ("check_status_workbook", STATUS_WORKBOOK, "kind: 'shared'", "kind: 'user'"),
+    ("check_status_workbook", STATUS_WORKBOOK, "sourceId: toLower(appInsightsId)", "sourceId: 'azure monitor'"),
+    ("check_status_workbook", STATUS_WORKBOOK, "loadJsonContent('status-workbook.json')",
+     "loadJsonContent('other.json')"),
+    ("check_status_workbook", STATUS_WORKBOOK_JSON, '"version": "Notebook/1.0"', '"version": "Notebook/0.9"'),
+    ("check_status_workbook", STATUS_WORKBOOK_JSON, 'message startswith \\"APIMDR_RPO \\"',
+     'message startswith \\"APIMDR_RPOS \\"'),
+    ("check_status_workbook", STATUS_WORKBOOK_JSON, "tostring(job.remediation)", "tostring(job.fix)"),
+    ("check_status_workbook", STATUS_WORKBOOK_JSON, "sync.lastSucceeded.backupCreatedAt",
+     "sync.lastSucceeded.createdAt"),
+    ("check_status_workbook", STATUS_WORKBOOK_JSON, "| where timestamp {TimeRange}\\n| where message startswith "
+     "\\\"APIMDR_DRILL", "| where message startswith \\\"APIMDR_DRILL"),
+    ("check_status_workbook", STATUS_WORKBOOK_JSON, '"queryType": 0,\n        "resourceType": '
+     '"microsoft.insights/components",\n        "visualization": "table",\n        "noDataMessage": "No open',
+     '"queryType": 1,\n        "resourceType": "microsoft.insights/components",\n        "visualization": '
+     '"table",\n        "noDataMessage": "No open'),
     ("check_main_template", MAIN, "targetScope = 'subscription'", "targetScope = 'resourceGroup'"),
     ("check_main_template", MAIN, "output SERVICE_API_NAME string = functionApp.outputs.name\n", ""),
     ("check_parameters_file", PARAMETERS_JSON, '"environmentName": {\n      "value": "${AZURE_ENV_NAME}"\n    },\n',

@@ -39,13 +39,15 @@ def test_bindings(function_metadata):
     for function, name in (("work_on_job", WORK_QUEUE), ("poll_job", POLL_QUEUE)):
         queue = by_name[function]["bindings"][0]
         assert queue["queueName"] == name and queue["connection"] == "AzureWebJobsStorage"
-    for http_fn in ("start_backup", "get_operation", "get_status"):
+    for http_fn in ("start_backup", "get_operation", "get_status", "dashboard"):
         assert by_name[http_fn]["bindings"][0]["authLevel"] == "FUNCTION"
     status = by_name["get_status"]["bindings"][0]
     assert status["route"] == "status" and status["methods"] == ["GET"]
     # The RPO monitor's timer has a fixed schedule in code (no app setting).
     rpo = by_name["check_rpo"]["bindings"][0]
     assert rpo["type"] == "timerTrigger" and rpo["schedule"] == "0 */15 * * * *"
+    page = by_name["dashboard"]["bindings"][0]
+    assert (page["route"], page["methods"]) == ("dashboard", ["GET"])
 
 
 def test_dr_core_never_imports_azure_functions():

@@ -435,3 +435,21 @@ def test_rpo_records_are_not_job_rows() -> None:
     assert is_job_row({"PartitionKey": "backup-20261130", "RowKey": "backup-x"})
     assert not is_job_row({"PartitionKey": "record-rpo", "RowKey": rpo_key(ApimResourceId.parse(rid(PROD)))})
     assert not is_job_row({"PartitionKey": "restore-lock", "RowKey": "abc"})
+
+
+def test_the_rpo_line_carries_exactly_the_fields_the_workbook_and_alert_read(caplog) -> None:
+    from tests.infra.bicep_model import LOG_LINE_FIELDS
+
+    w = world()
+    with caplog.at_level(logging.INFO):
+        w.ctx.rpo_monitor().check_all()
+    lines = [json.loads(r.getMessage().split(" ", 1)[1]) for r in caplog.records
+             if r.getMessage().startswith("APIMDR_RPO ")]
+    assert lines
+    flat = set()
+    for line in lines:
+        for key, value in line.items():
+            flat.add(key)
+            if isinstance(value, dict):
+                flat.update(f"{key}.{k}" for k in value)
+    assert flat <= LOG_LINE_FIELDS["APIMDR_RPO"] and {"instance", "state", "since", "targetHours"} <= flat

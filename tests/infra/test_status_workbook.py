@@ -1,0 +1,84 @@
+"""The status workbook (infra/monitor/status-workbook.*) reads only log lines the code writes, with their fields.
+
+``check_status_workbook`` (bicep_model) checks the workbook against ``LOG_LINE_FIELDS``; these tests tie
+that table to the code: the APIMDR_JOB fields are what ``notify.log_transition`` logs, and every prefix
+is one dr_core writes, or one of the lines the issue 11 features are adding (``PENDING_LOG_PREFIXES``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import timedelta
+
+import pytest
+
+from dr_core.errors import ArmError
+from dr_core.notify import LOG_PREFIX, log_transition
+from dr_core.planner import new_backup_job
+from tests.infra.bicep_model import LOG_LINE_FIELDS, ROOT, Infra, workbook_fields, workbook_queries
+from tests.unit.fakes import T0, settings
+
+# Log lines the status contract promises (docs/architecture.md) whose writers are being built in
+# parallel (RPO monitor, standby sync, drills). When dr_core starts writing one, the tripwire
+# below fails: take the prefix out of this table and check its fields in LOG_LINE_FIELDS.
+PENDING_LOG_PREFIXES = {"APIMDR_STANDBY": "standby sync", "APIMDR_DRILL": "drills"}
+_WRITTEN = re.compile(r"""["'](APIMDR_[A-Z]+) """)
+
+
+@pytest.fixture(scope="module")
+def infra() -> Infra:
+    return Infra.from_disk()
+
+
+def written_prefixes() -> set[str]:
+    """Every ``APIMDR_X `` string literal in dr_core: the structured log lines the app writes."""
+    return {m.group(1) for path in (ROOT / "dr_core").rglob("*.py") for m in _WRITTEN.finditer(path.read_text())}
+
+
+def test_the_job_line_fields_are_what_log_transition_logs(caplog: pytest.LogCaptureFixture):
+    job = new_backup_job(settings(), settings().instances[0], T0, trigger="schedule", now=T0)
+    job.begin_start(T0)
+    job.fail(T0 + timedelta(seconds=5), ArmError("InvalidParameters", "no identity", 400))
+    with caplog.at_level(logging.INFO, logger="apim_dr.jobs"):
+        log_transition(job, now=T0 + timedelta(seconds=5))
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith(LOG_PREFIX))
+    record = json.loads(line[len(LOG_PREFIX):])
+    assert set(record) == LOG_LINE_FIELDS["APIMDR_JOB"]
+    assert record["remediation"] and record["errorMessage"] == "no identity"  # what the workbook shows
+
+
+def test_every_log_line_the_workbook_knows_is_written_or_pending():
+    written = written_prefixes()
+    assert "APIMDR_JOB" in written, "the scan of dr_core found nothing"
+    unknown = set(LOG_LINE_FIELDS) - written - set(PENDING_LOG_PREFIXES)
+    assert not unknown, f"no code writes {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("prefix", sorted(PENDING_LOG_PREFIXES))
+def test_pending_log_lines_are_still_pending(prefix: str):
+    assert prefix not in written_prefixes(), (
+        f"dr_core now writes {prefix} ({PENDING_LOG_PREFIXES[prefix]}): remove it from PENDING_LOG_PREFIXES and "
+        f"make LOG_LINE_FIELDS[{prefix!r}] the fields that line really carries")
+
+
+def test_the_workbook_shows_what_the_status_page_shows(infra: Infra):
+    read: dict[str, set[str]] = {}
+    for _, content in workbook_queries(infra):
+        for prefix, fields in workbook_fields(content["query"]).items():
+            read.setdefault(prefix, set()).update(fields)
+    assert {"instance", "kind", "state", "errorCode", "errorMessage", "remediation"} <= read["APIMDR_JOB"]
+    assert {"instance", "state", "targetHours", "newestRestorable.createdAt"} <= read["APIMDR_RPO"]
+    assert {"standby", "lastSucceeded.backupCreatedAt", "error.remediation"} <= read["APIMDR_STANDBY"]
+    assert {"instance", "state", "rtoSeconds", "rpoHoursAtDrill"} <= read["APIMDR_DRILL"]
+    titles = " ".join(str(c.get("title")) for _, c in workbook_queries(infra))
+    for words in ("RPO state", "Backups per day", "Backups per instance per day", "Open failures", "Standby",
+                  "drills"):
+        assert words in titles
+
+
+def test_workbook_fields_reads_nested_paths():
+    query = ('traces | where message startswith "APIMDR_RPO " | extend r = parse_json(substring(message, '
+             'strlen("APIMDR_RPO "))) | project a = r.state, b = r.newestRestorable.createdAt, c = rr.other')
+    assert workbook_fields(query) == {"APIMDR_RPO": {"state", "newestRestorable.createdAt"}}
