@@ -47,7 +47,7 @@ chromium:
 	  echo "chromium is missing and apt-get is not usable here (not root): the browser test will be skipped"; \
 	fi
 
-demo: setup
+demo: setup chromium
 	$(PY) -m emulator.demo
 
 lint: $(VENV)/.stamp
