@@ -108,11 +108,12 @@ def test_what_a_person_sees_in_chromium(e2e: E2E, fleet: dict[str, str], tmp_pat
 
     # The header: the fleet's state in words, and the invalid settings entry as a problem.
     assert title.startswith("apim-dr status: ") and "pwned" not in title
-    assert "! Needs attention" in text
+    # v2 never backed up: a newly protected instance is at-risk for one RPO period (the monitor's grace).
+    assert "! At risk: 1 of 2 instances" in text
     assert "Problems (1)" in text and "APIM_DR_INSTANCES[2]" in text
-    # Each instance, most urgent first: v2 never backed up (unknown), prod ok.
+    # Each instance, most urgent first: v2 never backed up (at risk), prod ok.
     assert [r.split("\n")[0] for r in rows] == [V2, "prod"]
-    assert "apim-contoso-prod" in text and "✓ OK" in text and "? Unknown" in text
+    assert "apim-contoso-prod" in text and "✓ OK" in text and "! At risk" in text
     assert "1 of 30 days with a restorable backup" in text and mark_count == 30
     assert classes.count("r") == 1 and classes.count("x") == 29 and "no backup: " in text
     assert STANDBY in text and "✓ lag " in text
