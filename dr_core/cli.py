@@ -6,7 +6,7 @@ pointing at a ``local.settings.json``), authenticates with ``DefaultAzureCredent
 code the Functions run. With ``--wait`` it follows the job and, if no Function App moves it
 on time, moves it itself (every step is conditional, so the two never double up).
 
-Exit codes: 0 done/succeeded/passed, 1 the job failed or timed out, 2 usage, 3 refused by
+Exit codes: 0 done/succeeded/passed, 1 the job failed or timed out (prune: a deletion failed), 2 usage, 3 refused by
 preflight, 4 configuration error, 5 not found, 6 Azure unreachable (ARM or storage: no
 connection, token failure, 5xx), 130 interrupted. One table in :mod:`dr_core.errors` maps
 errors to them. ``apim-dr status`` without a job ID (the posture table) exits 0 when every
@@ -121,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--dry-run", action="store_true", help="show the plan and preflight; change nothing")
             _wait_options(cmd)
 
+    prune = sub.add_parser("prune", help="delete backups past their instance's retention (keepLast, maxAgeDays)")
+    prune.add_argument("--service", help="one protected instance (resource ID, alias or service name); default: all")
+    prune.add_argument("--dry-run", action="store_true", help="show each decision and its reason; delete nothing")
+    # Also accepted after the command; SUPPRESS leaves the global --json alone when absent here.
+    prune.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
+
     status = sub.add_parser(
         "status", help="the posture of every protected instance, or one job",
         description="Without a job ID: each protected instance's RPO state, newest restorable backup, standby "
@@ -201,6 +207,8 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
         return _finish(ctx, job.job_id, args, out)
     if args.command in ("restore", "preflight"):
         return _restore(ctx, args, out)
+    if args.command == "prune":
+        return _prune(ctx, args, out)
     if args.command == "status":
         from .errors import InvalidRequestError, NotFoundError
         from .jobs import parse_job_id
@@ -307,6 +315,36 @@ def _restore(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
         return EXIT_OK
     out.line(f"restore job {job.job_id} started")
     return _finish(ctx, job.job_id, args, out, extra=result)
+
+
+def _prune(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
+    from .retention import Outcome
+
+    report = ctx.retention().run(service=args.service, dry_run=args.dry_run)
+    marks = {Outcome.KEPT: "keep", Outcome.WOULD_DELETE: "DELETE", Outcome.DELETED: "deleted",
+             Outcome.MISSING: "gone", Outcome.SKIPPED_IMMUTABLE: "SKIPPED", Outcome.FAILED: "FAILED"}
+    for problem in report.problems:
+        out.line(f"problem: {problem}")
+    for inst in report.instances:
+        posture = inst.instance.posture
+        out.line(f"{inst.instance.name} ({inst.instance.container}): keepLast {posture.keep_last}, "
+                 f"maxAgeDays {posture.max_age_days}, {len(inst.results)} backup(s)")
+        if inst.error is not None:
+            out.line(f"  FAILED to read its backups: {inst.error.message}")
+        for result in inst.results:
+            entry = result.decision.entry
+            out.line(f"  [{marks[result.outcome]:<7}] {entry.blob_name}  {result.decision.why}")
+            for text in filter(None, [result.detail, *result.sidecars_deleted, *result.sidecar_problems]):
+                out.line(f"            {text}")
+    totals = report.totals()
+    if args.dry_run:
+        out.line(f"dry run: {totals['wouldDelete']} backup(s) would be deleted, {totals['kept']} kept; "
+                 "nothing was changed")
+    else:
+        out.line(f"{totals['deleted']} deleted, {totals['skippedImmutable']} skipped (immutable), "
+                 f"{totals['missing']} already gone, {totals['failed']} failed, {totals['kept']} kept")
+    out.result(report.to_json())
+    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 def _finish(ctx: DrContext, job_id: str, args: argparse.Namespace, out: _Output, *,

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .notify import Notifier
     from .planner import BackupPlanner
     from .restore import Restorer
+    from .retention import RetentionPruner
     from .rpo import RpoMonitor
     from .status import PostureStatus
     from .store import JobStore
@@ -139,6 +140,13 @@ class DrContext:
 
         return PostureStatus(settings=self.settings, store=self.store, backups=self.backups,
                              resolver=self.resolver(), clock=self.clock)
+
+    def retention(self) -> RetentionPruner:
+        from .retention import RetentionPruner
+
+        return RetentionPruner(settings=self.settings, store=self.store, backups=self.backups,
+                               resolver=self.resolver(), clock=self.clock)
+
     def api(self) -> Api:
         from .api import Api
 

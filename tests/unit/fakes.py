@@ -189,6 +189,9 @@ class FakeBackupStore(BackupStore):
         self.documents: dict[tuple[str, str], dict[str, Any]] = {}
         self.find_errors: dict[str, Exception] = {}  # service name -> what find() raises for it
         self.unindexed: set[str] = set()  # blob names find() does not see yet (Azure's tag index lags)
+        # Scripted answers of delete() per (container, name): an outcome to report, or an error to raise.
+        self.delete_answers: dict[tuple[str, str], DeleteOutcome | DrError] = {}
+        self.deleted: list[tuple[str, str]] = []
 
     def add(self, container: str, name: str, *, size: int = 1024, created: datetime = T0,
             tags: dict[str, str] | None = None) -> FakeBlob:
@@ -226,9 +229,19 @@ class FakeBackupStore(BackupStore):
 
     def delete(self, container: str, blob_name: str) -> DeleteOutcome:
         self.calls.append("delete")
-        if (container, blob_name) in self.immutable:
+        key = (container, blob_name)
+        answer = self.delete_answers.get(key)
+        if isinstance(answer, DrError):
+            raise answer
+        if answer is not None:
+            return answer
+        if key in self.immutable:
             return DeleteOutcome.IMMUTABLE
-        return DeleteOutcome.DELETED if self.blobs.pop((container, blob_name), None) else DeleteOutcome.MISSING
+        found = self.blobs.pop(key, None) is not None
+        found = self.documents.pop(key, None) is not None or found
+        if found:
+            self.deleted.append(key)
+        return DeleteOutcome.DELETED if found else DeleteOutcome.MISSING
 
     def put_json(self, container: str, blob_name: str, data: dict[str, Any]) -> None:
         self.documents[(container, blob_name)] = json.loads(json.dumps(data, default=str))

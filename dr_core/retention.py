@@ -1,0 +1,475 @@
+"""Retention: delete each protected instance's old backups, never one a restore may still need.
+
+Per instance (``keepLast``, ``maxAgeDays``; defaults ``APIM_DR_RETENTION_*``), a backup is
+deleted only when **all** of these hold:
+
+1. it is not among the instance's ``keepLast`` newest backups (so at least that many remain);
+2. it is not the instance's newest *restorable* backup (not expired, of a tier that restores);
+3. it is older than ``maxAgeDays`` (the default 37 = APIM's 30-day expiry + a 7-day grace);
+4. no unfinished restore job reads it.
+
+Only backups the catalog knows are considered: blobs carrying apim-dr's success tags, found
+with the catalog's index-tag query (:meth:`BackupStore.find`). Nothing else in a container is
+ever listed or deleted, except a deleted backup's sidecar documents (``<blob>.manifest.json``),
+which go with it. Blobs under a time-based immutability policy or a legal hold are skipped and
+reported: Blob Storage refuses their deletion (409), and they go once the policy allows it.
+
+A dry run decides the same way and deletes nothing. Every deletion, skip and failure is one
+``APIMDR_RETENTION {json}`` log line with its reason, and each run ends with a summary line.
+A lifecycle-management rule in ``infra/`` deletes tagged backups well after this would, as a
+backstop for when the app is not running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from .backup_store import DeleteOutcome
+from .clock import iso
+from .errors import DrError, InvalidRequestError
+from .jobs import JobKind
+from .restore import RESTORABLE_TIERS
+from .store import Record
+
+if TYPE_CHECKING:
+    from .backup_store import BackupStore
+    from .catalog import CatalogEntry
+    from .clock import Clock
+    from .inventory import InstanceResolver
+    from .settings import ProtectedInstance, Settings
+    from .store import JobStore
+
+__all__ = [
+    "LOG_PREFIX",
+    "SCHEDULED_BUDGET_SECONDS",
+    "SIDECAR_SUFFIXES",
+    "Action",
+    "BackupResult",
+    "Decision",
+    "InstanceReport",
+    "Outcome",
+    "Reason",
+    "RetentionIncompleteError",
+    "RetentionPruner",
+    "RetentionReport",
+    "is_restorable",
+    "plan_instance",
+]
+
+logger = logging.getLogger("apim_dr.retention")
+_module_logger = logging.getLogger(__name__)
+
+LOG_PREFIX = "APIMDR_RETENTION "
+# Documents other features keep next to a backup, named after it; they are deleted with it.
+SIDECAR_SUFFIXES = (".manifest.json",)
+# Restores run at most APIM_DR_RESTORE_TIMEOUT_MINUTES (<= 1 day); their job rows are found by day.
+_IN_USE_DAYS = 3
+# Instances handled at once: each is one catalog query plus its deletes, all waiting on storage.
+PARALLEL_INSTANCES = 8
+# The timer stops starting instances after this long, within host.json's 5-minute functionTimeout;
+# the next run begins with the instances this one did not reach.
+SCHEDULED_BUDGET_SECONDS = 240.0
+CURSOR_KIND = "retention"
+CURSOR_KEY = "cursor"
+_DAY = 86400.0
+
+_DELETE_FORBIDDEN = (
+    "The identity running the prune lacks Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete on "
+    "the backup account. The Function App gets it from the 'APIM DR Backup Retention' role of infra/ (docs/deploy.md); "
+    "operators are not granted it by default (use --dry-run)."
+)
+_IMMUTABLE = (
+    "under an immutability policy or legal hold: Blob Storage refused the delete, so it is kept; it is deleted by a "
+    "later run once the policy period ends or the hold is cleared"
+)
+
+
+class Action(StrEnum):
+    KEEP = "keep"
+    DELETE = "delete"
+
+
+class Reason(StrEnum):
+    """Why a backup is kept or deleted; the first rule that keeps it is named."""
+
+    KEEP_LAST = "keep-last"
+    NEWEST_RESTORABLE = "newest-restorable"
+    WITHIN_MAX_AGE = "within-max-age"
+    IN_USE = "in-use-by-restore"
+    PAST_MAX_AGE = "past-max-age"
+
+
+class Outcome(StrEnum):
+    KEPT = "kept"
+    WOULD_DELETE = "would-delete"  # dry run
+    DELETED = "deleted"
+    MISSING = "missing"  # already gone (another run, a person): nothing to do
+    SKIPPED_IMMUTABLE = "skipped-immutable"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Decision:
+    entry: CatalogEntry
+    action: Action
+    reason: Reason
+    why: str
+    age_days: float
+
+
+def is_restorable(entry: CatalogEntry, now: datetime) -> bool:
+    """Whether APIM would still restore this backup into an instance of its own tier."""
+    return entry.restorable_for(None, now=now)[0] and entry.sku.lower() in RESTORABLE_TIERS
+
+
+def _not_restorable_because(entry: CatalogEntry, now: datetime) -> str:
+    reason = entry.restorable_for(None, now=now)[1]
+    return reason or f"its tier {entry.sku or '(unknown)'} cannot restore"
+
+
+def plan_instance(entries: Iterable[CatalogEntry], *, keep_last: int, max_age_days: int, now: datetime,
+                  in_use: Mapping[tuple[str, str], str] | None = None) -> list[Decision]:
+    """Keep or delete each backup of one instance, newest first, with the reason (pure: no I/O).
+
+    ``in_use`` maps ``(container, blob name)`` to the unfinished restore job that reads it.
+    """
+    ordered = sorted(entries, key=lambda e: (e.created, e.blob_name), reverse=True)
+    newest_restorable = next((e for e in ordered if is_restorable(e, now)), None)
+    max_age = timedelta(days=max_age_days)
+    in_use = in_use or {}
+    decisions: list[Decision] = []
+    for index, entry in enumerate(ordered):
+        age = now - entry.created
+        days = age.total_seconds() / _DAY
+
+        def keep(reason: Reason, why: str, entry: CatalogEntry = entry, days: float = days) -> Decision:
+            return Decision(entry, Action.KEEP, reason, why, days)
+
+        if index < keep_last:
+            decisions.append(keep(Reason.KEEP_LAST, f"one of the newest {keep_last} (keepLast)"))
+        elif entry is newest_restorable:
+            decisions.append(keep(Reason.NEWEST_RESTORABLE,
+                                  f"the newest restorable backup (expires {iso(entry.expires)})"))
+        elif age <= max_age:
+            decisions.append(keep(Reason.WITHIN_MAX_AGE, f"{days:.1f} days old, within maxAgeDays {max_age_days}"))
+        elif (entry.container, entry.blob_name) in in_use:
+            decisions.append(keep(Reason.IN_USE,
+                                  f"read by unfinished restore {in_use[(entry.container, entry.blob_name)]}"))
+        else:
+            if not is_restorable(entry, now):
+                restorable = f"not restorable: {_not_restorable_because(entry, now)}"
+            else:
+                assert newest_restorable is not None  # this one is restorable, so a newest one exists
+                restorable = f"a newer backup is restorable ({newest_restorable.blob_name})"
+            why = (f"{days:.1f} days old, past maxAgeDays {max_age_days}; not among the newest {keep_last}; "
+                   f"{restorable}")
+            decisions.append(Decision(entry, Action.DELETE, Reason.PAST_MAX_AGE, why, days))
+    return decisions
+
+
+@dataclass
+class BackupResult:
+    decision: Decision
+    outcome: Outcome
+    detail: str | None = None
+    sidecars_deleted: list[str] = field(default_factory=list)
+    sidecar_problems: list[str] = field(default_factory=list)
+    sidecar_failed: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is Outcome.FAILED or self.sidecar_failed
+
+    def to_json(self) -> dict[str, Any]:
+        entry = self.decision.entry
+        return {
+            "blobName": entry.blob_name,
+            "createdAt": iso(entry.created),
+            "expiresAt": iso(entry.expires),
+            "ageDays": round(self.decision.age_days, 1),
+            "sku": entry.sku,
+            "action": self.decision.action.value,
+            "reason": self.decision.reason.value,
+            "why": self.decision.why,
+            "outcome": self.outcome.value,
+            "detail": self.detail,
+            "sidecarsDeleted": list(self.sidecars_deleted),
+            "sidecarProblems": list(self.sidecar_problems),
+        }
+
+
+@dataclass
+class InstanceReport:
+    instance: ProtectedInstance
+    results: list[BackupResult] = field(default_factory=list)
+    error: DrError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        posture = self.instance.posture
+        error = None if self.error is None else {"code": self.error.error_code, "message": self.error.message,
+                                                 "remediation": self.error.remediation}
+        return {
+            "instance": str(self.instance.resource_id),
+            "serviceName": self.instance.name,
+            "container": self.instance.container,
+            "keepLast": posture.keep_last,
+            "maxAgeDays": posture.max_age_days,
+            "backups": [r.to_json() for r in self.results],
+            "error": error,
+        }
+
+
+@dataclass
+class RetentionReport:
+    dry_run: bool
+    generated_at: datetime
+    instances: list[InstanceReport] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    not_reached: list[str] = field(default_factory=list)
+
+    @property
+    def results(self) -> list[BackupResult]:
+        return [r for inst in self.instances for r in inst.results]
+
+    def totals(self) -> dict[str, int]:
+        counts = {outcome.value: 0 for outcome in Outcome}
+        for result in self.results:
+            counts[result.outcome.value] += 1
+        return {
+            "instances": len(self.instances),
+            "backups": len(self.results),
+            "kept": counts[Outcome.KEPT],
+            "wouldDelete": counts[Outcome.WOULD_DELETE],
+            "deleted": counts[Outcome.DELETED],
+            "missing": counts[Outcome.MISSING],
+            "skippedImmutable": counts[Outcome.SKIPPED_IMMUTABLE],
+            "failed": sum(1 for r in self.results if r.failed),
+            "instanceErrors": sum(1 for inst in self.instances if inst.error is not None),
+            "notReached": len(self.not_reached),
+        }
+
+    @property
+    def failed(self) -> bool:
+        totals = self.totals()
+        return bool(totals["failed"] or totals["instanceErrors"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dryRun": self.dry_run,
+            "generatedAt": iso(self.generated_at),
+            "instances": [inst.to_json() for inst in self.instances],
+            "problems": list(self.problems),
+            "notReached": list(self.not_reached),
+            "totals": self.totals(),
+        }
+
+
+class RetentionIncompleteError(DrError):
+    """A scheduled prune could not delete everything it decided to (or could not read an instance's catalog)."""
+
+    code = "RetentionIncomplete"
+
+
+class RetentionPruner:
+    """Decides, per protected instance, which backups to delete, and deletes them (unless a dry run)."""
+
+    def __init__(self, *, settings: Settings, store: JobStore, backups: BackupStore, resolver: InstanceResolver,
+                 clock: Clock, parallel: int = PARALLEL_INSTANCES,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self._store = store
+        self._backups = backups
+        self._resolver = resolver
+        self._clock = clock
+        self._parallel = max(1, parallel)
+        self._monotonic = monotonic
+
+    def run(self, *, service: str | None = None, dry_run: bool,
+            budget_seconds: float | None = None) -> RetentionReport:
+        """Prune one instance (``service``: resource ID, alias or name) or every protected one.
+
+        With ``budget_seconds`` (the timer), no new instance is started once that much time has
+        passed; the instances not reached are reported and the next budgeted run starts with them.
+
+        :raises InvalidRequestError: ``service`` is malformed. :raises UnknownInstanceError: it names
+            no protected instance. :raises AzureUnavailableError: the jobs table (which restores are
+            running) could not be read: nothing is deleted without knowing that.
+        """
+        started = self._monotonic()
+        now = self._clock.now()
+        report = RetentionReport(dry_run=dry_run, generated_at=now)
+        if service is not None:
+            try:
+                instances = [self._resolver.protected(service)]
+            except InvalidRequestError as e:
+                raise InvalidRequestError(f"service: {e.message}", fields={"service": e.message}) from e
+        else:
+            inventory = self._resolver.inventory()
+            instances = list(inventory.instances)
+            report.problems = list(inventory.problems)
+        instances = _distinct(instances)
+        in_use = self._backups_in_use(now)
+
+        use_cursor = budget_seconds is not None and service is None
+        if use_cursor:
+            instances = _rotate(instances, self._resume_after())
+        processed = 0
+        with ThreadPoolExecutor(max_workers=self._parallel, thread_name_prefix="retention") as pool:
+            for first in range(0, len(instances), self._parallel):
+                if budget_seconds is not None and self._monotonic() - started >= budget_seconds:
+                    report.not_reached = [str(i.resource_id) for i in instances[first:]]
+                    break
+                chunk = instances[first:first + self._parallel]
+                report.instances += list(pool.map(lambda inst: self._instance(inst, now, dry_run, in_use), chunk))
+                processed = first + len(chunk)
+        if use_cursor and not dry_run:
+            last = instances[processed - 1].resource_id.key if report.not_reached and processed else None
+            self._save_cursor(last, now, len(report.not_reached))
+        _log({"outcome": "summary", "dryRun": dry_run, **report.totals(), "problems": len(report.problems)},
+             level=logging.WARNING if report.failed or report.not_reached else logging.INFO)
+        return report
+
+    def run_scheduled(self) -> RetentionReport:
+        """The daily timer: prune every instance within the time budget; raise if anything failed."""
+        report = self.run(dry_run=False, budget_seconds=SCHEDULED_BUDGET_SECONDS)
+        if report.failed:
+            totals = report.totals()
+            raise RetentionIncompleteError(
+                f"retention: {totals['failed']} deletion(s) failed and {totals['instanceErrors']} instance(s) could "
+                "not be read; see the APIMDR_RETENTION log lines",
+                remediation="Read the failed lines' detail; the next run tries again.")
+        return report
+
+    # -- one instance ------------------------------------------------------------------------------
+    def _instance(self, instance: ProtectedInstance, now: datetime, dry_run: bool,
+                  in_use: Mapping[tuple[str, str], str]) -> InstanceReport:
+        report = InstanceReport(instance)
+        try:
+            entries = self._backups.find(instance.container, instance.name)
+        except DrError as e:
+            report.error = e
+            _log({"outcome": Outcome.FAILED.value, "instance": str(instance.resource_id),
+                  "container": instance.container, "blobName": None, "detail": f"the catalog could not be read: "
+                  f"{e.message}"}, level=logging.ERROR)
+            return report
+        posture = instance.posture
+        for decision in plan_instance(entries, keep_last=posture.keep_last, max_age_days=posture.max_age_days,
+                                      now=now, in_use=in_use):
+            report.results.append(self._apply(instance, decision, dry_run))
+        return report
+
+    def _apply(self, instance: ProtectedInstance, decision: Decision, dry_run: bool) -> BackupResult:
+        if decision.action is Action.KEEP:
+            return BackupResult(decision, Outcome.KEPT)
+        if dry_run:
+            return BackupResult(decision, Outcome.WOULD_DELETE)
+        entry = decision.entry
+        try:
+            outcome = self._backups.delete(entry.container, entry.blob_name)
+        except DrError as e:
+            result = BackupResult(decision, Outcome.FAILED, detail=_failure_detail(e))
+            self._log_result(instance, result, logging.ERROR)
+            return result
+        if outcome is DeleteOutcome.IMMUTABLE:
+            result = BackupResult(decision, Outcome.SKIPPED_IMMUTABLE, detail=_IMMUTABLE)
+            self._log_result(instance, result, logging.WARNING)
+            return result
+        result = BackupResult(decision, Outcome.DELETED if outcome is DeleteOutcome.DELETED else Outcome.MISSING)
+        self._delete_sidecars(entry, result)
+        self._log_result(instance, result, logging.ERROR if result.sidecar_failed else logging.INFO)
+        return result
+
+    def _delete_sidecars(self, entry: CatalogEntry, result: BackupResult) -> None:
+        for suffix in SIDECAR_SUFFIXES:
+            name = entry.blob_name + suffix
+            try:
+                outcome = self._backups.delete(entry.container, name)
+            except DrError as e:
+                result.sidecar_failed = True
+                result.sidecar_problems.append(f"{name}: {_failure_detail(e)}")
+                continue
+            if outcome is DeleteOutcome.DELETED:
+                result.sidecars_deleted.append(name)
+            elif outcome is DeleteOutcome.IMMUTABLE:
+                result.sidecar_problems.append(f"{name}: {_IMMUTABLE}")
+
+    def _log_result(self, instance: ProtectedInstance, result: BackupResult, level: int) -> None:
+        decision = result.decision
+        _log({
+            "outcome": result.outcome.value,
+            "instance": str(instance.resource_id),
+            "container": decision.entry.container,
+            "blobName": decision.entry.blob_name,
+            "createdAt": iso(decision.entry.created),
+            "ageDays": round(decision.age_days, 1),
+            "reason": decision.reason.value,
+            "why": decision.why,
+            "detail": result.detail,
+            "sidecarsDeleted": result.sidecars_deleted,
+            "sidecarProblems": result.sidecar_problems,
+        }, level=level)
+
+    # -- guards and bookkeeping --------------------------------------------------------------------
+    def _backups_in_use(self, now: datetime) -> dict[tuple[str, str], str]:
+        """Backups that unfinished restore jobs (incidents, standby syncs, drills) read."""
+        return {(job.container, job.blob_name): job.job_id
+                for job in self._store.recent_jobs([JobKind.RESTORE], days=_IN_USE_DAYS, now=now)
+                if not job.state.terminal and job.blob_name}
+
+    def _resume_after(self) -> str | None:
+        try:
+            record = self._store.get_record(CURSOR_KIND, CURSOR_KEY)
+        except DrError as e:
+            _module_logger.warning("retention: the cursor could not be read (%s); starting from the first instance",
+                                   e.message)
+            return None
+        value = record.data.get("resumeAfter") if record is not None else None
+        return value if isinstance(value, str) else None
+
+    def _save_cursor(self, resume_after: str | None, now: datetime, not_reached: int) -> None:
+        data = {"resumeAfter": resume_after, "at": iso(now), "notReached": not_reached}
+        try:
+            current = self._store.get_record(CURSOR_KIND, CURSOR_KEY)
+            self._store.put_record(Record(CURSOR_KIND, CURSOR_KEY, data, etag=current.etag if current else None))
+        except DrError as e:  # JobConflictError included: another run wrote it meanwhile
+            # The next run merely starts elsewhere.
+            _module_logger.warning("retention: the cursor was not saved: %s", e.message)
+
+
+def _distinct(instances: list[ProtectedInstance]) -> list[ProtectedInstance]:
+    """One entry per (container, service name): the catalog query is the same for both."""
+    seen: set[tuple[str, str]] = set()
+    out: list[ProtectedInstance] = []
+    for inst in instances:
+        key = (inst.container, inst.name.lower())
+        if key not in seen:
+            seen.add(key)
+            out.append(inst)
+    return out
+
+
+def _rotate(instances: list[ProtectedInstance], resume_after: str | None) -> list[ProtectedInstance]:
+    """Sorted by resource ID, starting after ``resume_after`` (wrapping round)."""
+    ordered = sorted(instances, key=lambda i: i.resource_id.key)
+    if resume_after is None:
+        return ordered
+    start = next((n for n, inst in enumerate(ordered) if inst.resource_id.key > resume_after), 0)
+    return ordered[start:] + ordered[:start]
+
+
+def _failure_detail(error: DrError) -> str:
+    if "AuthorizationPermissionMismatch" in error.message or " 403 " in error.message:
+        return f"{error.message}. {_DELETE_FORBIDDEN}"
+    return f"{error.message}. {error.remediation}" if error.remediation else error.message
+
+
+def _log(record: dict[str, Any], *, level: int) -> None:
+    logger.log(level, "%s%s", LOG_PREFIX, json.dumps(record, separators=(",", ":"), default=str))
