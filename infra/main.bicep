@@ -3,7 +3,8 @@
 // Deploys, with no secrets and no keys:
 //   - a Function App on Flex Consumption (Linux, Python 3.11) with a user-assigned identity,
 //   - its runtime storage (identity-based connections only, shared keys off),
-//   - the backup storage account (geo-redundant, versioned, soft delete, optional WORM),
+//   - the backup storage account (geo-redundant, versioned, soft delete, optional WORM, a lifecycle
+//     backstop behind the app's retention),
 //   - Log Analytics + Application Insights (local auth off) and alert rules on failed/timed-out jobs,
 //   - every role assignment the solution needs, including on APIM instances in other
 //     resource groups or subscriptions (through modules).
@@ -184,6 +185,11 @@ param retentionKeepLast int = 3
 param retentionMaxAgeDays int = 37
 
 @minValue(1)
+@maxValue(3650)
+@description('Days the backup account\'s lifecycle rule waits beyond the longest retention (37 days, retentionMaxAgeDays, or any instance\'s maxAgeDays) before it deletes a backup itself: a backstop for when the app\'s daily prune does not run. It deletes whatever keepLast says.')
+param retentionBackstopDays int = 30
+
+@minValue(1)
 @maxValue(365)
 @description('Days between restore drills of an instance that names a drillTarget. Per instance: drillEveryDays.')
 param drillEveryDays int = 7
@@ -290,6 +296,14 @@ var instanceContainers = [for inst in instances: inst.container]
 var backupContainerNames = union([
   backupContainerName
 ], instanceContainers)
+
+// The lifecycle backstop deletes a backup only well after the app would: beyond the longest retention
+// any instance has (APIM's 30-day expiry plus the 7-day grace at least), by retentionBackstopDays.
+var instanceMaxAgeDays = [for inst in protectedInstances: contains(inst, 'maxAgeDays') ? int(inst.maxAgeDays) : retentionMaxAgeDays]
+var backupBackstopDays = max(concat([
+  37
+  retentionMaxAgeDays
+], instanceMaxAgeDays)) + retentionBackstopDays
 
 var instanceAccessTypes = [for inst in instances: inst.accessType]
 var usesAccessKey = storageAccessType == 'AccessKey' || contains(instanceAccessTypes, 'AccessKey')
@@ -421,6 +435,7 @@ module backupStorage 'storage/backup-storage.bicep' = {
     softDeleteDays: backupSoftDeleteDays
     versionRetentionDays: backupVersionRetentionDays
     immutabilityDays: backupImmutabilityDays
+    backstopDeleteDays: backupBackstopDays
     networkDefaultAction: backupNetworkDefaultAction
     allowSharedKeyAccess: usesAccessKey
   }
@@ -510,7 +525,7 @@ module runtimeStorageAccess 'rbac/storage-access.bicep' = {
   }
 }
 
-// Backup account: read backups and write their metadata, never delete them (APIM DR Backup Data);
+// Backup account: read backups and write their metadata, no delete (APIM DR Backup Data);
 // read, write and query their index tags and read the blob service properties for the CORS check
 // (APIM DR Backup Catalog). No built-in role fits: Blob Data Contributor deletes and has no tags/*.
 module backupStorageAccess 'rbac/storage-access.bicep' = {
@@ -522,6 +537,21 @@ module backupStorageAccess 'rbac/storage-access.bicep' = {
     roleDefinitionIds: [
       customRoles.outputs.backupDataRoleId
       customRoles.outputs.backupCatalogRoleId
+    ]
+  }
+}
+
+// Backup account, retention only: delete backups past their instance's retention (the daily prune,
+// dr_core/retention.py). A role and an assignment of their own, so this one destructive permission is
+// reviewed or revoked alone; without it the prune deletes nothing (AuthorizationPermissionMismatch).
+module backupRetentionAccess 'rbac/storage-access.bicep' = {
+  name: 'apimdr-backup-retention-access'
+  scope: resourceGroup(rgName)
+  params: {
+    storageAccountName: backupStorage.outputs.name
+    principalId: identity.outputs.principalId
+    roleDefinitionIds: [
+      customRoles.outputs.backupRetentionRoleId
     ]
   }
 }

@@ -6,13 +6,15 @@
 //   .../service/{name}/operationresults/{id}: a type of its own, not covered by service/read), start
 //   a backup, start a restore. The built-in API Management Service Operator Role would also allow
 //   write, delete, hostname and certificate changes; Contributor allows everything.
-// APIM DR Backup Data: read the backups and write their metadata, on the backup account. No delete:
-//   the app never deletes a backup (Storage Blob Data Contributor would add blobs/delete, move, and
-//   container create/delete).
+// APIM DR Backup Data: read the backups and write their metadata, on the backup account. No delete
+//   (Storage Blob Data Contributor would add blobs/delete, move, and container create/delete).
 // APIM DR Backup Catalog: read, write and query blob index tags (no built-in data role short of
 //   Storage Blob Data Owner has blobs/tags/*), and read the blob service's properties, which the
 //   restore preflight's CORS check calls (Get Blob Service Properties needs blobServices/read, which no
 //   Storage Blob Data role has). Given to the Function App and to the operators.
+// APIM DR Backup Retention: delete backup blobs, nothing else. The daily prune (dr_core/retention.py)
+//   is the only code that deletes a backup; the one destructive permission has a role of its own so
+//   it is granted, reviewed and revoked on its own. Given to the Function App only.
 
 targetScope = 'subscription'
 
@@ -25,7 +27,7 @@ param resourceToken string
 @description('Scopes where APIM DR Operator can be assigned: the resource groups of the protected and standby instances, and the discovery subscriptions. Empty: the role is not created.')
 param operatorAssignableScopes array
 
-@description('Resource ID of the resource group that holds the backup account (the only scope of the two backup-account roles).')
+@description('Resource ID of the resource group that holds the backup account (the only scope of the three backup-account roles).')
 param backupResourceGroupId string
 
 var createOperatorRole = !empty(operatorAssignableScopes)
@@ -104,6 +106,28 @@ resource backupCatalogRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' 
   }
 }
 
+resource backupRetentionRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, 'apim-dr-backup-retention', resourceToken)
+  properties: {
+    roleName: 'APIM DR Backup Retention (${environmentName}-${resourceToken})'
+    description: 'apim-dr: delete backup blobs past their retention (the daily prune). Nothing else.'
+    type: 'customRole'
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: [
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'
+        ]
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      backupResourceGroupId
+    ]
+  }
+}
+
 @description('GUID of APIM DR Operator; empty when no scope needs it.')
 output operatorRoleId string = createOperatorRole ? operatorRole.name : ''
 
@@ -112,3 +136,6 @@ output backupDataRoleId string = backupDataRole.name
 
 @description('GUID of APIM DR Backup Catalog.')
 output backupCatalogRoleId string = backupCatalogRole.name
+
+@description('GUID of APIM DR Backup Retention.')
+output backupRetentionRoleId string = backupRetentionRole.name

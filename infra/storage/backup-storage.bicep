@@ -3,6 +3,9 @@
 //   - Geo-redundant (GRS/GZRS, optionally read-access), so backups outlive a regional outage.
 //   - Blob versioning and soft delete (blobs and containers), so a deleted or overwritten backup
 //     can be recovered; a lifecycle rule removes old versions.
+//   - A lifecycle backstop: backups (blobs carrying apim-dr's index tag apimdr_state=succeeded, and
+//     nothing else) are deleted backstopDeleteDays after creation, well after the app's own retention
+//     (dr_core/retention.py) would have deleted them, in case it does not run.
 //   - Optional version-level WORM retention (immutabilityDays > 0).
 //   - No public blob access, TLS 1.2, HTTPS only, and no CORS rules on the blob service: APIM's
 //     backup call fails with InvalidParameters when the blob service has CORS rules.
@@ -47,6 +50,11 @@ param versionRetentionDays int = 30
 @maxValue(146000)
 @description('Version-level WORM retention of the backup containers in days; 0 = off. Takes effect only when a container is first created (an existing container cannot be switched to version-level immutability by a deployment).')
 param immutabilityDays int = 0
+
+@minValue(31)
+@maxValue(99999)
+@description('Days after creation when the lifecycle backstop deletes a backup (a blob tagged apimdr_state=succeeded). Keep it beyond every instance\'s retention (maxAgeDays): main.bicep passes the longest plus retentionBackstopDays.')
+param backstopDeleteDays int = 67
 
 @allowed([
   'Allow'
@@ -150,6 +158,35 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
               version: {
                 delete: {
                   daysAfterCreationGreaterThan: versionRetentionDays
+                }
+              }
+            }
+          }
+        }
+        {
+          // The app's tag (dr_core/catalog.py TAG_STATE) selects backups only; nothing else in the
+          // account is touched. With versioning on, the deleted backup becomes a previous version,
+          // which the rule above removes, and soft delete keeps that for softDeleteDays more.
+          name: 'delete-backups-past-retention'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              blobIndexMatch: [
+                {
+                  name: 'apimdr_state'
+                  op: '=='
+                  value: 'succeeded'
+                }
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterCreationGreaterThan: backstopDeleteDays
                 }
               }
             }

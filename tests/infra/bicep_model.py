@@ -50,6 +50,8 @@ BACKUP_DATA_DATA_ACTIONS = frozenset({
     "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write",
 })
 BACKUP_CATALOG_ACTIONS = frozenset({"Microsoft.Storage/storageAccounts/blobServices/read"})
+# The one permission retention needs (Delete Blob on a backup or its sidecar), in a role of its own.
+BACKUP_RETENTION_DATA_ACTIONS = frozenset({"Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete"})
 INDEX_TAG_DATA_ACTIONS = frozenset({
     "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/read",
     "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/write",
@@ -334,7 +336,8 @@ def check_custom_roles(infra: Infra) -> list[str]:
     defs = resources(tree, "Microsoft.Authorization/roleDefinitions")
     expected = {"operatorRole": (APIM_DR_OPERATOR_ACTIONS, frozenset()),
                 "backupDataRole": (frozenset(), BACKUP_DATA_DATA_ACTIONS),
-                "backupCatalogRole": (BACKUP_CATALOG_ACTIONS, INDEX_TAG_DATA_ACTIONS)}
+                "backupCatalogRole": (BACKUP_CATALOG_ACTIONS, INDEX_TAG_DATA_ACTIONS),
+                "backupRetentionRole": (frozenset(), BACKUP_RETENTION_DATA_ACTIONS)}
     if set(defs) != set(expected):
         problems.append(f"{CUSTOM_ROLES}: role definitions {sorted(defs)}, expected {sorted(expected)}")
     for name, (actions, data_actions) in expected.items():
@@ -383,9 +386,11 @@ def check_function_identity_roles(infra: Infra) -> list[str]:
     expected = {
         "runtimeStorageAccess": ("runtimeStorage.outputs.name", {
             "roles.storageBlobDataOwner", "roles.storageQueueDataContributor", "roles.storageTableDataContributor"}),
-        # No built-in blob role: each has blobs/delete, and the app never deletes a backup.
+        # No built-in blob role: each has blobs/delete, which only the retention role below grants.
         "backupStorageAccess": ("backupStorage.outputs.name", {
             "customRoles.outputs.backupDataRoleId", "customRoles.outputs.backupCatalogRoleId"}),
+        # Deleting backups (retention), alone in its own assignment.
+        "backupRetentionAccess": ("backupStorage.outputs.name", {"customRoles.outputs.backupRetentionRoleId"}),
     }
     problems = []
     for name, (account, roles) in expected.items():
@@ -629,6 +634,47 @@ def check_backup_storage(infra: Infra) -> list[str]:
         problems.append(f"{BACKUP_STORAGE}: the blob service must have no CORS rules (APIM backup fails with them)")
     if not resources(tree, "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies"):
         problems.append(f"{BACKUP_STORAGE}: the optional immutability policy is missing")
+    return problems
+
+
+@check
+def check_backup_lifecycle_backstop(infra: Infra) -> list[str]:
+    """The lifecycle rule behind the app's retention deletes apim-dr's backups only (selected by the catalog's
+    index tag), only by age since creation, and only after the longest retention any instance has plus a delay."""
+    from dr_core.catalog import TAG_STATE
+
+    tree = infra.tree(BACKUP_STORAGE)
+    problems: list[str] = []
+    policies = resources(tree, "Microsoft.Storage/storageAccounts/managementPolicies")
+    rules = [r for p in policies.values() for r in get(body(p), "properties", "policy", "rules", default=[])]
+    base = [r for r in rules if get(r, "definition", "actions", "baseBlob") is not None]
+    if len(base) != 1:
+        return [f"{BACKUP_STORAGE}: expected one lifecycle rule on current blobs (the retention backstop), "
+                f"found {len(base)}"]
+    filters = get(base[0], "definition", "filters", default={})
+    if filters.get("blobIndexMatch") != [{"name": TAG_STATE, "op": "==", "value": "succeeded"}]:
+        problems.append(f"{BACKUP_STORAGE}: the backstop must select blobs by the catalog's tag {TAG_STATE} == "
+                        "'succeeded' only (nothing else in the account is the app's)")
+    if get(base[0], "definition", "actions", "baseBlob") != {"delete": {"daysAfterCreationGreaterThan":
+                                                                        "backstopDeleteDays"}}:
+        problems.append(f"{BACKUP_STORAGE}: the backstop must only delete, backstopDeleteDays after creation")
+    param = tree["parameters"].get("backstopDeleteDays", {})
+    low = next((d["argument"] for d in param.get("decorators", []) if d["type"] == "min_value"), 0)
+    if not isinstance(low, int) or low <= 30:
+        problems.append(f"{BACKUP_STORAGE}: backstopDeleteDays must be above 30 (APIM's expiry) at least")
+    main = infra.tree(MAIN)
+    passed = body(main["modules"].get("backupStorage", {})).get("params", {}).get("backstopDeleteDays")
+    if passed != "backupBackstopDays":
+        problems.append(f"{MAIN}: backupStorage must get backstopDeleteDays: backupBackstopDays")
+    derived = json.dumps(main["variables"].get("backupBackstopDays", {}))
+    for part in ('"type": "max"', "37", '"retentionMaxAgeDays"', '"instanceMaxAgeDays"', '"retentionBackstopDays"'):
+        if part not in derived:
+            problems.append(f"{MAIN}: backupBackstopDays must be max(37, retentionMaxAgeDays, every instance's "
+                            f"maxAgeDays) + retentionBackstopDays (missing {part})")
+    per_instance = main["variables"].get("instanceMaxAgeDays", {}).get("value", {})
+    if get(per_instance, "loop_type", "detail", "array_name") != "protectedInstances" \
+            or "maxAgeDays" not in json.dumps(per_instance):
+        problems.append(f"{MAIN}: instanceMaxAgeDays must read each protected instance's maxAgeDays")
     return problems
 
 

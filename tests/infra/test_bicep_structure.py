@@ -67,15 +67,31 @@ MUTATIONS = [
     ("check_custom_roles", CUSTOM_ROLES, "          'Microsoft.ApiManagement/service/operationresults/read'\n", ""),
     # The CORS preflight reads the blob service properties (issue 8 part 2).
     ("check_custom_roles", CUSTOM_ROLES, "          'Microsoft.Storage/storageAccounts/blobServices/read'\n", ""),
-    # The app never deletes a backup.
+    # Backup Data never deletes: only the retention role does.
     ("check_custom_roles", CUSTOM_ROLES,
      "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'\n        ]\n",
      "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'\n"
      "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'\n        ]\n"),
+    # The retention role deletes blobs and does nothing else (no version or permanent delete, no write).
+    ("check_custom_roles", CUSTOM_ROLES,
+     "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'\n",
+     "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'\n"
+     "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/permanentDelete/action'\n"),
+    ("check_custom_roles", CUSTOM_ROLES,
+     "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'\n",
+     "          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*'\n"),
     ("check_function_identity_roles", MAIN,
      "      customRoles.outputs.backupDataRoleId\n      customRoles.outputs.backupCatalogRoleId",
      "      roles.storageBlobDataContributor\n      customRoles.outputs.backupCatalogRoleId"),
     ("check_function_identity_roles", MAIN, "      roles.storageQueueDataContributor\n", ""),
+    # Retention's delete stays in its own assignment, with its own role.
+    ("check_function_identity_roles", MAIN, "      customRoles.outputs.backupRetentionRoleId\n",
+     "      customRoles.outputs.backupDataRoleId\n"),
+    ("check_function_identity_roles", MAIN,
+     "    storageAccountName: backupStorage.outputs.name\n    principalId: identity.outputs.principalId\n"
+     "    roleDefinitionIds: [\n      customRoles.outputs.backupRetentionRoleId",
+     "    storageAccountName: runtimeStorage.outputs.name\n    principalId: identity.outputs.principalId\n"
+     "    roleDefinitionIds: [\n      customRoles.outputs.backupRetentionRoleId"),
     ("check_function_identity_roles", MAIN,
      "        principalId: identity.outputs.principalId\n        principalType: 'Serv",
      "        principalId: identity.outputs.clientId\n        principalType: 'Serv"),
@@ -127,6 +143,19 @@ MUTATIONS = [
      "  'Standard_RAGZRS'\n  'Standard_ZRS'\n])\n@description('Redundancy"),
     ("check_backup_storage", BACKUP_STORAGE, "enabled: true\n      days: softDeleteDays\n    }\n    containerDelete",
      "enabled: false\n      days: softDeleteDays\n    }\n    containerDelete"),
+    ("check_backup_lifecycle_backstop", BACKUP_STORAGE,
+     "              blobIndexMatch: [\n                {\n                  name: 'apimdr_state'\n"
+     "                  op: '=='\n                  value: 'succeeded'\n                }\n              ]\n", ""),
+    ("check_backup_lifecycle_backstop", BACKUP_STORAGE, "value: 'succeeded'", "value: 'running'"),
+    ("check_backup_lifecycle_backstop", BACKUP_STORAGE, "daysAfterCreationGreaterThan: backstopDeleteDays",
+     "daysAfterCreationGreaterThan: 30"),
+    ("check_backup_lifecycle_backstop", BACKUP_STORAGE, "@minValue(31)\n@maxValue(99999)",
+     "@minValue(1)\n@maxValue(99999)"),
+    ("check_backup_lifecycle_backstop", MAIN, "backstopDeleteDays: backupBackstopDays", "backstopDeleteDays: 31"),
+    ("check_backup_lifecycle_backstop", MAIN, "], instanceMaxAgeDays)) + retentionBackstopDays",
+     "], [])) + retentionBackstopDays"),
+    ("check_backup_lifecycle_backstop", MAIN, "  37\n  retentionMaxAgeDays\n], instanceMaxAgeDays))",
+     "  37\n  37\n], instanceMaxAgeDays))"),
     ("check_monitoring", MONITORING, "DisableLocalAuth: true", "DisableLocalAuth: false"),
     ("check_monitoring", MONITORING, "      disableLocalAuth: true", "      disableLocalAuth: false"),
     ("check_monitoring", JOB_ALERTS, "state: 'TimedOut'", "state: 'Running'"),

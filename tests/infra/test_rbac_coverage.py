@@ -99,14 +99,21 @@ def test_dynamic_arm_calls_are_resolved_or_reported():
     assert calls == [] and problems and "non-literal action" in problems[0]
 
 
-def test_a_delete_call_would_not_be_covered_on_the_backup_account(infra):
-    # The app never deletes backups; a delete_blob added to dr_core would need a grant of its own.
+def test_delete_is_covered_only_by_the_retention_role(infra):
+    """Retention (issue 11) deletes backups: delete_blob is covered by the APIM DR Backup Retention role, and
+    by nothing else the Function App holds there, so taking that one assignment away takes the delete away."""
     calls, _ = scan_source("def f(blob):\n    blob.delete_blob()\n", "dr_core/new.py")
     (need,), _ = needs(calls)
     assert need.scope == BACKUP_STORAGE
     from tests.infra.rbac_model import uncovered
 
-    assert uncovered(need, grants(infra))
+    assert not uncovered(need, grants(infra))
+    without = infra.mutated(MAIN, "      customRoles.outputs.backupRetentionRoleId\n",
+                            "      customRoles.outputs.backupDataRoleId\n")
+    assert uncovered(need, grants(without))
+    problems = list(iter_problems(without))
+    assert any("delete_blob() needs Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete" in p
+               for p in problems), problems
 
 
 @pytest.mark.parametrize(
@@ -120,6 +127,8 @@ def test_a_delete_call_would_not_be_covered_on_the_backup_account(infra):
          "get_service_properties() needs Microsoft.Storage/storageAccounts/blobServices/read"),
         (MAIN, "      roles.storageQueueDataContributor\n", "", "send_message() needs"),
         (MAIN, "      customRoles.outputs.backupDataRoleId\n", "", "set_blob_metadata() needs"),
+        # Issue 11: retention's delete, granted by its own role only.
+        (MAIN, "      customRoles.outputs.backupRetentionRoleId\n", "", "delete_blob() needs"),
     ],
 )
 def test_a_missing_grant_is_named(infra, path, old, new, expected):
@@ -127,12 +136,45 @@ def test_a_missing_grant_is_named(infra, path, old, new, expected):
     assert any(expected in p for p in problems), problems
 
 
-def test_no_delete_on_the_backup_account(infra):
-    """Least privilege: the app never deletes a backup (retention, when it comes, is granted apart)."""
-    roles = [g.role for g in grants(infra) if g.scope == BACKUP_STORAGE]
-    assert roles and all(r is not None for r in roles)
-    for perm in (D(f"{BLOBS}/delete"), A("Microsoft.Storage/storageAccounts/blobServices/containers/delete")):
-        assert not any(r.allows(perm) for r in roles if r is not None), perm
+def test_delete_on_the_backup_account_only_through_the_retention_role(infra):
+    """Least privilege, updated on purpose for retention: the Function App may delete backup blobs (and nothing
+    more: no container delete, no version or permanent delete, no write through that role), only through the
+    separate APIM DR Backup Retention role, in an assignment of its own; operators never get it."""
+    granted = [g for g in grants(infra) if g.scope == BACKUP_STORAGE]
+    assert granted and all(g.role is not None for g in granted)
+    deleting = [g for g in granted if g.role is not None and g.role.allows(D(f"{BLOBS}/delete"))]
+    assert [(g.module, g.role_ref) for g in deleting] == [
+        ("backupRetentionAccess", "customRoles.outputs.backupRetentionRoleId")]
+    retention = deleting[0].role
+    assert retention is not None
+    assert retention.data_actions == (f"{BLOBS}/delete",) and retention.actions == ()
+    for perm in (D(f"{BLOBS}/write"), D(f"{BLOBS}/read"), D(f"{BLOBS}/deleteBlobVersion/action"),
+                 D(f"{BLOBS}/permanentDelete/action"), D(f"{BLOBS}/immutableStorage/runAsSuperUser/action"),
+                 A("Microsoft.Storage/storageAccounts/blobServices/containers/delete")):
+        assert not retention.allows(perm), perm
+    for perm in (A("Microsoft.Storage/storageAccounts/blobServices/containers/delete"),
+                 D(f"{BLOBS}/permanentDelete/action"), D(f"{BLOBS}/deleteBlobVersion/action")):
+        assert not any(g.role.allows(perm) for g in granted if g.role is not None), perm
+    everyone = [g for g in grants(infra, principal=None) if g.role_ref == "customRoles.outputs.backupRetentionRoleId"]
+    assert [g.module for g in everyone] == ["backupRetentionAccess"], "only the Function App may delete backups"
+
+
+def test_only_retention_deletes_backups():
+    """The permission is granted for retention alone: the one SDK delete sits in BackupStore.delete, and the only
+    code that calls that is dr_core/retention.py."""
+    import ast
+
+    from tests.infra.rbac_model import DR_CORE
+
+    calls, _ = scan_dr_core()
+    assert {c.file for c in calls if c.method == "delete_blob"} == {"dr_core/backup_store.py"}
+    callers = set()
+    for path in DR_CORE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "delete" \
+                    and "backups" in ast.unparse(node.func.value):
+                callers.add(path.name)
+    assert callers == {"retention.py"}
 
 
 def test_no_delete_when_storage_blob_data_contributor_is_back(infra):
