@@ -11,12 +11,16 @@
    emulator's, moved together) passes 80 % and 100 % of the 26 h target, shows the breach
    announcements, then takes a new backup and shows the recovery announced at once.
 5. Prints the status page's URL (``GET /api/dashboard``) and saves a screenshot of it.
+6. Retention: moves the shared clock 38 days on and runs ``apim-dr prune --dry-run``: each backup
+   with its decision and reason (the primary keeps its newest one: keepLast 1), nothing deleted. It
+   moves the clock by weeks, so it stays the demo's last step.
 
 Everything runs locally; nothing reaches Azure. Each run starts from scratch in a temporary folder.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -63,7 +67,7 @@ def main() -> int:
     _print(f"  managed-identity endpoint                 {local.apim.identity_endpoint}")
     _print(f"  webhook receiver (announcements)          {hook.url}")
     instances: list[Any] = [{"resourceId": local.resource_id(INSTANCES[0]), "alias": "prod",
-                             "standby": local.resource_id(STANDBY)}]
+                             "standby": local.resource_id(STANDBY), "keepLast": 1}]
     instances += [local.resource_id(name) for name in INSTANCES[1:]]
     settings = local.app_settings(instances, extra={"APIM_DR_WEBHOOK_URL": hook.url,
                                                     "APIM_DR_MAX_POLL_DELAY_SECONDS": "2"})
@@ -74,6 +78,12 @@ def main() -> int:
     try:
         code = _run(local, host, key, hook)
         _show_dashboard(host, key)
+        # Last: it moves the clock by weeks, which would change what the status page shows.
+        if code == 0 and not _retention(local):
+            code = 1
+        if code == 0:
+            _print()
+            _print("Done. Everything above ran on local stand-ins through the official Azure SDKs.")
     finally:
         host.stop()
         local.stop()
@@ -161,8 +171,6 @@ def _run(local: Any, host: Any, key: str, hook: Any) -> int:
         return 1
     if not _rpo(local, host, api, headers, hook):
         return 1
-    _print()
-    _print("Done. Everything above ran on local stand-ins through the official Azure SDKs.")
     return 0
 
 
@@ -231,7 +239,7 @@ def _show_dashboard(host: Any, key: str) -> None:
 
     url = f"{host.http_url}/api/dashboard?code={key}"
     _print()
-    _print("== 4. the status page (GET /api/dashboard) ==")
+    _print("== 5. the status page (GET /api/dashboard) ==")
     _print(f"  {url}  (served until the demo ends)")
     reason = browser.unavailable_reason()
     if reason:
@@ -244,6 +252,20 @@ def _show_dashboard(host: Any, key: str) -> None:
         _print(f"  no screenshot: {type(e).__name__}: {str(e)[:200]}")
         return
     _print(f"  screenshot: {path}")
+
+
+def _retention(local: Any) -> bool:
+    from dr_core import cli
+
+    _print()
+    _print("== 6. retention: 38 days later, a prune dry run (apim-contoso-prod keeps its newest: keepLast 1) ==")
+    local.apim.admin.advance_clock(38 * 86400)
+    _print("  the emulator's clock, which the app shares, moves 38 days on; then `apim-dr prune --dry-run`:")
+    out = io.StringIO()
+    code = cli.main(["prune", "--dry-run"], stdout=out)
+    for line in out.getvalue().splitlines():
+        _print(f"    {line}")
+    return code == 0
 
 
 if __name__ == "__main__":
