@@ -1,8 +1,9 @@
 """Retention end to end: real backups aged on the shared clock, pruned through the blob front.
 
 The backup account is reached through the blob front (emulator/blobfront), so immutability is Azure's
-(a 409 ``BlobImmutableDueToPolicy`` refuses the delete) and, once a role table is set, so is RBAC: the
-roles are the ones infra/ grants the Function App, read from the Bicep.
+(a 409 ``BlobImmutableDueToPolicy`` refuses the delete) and so is RBAC: the Function App holds the
+roles infra/ grants it, read from the Bicep (tests/e2e/conftest.py), and one test takes the retention
+role away.
 
 Ages: APIM (the emulator) writes each backup at a moment of the shared clock, and apim-dr stamps its
 catalog tags with the blob's creation time. Azurite stamps creation on the real clock, which the tests
@@ -16,8 +17,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,16 +25,14 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from dr_core import cli
 from dr_core.catalog import TAG_JOB, TAG_LOCATION, TAG_SIZE, TAG_SKU, backup_blob_name, backup_tags
-from dr_core.context import get_context, reset_context
+from dr_core.context import get_context
 from dr_core.jobs import JobState
 from dr_core.retention import LOG_PREFIX
-from emulator.funchost import FunctionsHost
 from emulator.stack import LocalAzure
-from emulator.webhook import Webhook
 from tests.infra.bicep_model import Infra
 from tests.infra.rbac_model import BACKUP_STORAGE, grants
 
-from .conftest import E2E, PROD, PROJECT_ROOT, make_harness
+from .conftest import E2E, PROD, backup_account_roles
 
 pytestmark = pytest.mark.e2e
 
@@ -44,41 +41,11 @@ CONTAINER = "apim-backups"
 RETENTION_ROLE = "customRoles.outputs.backupRetentionRoleId"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure]:
-    """This module's own local Azure, with the blob front before the backup account."""
-    local = LocalAzure(tmp_path_factory.mktemp("local-azure-front"), retry_after=1, op_duration=1.0,
-                       blob_front=True)
-    local.start()
-    previous = os.environ.get("REQUESTS_CA_BUNDLE")
-    assert local.tls is not None
-    os.environ["REQUESTS_CA_BUNDLE"] = str(local.tls.ca_bundle)
-    yield local
-    local.stop()
-    if previous is None:
-        os.environ.pop("REQUESTS_CA_BUNDLE", None)
-    else:
-        os.environ["REQUESTS_CA_BUNDLE"] = previous
-
-
-@pytest.fixture(scope="module")
-def host(stack: LocalAzure, webhook: Webhook) -> Iterator[FunctionsHost]:
-    harness = E2E(stack, None, webhook)
-    functions_host = FunctionsHost(PROJECT_ROOT, harness.settings(), run_timers=False, run_queues=True,
-                                   http_port=0, queue_lease=30)
-    functions_host.start()
-    yield functions_host
-    functions_host.stop()
-    reset_context()
-
-
 @pytest.fixture
-def e2e(stack: LocalAzure, host: FunctionsHost, webhook: Webhook) -> E2E:
-    assert stack.front is not None
-    stack.front.admin.reset()
-    harness = make_harness(stack, host, webhook)
-    harness.configure([{"resourceId": stack.resource_id(PROD), "alias": "prod", "keepLast": 2, "maxAgeDays": 37}])
-    return harness
+def e2e(e2e: E2E) -> E2E:
+    """The shared harness (backup account behind the blob front, infra's roles enforced), prod with keepLast 2."""
+    e2e.configure([{"resourceId": e2e.rid(PROD), "alias": "prod", "keepLast": 2, "maxAgeDays": 37}])
+    return e2e
 
 
 def container(e2e: E2E) -> ContainerClient:
@@ -133,12 +100,18 @@ def retention_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
             if r.getMessage().startswith(LOG_PREFIX)]
 
 
-def infra_roles(account: str, *, with_retention: bool) -> list[dict[str, Any]]:
-    """The roles infra/ grants the Function App on the backup account, as the front's inline custom roles."""
-    granted = [g for g in grants(Infra.from_disk()) if g.scope == BACKUP_STORAGE and g.role is not None]
-    assert RETENTION_ROLE in {g.role_ref for g in granted}
-    return [{"actions": list(g.role.actions), "dataActions": list(g.role.data_actions), "scope": account}
-            for g in granted if g.role is not None and (with_retention or g.role_ref != RETENTION_ROLE)]
+def roles_without_retention(stack: LocalAzure) -> dict[str, list[dict[str, Any]]]:
+    """The role table infra/ grants (conftest), with the Function App's APIM DR Backup Retention role taken out."""
+    table = backup_account_roles(stack)
+    retention = grants_by_ref()[RETENTION_ROLE]
+    mine = table[stack.function_app_principal_id]
+    kept = [a for a in mine if a["dataActions"] != list(retention.data_actions)]
+    assert len(kept) == len(mine) - 1, "the retention role is among the roles infra grants"
+    return {**table, stack.function_app_principal_id: kept}
+
+
+def grants_by_ref() -> dict[str, Any]:
+    return {g.role_ref: g.role for g in grants(Infra.from_disk()) if g.scope == BACKUP_STORAGE}
 
 
 def test_prune_dry_run_then_deletes_only_what_retention_allows(e2e: E2E, caplog: pytest.LogCaptureFixture):
@@ -164,9 +137,8 @@ def test_prune_dry_run_then_deletes_only_what_retention_allows(e2e: E2E, caplog:
     assert names(e2e) == before, "a dry run deletes nothing"
     assert front.admin.requests(method="DELETE") == []
 
-    # With the roles infra grants, but the retention role taken away: every delete is refused (403).
-    app_principal = e2e.stack._seed["functionApp"]["userAssignedIdentities"][0]["principalId"]
-    front.admin.set_roles({app_principal: infra_roles(account, with_retention=False)})
+    # The roles infra grants, but the retention role taken away: every delete is refused (403).
+    front.admin.set_roles(roles_without_retention(e2e.stack))
     caplog.set_level(logging.INFO, logger="apim_dr.retention")
     assert e2e.host is not None
     record = e2e.host.fire_timer("prune_backups")
@@ -180,7 +152,7 @@ def test_prune_dry_run_then_deletes_only_what_retention_allows(e2e: E2E, caplog:
                for line in failed)
 
     # With the retention role as well: the 40-day backup and its sidecar go; the WORM one is skipped, and said so.
-    front.admin.set_roles({app_principal: infra_roles(account, with_retention=True)})
+    front.admin.set_roles(backup_account_roles(e2e.stack))
     front.admin.clear_requests()
     caplog.clear()
     record = e2e.host.fire_timer("prune_backups")
