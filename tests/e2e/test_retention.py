@@ -5,11 +5,8 @@ The backup account is reached through the blob front (emulator/blobfront), so im
 roles infra/ grants it, read from the Bicep (tests/e2e/conftest.py), and one test takes the retention
 role away.
 
-Ages: APIM (the emulator) writes each backup at a moment of the shared clock, and apim-dr stamps its
-catalog tags with the blob's creation time. Azurite stamps creation on the real clock, which the tests
-cannot move, so after each backup the test re-stamps its tags with the moment APIM wrote it (the
-``createdAt`` inside the emulator's backup). Everything else (catalog query, decisions, deletes,
-refusals) is the real path.
+Ages: the backups are taken one after another while the shared clock (the emulator's, which the app
+follows) moves on by days; the catalog dates a backup when ARM accepted it, on that clock.
 """
 
 from __future__ import annotations
@@ -24,7 +21,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from dr_core import cli
-from dr_core.catalog import TAG_JOB, TAG_LOCATION, TAG_SIZE, TAG_SKU, backup_blob_name, backup_tags
+from dr_core.catalog import TAG_JOB, TAG_SIZE, backup_blob_name, backup_tags
 from dr_core.context import get_context
 from dr_core.jobs import JobState
 from dr_core.retention import LOG_PREFIX
@@ -60,22 +57,16 @@ def names(e2e: E2E) -> set[str]:
 
 
 def take_backup(e2e: E2E) -> str:
-    """An on-demand backup of prod, re-stamped with the shared-clock moment APIM wrote it."""
+    """An on-demand backup of prod, dated now on the shared clock."""
     response = e2e.http("POST", "/api/backups", json={"instance": "prod"})
     assert response.status_code == 202, response.text
     (job,) = e2e.wait_terminal([response.json()["id"]])
     assert job.state is JobState.SUCCEEDED, job.error_message
-    blob = container(e2e).get_blob_client(job.blob_name)
-    written = json.loads(blob.download_blob().readall())["createdAt"]
-    created = datetime.strptime(written[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    tags = blob.get_blob_tags()
-    blob.set_blob_tags(backup_tags(service_name=PROD, sku=tags[TAG_SKU], created=created, job_id=tags[TAG_JOB],
-                                   size=int(tags[TAG_SIZE]), location=tags.get(TAG_LOCATION, "")))
     return job.blob_name
 
 
 def aged_backups(e2e: E2E) -> list[str]:
-    """Five backups, newest first, 0, 10, 30, 40 and 50 days old on the shared clock."""
+    """Five backups, newest first, 0, 10, 20, 40 and 50 days old on the shared clock."""
     taken = []
     for days_after in (10, 20, 10, 10, 0):
         taken.append(take_backup(e2e))
@@ -118,7 +109,7 @@ def test_prune_dry_run_then_deletes_only_what_retention_allows(e2e: E2E, caplog:
     front = e2e.stack.front
     assert front is not None
     account = e2e.stack.backup_account
-    newest, young, thirty, forty, fifty = aged_backups(e2e)
+    newest, young, twenty, forty, fifty = aged_backups(e2e)
     # A drill's sidecar next to one doomed backup; blobs that are no catalog backups.
     get_context().backups.put_json(CONTAINER, forty + ".manifest.json", {"apis": ["echo"]})
     untagged = backup_blob_name(PROD, datetime.now(UTC) - timedelta(days=90))
@@ -131,7 +122,7 @@ def test_prune_dry_run_then_deletes_only_what_retention_allows(e2e: E2E, caplog:
     code, plan = prune_cli("--dry-run")
     assert code == 0, plan
     assert decisions(plan) == {
-        newest: ("kept", "keep-last"), young: ("kept", "keep-last"), thirty: ("kept", "within-max-age"),
+        newest: ("kept", "keep-last"), young: ("kept", "keep-last"), twenty: ("kept", "within-max-age"),
         forty: ("would-delete", "past-max-age"), fifty: ("would-delete", "past-max-age"),
     }
     assert names(e2e) == before, "a dry run deletes nothing"
@@ -176,11 +167,14 @@ def test_prune_dry_run_then_deletes_only_what_retention_allows(e2e: E2E, caplog:
     code, report = prune_cli("--service", "prod")
     assert code == 0 and decisions(report)[fifty] == ("deleted", "past-max-age")
     assert names(e2e) == before - {forty, forty + ".manifest.json", fifty}
-    assert {newest, young, thirty, untagged, "notes/readme.txt"} <= names(e2e)
+    assert {newest, young, twenty, untagged, "notes/readme.txt"} <= names(e2e)
 
 
 def test_the_newest_restorable_backup_outlives_max_age(e2e: E2E):
-    """keepLast 1, maxAgeDays 1: the newest is a tier that cannot restore, so the next one stays as well."""
+    """keepLast 1, maxAgeDays 1: the newest is of a tier that cannot restore, so the next one stays as well.
+
+    No tier that backs up lacks restore, so the tier change is written into the newest backup's tags.
+    """
     e2e.configure([{"resourceId": e2e.rid(PROD), "alias": "prod", "keepLast": 1, "maxAgeDays": 1}])
     older = take_backup(e2e)
     e2e.admin.advance_clock(5 * DAY)
