@@ -47,6 +47,14 @@ def retry_after_of(response: Any) -> float | None:
     return seconds if seconds is not None and seconds > 0 else None
 
 
+def _raise_if_no_token(what: str, e: Any) -> None:
+    """azure-core raises ClientAuthenticationError both for a token that could not be got (no response)
+    and for a 401 from the service; the first is an outage of the identity, not a refusal."""
+    if getattr(e, "response", None) is None:
+        raise AzureUnavailableError(f"{what}: no token for the app's identity: {_short(e)}",
+                                    code="TokenUnavailable", remediation=_TOKEN_FAILED) from e
+
+
 @contextlib.contextmanager
 def storage_errors(what: str) -> Iterator[None]:
     """Run storage calls; their failures become :class:`AzureUnavailableError` naming ``what``."""
@@ -63,9 +71,7 @@ def storage_errors(what: str) -> Iterator[None]:
     except DrError:
         raise
     except ClientAuthenticationError as e:
-        if e.response is None:
-            raise AzureUnavailableError(f"{what}: no token for the app's identity: {_short(e)}",
-                                        code="TokenUnavailable", remediation=_TOKEN_FAILED) from e
+        _raise_if_no_token(what, e)
         raise AzureUnavailableError(f"{what}: storage refused the credentials ({e.status_code})",
                                     code="StorageAuthenticationFailed", remediation=_STORAGE_REMEDIATION) from e
     except HttpResponseError as e:
@@ -101,9 +107,7 @@ def arm_errors(what: str, *, sent_once: bool = False) -> Iterator[None]:
     except DrError:
         raise
     except ClientAuthenticationError as e:
-        if e.response is None:
-            raise AzureUnavailableError(f"{what}: no token for the app's identity: {_short(e)}",
-                                        code="TokenUnavailable", remediation=_TOKEN_FAILED) from e
+        _raise_if_no_token(what, e)
         raise ArmCallError(arm_error_from(e)) from e
     except HttpResponseError as e:
         raise ArmCallError(arm_error_from(e)) from e
