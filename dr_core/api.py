@@ -155,8 +155,8 @@ class Api:
         try:
             plan, job = self._ctx.restorer().start(request)
         except NotFoundError as e:
-            e.remediation = e.remediation or ("Name a protected instance or a configured standby "
-                                              "(APIM_DR_INSTANCES: resourceId, alias, standby).")
+            e.remediation = e.remediation or ("Name a protected instance, a configured standby or a drill target "
+                                              "(APIM_DR_INSTANCES: resourceId, alias, standby, drillTarget).")
             raise
         now = self._ctx.clock.now()
         body_out: dict[str, Any] = {"dryRun": request.dry_run, "plan": plan.to_json(now=now)}
@@ -227,3 +227,34 @@ class Api:
     def _status_report(self) -> dict[str, Any]:
         """The ``/api/status`` document the page renders (the same builder as ``GET /api/status``)."""
         return self._ctx.posture_status().build(None)
+
+    def list_drills(self, service: str | None) -> ApiResponse:
+        """``GET /api/drills[?service=<name | alias | resource ID>]``: restore drills, newest first."""
+        if service is not None and not service.strip():
+            raise InvalidRequestError("query parameter 'service' is empty; omit it to list every drill",
+                                      fields={"service": "empty"})
+        try:
+            drills = self._ctx.drills().history(service)
+        except InvalidRequestError as e:
+            raise InvalidRequestError(f"service: {e.message}", fields={"service": e.message}) from e
+        return ApiResponse(200, {"drills": drills})
+
+    def post_drill(self, body: bytes | None, *, base_url: str) -> ApiResponse:
+        """``POST /api/drills`` ``{"instance": "<resource ID | alias | service name>"}``: a drill now.
+
+        ``202`` with the drill and ``Location`` of its restore job; ``409`` when the drill target is a
+        primary or busy; ``422`` with the drill (``failed``) when the restore's preflight refused it.
+        """
+        data = parse_json_object(body, allowed={"instance"})
+        if "instance" not in data:
+            raise InvalidRequestError("field 'instance' is required", fields={"instance": "required"})
+        from .drills import public_view
+
+        try:
+            drill = public_view(self._ctx.drills().start(data["instance"]))
+        except InvalidRequestError as e:
+            raise InvalidRequestError(f"instance: {e.message}", fields={"instance": e.message},
+                                      remediation=e.remediation) from e
+        if drill["state"] == "failed":
+            return ApiResponse(422, {"drill": drill, "error": drill["error"]})
+        return ApiResponse(202, {"drill": drill}, _status_headers(base_url, drill["jobId"]))

@@ -33,6 +33,7 @@ __all__ = [
     "ApimOperations",
     "ArmCallError",
     "BackupTarget",
+    "ConfigurationSummary",
     "PollResult",
     "ServiceInfo",
     "StartedOperation",
@@ -100,6 +101,22 @@ class ServiceInfo:
         return "systemassigned" in (self.identity_type or "").replace(" ", "").lower()
 
 
+@dataclass(frozen=True)
+class ConfigurationSummary:
+    """What an instance's configuration holds, by name: its APIs, products and named values.
+
+    What a restore drill compares: the backup's source at backup time (its manifest) against the
+    drill instance after the restore. Names are ARM resource names (``echo-api``), sorted.
+    """
+
+    apis: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+    named_values: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"apis": list(self.apis), "products": list(self.products), "namedValues": list(self.named_values)}
+
+
 def _retry_after(headers: Any, default: float = _DEFAULT_RETRY_AFTER) -> float:
     value = headers.get("Retry-After") if headers is not None else None
     try:
@@ -131,6 +148,10 @@ class ApimManagement(ABC):
     @abstractmethod
     def list_tagged(self, subscription_id: str, tag: tuple[str, str]) -> list[ServiceInfo]:
         """Every instance in the subscription carrying ``tag``."""
+
+    @abstractmethod
+    def configuration_summary(self, instance: ApimResourceId) -> ConfigurationSummary:
+        """Names of the instance's APIs, products and named values (every page of each list)."""
 
 
 class ApimOperations(ApimManagement):
@@ -220,6 +241,23 @@ class ApimOperations(ApimManagement):
                 if tags.get(name) == value:
                     found.append(_service_info(ApimResourceId.parse(svc.id), svc))
         return found
+
+    def configuration_summary(self, instance: ApimResourceId) -> ConfigurationSummary:
+        """Three list calls (``Api_ListByService``, ``Product_ListByService``, ``NamedValue_ListByService``).
+
+        The pager follows ``nextLink`` inside :func:`arm_errors`, so a failure on any page is an
+        :class:`ArmCallError` (e.g. ``AuthorizationFailed`` without ``service/apis/read``) or an
+        :class:`~dr_core.errors.AzureUnavailableError`.
+        """
+        client = self._clients.arm(instance.subscription_id)
+        rg, name = instance.resource_group, instance.service_name
+        with arm_errors(f"list the APIs of {name}"):
+            apis = sorted(str(item.name) for item in client.api.list_by_service(rg, name))
+        with arm_errors(f"list the products of {name}"):
+            products = sorted(str(item.name) for item in client.product.list_by_service(rg, name))
+        with arm_errors(f"list the named values of {name}"):
+            named_values = sorted(str(item.name) for item in client.named_value.list_by_service(rg, name))
+        return ConfigurationSummary(tuple(apis), tuple(products), tuple(named_values))
 
     def _check_location(self, location: str) -> None:
         # A Location is followed with our bearer token: only ever to the configured ARM endpoint.

@@ -140,7 +140,26 @@ def _parser() -> argparse.ArgumentParser:
     # `apim-dr status --json` as well as `apim-dr --json status`: SUPPRESS keeps the flag given before
     # the command from being reset by the command's own default.
     status.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
+
+    drills = sub.add_parser("drills", help="restore drill history, newest first")
+    drills.add_argument("--service", help="only drills of this instance (resource ID, alias or service name)")
+    _json_option(drills)
+    drill = sub.add_parser("drill", help="restore drills")
+    drill_sub = drill.add_subparsers(dest="action", required=True)
+    drill_start = drill_sub.add_parser("start", help="restore the latest verifiable backup into the drill target "
+                                                     "and verify it")
+    drill_start.add_argument("--instance", required=True, help="resource ID, alias or service name of the primary")
+    _wait_options(drill_start)
+    _json_option(drill_start)
+
+    standbys = sub.add_parser("standbys", help="standby sync: state and lag of each synced standby")
+    _json_option(standbys)
     return parser
+
+
+def _json_option(cmd: argparse.ArgumentParser) -> None:
+    # Also accepted after the command; SUPPRESS keeps a --json given before it.
+    cmd.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
 
 
 def _wait_options(cmd: argparse.ArgumentParser) -> None:
@@ -226,6 +245,12 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
         if ctx.store.get(args.job_id) is None:
             raise NotFoundError(f"no job {args.job_id}")
         return _finish(ctx, args.job_id, args, out)
+    if args.command == "drills":
+        return _drills(ctx, args, out)
+    if args.command == "drill":
+        return _drill_start(ctx, args, out)
+    if args.command == "standbys":
+        return _standbys(ctx, out)
     return EXIT_USAGE
 
 
@@ -285,6 +310,77 @@ def _posture_row(view: dict[str, Any]) -> list[str]:
     drill_text = "-" if drill is None else f"{drill.get('state') or '?'} {(drill.get('finishedAt') or '')[:16]}".strip()
     return [label, str(rpo["state"]), f"{age} / {rpo['targetHours']} h", lag, drill_text,
             str(len(view["openFailures"]))]
+
+
+def _drill_line(drill: dict[str, Any]) -> str:
+    target = str(drill.get("target") or "").rsplit("/", 1)[-1]
+    instance = str(drill.get("instance") or "").rsplit("/", 1)[-1]
+    rto = f"{drill['rtoSeconds']:.0f} s" if drill.get("rtoSeconds") is not None else "-"
+    rpo = f"{drill['rpoHoursAtDrill']:.2f} h" if drill.get("rpoHoursAtDrill") is not None else "-"
+    return (f"{drill.get('requestedAt')}  {instance} -> {target}  {str(drill.get('state')).upper():<8} "
+            f"RTO {rto:>7}  RPO {rpo:>8}  {drill.get('jobId')}")
+
+
+def _drill_details(drill: dict[str, Any], out: _Output) -> None:
+    for collection, part in (drill.get("verification") or {}).items():
+        line = f"  {collection}: {len(part.get('found') or [])} found of {len(part.get('expected') or [])} expected"
+        if part.get("missing"):
+            line += f"; missing {', '.join(part['missing'][:10])}"
+        if part.get("unexpected"):
+            line += f"; unexpected {', '.join(part['unexpected'][:10])}"
+        out.line(line)
+    error = drill.get("error")
+    if error:
+        out.line(f"  error: ({error.get('code')}) {error.get('message')}")
+        if error.get("remediation"):
+            out.line(f"  what to do: {error['remediation']}")
+
+
+def _drills(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
+    drills = ctx.drills().history(args.service)
+    for drill in drills:
+        out.line(_drill_line(drill))
+    if not drills:
+        out.line("no drills")
+    out.result({"drills": drills})
+    return EXIT_OK
+
+
+def _drill_start(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
+    from .drills import public_view
+
+    runner = ctx.drills()
+    drill = public_view(runner.start(args.instance, trigger="cli"))
+    out.line(f"drill {drill['jobId']}: restoring {drill['backup']} into "
+             f"{str(drill['target']).rsplit('/', 1)[-1]} (RPO at drill time {drill['rpoHoursAtDrill']} h)")
+    if drill["state"] == "running" and args.wait:
+        job = _follow(ctx, drill["jobId"], args, out)
+        # The worker that ended the job verified the drill, unless it was not this process: do it (idempotent).
+        finished = runner.finish(job) if job.state.terminal else None
+        latest = ctx.store.get_record("drill", drill["jobId"])
+        drill = public_view(latest.data if latest is not None else finished or drill)
+    out.line(_drill_line(drill))
+    _drill_details(drill, out)
+    out.result({"drill": drill})
+    if drill["state"] == "passed" or (drill["state"] == "running" and not args.wait):
+        return EXIT_OK
+    if drill["state"] == "failed" and (drill.get("error") or {}).get("code") == "PreflightFailed":
+        return EXIT_REFUSED
+    return EXIT_FAILED
+
+
+def _standbys(ctx: DrContext, out: _Output) -> int:
+    views = ctx.standby_sync().standbys()
+    for view in views:
+        lag = f"{view['lagHours']:.2f} h" if view["lagHours"] is not None else "never synced"
+        out.line(f"{str(view['standby']).rsplit('/', 1)[-1]} (primary {str(view['primary']).rsplit('/', 1)[-1]}): "
+                 f"{view['state']}, lag {lag}, last backup {view['backup']}")
+        if view.get("error"):
+            out.line(f"  error: ({view['error'].get('code')}) {view['error'].get('message')}")
+    if not views:
+        out.line("no standby syncs")
+    out.result({"standbys": views})
+    return EXIT_OK
 
 
 def _restore(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:

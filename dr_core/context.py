@@ -23,13 +23,16 @@ if TYPE_CHECKING:
     from .arm import ApimManagement
     from .backup_store import BackupStore
     from .clients import AzureClients
+    from .drills import Drills
     from .inventory import InstanceResolver
+    from .manifest import ManifestRecorder
     from .messages import WorkQueue
     from .notify import Notifier
     from .planner import BackupPlanner
     from .restore import Restorer
     from .retention import RetentionPruner
     from .rpo import RpoMonitor
+    from .standby import StandbySync
     from .status import PostureStatus
     from .store import JobStore
     from .worker import Worker
@@ -110,12 +113,34 @@ class DrContext:
         return InstanceResolver(self.settings, self.arm if self.settings.discovery_subscriptions else None)
 
     def worker(self) -> Worker:
+        """The queue worker, with the work that follows a job's end: manifest, RPO, standby sync, drill check.
+
+        The manifest comes first: it is read from the source, and the sooner after the backup the better.
+        """
         from .rpo import RpoFollower
         from .worker import Worker
 
         return Worker(settings=self.settings, store=self.store, queue=self.queue, arm=self.arm,
                       backups=self.backups, notifier=self.notifier, clock=self.clock,
-                      followers=[RpoFollower(self.rpo_monitor(), self.settings)])
+                      followers=[self.manifests(), RpoFollower(self.rpo_monitor(), self.settings),
+                                 self.standby_sync(), self.drills()])
+
+    def manifests(self) -> ManifestRecorder:
+        from .manifest import ManifestRecorder
+
+        return ManifestRecorder(arm=self.arm, backups=self.backups, clock=self.clock)
+
+    def standby_sync(self) -> StandbySync:
+        from .standby import StandbySync
+
+        return StandbySync(settings=self.settings, store=self.store, restorer=self.restorer(),
+                           resolver=self.resolver(), backups=self.backups, notifier=self.notifier, clock=self.clock)
+
+    def drills(self) -> Drills:
+        from .drills import Drills
+
+        return Drills(settings=self.settings, store=self.store, restorer=self.restorer(), resolver=self.resolver(),
+                      arm=self.arm, backups=self.backups, notifier=self.notifier, clock=self.clock)
 
     def planner(self) -> BackupPlanner:
         from .planner import BackupPlanner

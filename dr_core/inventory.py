@@ -112,13 +112,18 @@ class InstanceResolver:
         return found.protected
 
     def instance_or_standby(self, reference: object) -> Resolved:
-        """A protected instance or the configured standby of one (restore targets and sources)."""
+        """A protected instance, or a configured standby or drill target of one (restore targets and sources)."""
         return self._find(reference, standbys=True)
 
     def primary_of(self, standby: ApimResourceId) -> ProtectedInstance | None:
-        """The protected instance whose configured standby is ``standby``."""
-        for inst in self._candidates_now():
+        """The protected instance whose configured standby (or, failing that, drill target) is ``standby``."""
+        candidates = self._candidates_now()
+        for inst in candidates:
             if inst.standby is not None and inst.standby.key == standby.key:
+                return inst
+        for inst in candidates:
+            drill = inst.posture.drill_target
+            if drill is not None and drill.key == standby.key:
                 return inst
         return None
 
@@ -135,7 +140,8 @@ class InstanceResolver:
         if found is None and self._settings.discovery_subscriptions:
             found = _match(text, self.inventory().instances, standbys=standbys)
         if found is None:
-            what = "a protected instance or a configured standby" if standbys else "a protected instance"
+            what = ("a protected instance, a configured standby or a drill target" if standbys
+                    else "a protected instance")
             raise UnknownInstanceError(
                 f"{text[:80]!r} is not {what} (by resource ID, alias or service name; "
                 "see APIM_DR_INSTANCES and the discovery tag)")
@@ -161,9 +167,9 @@ def _match(reference: str, instances: list[ProtectedInstance], *, standbys: bool
             if inst.resource_id.key == rid.key:
                 return Resolved(inst.resource_id, inst)
         if standbys:
-            for inst in instances:
-                if inst.standby is not None and inst.standby.key == rid.key:
-                    return Resolved(inst.standby, None)
+            for other in _restore_targets(instances):
+                if other.key == rid.key:
+                    return Resolved(other, None)
         return None
     lowered = reference.lower()
     for inst in instances:
@@ -172,11 +178,17 @@ def _match(reference: str, instances: list[ProtectedInstance], *, standbys: bool
     matches = [Resolved(i.resource_id, i) for i in instances if i.name.lower() == lowered]
     if standbys:
         seen = {m.resource_id.key for m in matches}
-        for inst in instances:
-            standby = inst.standby
-            if standby is not None and standby.service_name.lower() == lowered and standby.key not in seen:
-                seen.add(standby.key)
-                matches.append(Resolved(standby, None))
+        for other in _restore_targets(instances):
+            if other.service_name.lower() == lowered and other.key not in seen:
+                seen.add(other.key)
+                matches.append(Resolved(other, None))
     if len(matches) > 1:
         raise InvalidRequestError(f"{reference!r} names several instances; use the full resource ID")
     return matches[0] if matches else None
+
+
+def _restore_targets(instances: list[ProtectedInstance]) -> list[ApimResourceId]:
+    """Instances that are restored into without being protected: standbys, then drill targets."""
+    standbys = [inst.standby for inst in instances if inst.standby is not None]
+    drills = [inst.posture.drill_target for inst in instances if inst.posture.drill_target is not None]
+    return standbys + drills

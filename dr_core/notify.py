@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 
     from .jobs import Job
 
-__all__ = ["Event", "LogNotifier", "Notifier", "WebhookNotifier", "announcement", "log_transition"]
+__all__ = ["Event", "LogNotifier", "Notifier", "WebhookNotifier", "announcement", "log_event", "log_transition"]
 
 logger = logging.getLogger("apim_dr.jobs")
+_event_logger = logging.getLogger("apim_dr.events")
 _module_logger = logging.getLogger(__name__)
 
 LOG_PREFIX = "APIMDR_JOB "
@@ -52,6 +53,15 @@ def log_transition(job: Job, *, now: datetime) -> None:
     }
     level = logging.WARNING if job.state in (JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED) else logging.INFO
     logger.log(level, "%s%s", LOG_PREFIX, json.dumps(record, separators=(",", ":")))
+
+
+def log_event(kind: str, data: dict[str, Any], *, warning: bool = False) -> None:
+    """One structured line for a notable transition that is not a job's own: ``APIMDR_<KIND> {json}``.
+
+    ``kind`` is upper-cased (``drill`` -> ``APIMDR_DRILL``); ``data`` must hold no secret.
+    """
+    line = json.dumps(data, separators=(",", ":"), default=str)
+    _event_logger.log(logging.WARNING if warning else logging.INFO, "APIMDR_%s %s", kind.upper(), line)
 
 
 def announcement(job: Job) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dr_core.arm import ApimManagement, BackupTarget, PollResult, ServiceInfo, StartedOperation
+from dr_core.arm import ApimManagement, BackupTarget, ConfigurationSummary, PollResult, ServiceInfo, StartedOperation
 from dr_core.backup_store import BackupStore, BlobFacts, DeleteOutcome
 from dr_core.catalog import CatalogEntry, entry_from_tags
 from dr_core.clients import AzureClients
@@ -263,6 +263,10 @@ class FakeArm(ApimManagement):
         self.poll_answers: list[PollResult] = []
         self.get_errors: list[ArmError | DrError] = []
         self.calls: list[tuple[str, str]] = []
+        # What each service's configuration holds (names); a restore copies nothing by itself: tests set it.
+        self.configurations: dict[str, ConfigurationSummary] = {}
+        self.summary_errors: list[ArmError | DrError] = []
+        self.summary_calls: list[str] = []  # apart from ``calls``: reads that follow a job, not its steps
 
     def add_service(self, name: str, *, sku: str = "Standard", state: str = "Succeeded",
                     identity: str | None = "SystemAssigned", client_ids: tuple[str, ...] = (),
@@ -308,6 +312,16 @@ class FakeArm(ApimManagement):
         name, value = tag[0].lower(), tag[1].lower()
         return [s for s in self.services.values()
                 if {k.lower(): v.lower() for k, v in s.tags.items()}.get(name) == value]
+
+
+    def configuration_summary(self, instance: ApimResourceId) -> ConfigurationSummary:
+        self.summary_calls.append(instance.service_name)
+        if self.summary_errors:
+            error = self.summary_errors.pop(0)
+            raise error if isinstance(error, DrError) else ArmCallError(error)
+        if instance.service_name not in self.services and instance.service_name not in self.configurations:
+            raise ArmCallError(ArmError("ResourceNotFound", f"The Resource '{instance}' was not found.", 404))
+        return self.configurations.get(instance.service_name, ConfigurationSummary())
 
 
 class FakeNotifier:

@@ -1,0 +1,42 @@
+"""Continuity triggers: standby sync catch-up, restore drills, and the drill history API."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from .http_adapter import base_url, respond
+
+bp = func.Blueprint()
+
+# Hourly, at fixed minutes away from the watchdog's and from each other. The follower on each job's
+# end does the work in time; these timers catch up on what a crash skipped, and start due drills.
+STANDBY_SYNC_SCHEDULE = "0 20 * * * *"
+DRILL_SCHEDULE = "0 40 * * * *"
+
+
+@bp.function_name("sync_standbys")
+@bp.timer_trigger(schedule=STANDBY_SYNC_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
+def sync_standbys(timer: func.TimerRequest) -> None:
+    from dr_core.context import get_context
+
+    get_context().standby_sync().catch_up()
+
+
+@bp.function_name("run_drills")
+@bp.timer_trigger(schedule=DRILL_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
+def run_drills(timer: func.TimerRequest) -> None:
+    from dr_core.context import get_context
+
+    get_context().drills().run_due()
+
+
+@bp.function_name("list_drills")
+@bp.route(route="drills", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def list_drills(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(lambda api: api.list_drills(req.params.get("service")))
+
+
+@bp.function_name("start_drill")
+@bp.route(route="drills", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def start_drill(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(lambda api: api.post_drill(req.get_body(), base_url=base_url(req)))
