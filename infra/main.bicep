@@ -45,8 +45,8 @@ param resourceGroupName string = ''
   container, alias    passed to the app (optional)
   standbySync, drillTarget, drillEveryDays, rpoHours, keepLast, maxAgeDays
                       passed to the app (optional; docs/configuration.md, per-instance options)
-The Function App gets the APIM DR Operator role on each instance and standby; the identity of each
-instance and standby gets Storage Blob Data Contributor on the backup account.''')
+The Function App gets the APIM DR Operator role on each instance, standby and drill target; the
+identity of each gets Storage Blob Data Contributor on the instance's backup container.''')
 param protectedInstances array = []
 
 @description('Comma-separated subscription IDs searched for APIM instances tagged with discoveryTag. The Function App gets the APIM DR Operator role on each of these subscriptions (read, backup and restore of every APIM instance in it). Discovered instances\' own identities are not granted on the backup account: list those instances in protectedInstances, or grant them by hand (docs/deploy.md).')
@@ -241,6 +241,7 @@ var instances = [for inst in protectedInstances: {
   accessType: contains(inst, 'accessType') ? inst.accessType : storageAccessType
   identityResourceId: contains(inst, 'identityResourceId') ? inst.identityResourceId : apimIdentityResourceId
   container: contains(inst, 'container') ? inst.container : backupContainerName
+  drillTarget: contains(inst, 'drillTarget') ? inst.drillTarget : ''
 }]
 
 // APIM_DR_INSTANCES for the app: only the keys the app reads, and only when given.
@@ -288,7 +289,16 @@ var standbyTargets = [for inst in instances: {
   container: inst.container
 }]
 
-var accessTargets = concat(primaryTargets, standbyTargets)
+// Drill targets are restored into like standbys (same identity and container as their primary).
+var drillTargets = [for inst in instances: {
+  resourceId: empty(inst.drillTarget) ? inst.resourceId : inst.drillTarget
+  enabled: !empty(inst.drillTarget)
+  accessType: inst.accessType
+  identityResourceId: inst.identityResourceId
+  container: inst.container
+}]
+
+var accessTargets = concat(primaryTargets, standbyTargets, drillTargets)
 
 // Every backup container: the default one, then each one an instance names. All are created, so each
 // APIM identity can be granted on its own container rather than on the whole account.
@@ -316,8 +326,8 @@ var operatorPrincipals = [for id in operatorPrincipalIds: {
 
 var discoverySubscriptionList = empty(trim(discoverySubscriptionIds)) ? [] : split(replace(discoverySubscriptionIds, ' ', ''), ',')
 
-// The custom APIM role is assignable only where it is needed: the resource groups of the protected
-// and standby instances, and the discovery subscriptions.
+// The custom APIM role is assignable only where it is needed: the resource groups of the protected,
+// standby and drill instances, and the discovery subscriptions.
 var targetResourceGroupScopes = [for t in accessTargets: '/subscriptions/${toLower(split(t.resourceId, '/')[2])}/resourceGroups/${toLower(split(t.resourceId, '/')[4])}']
 var discoveryScopes = [for sub in discoverySubscriptionList: '/subscriptions/${toLower(sub)}']
 var operatorAssignableScopes = union(targetResourceGroupScopes, discoveryScopes)
@@ -567,9 +577,10 @@ module appInsightsAccess 'rbac/app-insights-access.bicep' = {
   }
 }
 
-// APIM DR Operator (read, backup, restore) on each protected and standby instance, in its own
-// resource group and subscription, for the Function App and the operators. Serial, so an
-// instance listed twice (a standby shared by two primaries) is granted one deployment at a time.
+// APIM DR Operator (read, backup, restore, list APIs/products/named values) on each protected,
+// standby and drill instance, in its own resource group and subscription, for the Function App and
+// the operators. Serial, so an instance listed twice (a standby or drill instance shared by two
+// primaries) is granted one deployment at a time.
 @batchSize(1)
 module apimOperatorAccess 'rbac/apim-operator-access.bicep' = [for (t, i) in accessTargets: if(t.enabled) {
   name: 'apimdr-operator-${i}-${resourceToken}'
@@ -633,7 +644,7 @@ module keyVaultAccess 'rbac/key-vault-secret-access.bicep' = if(grantKeyVaultSec
 // Role assignments of the APIM instances' identities on the backup account
 // ---------------------------------------------------------------------------------------------
 
-// Storage Blob Data Contributor for each protected and standby instance that reaches the account
+// Storage Blob Data Contributor for each protected, standby and drill instance that reaches the account
 // with a managed identity (its system-assigned identity, or the user-assigned one it names), scoped
 // to the container it backs up to and restores from, not to the whole account.
 // Serial, because instances that share a user-assigned identity and container share one assignment.

@@ -1,10 +1,12 @@
 // The two custom roles of apim-dr, defined at subscription scope (role definitions are tenant-wide
 // objects; `azd down` does not remove them: see docs/deploy.md).
 //
-// APIM DR Operator: exactly the four actions the Function App needs on an APIM instance: read it
+// APIM DR Operator: exactly the actions the Function App needs on an APIM instance: read it
 //   (tier, state, identity), poll a running backup or restore (GET of its Location,
 //   .../service/{name}/operationresults/{id}: a type of its own, not covered by service/read), start
-//   a backup, start a restore. The built-in API Management Service Operator Role would also allow
+//   a backup, start a restore, and list its APIs, products and named values (names only: the
+//   manifest written after each backup, and a restore drill's check of what arrived; each list is a
+//   type of its own too). The built-in API Management Service Operator Role would also allow
 //   write, delete, hostname and certificate changes; Contributor allows everything.
 // APIM DR Backup Data: read the backups and write their metadata, on the backup account. No delete
 //   (Storage Blob Data Contributor would add blobs/delete, move, and container create/delete).
@@ -36,7 +38,7 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if(
   name: guid(subscription().id, 'apim-dr-operator', resourceToken)
   properties: {
     roleName: 'APIM DR Operator (${environmentName}-${resourceToken})'
-    description: 'apim-dr: read API Management instances, start their backups and restores and follow those to their end. Nothing else.'
+    description: 'apim-dr: read API Management instances and the names of their APIs, products and named values, start their backups and restores and follow those to their end. Nothing else.'
     type: 'customRole'
     permissions: [
       {
@@ -45,6 +47,9 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if(
           'Microsoft.ApiManagement/service/operationresults/read'
           'Microsoft.ApiManagement/service/backup/action'
           'Microsoft.ApiManagement/service/restore/action'
+          'Microsoft.ApiManagement/service/apis/read'
+          'Microsoft.ApiManagement/service/products/read'
+          'Microsoft.ApiManagement/service/namedValues/read'
         ]
         notActions: []
         dataActions: []

@@ -47,9 +47,9 @@ def test_get_and_lists(mi_client: ApiManagementClient, emu: ApimEmulator) -> Non
     emu.admin.set_page_size(2)
     everywhere = sorted(s.name for s in mi_client.api_management_service.list())
     assert everywhere == sorted(s["name"] for s in emu.admin.services())
-    assert len(everywhere) == 6
+    assert len(everywhere) == 7
     lists = emu.admin.requests(method="GET", path_contains="/providers/Microsoft.ApiManagement/service")
-    assert sum(1 for r in lists if "skiptoken" in r["query"]) == 2
+    assert sum(1 for r in lists if "skiptoken" in r["query"]) == 3
 
 
 def test_backup_writes_a_real_blob_and_restore_changes_the_standby(

@@ -63,7 +63,7 @@ def test_service_and_list_bodies_match_the_spec(raw: RawArm, spec: SpecValidator
     spec.validate(page.json(), "ApiManagementServiceListResult")
     assert len(page.json()["value"]) == 4 and page.json()["nextLink"].startswith(emu.arm_url)
     rest = raw.request("GET", page.json()["nextLink"], api_version=None)
-    assert len(rest.json()["value"]) == 2 and "nextLink" not in rest.json()
+    assert len(rest.json()["value"]) == 3 and "nextLink" not in rest.json()
     by_rg = raw.request(
         "GET", f"/subscriptions/{SUB}/resourceGroups/{PROD_RG}/providers/Microsoft.ApiManagement/service"
     )

@@ -44,6 +44,10 @@ APIM_DR_OPERATOR_ACTIONS = frozenset({
     "Microsoft.ApiManagement/service/operationresults/read",
     "Microsoft.ApiManagement/service/backup/action",
     "Microsoft.ApiManagement/service/restore/action",
+    # Names of the configuration: backup manifests and restore drills.
+    "Microsoft.ApiManagement/service/apis/read",
+    "Microsoft.ApiManagement/service/products/read",
+    "Microsoft.ApiManagement/service/namedValues/read",
 })
 BACKUP_DATA_DATA_ACTIONS = frozenset({
     "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
@@ -407,7 +411,7 @@ def check_function_identity_roles(infra: Infra) -> list[str]:
         problems.append(f"{MAIN}: appInsightsAccess must grant Monitoring Metrics Publisher")
     operator = _module(infra, "apimOperatorAccess")
     if get(operator["config"], "loop_type", "detail", "array_name") != "accessTargets":
-        problems.append(f"{MAIN}: apimOperatorAccess must loop over accessTargets (instances and standbys)")
+        problems.append(f"{MAIN}: apimOperatorAccess must loop over accessTargets (instances, standbys, drills)")
     for name in ("apimOperatorAccess", "discoveryOperatorAccess"):
         params = body(_module(infra, name))["params"]
         if _role_keys(params.get("roleDefinitionId")) != {"customRoles.outputs.operatorRoleId"}:
@@ -450,8 +454,9 @@ def check_apim_identities_on_backup_account(infra: Infra) -> list[str]:
     if get(module["config"], "loop_type", "detail", "array_name") != "accessTargets":
         problems.append(f"{MAIN}: apimBackupAccess must loop over accessTargets")
     targets = json.dumps(infra.tree(MAIN)["variables"].get("accessTargets", {}))
-    if "primaryTargets" not in targets or "standbyTargets" not in targets:
-        problems.append(f"{MAIN}: accessTargets must hold the protected instances and their standbys")
+    if any(part not in targets for part in ("primaryTargets", "standbyTargets", "drillTargets")):
+        problems.append(f"{MAIN}: accessTargets must hold the protected instances, their standbys and drill "
+                        "instances")
     params = body(module)["params"]
     if ".".join(accessor(params.get("storageAccountName"))) != "backupStorage.outputs.name":
         problems.append(f"{MAIN}: apimBackupAccess must grant on the backup account")

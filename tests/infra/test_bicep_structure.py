@@ -101,8 +101,14 @@ MUTATIONS = [
      "    ])\n    roleDefinitionId: customRoles.outputs.operatorRoleId\n  }\n}]\n\n// Discovery"),
     ("check_apim_identities_on_backup_account", MAIN, "    roleDefinitionId: roles.storageBlobDataContributor\n",
      "    roleDefinitionId: roles.storageBlobDataOwner\n"),
-    ("check_apim_identities_on_backup_account", MAIN, "var accessTargets = concat(primaryTargets, standbyTargets)",
-     "var accessTargets = primaryTargets"),
+    ("check_apim_identities_on_backup_account", MAIN,
+     "var accessTargets = concat(primaryTargets, standbyTargets, drillTargets)", "var accessTargets = primaryTargets"),
+    # A drill instance restores from the backup container too (issue 11 part 4).
+    ("check_apim_identities_on_backup_account", MAIN,
+     "var accessTargets = concat(primaryTargets, standbyTargets, drillTargets)",
+     "var accessTargets = concat(primaryTargets, standbyTargets)"),
+    # Manifests and drills list the configuration's names.
+    ("check_custom_roles", CUSTOM_ROLES, "          'Microsoft.ApiManagement/service/namedValues/read'\n", ""),
     ("check_apim_identities_on_backup_account", APIM_BACKUP_ACCESS, "  scope: container\n", "  scope: storage\n"),
     ("check_apim_identities_on_backup_account", MAIN, "    containerName: t.container\n",
      "    containerName: backupContainerName\n"),

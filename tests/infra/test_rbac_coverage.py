@@ -126,6 +126,11 @@ def test_delete_is_covered_only_by_the_retention_role(infra):
         (CUSTOM_ROLES, "          'Microsoft.Storage/storageAccounts/blobServices/read'\n", "",
          "get_service_properties() needs Microsoft.Storage/storageAccounts/blobServices/read"),
         (MAIN, "      roles.storageQueueDataContributor\n", "", "send_message() needs"),
+        # Issue 11: the manifest and the drill check list the configuration.
+        (CUSTOM_ROLES, "          'Microsoft.ApiManagement/service/apis/read'\n", "",
+         "api.list_by_service() needs Microsoft.ApiManagement/service/apis/read"),
+        (CUSTOM_ROLES, "          'Microsoft.ApiManagement/service/products/read'\n", "",
+         "product.list_by_service() needs Microsoft.ApiManagement/service/products/read"),
         (MAIN, "      customRoles.outputs.backupDataRoleId\n", "", "set_blob_metadata() needs"),
         # Issue 11: retention's delete, granted by its own role only.
         (MAIN, "      customRoles.outputs.backupRetentionRoleId\n", "", "delete_blob() needs"),
