@@ -7,11 +7,14 @@
    that cannot back up). Prints every job transition, then a table of jobs.
 3. Restores the newest backup of the primary into its standby through the HTTP API, with its
    preflight report, and checks that the standby now has the primary's configuration.
-4. The RPO monitor: fires its timer and prints GET /api/status as the clock (the app's and the
+4. Fires the drill timer: the newest backup of the primary is restored into its dedicated drill
+   instance and verified against the backup's manifest (APIs, products, named values), with RTO
+   and RPO; prints the drill history (GET /api/drills).
+5. The RPO monitor: fires its timer and prints GET /api/status as the clock (the app's and the
    emulator's, moved together) passes 80 % and 100 % of the 26 h target, shows the breach
    announcements, then takes a new backup and shows the recovery announced at once.
-5. Prints the status page's URL (``GET /api/dashboard``) and saves a screenshot of it.
-6. Retention: moves the shared clock 38 days on and runs ``apim-dr prune --dry-run``: each backup
+6. Prints the status page's URL (``GET /api/dashboard``) and saves a screenshot of it.
+7. Retention: moves the shared clock 38 days on and runs ``apim-dr prune --dry-run``: each backup
    with its decision and reason (the primary keeps its newest one: keepLast 1), nothing deleted. It
    moves the clock by weeks, so it stays the demo's last step.
 
@@ -35,6 +38,7 @@ import requests
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCES = ("apim-contoso-prod", "apim-contoso-premium", "apim-contoso-dev", "apim-contoso-v2")
 STANDBY = "apim-contoso-dr"
+DRILL = "apim-contoso-drill"
 
 
 def _print(text: str = "") -> None:
@@ -67,7 +71,8 @@ def main() -> int:
     _print(f"  managed-identity endpoint                 {local.apim.identity_endpoint}")
     _print(f"  webhook receiver (announcements)          {hook.url}")
     instances: list[Any] = [{"resourceId": local.resource_id(INSTANCES[0]), "alias": "prod",
-                             "standby": local.resource_id(STANDBY), "keepLast": 1}]
+                             "standby": local.resource_id(STANDBY), "drillTarget": local.resource_id(DRILL),
+                             "keepLast": 1}]
     instances += [local.resource_id(name) for name in INSTANCES[1:]]
     settings = local.app_settings(instances, extra={"APIM_DR_WEBHOOK_URL": hook.url,
                                                     "APIM_DR_MAX_POLL_DELAY_SECONDS": "2"})
@@ -169,6 +174,8 @@ def _run(local: Any, host: Any, key: str, hook: Any) -> int:
            f"{[h['hostName'] for h in standby.get('hostnameConfigurations') or []]}")
     if status["state"] != "Succeeded" or not same:
         return 1
+    if _drill(host, api, headers) != "passed":
+        return 1
     if not _rpo(local, host, api, headers, hook):
         return 1
     return 0
@@ -180,7 +187,7 @@ def _rpo(local: Any, host: Any, api: str, headers: dict[str, str], hook: Any) ->
     from emulator.clock import LinkedClock
 
     _print()
-    _print("== 4. RPO monitor (target 26 h; at-risk from 80 %) ==")
+    _print("== 5. RPO monitor (target 26 h; at-risk from 80 %) ==")
     # From here on the app's clock follows the emulator's, so moving one moves both.
     reset_context(clock=LinkedClock(EmulatorAdmin(local.apim.arm_url, local.apim.ca_bundle)))
     hook.received.clear()
@@ -239,7 +246,7 @@ def _show_dashboard(host: Any, key: str) -> None:
 
     url = f"{host.http_url}/api/dashboard?code={key}"
     _print()
-    _print("== 5. the status page (GET /api/dashboard) ==")
+    _print("== 6. the status page (GET /api/dashboard) ==")
     _print(f"  {url}  (served until the demo ends)")
     reason = browser.unavailable_reason()
     if reason:
@@ -258,7 +265,7 @@ def _retention(local: Any) -> bool:
     from dr_core import cli
 
     _print()
-    _print("== 6. retention: 38 days later, a prune dry run (apim-contoso-prod keeps its newest: keepLast 1) ==")
+    _print("== 7. retention: 38 days later, a prune dry run (apim-contoso-prod keeps its newest: keepLast 1) ==")
     local.apim.admin.advance_clock(38 * 86400)
     _print("  the emulator's clock, which the app shares, moves 38 days on; then `apim-dr prune --dry-run`:")
     out = io.StringIO()
@@ -266,6 +273,35 @@ def _retention(local: Any) -> bool:
     for line in out.getvalue().splitlines():
         _print(f"    {line}")
     return code == 0
+
+
+def _drill(host: Any, api: str, headers: dict[str, str]) -> str:
+    _print()
+    _print(f"== 4. restore drill: the drill timer restores the newest backup into {DRILL} and verifies it ==")
+    record = host.fire_timer("run_drills")
+    if not record.succeeded:
+        _print(f"  drill timer failed: {record.error}")
+        return "failed"
+    started = time.monotonic()
+    while True:
+        history = requests.get(f"{api}/drills", params={"service": "prod"}, headers=headers, timeout=30).json()
+        drill = (history.get("drills") or [{}])[0]
+        _print(f"    {drill.get('state', 'none'):<8} elapsed {time.monotonic() - started:5.1f} s")
+        if drill.get("state") in ("passed", "failed", None) or time.monotonic() - started > 60:
+            break
+        time.sleep(1.0)
+    if not drill:
+        _print("  no drill started")
+        return "failed"
+    _print(f"  drill {drill['jobId']}: {drill['state'].upper()}, backup {drill['backup']}")
+    _print(f"  RTO (restore requested -> Succeeded) {drill['rtoSeconds']} s; RPO at drill time "
+           f"{drill['rpoHoursAtDrill']} h")
+    for collection, part in (drill.get("verification") or {}).items():
+        _print(f"  {collection:<12} expected {len(part['expected'])}, found {len(part['found'])}, missing "
+               f"{part['missing'] or '-'}, unexpected {part['unexpected'] or '-'}")
+    if drill.get("error"):
+        _print(f"  error: ({drill['error']['code']}) {drill['error']['message']}")
+    return str(drill["state"])
 
 
 if __name__ == "__main__":
