@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KIND",
+    "LOG_PREFIX",
     "TRIGGER",
     "DrillRefusedError",
     "Drills",
@@ -63,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 KIND = "drill"
 TRIGGER = "drill"
+LOG_PREFIX = f"APIMDR_{KIND.upper()} "  # what log_event writes; the alert rule in infra/monitor reads it
 _CANDIDATES = 5  # backups looked at for a manifest, newest first
 _MAX_HISTORY = 500
 # A drill whose verification could not read ARM keeps trying (hourly) this long after its restore ended.

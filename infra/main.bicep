@@ -415,6 +415,18 @@ module statusWorkbook 'monitor/status-workbook.bicep' = {
   }
 }
 
+module drillAlerts 'monitor/drill-alerts.bicep' = {
+  name: 'apimdr-drill-alerts'
+  scope: resourceGroup(rgName)
+  params: {
+    appInsightsId: monitoring.outputs.appInsightsId
+    actionGroupId: jobAlerts.outputs.actionGroupId
+    alertNamePrefix: '${abbrs.insightsScheduledQueryRules}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Storage
 // ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any
 
 from pycep import BicepParser
 
+from dr_core.drills import LOG_PREFIX as DRILL_LOG_PREFIX
 from dr_core.rpo import LOG_PREFIX as RPO_LOG_PREFIX
 from dr_core.settings import JOBS_TABLE, POLL_QUEUE, SETTINGS, WORK_QUEUE
 
@@ -97,6 +98,7 @@ JOB_ALERTS = "monitor/job-alerts.bicep"
 RPO_ALERTS = "monitor/rpo-alerts.bicep"
 STATUS_WORKBOOK = "monitor/status-workbook.bicep"
 STATUS_WORKBOOK_JSON = "monitor/status-workbook.json"
+DRILL_ALERTS = "monitor/drill-alerts.bicep"
 CUSTOM_ROLES = "rbac/custom-roles.bicep"
 APIM_BACKUP_ACCESS = "rbac/apim-backup-access.bicep"
 STORAGE_ACCESS = "rbac/storage-access.bicep"
@@ -817,6 +819,42 @@ def check_rpo_alerts(infra: Infra) -> list[str]:
             problems.append(f"{MAIN}: {RPO_ALERTS} must notify the job alerts' action group")
     if "actionGroupId" not in infra.tree(JOB_ALERTS).get("outputs", {}):
         problems.append(f"{JOB_ALERTS}: must output actionGroupId for the RPO rule")
+    return problems
+
+
+@check
+def check_drill_alerts(infra: Infra) -> list[str]:
+    """The failed-drill rule reads the drills' log lines, is wired in main.bicep and notifies the action group."""
+    problems = []
+    tree = infra.tree(DRILL_ALERTS)
+    rules = resources(tree, "Microsoft.Insights/scheduledQueryRules")
+    if len(rules) != 1:
+        problems.append(f"{DRILL_ALERTS}: expected one scheduled query rule, found {sorted(rules)}")
+    query = tree["variables"].get("drillLogQuery", {}).get("value", "")
+    if f'message startswith "{DRILL_LOG_PREFIX}"' not in query \
+            or f"substring(message, {len(DRILL_LOG_PREFIX)})" not in query:
+        problems.append(f"{DRILL_ALERTS}: the query must parse traces that start with {DRILL_LOG_PREFIX!r}")
+    for name, rule in rules.items():
+        props = get(body(rule), "properties") or {}
+        criteria = json.dumps(get(props, "criteria"))
+        if "${drillLogQuery}" not in criteria or 'tostring(drill.state) == \\"failed\\"' not in criteria:
+            problems.append(f"{DRILL_ALERTS}: {name} must query the drill log for state failed")
+        if get(props, "scopes") != ["appInsightsId"]:
+            problems.append(f"{DRILL_ALERTS}: {name} must be scoped to Application Insights")
+        if get(props, "enabled") is not True:
+            problems.append(f"{DRILL_ALERTS}: {name} must be enabled")
+        groups = get(props, "actions", "actionGroups")
+        if not any(isinstance(n, list) and "actionGroupId" in n for n in walk(groups)):
+            problems.append(f"{DRILL_ALERTS}: {name} must notify the action group (actionGroupId)")
+    modules = [m for m in infra.tree(MAIN).get("modules", {}).values() if m["detail"]["full"] == DRILL_ALERTS]
+    if len(modules) != 1:
+        problems.append(f"{MAIN}: must deploy {DRILL_ALERTS} once")
+    else:
+        params = get(body(modules[0]), "params") or {}
+        if accessor(params.get("appInsightsId")) != ["monitoring", "outputs", "appInsightsId"]:
+            problems.append(f"{MAIN}: {DRILL_ALERTS} must watch the app's Application Insights")
+        if accessor(params.get("actionGroupId")) != ["jobAlerts", "outputs", "actionGroupId"]:
+            problems.append(f"{MAIN}: {DRILL_ALERTS} must notify the job alerts' action group")
     return problems
 
 

@@ -13,6 +13,7 @@ from tests.infra.bicep_model import (
     BACKUP_STORAGE,
     CHECKS,
     CUSTOM_ROLES,
+    DRILL_ALERTS,
     FUNCTION_APP,
     IDENTITY,
     JOB_ALERTS,
@@ -196,6 +197,14 @@ MUTATIONS = [
      '"microsoft.insights/components",\n        "visualization": "table",\n        "noDataMessage": "No open',
      '"queryType": 1,\n        "resourceType": "microsoft.insights/components",\n        "visualization": '
      '"table",\n        "noDataMessage": "No open'),
+    # Issue 11 part 4: the failed-drill rule reads the drills' lines, for state failed, and reaches people.
+    ("check_drill_alerts", DRILL_ALERTS, 'message startswith "APIMDR_DRILL "', 'message startswith "APIMDR_RPO "'),
+    ("check_drill_alerts", DRILL_ALERTS, "substring(message, 13)", "substring(message, 11)"),
+    ("check_drill_alerts", DRILL_ALERTS, 'tostring(drill.state) == "failed"', 'tostring(drill.state) == "running"'),
+    ("check_drill_alerts", DRILL_ALERTS, "    enabled: true\n", "    enabled: false\n"),
+    ("check_drill_alerts", DRILL_ALERTS, "      actionGroupId\n", "      appInsightsId\n"),
+    ("check_drill_alerts", MAIN, "module drillAlerts 'monitor/drill-alerts.bicep'",
+     "module drillAlerts 'monitor/rpo-alerts.bicep'"),
     ("check_main_template", MAIN, "targetScope = 'subscription'", "targetScope = 'resourceGroup'"),
     ("check_main_template", MAIN, "output SERVICE_API_NAME string = functionApp.outputs.name\n", ""),
     ("check_parameters_file", PARAMETERS_JSON, '"environmentName": {\n      "value": "${AZURE_ENV_NAME}"\n    },\n',
