@@ -524,3 +524,19 @@ def test_a_drill_target_is_a_restore_target_whose_source_defaults_to_its_primary
     for reference in (DRILL, rid(DRILL), rid(DRILL).upper().replace("SUBSCRIPTIONS", "subscriptions")):
         plan = w.ctx.restorer().plan(RestoreRequest(target=reference))
         assert plan.source.service_name == PROD and plan.target.service_name == DRILL and not plan.refused
+
+
+def test_each_drill_transition_is_one_structured_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    from dr_core.drills import LOG_PREFIX
+
+    w = continuity_world(sync=False)
+    add_backup(w)
+    caplog.set_level("INFO", logger="apim_dr.events")
+    drill = started(w)
+    w.arm.configurations[DRILL] = ConfigurationSummary(("echo-api",))
+    drive_restore(w, drill["jobId"])
+    lines = [json.loads(r.getMessage()[len(LOG_PREFIX):]) for r in caplog.records
+             if r.getMessage().startswith(LOG_PREFIX)]
+    assert [line["state"] for line in lines] == ["running", "failed"]
+    assert lines[1]["missing"] == 5 and lines[1]["errorCode"] == "DrillVerificationFailed"
+    assert all(line["jobId"] == drill["jobId"] for line in lines)
