@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KIND",
+    "LOG_FIELDS",
     "LOG_PREFIX",
     "TRIGGER",
     "DrillRefusedError",
@@ -64,7 +65,11 @@ logger = logging.getLogger(__name__)
 
 KIND = "drill"
 TRIGGER = "drill"
-LOG_PREFIX = f"APIMDR_{KIND.upper()} "  # what log_event writes; the alert rule in infra/monitor reads it
+# One line per drill start and end: the record's contract fields, the verification as counts of
+# missing and unexpected names. The alert rule and the status workbook in infra/monitor read them.
+LOG_PREFIX = "APIMDR_DRILL "
+LOG_FIELDS = ("instance", "target", "jobId", "backup", "backupCreatedAt", "requestedAt", "finishedAt", "state",
+              "rtoSeconds", "rpoHoursAtDrill", "error", "missing", "unexpected")
 _CANDIDATES = 5  # backups looked at for a manifest, newest first
 _MAX_HISTORY = 500
 # A drill whose verification could not read ARM keeps trying (hourly) this long after its restore ended.
@@ -323,8 +328,9 @@ class Drills:
             except (DrillRefusedError, NoVerifiableBackupError) as e:
                 level = logging.ERROR if e.error_code == "DrillTargetIsPrimary" else logging.WARNING
                 logger.log(level, "drill of %s not started: %s", inst.name, e.message)
-                log_event(KIND, {"instance": str(inst.resource_id), "target": str(inst.posture.drill_target),
-                                 "state": "not-started", "errorCode": e.error_code}, warning=True)
+                self._log({"instance": str(inst.resource_id), "target": str(inst.posture.drill_target),
+                           "state": "not-started", "requestedAt": iso(now),
+                           "error": {"code": e.error_code, "message": e.message, "remediation": e.remediation}})
             except DrError as e:
                 logger.error("drill of %s not started: (%s) %s", inst.name, e.error_code, e.message)
         return started
@@ -413,13 +419,10 @@ class Drills:
     @staticmethod
     def _log(data: dict[str, Any]) -> None:
         verification = data.get("verification") or {}
-        log_event(KIND, {
-            "jobId": data.get("jobId"), "instance": data.get("instance"), "target": data.get("target"),
-            "state": data.get("state"), "backup": data.get("backup"), "rtoSeconds": data.get("rtoSeconds"),
-            "rpoHoursAtDrill": data.get("rpoHoursAtDrill"), "errorCode": (data.get("error") or {}).get("code"),
-            "missing": sum(len((verification.get(c) or {}).get("missing") or []) for c in COLLECTIONS),
-            "unexpected": sum(len((verification.get(c) or {}).get("unexpected") or []) for c in COLLECTIONS),
-        }, warning=data.get("state") == "failed")
+        counts = {what: sum(len((verification.get(c) or {}).get(what) or []) for c in COLLECTIONS)
+                  for what in ("missing", "unexpected")}
+        line = {key: data.get(key) for key in LOG_FIELDS} | counts
+        log_event(LOG_PREFIX, line, warning=data.get("state") in ("failed", "not-started"))
 
 
 def _fit(verification: dict[str, Any]) -> dict[str, Any]:

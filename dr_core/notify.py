@@ -55,13 +55,14 @@ def log_transition(job: Job, *, now: datetime) -> None:
     logger.log(level, "%s%s", LOG_PREFIX, json.dumps(record, separators=(",", ":")))
 
 
-def log_event(kind: str, data: dict[str, Any], *, warning: bool = False) -> None:
-    """One structured line for a notable transition that is not a job's own: ``APIMDR_<KIND> {json}``.
+def log_event(prefix: str, data: dict[str, Any], *, warning: bool = False) -> None:
+    """One structured line for a notable transition that is not a job's own: ``prefix`` then the JSON.
 
-    ``kind`` is upper-cased (``drill`` -> ``APIMDR_DRILL``); ``data`` must hold no secret.
+    ``prefix`` is the caller's literal (``"APIMDR_DRILL "``), so a scan of the code finds every line
+    kind the app writes; ``data`` must hold no secret.
     """
     line = json.dumps(data, separators=(",", ":"), default=str)
-    _event_logger.log(logging.WARNING if warning else logging.INFO, "APIMDR_%s %s", kind.upper(), line)
+    _event_logger.log(logging.WARNING if warning else logging.INFO, "%s%s", prefix, line)
 
 
 def announcement(job: Job) -> dict[str, Any]:

@@ -47,12 +47,16 @@ if TYPE_CHECKING:
     from .settings import ProtectedInstance, Settings
     from .store import JobStore
 
-__all__ = ["KIND", "TRIGGER", "StandbySync", "SyncOutcome", "lag_hours", "standby_view"]
+__all__ = ["KIND", "LOG_FIELDS", "LOG_PREFIX", "TRIGGER", "StandbySync", "SyncOutcome", "lag_hours", "standby_view"]
 
 logger = logging.getLogger(__name__)
 
 KIND = "standby"
 TRIGGER = "standby-sync"
+# One line per change of a standby record: the record's contract fields (the status workbook reads them).
+LOG_PREFIX = "APIMDR_STANDBY "
+LOG_FIELDS = ("primary", "standby", "jobId", "state", "backup", "backupCreatedAt", "requestedAt", "finishedAt",
+              "lastSucceeded", "error")
 _IN_FLIGHT = ("Planned", "Running")
 _WRITE_ATTEMPTS = 3
 
@@ -146,17 +150,14 @@ class StandbySync:
             error = {"code": job.error_code, "message": job.error_message, "remediation": job.remediation}
             return self._refused(key, instance, {**attempt, "finishedAt": iso_or_none(job.finished_at),
                                                  "error": error})
-        self._write(key, lambda old: _merge(old, {**attempt, "state": "Planned"}))
-        log_event(KIND, {"standby": str(standby), "primary": str(instance.resource_id), "state": "Planned",
-                         "jobId": job.job_id, "backup": backup})
+        record = self._write(key, lambda old: _merge(old, {**attempt, "state": "Planned"}))
+        _log(record.data if record is not None else {**attempt, "state": "Planned"})
         return SyncOutcome("started", f"restore {job.job_id} of {backup} into {standby.service_name}", job.job_id)
 
     def _refused(self, key: str, instance: ProtectedInstance, attempt: dict[str, Any]) -> SyncOutcome:
         record = self._write(key, lambda old: _merge(old, {**attempt, "state": "Refused"}))
         error = attempt["error"] or {}
-        log_event(KIND, {"standby": attempt["standby"], "primary": attempt["primary"], "state": "Refused",
-                         "jobId": attempt["jobId"], "backup": attempt["backup"], "errorCode": error.get("code")},
-                  warning=True)
+        _log(record.data if record is not None else {**attempt, "state": "Refused"})
         if record is not None:
             self._announce_refusal(record)
         return SyncOutcome("refused", f"({error.get('code')}) {error.get('message')}", attempt["jobId"])
@@ -166,9 +167,8 @@ class StandbySync:
         reason = f"{why}; {backup} is not synced (the next backup, or the hourly catch-up, syncs the newest one)"
         logger.info("standby sync of %s skipped: %s", instance.name, reason)
         skipped = {"backup": backup, "at": iso(now), "reason": reason[:500]}
+        # The record (and so the structured log) keeps the attempt in flight; the skip is a note beside it.
         self._write(key, lambda old: {**old, "lastSkipped": skipped} if old else None)
-        log_event(KIND, {"standby": str(instance.standby), "primary": str(instance.resource_id), "state": "Skipped",
-                         "backup": backup, "busyWith": job_id})
         return SyncOutcome("busy", reason, job_id)
 
     # -- following the restore -------------------------------------------------------------------
@@ -193,13 +193,9 @@ class StandbySync:
             return new
 
         record = self._write(key, move, only_if_changed=True)
-        if record is None or not job.state.terminal:
+        if record is None:
             return
-        data = record.data
-        lag = lag_hours(data, self._clock.now())
-        log_event(KIND, {"standby": data.get("standby"), "primary": data.get("primary"), "state": state,
-                         "jobId": job.job_id, "backup": data.get("backup"), "errorCode": job.error_code,
-                         "lagHours": lag}, warning=state != "Succeeded")
+        _log(record.data)
         if state == "Refused":
             self._announce_refusal(record)
 
@@ -229,9 +225,11 @@ class StandbySync:
             if job is None:
                 error = {"code": "SyncJobMissing", "message": f"the sync job {data['jobId']} no longer exists",
                          "remediation": "Nothing to do: the next backup syncs the standby again."}
-                self._write(key, lambda old: {**old, "state": "Failed", "error": error}
-                            if old.get("jobId") == data["jobId"] and old.get("state") in _IN_FLIGHT else None,
-                            only_if_changed=True)
+                gone = self._write(key, lambda old: {**old, "state": "Failed", "error": error}
+                                   if old.get("jobId") == data["jobId"] and old.get("state") in _IN_FLIGHT else None,
+                                   only_if_changed=True)
+                if gone is not None:
+                    _log(gone.data)
             else:
                 self.follow(job)
                 if not job.state.terminal:
@@ -337,6 +335,12 @@ class StandbySync:
                            standby, type(e).__name__)
             return
         self._write(record.key, lambda old: {**old, "announced": "Refused"} if old.get("state") == "Refused" else None)
+
+
+def _log(data: dict[str, Any]) -> None:
+    """``APIMDR_STANDBY {json}``: the record as it now stands (its contract fields only)."""
+    log_event(LOG_PREFIX, {key: data.get(key) for key in LOG_FIELDS},
+              warning=data.get("state") in ("Failed", "Refused"))
 
 
 def _merge(old: dict[str, Any], attempt: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 // Alert rule on the restore drills' log. Each time a drill starts or ends, the app logs one trace
-// whose message is `APIMDR_DRILL ` followed by a JSON object: jobId, instance, target, state
-// (running|passed|failed, or not-started when no drill could start), backup, rtoSeconds,
-// rpoHoursAtDrill, errorCode, missing, unexpected.
+// whose message is `APIMDR_DRILL ` followed by a JSON object: instance, target, jobId, backup,
+// backupCreatedAt, requestedAt, finishedAt, state (running|passed|failed, or not-started when no
+// drill could start), rtoSeconds, rpoHoursAtDrill, error {code, message, remediation}, and the
+// counts of missing and unexpected names.
 // The app announces a failed drill to its own webhook once; this rule is the safety net when that
 // announcement does not arrive (webhook down, no webhook configured).
 
@@ -22,7 +23,7 @@ param tags object
 
 // Every drill transition, parsed. "APIMDR_DRILL " is 13 characters long.
 var drillLogQuery = 'traces | where message startswith "APIMDR_DRILL " | extend drill = parse_json(substring(message, 13))'
-var drillColumns = 'project timestamp, jobId = tostring(drill.jobId), instance = tostring(drill.instance), target = tostring(drill.target), state = tostring(drill.state), errorCode = tostring(drill.errorCode), missing = toint(drill.missing), unexpected = toint(drill.unexpected), rtoSeconds = todouble(drill.rtoSeconds)'
+var drillColumns = 'project timestamp, jobId = tostring(drill.jobId), instance = tostring(drill.instance), target = tostring(drill.target), state = tostring(drill.state), errorCode = tostring(drill.error.code), missing = toint(drill.missing), unexpected = toint(drill.unexpected), rtoSeconds = todouble(drill.rtoSeconds)'
 
 resource drillFailed 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
   name: '${alertNamePrefix}-drill-failed'

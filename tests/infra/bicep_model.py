@@ -80,9 +80,11 @@ LOG_LINE_FIELDS: dict[str, frozenset[str]] = {
                                  "finishedAt", "lastSucceeded", "lastSucceeded.backup",
                                  "lastSucceeded.backupCreatedAt", "lastSucceeded.finishedAt", "error", "error.code",
                                  "error.message", "error.remediation"}),
+    # dr_core/standby.py LOG_FIELDS (the record's contract fields)
+    # dr_core/drills.py LOG_FIELDS: the record's contract fields, the verification as counts
     "APIMDR_DRILL": frozenset({"instance", "target", "jobId", "backup", "backupCreatedAt", "requestedAt",
-                               "finishedAt", "state", "rtoSeconds", "rpoHoursAtDrill", "verification", "error",
-                               "error.code", "error.message", "error.remediation"}),
+                               "finishedAt", "state", "rtoSeconds", "rpoHoursAtDrill", "error",
+                               "error.code", "error.message", "error.remediation", "missing", "unexpected"}),
 }
 
 GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

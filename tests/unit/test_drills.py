@@ -527,7 +527,7 @@ def test_a_drill_target_is_a_restore_target_whose_source_defaults_to_its_primary
 
 
 def test_each_drill_transition_is_one_structured_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    from dr_core.drills import LOG_PREFIX
+    from dr_core.drills import LOG_FIELDS, LOG_PREFIX
 
     w = continuity_world(sync=False)
     add_backup(w)
@@ -538,5 +538,17 @@ def test_each_drill_transition_is_one_structured_log_line(caplog: pytest.LogCapt
     lines = [json.loads(r.getMessage()[len(LOG_PREFIX):]) for r in caplog.records
              if r.getMessage().startswith(LOG_PREFIX)]
     assert [line["state"] for line in lines] == ["running", "failed"]
-    assert lines[1]["missing"] == 5 and lines[1]["errorCode"] == "DrillVerificationFailed"
-    assert all(line["jobId"] == drill["jobId"] for line in lines)
+    assert lines[1]["missing"] == 5 and lines[1]["error"]["code"] == "DrillVerificationFailed"
+    assert all(line["jobId"] == drill["jobId"] and set(line) == set(LOG_FIELDS) for line in lines)
+
+
+def test_a_drill_that_cannot_start_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
+    from dr_core.drills import LOG_PREFIX
+
+    w = continuity_world(sync=False)
+    caplog.set_level("INFO", logger="apim_dr.events")
+    assert w.ctx.drills().run_due() == []
+    (line,) = [json.loads(r.getMessage()[len(LOG_PREFIX):]) for r in caplog.records
+               if r.getMessage().startswith(LOG_PREFIX)]
+    assert line["state"] == "not-started" and line["error"]["code"] == "NoVerifiableBackup"
+    assert line["target"] == rid(DRILL) and line["error"]["remediation"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -237,3 +238,19 @@ def test_the_standbys_view_lists_each_record_with_its_lag() -> None:
     (view,) = w.ctx.standby_sync().standbys()
     assert view["standby"] == rid(STANDBY) and view["state"] == "Succeeded" and view["lagHours"] is not None
     assert "announced" not in view
+
+
+def test_each_record_change_is_one_structured_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    from dr_core.standby import LOG_FIELDS, LOG_PREFIX
+
+    w = continuity_world()
+    caplog.set_level("INFO", logger="apim_dr.events")
+    succeed_backup(w)
+    (sync,) = restore_jobs(w, TRIGGER)
+    drive_restore(w, sync.job_id)
+    lines = [json.loads(r.getMessage()[len(LOG_PREFIX):]) for r in caplog.records
+             if r.getMessage().startswith(LOG_PREFIX)]
+    assert [line["state"] for line in lines] == ["Planned", "Succeeded"]
+    assert all(set(line) == set(LOG_FIELDS) and line["jobId"] == sync.job_id for line in lines)
+    # The last line carries what the workbook computes the lag from.
+    assert lines[-1]["lastSucceeded"]["backupCreatedAt"] == record(w)["lastSucceeded"]["backupCreatedAt"]
