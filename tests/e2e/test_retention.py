@@ -29,7 +29,7 @@ from emulator.stack import LocalAzure
 from tests.infra.bicep_model import Infra
 from tests.infra.rbac_model import BACKUP_STORAGE, grants
 
-from .conftest import E2E, PROD, backup_account_roles
+from .conftest import E2E, PROD, backup_account_roles, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -110,8 +110,9 @@ def test_prune_dry_run_then_deletes_only_what_retention_allows(e2e: E2E, caplog:
     assert front is not None
     account = e2e.stack.backup_account
     newest, young, twenty, forty, fifty = aged_backups(e2e)
-    # A drill's sidecar next to one doomed backup; blobs that are no catalog backups.
-    get_context().backups.put_json(CONTAINER, forty + ".manifest.json", {"apis": ["echo"]})
+    # Each backup got its manifest (a sidecar) when it succeeded; blobs that are no catalog backups.
+    backups = (newest, young, twenty, forty, fifty)
+    eventually(lambda: all(get_context().backups.get_json(CONTAINER, b + ".manifest.json") for b in backups))
     untagged = backup_blob_name(PROD, datetime.now(UTC) - timedelta(days=90))
     container(e2e).upload_blob(untagged, b"{}")
     container(e2e).upload_blob("notes/readme.txt", b"not a backup")
@@ -166,7 +167,7 @@ def test_prune_dry_run_then_deletes_only_what_retention_allows(e2e: E2E, caplog:
     front.admin.clear_blob_policy(account, CONTAINER, fifty)
     code, report = prune_cli("--service", "prod")
     assert code == 0 and decisions(report)[fifty] == ("deleted", "past-max-age")
-    assert names(e2e) == before - {forty, forty + ".manifest.json", fifty}
+    assert names(e2e) == before - {forty, forty + ".manifest.json", fifty, fifty + ".manifest.json"}
     assert {newest, young, twenty, untagged, "notes/readme.txt"} <= names(e2e)
 
 
