@@ -62,6 +62,8 @@ def main(runs: int = 3) -> None:
                         kind = "POST backup"
                     elif "/operationresults/" in r["path"]:
                         kind = "GET operationresults"
+                    elif r["path"].split("?", 1)[0].rstrip("/").endswith(("/apis", "/products", "/namedValues")):
+                        kind = "GET lists (manifest, after the job)"  # may or may not be seen yet: a follower
                     else:
                         kind = "GET service"
                     kinds[kind] = kinds.get(kind, 0) + 1
