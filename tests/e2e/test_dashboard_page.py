@@ -9,6 +9,7 @@ with the reason, where Chromium or Playwright is missing (``make tools`` install
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import requests
@@ -18,7 +19,7 @@ from dr_core.context import get_context
 from dr_core.jobs import Job, JobKind, JobState
 from dr_core.store import Record, record_key
 from emulator import browser
-from tests.e2e.conftest import E2E, PROD, STANDBY, V2
+from tests.e2e.conftest import E2E, PROD, STANDBY, V2, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -40,22 +41,25 @@ def fleet(e2e: E2E) -> dict[str, str]:
     assert e2e.host.fire_timer("plan_scheduled_backups").outcome == "success"
     jobs = {j.service_name: j for j in e2e.wait_terminal([j.job_id for j in e2e.all_jobs()])}
     assert jobs[PROD].state is JobState.SUCCEEDED and jobs[V2].state is JobState.FAILED
+    # The real standby sync: the backup's success restores it into the standby and records how that went.
+    # (Writing that record by hand would race the sync, which writes the same record.)
+    (sync,) = eventually(lambda: [j for j in e2e.all_jobs() if j.trigger == "standby-sync"])
+    (synced,) = e2e.wait_terminal([sync.job_id])
+    assert synced.state is JobState.SUCCEEDED, synced.error_message
     ctx = get_context()
+    standby = eventually(lambda: _succeeded(ctx.store.get_record("standby", record_key(e2e.rid(STANDBY)))))
+    assert standby["jobId"] == sync.job_id and standby["backup"] == jobs[PROD].blob_name
     now = ctx.clock.now()
     backup_created = iso(jobs[PROD].slot)
-    ctx.store.put_record(Record("standby", record_key(e2e.rid(STANDBY)), {
-        "primary": e2e.rid(PROD), "standby": e2e.rid(STANDBY), "jobId": "restore-x", "state": "Succeeded",
-        "backup": jobs[PROD].blob_name, "backupCreatedAt": backup_created, "requestedAt": iso(now),
-        "finishedAt": iso(now), "error": None,
-        "lastSucceeded": {"backup": jobs[PROD].blob_name, "backupCreatedAt": backup_created, "finishedAt": iso(now)}}))
     drill_target = e2e.rid(STANDBY).rsplit("/", 1)[0] + "/apim-contoso-drill"  # not in the seed: never called
     ctx.store.put_record(Record("drill", "restore-20261101T030000Z-apim-contoso-drill-0000abcd", {
         "instance": e2e.rid(PROD), "target": drill_target, "jobId": "restore-drill",
         "backup": jobs[PROD].blob_name, "backupCreatedAt": backup_created, "requestedAt": iso(now),
         "finishedAt": iso(now), "state": "passed", "rtoSeconds": 754, "rpoHoursAtDrill": 1.5,
         "verification": None, "error": None}))
-    # A restore into the standby that failed with an error message an attacker could shape.
-    slot = now - timedelta(minutes=30)
+    # A restore into the standby that failed with an error message an attacker could shape. Later than
+    # the sync's success, which would otherwise supersede it (a failure fixed since is no open failure).
+    slot = now.replace(microsecond=0) + timedelta(seconds=1)
     ctx.store.create(Job(
         job_id=f"restore-{slot:%Y%m%dT%H%M%SZ}-{STANDBY}-0000beef", kind=JobKind.RESTORE, instance=e2e.rid(STANDBY),
         service_name=STANDBY, state=JobState.FAILED, trigger="http", slot=slot, created_at=slot, updated_at=slot,
@@ -63,6 +67,10 @@ def fleet(e2e: E2E) -> dict[str, str]:
         error_code="RestoreFailed", error_message=HOSTILE_ERROR, remediation="Check the standby's \"activity log\"."))
     key = next(iter(e2e.host.function_keys.values()))
     return {"url": f"{e2e.host.http_url}/api/dashboard", "key": key, "v2_remediation": jobs[V2].remediation or ""}
+
+
+def _succeeded(record: Record | None) -> dict[str, Any] | None:
+    return record.data if record is not None and record.data.get("state") == "Succeeded" else None
 
 
 def test_dashboard_http_answers(e2e: E2E, fleet: dict[str, str]):
