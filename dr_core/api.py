@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,6 +33,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+# Request bodies are flat objects; a limit far above that, checked before parsing so a hostile body
+# is refused the same way whatever stack the parser runs on (the interpreter's recursion limit depends
+# on how deep the caller already is).
+MAX_JSON_DEPTH = 16
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 STATUS_RETRY_AFTER_SECONDS = 10
 
 
@@ -81,6 +87,9 @@ def parse_json_object(body: bytes | None, *, allowed: set[str]) -> dict[str, Any
         raise InvalidRequestError("the request body is empty; expected a JSON object")
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(f"the request body is {len(body)} bytes; at most {MAX_BODY_BYTES}")
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise InvalidRequestError(f"the request body is nested too deeply (more than {MAX_JSON_DEPTH} levels); "
+                                  "expected a flat JSON object")
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
@@ -95,6 +104,18 @@ def parse_json_object(body: bytes | None, *, allowed: set[str]) -> dict[str, Any
         raise InvalidRequestError(f"unknown fields {names}; allowed: {', '.join(sorted(allowed))}",
                                   fields={k[:40]: "unknown field" for k in unknown[:5]})
     return data
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` in ``body``, brackets inside strings not counted; no recursion."""
+    depth = deepest = 0
+    for byte in _JSON_STRING.sub(b"", body):
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
 
 
 def operation_location(base_url: str, job_id: str) -> str:

@@ -166,6 +166,18 @@ def test_nested_json_is_a_400_not_a_recursion_error() -> None:
         assert call(w, "post_restore", body, base_url=BASE).status == 400
 
 
+def test_nesting_is_measured_without_recursion_and_ignores_brackets_in_strings() -> None:
+    from dr_core.api import MAX_JSON_DEPTH, json_depth, parse_json_object
+    assert json_depth(b'{"instance": "prod"}') == 1
+    assert json_depth(b'{"a": "[[[{{{\\"[[["}') == 1  # brackets and an escaped quote inside a string
+    assert json_depth(b"[" * 200_000) == 200_000  # far beyond any recursion limit: counted, not recursed
+    at_limit = b"[" * (MAX_JSON_DEPTH - 1) + b"{}" + b"]" * (MAX_JSON_DEPTH - 1)
+    with pytest.raises(InvalidRequestError, match="must be a JSON object"):  # parsed: only its type is wrong
+        parse_json_object(at_limit, allowed=set())
+    with pytest.raises(InvalidRequestError, match=f"more than {MAX_JSON_DEPTH} levels"):
+        parse_json_object(b"[" + at_limit + b"]", allowed=set())
+
+
 def test_arm_unreachable_still_lists_the_catalog_with_a_warning() -> None:
     w = ready_world()
     w.arm.get_errors = [AzureUnavailableError("connection refused", code="ArmUnreachable")]
