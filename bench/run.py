@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import dashboard, emulator_load, fleet, imports, lro, planning, rpo
+from bench import catalog, dashboard, emulator_load, fleet, imports, lro, planning, rpo
 
 
 def main() -> None:
@@ -15,6 +15,8 @@ def main() -> None:
     emulator_load.main()
     print()
     fleet.main()
+    print()
+    catalog.main()
     print()
     rpo.main()
     print()

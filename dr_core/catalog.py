@@ -203,10 +203,13 @@ def entry_from_tags(container: str, blob_name: str, tags: dict[str, str]) -> Cat
     """Build a catalog entry from a blob's index tags; None for blobs apim-dr did not finish.
 
     Reads the one catalog tag when present (what a catalog query returns), else the single tags.
+    A catalog tag stands for ``state=succeeded`` (they are written together); without one the
+    state tag must say so.
     """
-    if tags.get(TAG_STATE) != "succeeded":
+    catalog = _unpack(tags.get(TAG_CATALOG))
+    if tags.get(TAG_STATE, "succeeded" if catalog else None) != "succeeded":
         return None
-    tags = {**tags, **_unpack(tags.get(TAG_CATALOG))}
+    tags = {**tags, **catalog}
     try:
         parsed = parse_backup_blob_name(blob_name)
         created = datetime.strptime(tags[TAG_CREATED], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
@@ -238,10 +241,12 @@ def catalog_query(service_name: str) -> str:
     """The index-tag query for every finished backup of ``service_name``.
 
     It names the catalog tag, so the answer carries it (Find Blobs by Tags returns only the
-    tags of its expression): one query and its pages, no read per blob.
+    tags of its expression): one query and its pages, no read per blob. It does not name the
+    state tag: the catalog tag is only ever written together with ``state=succeeded`` (one Set
+    Blob Tags, see :func:`backup_tags`), so it stands for it, and every tag named is one more
+    tag in each entry of the answer (a third of the client's parsing time at 2,000 backups).
     """
-    return (f"\"{TAG_SERVICE}\" = '{service_name.lower()}' AND \"{TAG_STATE}\" = 'succeeded' "
-            f"AND \"{TAG_CATALOG}\" >= '{_CATALOG_VERSION}/'")
+    return f"\"{TAG_SERVICE}\" = '{service_name.lower()}' AND \"{TAG_CATALOG}\" >= '{_CATALOG_VERSION}/'"
 
 
 def _ascii(text: str) -> str:

@@ -47,6 +47,11 @@ def test_the_catalog_tag_alone_gives_the_same_entry_as_every_tag():
     tags = backup_tags(service_name="apim-a", sku="Premium", created=created, job_id="backup-x", size=123,
                        location="East US 2")
     name = backup_blob_name("apim-a", created)
-    only_queried = {k: tags[k] for k in (TAG_SERVICE, TAG_STATE, TAG_CATALOG)}
+    only_queried = {k: tags[k] for k in (TAG_SERVICE, TAG_CATALOG)}  # what the catalog query's answer holds
     assert entry_from_tags("c", name, only_queried) == entry_from_tags("c", name, tags)
+    # The catalog tag stands for state=succeeded; without it, the state tag decides.
+    assert entry_from_tags("c", name, {**only_queried, TAG_STATE: "running"}) is None
+    assert entry_from_tags("c", name, {k: v for k, v in tags.items() if k != TAG_CATALOG}) is not None
+    assert entry_from_tags("c", name, {k: v for k, v in tags.items() if k not in (TAG_CATALOG, TAG_STATE)}) is None
+    assert entry_from_tags("c", name, {**only_queried, TAG_CATALOG: "v1/garbage"}) is None
     assert len(tags) <= 10  # Blob Storage allows at most 10 index tags per blob
