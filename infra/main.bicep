@@ -78,7 +78,7 @@ param backupStorageKeySecretUri string = ''
 @description('AccessKey only: resource ID of the Key Vault (RBAC permission model) holding that secret. The Function App\'s identity gets Key Vault Secrets User on the secret alone.')
 param backupStorageKeyVaultResourceId string = ''
 
-@description('Object IDs of the people who run the operator CLI during an incident, when the Function App may be down (usually one Entra group). They get APIM DR Operator on every protected and standby instance (and discovery subscription), and Storage Blob Data Reader plus APIM DR Backup Index Tags on the backup account. Empty: nobody but the Function App.')
+@description('Object IDs of the people who run the operator CLI during an incident, when the Function App may be down (usually one Entra group). They get APIM DR Operator on every protected, standby and drill instance (and discovery subscription), APIM DR Backup Data plus APIM DR Backup Catalog on the backup account (no delete), and Storage Queue Data Contributor plus Storage Table Data Contributor on the runtime account (the jobs table and work queues). Empty: nobody but the Function App.')
 param operatorPrincipalIds array = []
 
 @allowed([
@@ -624,8 +624,10 @@ module discoveryOperatorAccess 'rbac/subscription-operator-access.bicep' = [for 
   }
 }]
 
-// Operators: read the backups, their index tags and the blob service's CORS rules (the operator CLI
-// lists and checks them).
+// Operators: what the operator CLI does when the Function App is down. On the backup account the
+// Function App's data roles without delete: find and check backups (index tags, CORS rules), and
+// label a backup the CLI followed to its end (`--wait`: tags, metadata, manifest). No retention role:
+// operators prune with --dry-run only.
 module operatorBackupAccess 'rbac/storage-access.bicep' = [for (id, i) in operatorPrincipalIds: {
   name: 'apimdr-operator-backup-${i}'
   scope: resourceGroup(rgName)
@@ -634,8 +636,25 @@ module operatorBackupAccess 'rbac/storage-access.bicep' = [for (id, i) in operat
     principalId: id
     principalType: operatorPrincipalType
     roleDefinitionIds: [
-      roles.storageBlobDataReader
+      customRoles.outputs.backupDataRoleId
       customRoles.outputs.backupCatalogRoleId
+    ]
+  }
+}]
+
+// Operators on the runtime account: the jobs table (job rows, the restore lock, records) and the work
+// queues (a job the CLI starts is queued like the Function App's). No blob role: host leases and the
+// deployment package are the Function App's alone.
+module operatorRuntimeAccess 'rbac/storage-access.bicep' = [for (id, i) in operatorPrincipalIds: {
+  name: 'apimdr-operator-runtime-${i}'
+  scope: resourceGroup(rgName)
+  params: {
+    storageAccountName: runtimeStorage.outputs.name
+    principalId: id
+    principalType: operatorPrincipalType
+    roleDefinitionIds: [
+      roles.storageQueueDataContributor
+      roles.storageTableDataContributor
     ]
   }
 }]

@@ -429,7 +429,8 @@ def check_function_identity_roles(infra: Infra) -> list[str]:
 
 @check
 def check_operator_roles(infra: Infra) -> list[str]:
-    """People running the operator CLI: the APIM custom role where the app has it, read-only on the backups."""
+    """People running the operator CLI: the APIM custom role where the app has it, the app's storage data roles
+    without delete on the backups, the jobs table and work queues on the runtime account."""
     problems = []
     for name in ("apimOperatorAccess", "discoveryOperatorAccess"):
         if "operatorPrincipals" not in json.dumps(body(_module(infra, name))["params"].get("principals")):
@@ -441,9 +442,20 @@ def check_operator_roles(infra: Infra) -> list[str]:
     if ".".join(accessor(params.get("storageAccountName"))) != "backupStorage.outputs.name":
         problems.append(f"{MAIN}: operatorBackupAccess must be on the backup account")
     granted = _role_keys(params.get("roleDefinitionIds"))
-    if granted != {"roles.storageBlobDataReader", "customRoles.outputs.backupCatalogRoleId"}:
-        problems.append(f"{MAIN}: operators get {sorted(granted)} on the backup account; expected read-only data "
-                        "access (Storage Blob Data Reader) plus the catalog role")
+    if granted != {"customRoles.outputs.backupDataRoleId", "customRoles.outputs.backupCatalogRoleId"}:
+        problems.append(f"{MAIN}: operators get {sorted(granted)} on the backup account; expected the Function "
+                        "App's data roles without delete (APIM DR Backup Data, APIM DR Backup Catalog)")
+    # The CLI writes job rows and the restore lock, and queues the jobs it starts.
+    runtime = _module(infra, "operatorRuntimeAccess")
+    if get(runtime["config"], "loop_type", "detail", "array_name") != "operatorPrincipalIds":
+        problems.append(f"{MAIN}: operatorRuntimeAccess must loop over operatorPrincipalIds")
+    params = body(runtime)["params"]
+    if ".".join(accessor(params.get("storageAccountName"))) != "runtimeStorage.outputs.name":
+        problems.append(f"{MAIN}: operatorRuntimeAccess must be on the runtime account")
+    granted = _role_keys(params.get("roleDefinitionIds"))
+    if granted != {"roles.storageQueueDataContributor", "roles.storageTableDataContributor"}:
+        problems.append(f"{MAIN}: operators get {sorted(granted)} on the runtime account; expected Storage Queue "
+                        "Data Contributor and Storage Table Data Contributor (no blob role)")
     return problems
 
 

@@ -34,6 +34,10 @@ from tests.infra.bicep_model import CUSTOM_ROLES, MAIN, ROLES_JSON, ROOT, Infra,
 DR_CORE = ROOT / "dr_core"
 BUILTIN_ROLES = Path(__file__).with_name("builtin_roles.json")
 FUNCTION_APP_PRINCIPAL = "identity.outputs.principalId"
+# An operator: the loop variable over operatorPrincipalIds, directly (`principalId: id`) or through the
+# operatorPrincipals variable main.bicep builds from it.
+OPERATOR_PRINCIPAL = "id"
+_OPERATOR_PRINCIPALS_VAR = "operatorPrincipals"
 
 # Scopes, as the code reaches them. Blob calls in dr_core go to the backup account (the Functions host,
 # not dr_core, uses the runtime account's blobs); queue and table calls go to the runtime account.
@@ -406,6 +410,8 @@ def grants(infra: Infra, principal: str | None = FUNCTION_APP_PRINCIPAL) -> list
         holders = {".".join(accessor(params.get("principalId")))} | {
             ".".join(accessor(n["principalId"])) for n in walk(params.get("principals"))
             if isinstance(n, dict) and "principalId" in n}
+        if any(n == _OPERATOR_PRINCIPALS_VAR for n in walk(params.get("principals"))):
+            holders.add(OPERATOR_PRINCIPAL)
         if principal is not None and principal not in holders:
             continue
         refs = params.get("roleDefinitionIds", params.get("roleDefinitionId"))

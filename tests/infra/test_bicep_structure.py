@@ -96,7 +96,14 @@ MUTATIONS = [
     ("check_function_identity_roles", MAIN,
      "        principalId: identity.outputs.principalId\n        principalType: 'Serv",
      "        principalId: identity.outputs.clientId\n        principalType: 'Serv"),
-    ("check_operator_roles", MAIN, "      roles.storageBlobDataReader\n", "      roles.storageBlobDataContributor\n"),
+    ("check_operator_roles", MAIN, "    principalType: operatorPrincipalType\n    roleDefinitionIds: [\n"
+     "      customRoles.outputs.backupDataRoleId\n",
+     "    principalType: operatorPrincipalType\n    roleDefinitionIds: [\n      roles.storageBlobDataContributor\n"),
+    ("check_operator_roles", MAIN, "      roles.storageQueueDataContributor\n      roles.storageTableDataContributor\n"
+     "    ]\n  }\n}]\n", "      roles.storageQueueDataContributor\n      roles.storageTableDataContributor\n"
+     "      roles.storageBlobDataOwner\n    ]\n  }\n}]\n"),
+    ("check_operator_roles", MAIN, "    storageAccountName: runtimeStorage.outputs.name\n    principalId: id\n",
+     "    storageAccountName: backupStorage.outputs.name\n    principalId: id\n"),
     ("check_operator_roles", MAIN,
      "    ], operatorPrincipals)\n    roleDefinitionId: customRoles.outputs.operatorRoleId\n  }\n}]\n\n// Discovery",
      "    ])\n    roleDefinitionId: customRoles.outputs.operatorRoleId\n  }\n}]\n\n// Discovery"),

@@ -18,16 +18,19 @@ from tests.infra.rbac_model import (
     BACKUP_STORAGE,
     BLOBS,
     BUILTIN_ROLES,
+    OPERATOR_PRINCIPAL,
     RUNTIME_STORAGE,
     SUBSCRIPTION,
     A,
     D,
     builtin_roles,
+    describe,
     grants,
     iter_problems,
     needs,
     scan_dr_core,
     scan_source,
+    uncovered,
 )
 
 
@@ -38,6 +41,41 @@ def infra() -> Infra:
 
 def test_the_function_app_identity_may_make_every_call_the_code_makes(infra):
     assert list(iter_problems(infra)) == []
+
+
+def operator_problems(infra: Infra) -> list[str]:
+    """Calls the operator CLI may make (the same use cases as the Function App) its operators could not.
+
+    Every call in dr_core but the retention delete: operators prune with --dry-run only."""
+    calls, _ = scan_dr_core()
+    required, _ = needs(calls)
+    granted = grants(infra, principal=OPERATOR_PRINCIPAL)
+    return [f"{n.call.where}: {n.call.method}() needs {describe(n.alternatives)} on the {n.scope}"
+            for n in required if n.call.method != "delete_blob" and uncovered(n, granted)]
+
+
+def test_operators_may_make_every_call_the_cli_makes_but_delete(infra):
+    assert operator_problems(infra) == []
+    granted = grants(infra, principal=OPERATOR_PRINCIPAL)
+    assert {g.scope for g in granted} == {APIM_INSTANCE, SUBSCRIPTION, BACKUP_STORAGE, RUNTIME_STORAGE}
+    assert not any(g.role.allows(D(f"{BLOBS}/delete")) for g in granted if g.role is not None)
+    assert not [g for g in granted if g.scope == RUNTIME_STORAGE and g.role is not None
+                and g.role.allows(D("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"))]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    # Before: no runtime roles at all; the CLI failed on its first job row.
+    ("      roles.storageQueueDataContributor\n      roles.storageTableDataContributor\n    ]\n  }\n}]\n",
+     "      roles.storageQueueDataContributor\n    ]\n  }\n}]\n", "create_entity() needs"),
+    ("      roles.storageQueueDataContributor\n      roles.storageTableDataContributor\n    ]\n  }\n}]\n",
+     "      roles.storageTableDataContributor\n    ]\n  }\n}]\n", "send_message() needs"),
+    # Before: read-only on the backups; `--wait` could tag a backup but not write its metadata.
+    ("    principalType: operatorPrincipalType\n    roleDefinitionIds: [\n      customRoles.outputs.backupDataRoleId\n",
+     "    principalType: operatorPrincipalType\n    roleDefinitionIds: [\n", "set_blob_metadata() needs"),
+])
+def test_a_missing_operator_grant_is_named(infra, old, new, expected):
+    problems = operator_problems(infra.mutated(MAIN, old, new))
+    assert any(expected in p for p in problems), problems
 
 
 def test_the_scan_finds_the_calls_the_app_is_known_to_make():
