@@ -18,8 +18,8 @@ starts a drill once the last one is ``drillEveryDays`` old; operators start one 
 
 Each drill is one record (kind ``drill``, key = its restore job ID) with RTO (restore requested ->
 ``Succeeded``, seconds) and the RPO at drill time (drill requested - backup created, hours). A
-failed drill is announced once (``Notifier.announce_event``); a drill whose restore job failed is
-also announced as a job by the worker. Every start and end logs ``APIMDR_DRILL {json}``.
+failed drill is announced once (``Notifier.announce_event``), also when its restore job failed: the
+worker leaves that announcement to the drill (``announces``). Every start and end logs ``APIMDR_DRILL {json}``.
 """
 
 from __future__ import annotations
@@ -228,6 +228,10 @@ class Drills:
         """:class:`~dr_core.worker.JobFollower`: a drill's restore ended."""
         if job.kind is JobKind.RESTORE and job.trigger == TRIGGER and job.state.terminal:
             self.finish(job)
+
+    def announces(self, job: Job) -> bool:
+        """A drill's failed restore is announced once, as a failed drill (which says it was a drill)."""
+        return job.kind is JobKind.RESTORE and job.trigger == TRIGGER
 
     def finish(self, job: Job) -> dict[str, Any] | None:
         """Verify and record a drill whose restore has ended (idempotent); its record, or None if still running."""

@@ -83,6 +83,9 @@ class ManifestRecorder:
             return
         self.record(job)
 
+    def announces(self, job: Job) -> bool:
+        return False
+
     def record(self, job: Job) -> bool:
         """Write the manifest of ``job``'s backup unless one exists. True if written now.
 

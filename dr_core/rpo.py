@@ -481,6 +481,9 @@ class RpoFollower:
             return
         self._monitor.check_instance(self._instance_of(job), new_backup=(job.container, job.blob_name))
 
+    def announces(self, job: Job) -> bool:
+        return False
+
     def _instance_of(self, job: Job) -> ProtectedInstance:
         """The configured instance, else one found by discovery (default options): no ARM call here."""
         rid = job.resource_id

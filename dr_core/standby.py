@@ -107,6 +107,9 @@ class StandbySync:
         elif job.kind is JobKind.RESTORE and job.trigger == TRIGGER:
             self.follow(job)
 
+    def announces(self, job: Job) -> bool:
+        return False
+
     # -- starting a sync -------------------------------------------------------------------------
     def sync(self, instance: ProtectedInstance, *, backup: str) -> SyncOutcome:
         """Restore ``backup`` (a blob name of ``instance``) into its standby, unless refused or busy."""

@@ -61,6 +61,11 @@ class JobFollower(Protocol):
 
     def after(self, job: Job) -> None: ...
 
+    def announces(self, job: Job) -> bool:
+        """True if this follower tells people about ``job``'s failure itself, with more context than the
+        worker has (a drill's restore), so the worker does not announce it a second time."""
+        ...
+
 
 class Worker:
     """One step of one job per message."""
@@ -298,6 +303,10 @@ class Worker:
         message, which comes back here and tries again.
         """
         if not job.state.announced_on_end or job.announced:
+            return
+        owner = next((f for f in self._followers if f.announces(job)), None)
+        if owner is not None:
+            logger.info("job %s %s: announced by %s, not as a job", job.job_id, job.state.value, type(owner).__name__)
             return
         self._notifier.announce(job)
         self._commit(job, job.mark_announced())

@@ -266,7 +266,11 @@ def test_a_failed_restore_is_a_failed_drill() -> None:
     result = drill_record(w, drill["jobId"])
     assert result["state"] == "failed" and result["error"]["code"] == "RestoreFailed" and result["rtoSeconds"] is None
     assert result["verification"] is None and w.arm.summary_calls == []
-    assert [e.kind for e in w.notifier.events] == ["drill-failed"] and w.notifier.announced == [drill["jobId"]]
+    # Announced once, as a failed drill (which says it was a drill), not a second time as a failed job.
+    assert [e.kind for e in w.notifier.events] == ["drill-failed"] and w.notifier.announced == []
+    assert "RestoreFailed" in w.notifier.events[0].text and drill["jobId"] in w.notifier.events[0].text
+    w.ctx.drills().run_due()
+    assert len(w.notifier.events) == 1
 
 
 def test_an_unreadable_drill_target_is_retried_then_given_up() -> None:

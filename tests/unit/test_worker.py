@@ -422,9 +422,15 @@ def test_followers_run_once_after_the_end_and_their_failure_never_fails_the_job(
         def after(self, ended: Job) -> None:
             seen.append((ended.job_id, ended.state))
 
+        def announces(self, ended: Job) -> bool:
+            return False
+
     class Broken:
         def after(self, ended: Job) -> None:
             raise RuntimeError("follow-up failed")
+
+        def announces(self, ended: Job) -> bool:
+            return False
 
     from dr_core.worker import Worker
 
