@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from .azure_errors import storage_errors
-from .catalog import TAG_CATALOG, CatalogEntry, catalog_query, entry_from_tags
+from .catalog import TAG_CATALOG, CatalogEntry, catalog_query, entry_from_tags, finished_query
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
@@ -62,6 +62,14 @@ class BackupStore(ABC):
     @abstractmethod
     def find(self, container: str, service_name: str) -> list[CatalogEntry]:
         """Every finished backup of ``service_name`` in ``container``, newest first."""
+
+    @abstractmethod
+    def finished_names(self, container: str, service_name: str) -> list[str]:
+        """Names of every blob of ``service_name`` labelled finished, with or without the catalog tag."""
+
+    @abstractmethod
+    def set_tags(self, container: str, blob_name: str, tags: dict[str, str]) -> None:
+        """Replace a blob's index tags (metadata untouched); immutability allows it."""
 
     @abstractmethod
     def cors_rule_count(self) -> int:
@@ -133,6 +141,15 @@ class BlobBackupStore(BackupStore):
                     entries.append(entry)
         entries.sort(key=lambda e: e.created, reverse=True)
         return entries
+
+    def finished_names(self, container: str, service_name: str) -> list[str]:
+        with storage_errors(self._what):
+            client = self._service.get_container_client(container)
+            return [found.name for found in client.find_blobs_by_tags(finished_query(service_name))]
+
+    def set_tags(self, container: str, blob_name: str, tags: dict[str, str]) -> None:
+        with storage_errors(self._what):
+            self._service.get_blob_client(container, blob_name).set_blob_tags(tags)
 
     def cors_rule_count(self) -> int:
         with storage_errors(self._what):

@@ -30,7 +30,9 @@ __all__ = [
     "backup_metadata",
     "backup_tags",
     "catalog_query",
+    "catalog_tags_for",
     "entry_from_tags",
+    "finished_query",
     "parse_backup_blob_name",
 ]
 
@@ -133,12 +135,38 @@ def backup_tags(*, service_name: str, sku: str, created: datetime, job_id: str, 
         TAG_JOB: job_id,
         TAG_SIZE: str(int(size)),
         TAG_LOCATION: _tag_value(location),
-        # "v1/{created}/{sku}/{size}/{job}/{location}": '/' never occurs in the first five parts.
-        TAG_CATALOG: _tag_value(f"{_CATALOG_VERSION}/{_stamp(created)}/{sku.replace('/', '_')}/{int(size)}/"
-                                f"{job_id}/{location.replace('/', '_')}"),
+        TAG_CATALOG: _catalog_value(_stamp(created), sku, str(int(size)), job_id, location),
     }
     # An empty value (no location known) is left out rather than sent: not every store accepts it.
     return {name: value for name, value in tags.items() if value}
+
+
+def _catalog_value(created: str, sku: str, size: str, job_id: str, location: str) -> str:
+    # "v1/{created}/{sku}/{size}/{job}/{location}": '/' never occurs in the first five parts.
+    return _tag_value(f"{_CATALOG_VERSION}/{created}/{sku.replace('/', '_')}/{size}/{job_id}/"
+                      f"{location.replace('/', '_')}")
+
+
+def catalog_tags_for(tags: dict[str, str]) -> dict[str, str] | None:
+    """``tags`` plus the catalog tag, for a backup labelled before that tag existed; None if it needs none.
+
+    Backups labelled by apim-dr before the one-query catalog carry the single tags only, so the
+    catalog query does not find them. Their single tags hold everything the catalog tag packs.
+    None when the blob already has the tag, or is no finished backup with a valid creation time.
+    """
+    if TAG_CATALOG in tags or tags.get(TAG_STATE) != "succeeded":
+        return None
+    created = tags.get(TAG_CREATED, "")
+    try:
+        datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    size = tags.get(TAG_SIZE, "")
+    value = _catalog_value(created, tags.get(TAG_SKU, ""), size if size.isdigit() else "0", tags.get(TAG_JOB, ""),
+                           tags.get(TAG_LOCATION, ""))
+    if len(tags) >= 10:  # Blob Storage allows 10 index tags per blob
+        return None
+    return {**tags, TAG_CATALOG: value}
 
 
 def _tag_value(text: str) -> str:
@@ -247,6 +275,15 @@ def catalog_query(service_name: str) -> str:
     tag in each entry of the answer (a third of the client's parsing time at 2,000 backups).
     """
     return f"\"{TAG_SERVICE}\" = '{service_name.lower()}' AND \"{TAG_CATALOG}\" >= '{_CATALOG_VERSION}/'"
+
+
+def finished_query(service_name: str) -> str:
+    """Every backup of ``service_name`` labelled finished, whether or not it has the catalog tag.
+
+    The query of the catalog before the catalog tag; only the relabelling of such older backups
+    uses it (:mod:`dr_core.labels`): it returns the names, the catalog query the entries.
+    """
+    return f"\"{TAG_SERVICE}\" = '{service_name.lower()}' AND \"{TAG_STATE}\" = 'succeeded'"
 
 
 def _ascii(text: str) -> str:

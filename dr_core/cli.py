@@ -103,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
     backups_sub = backups.add_subparsers(dest="action", required=True)
     listing = backups_sub.add_parser("list", help="backups of one instance, newest first")
     listing.add_argument("--service", required=True, help="resource ID, alias or service name")
+    relabel = backups_sub.add_parser(
+        "relabel", help="give backups labelled before the catalog tag that tag, so the catalog finds them",
+        description="After upgrading from a version without the apimdr_catalog tag, the catalog, the restore "
+                    "preflight and the RPO monitor do not see older backups until they get it. The daily retention "
+                    "run adds it; this does it now. Tags only (immutability allows them); nothing is deleted.")
+    relabel.add_argument("--service", help="one protected instance (resource ID, alias or service name); default: all")
+    relabel.add_argument("--dry-run", action="store_true", help="show what would be relabelled; change nothing")
 
     backup = sub.add_parser("backup", help="on-demand backup")
     backup_sub = backup.add_subparsers(dest="action", required=True)
@@ -208,6 +215,8 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
     from .context import get_context
 
     ctx = get_context()
+    if args.command == "backups" and args.action == "relabel":
+        return _relabel(ctx, args, out)
     if args.command == "backups":
         response = ctx.api().list_backups(args.service)
         body = response.body
@@ -427,6 +436,9 @@ def _prune(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
                  f"maxAgeDays {posture.max_age_days}, {len(inst.results)} backup(s)")
         if inst.error is not None:
             out.line(f"  FAILED to read its backups: {inst.error.message}")
+        for relabelled in inst.relabelled:
+            out.line(f"  [{relabelled.outcome.value}] {relabelled.blob_name}  labelled before the catalog tag"
+                     + (f": {relabelled.detail}" if relabelled.detail else ""))
         for result in inst.results:
             entry = result.decision.entry
             out.line(f"  [{marks[result.outcome]:<7}] {entry.blob_name}  {result.decision.why}")
@@ -441,6 +453,36 @@ def _prune(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
                  f"{totals['missing']} already gone, {totals['failed']} failed, {totals['kept']} kept")
     out.result(report.to_json())
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _relabel(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
+    from .labels import RelabelOutcome, relabel_older_backups
+
+    resolver = ctx.resolver()
+    if args.service is not None:
+        instances, problems = [resolver.protected(args.service)], []
+    else:
+        inventory = resolver.inventory()
+        instances, problems = list(inventory.instances), list(inventory.problems)
+    for problem in problems:
+        out.line(f"problem: {problem}")
+    report: list[dict[str, Any]] = []
+    failed = 0
+    for instance in instances:
+        known = {e.blob_name for e in ctx.backups.find(instance.container, instance.name)}
+        results = relabel_older_backups(ctx.backups, instance.container, instance.name, known=known,
+                                        dry_run=args.dry_run)
+        failed += sum(1 for r in results if r.outcome is RelabelOutcome.FAILED)
+        out.line(f"{instance.name} ({instance.container}): {len(known)} catalogued, {len(results)} labelled before "
+                 "the catalog tag")
+        for result in results:
+            out.line(f"  [{result.outcome.value}] {result.blob_name}" + (f"  {result.detail}" if result.detail else ""))
+        report.append({"instance": str(instance.resource_id), "catalogued": len(known),
+                       "relabelled": [r.to_json() for r in results]})
+    if args.dry_run:
+        out.line("dry run: nothing was changed")
+    out.result({"dryRun": args.dry_run, "instances": report, "problems": problems})
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _finish(ctx: DrContext, job_id: str, args: argparse.Namespace, out: _Output, *,

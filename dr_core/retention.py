@@ -9,7 +9,8 @@ deleted only when **all** of these hold:
 4. no unfinished restore job reads it.
 
 Only backups the catalog knows are considered: blobs carrying apim-dr's success tags, found
-with the catalog's index-tag query (:meth:`BackupStore.find`). Nothing else in a container is
+with the catalog's index-tag query (:meth:`BackupStore.find`), plus those labelled before the
+catalog tag, which each run gives that tag first (:mod:`dr_core.labels`). Nothing else in a container is
 ever listed or deleted, except a deleted backup's sidecar documents (``<blob>.manifest.json``),
 which go with it. Blobs under a time-based immutability policy or a legal hold are skipped and
 reported: Blob Storage refuses their deletion (409), and they go once the policy allows it.
@@ -36,6 +37,7 @@ from .backup_store import DeleteOutcome
 from .clock import iso
 from .errors import DrError, InvalidRequestError
 from .jobs import JobKind
+from .labels import RelabelOutcome, RelabelResult, relabel_older_backups
 from .restore import RESTORABLE_TIERS
 from .store import Record
 
@@ -211,6 +213,8 @@ class InstanceReport:
     instance: ProtectedInstance
     results: list[BackupResult] = field(default_factory=list)
     error: DrError | None = None
+    # Older backups (labelled before the catalog tag) found and given it, or that would be (dry run).
+    relabelled: list[RelabelResult] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         posture = self.instance.posture
@@ -223,6 +227,7 @@ class InstanceReport:
             "keepLast": posture.keep_last,
             "maxAgeDays": posture.max_age_days,
             "backups": [r.to_json() for r in self.results],
+            "relabelled": [r.to_json() for r in self.relabelled],
             "error": error,
         }
 
@@ -253,6 +258,8 @@ class RetentionReport:
             "skippedImmutable": counts[Outcome.SKIPPED_IMMUTABLE],
             "failed": sum(1 for r in self.results if r.failed),
             "instanceErrors": sum(1 for inst in self.instances if inst.error is not None),
+            "relabelled": sum(1 for inst in self.instances for r in inst.relabelled
+                              if r.outcome is not RelabelOutcome.FAILED),
             "notReached": len(self.not_reached),
         }
 
@@ -360,11 +367,25 @@ class RetentionPruner:
                   "container": instance.container, "blobName": None, "detail": f"the catalog could not be read: "
                   f"{e.message}"}, level=logging.ERROR)
             return report
+        entries += self._older_backups(instance, entries, dry_run, report)
+        entries.sort(key=lambda e: e.created, reverse=True)
         posture = instance.posture
         for decision in plan_instance(entries, keep_last=posture.keep_last, max_age_days=posture.max_age_days,
                                       now=now, in_use=in_use):
             report.results.append(self._apply(instance, decision, dry_run))
         return report
+
+    def _older_backups(self, instance: ProtectedInstance, entries: list[CatalogEntry], dry_run: bool,
+                       report: InstanceReport) -> list[CatalogEntry]:
+        """Backups labelled before the catalog tag: given it now (so the catalog finds them) and decided on too."""
+        try:
+            report.relabelled = relabel_older_backups(self._backups, instance.container, instance.name,
+                                                      known={e.blob_name for e in entries}, dry_run=dry_run)
+        except DrError as e:
+            logger.warning("%s: backups labelled before the catalog tag could not be looked for (%s); the next run "
+                           "tries again", instance.name, e.message)
+            return []
+        return [r.entry for r in report.relabelled if r.entry is not None]
 
     def _apply(self, instance: ProtectedInstance, decision: Decision, dry_run: bool) -> BackupResult:
         if decision.action is Action.KEEP:

@@ -218,11 +218,24 @@ class FakeBackupStore(BackupStore):
         self.calls.append("find")
         if service_name in self.find_errors:
             raise self.find_errors[service_name]
+        # As the catalog query: the service's blobs that carry the catalog tag (older labels lack it).
         entries = [entry_from_tags(c, name, blob.tags) for (c, name), blob in self.blobs.items()
                    if c == container and blob.tags.get("apimdr_service") == service_name.lower()
-                   and name not in self.unindexed]
+                   and "apimdr_catalog" in blob.tags and name not in self.unindexed]
         found = [e for e in entries if e is not None]
         return sorted(found, key=lambda e: e.created, reverse=True)
+
+    def finished_names(self, container: str, service_name: str) -> list[str]:
+        self.calls.append("finished_names")
+        if service_name in self.find_errors:
+            raise self.find_errors[service_name]
+        return [name for (c, name), blob in self.blobs.items()
+                if c == container and blob.tags.get("apimdr_service") == service_name.lower()
+                and blob.tags.get("apimdr_state") == "succeeded" and name not in self.unindexed]
+
+    def set_tags(self, container: str, blob_name: str, tags: dict[str, str]) -> None:
+        self.calls.append("set_tags")
+        self.blobs[(container, blob_name)].tags = dict(tags)
 
     def cors_rule_count(self) -> int:
         return self.cors_rules

@@ -12,12 +12,13 @@ import pytest
 
 from dr_core import cli
 from dr_core.backup_store import DeleteOutcome
-from dr_core.catalog import CatalogEntry, backup_blob_name, backup_tags
+from dr_core.catalog import TAG_CATALOG, CatalogEntry, backup_blob_name, backup_tags, catalog_tags_for
 from dr_core.context import reset_context
 from dr_core.errors import AzureUnavailableError, InvalidRequestError
 from dr_core.ids import ApimResourceId
 from dr_core.inventory import UnknownInstanceError
 from dr_core.jobs import Job, JobKind, JobState, make_job_id
+from dr_core.labels import RelabelOutcome
 from dr_core.retention import (
     CURSOR_KEY,
     CURSOR_KIND,
@@ -505,3 +506,107 @@ def test_the_daily_timer_is_bound_to_a_fixed_schedule(function_metadata):
     assert (slot.hour, slot.minute) == (3, 30)
     assert Ncrontab.parse(RETENTION_SCHEDULE).latest_at_or_before(slot - timedelta(seconds=1)) == slot - timedelta(
         days=1)
+
+
+# -- backups labelled before the catalog tag (upgrades) ------------------------------------------------
+
+def add_older_backup(w: World, age_days: float, *, service: str = PROD) -> str:
+    """A backup as apim-dr labelled it before the catalog tag: the single tags only."""
+    created = T0 - timedelta(days=age_days)
+    name = backup_blob_name(service, created)
+    tags = backup_tags(service_name=service, sku="Standard", created=created, job_id=f"backup-old-{age_days}",
+                       size=10, location="West Europe")
+    w.backups.add(CONTAINER, name, created=created, tags={k: v for k, v in tags.items() if k != TAG_CATALOG})
+    return name
+
+
+def test_the_catalog_tag_built_for_an_older_backup_is_the_one_a_new_backup_gets():
+    created = T0 - timedelta(days=3)
+    tags = backup_tags(service_name=PROD, sku="Premium", created=created, job_id="backup-1", size=12345,
+                       location="East US 2")
+    older = {k: v for k, v in tags.items() if k != TAG_CATALOG}
+    assert catalog_tags_for(older) == tags
+    assert catalog_tags_for(tags) is None  # has it already
+    assert catalog_tags_for({**older, "apimdr_state": "running"}) is None  # not a finished backup
+    assert catalog_tags_for({**older, "apimdr_created": "yesterday"}) is None  # no valid creation time
+    assert catalog_tags_for({**older, **{f"other{i}": "x" for i in range(2)}}) is None  # no room for an 11th tag
+
+
+def test_retention_relabels_older_backups_and_then_decides_on_them_too(caplog):
+    w = prod_world()
+    new = [add_backup(w, age) for age in (0, 10)]
+    older = [add_older_backup(w, age) for age in (20, 40)]
+    assert {e.blob_name for e in w.backups.find(CONTAINER, PROD)} == set(new)  # the catalog misses them
+    caplog.set_level(logging.INFO)
+
+    dry = pruner(w).run(dry_run=True)
+    assert "set_tags" not in w.backups.calls and w.backups.deleted == []
+    (prod,) = [i for i in dry.instances if i.instance.name == PROD]
+    assert [(r.blob_name, r.outcome) for r in prod.relabelled] == [(n, RelabelOutcome.WOULD_RELABEL) for n in older]
+    outcomes = {r.decision.entry.blob_name: r.outcome for r in prod.results}
+    assert outcomes == {new[0]: Outcome.KEPT, new[1]: Outcome.KEPT, older[0]: Outcome.KEPT,
+                        older[1]: Outcome.WOULD_DELETE}
+
+    report = pruner(w).run(dry_run=False)
+    assert report.totals()["relabelled"] == 2 and w.backups.deleted == [(CONTAINER, older[1])]
+    assert {e.blob_name for e in w.backups.find(CONTAINER, PROD)} == {*new, older[0]}  # catalogued now
+    lines = [json.loads(r.getMessage()[len("APIMDR_RELABEL "):]) for r in caplog.records
+             if r.getMessage().startswith("APIMDR_RELABEL")]
+    assert [(line["blobName"], line["outcome"]) for line in lines[-2:]] == [(n, "relabelled") for n in older]
+    # Nothing left to relabel: one query, no write.
+    w.backups.calls.clear()
+    assert pruner(w).run(dry_run=False).totals()["relabelled"] == 0 and "set_tags" not in w.backups.calls
+
+
+def test_a_failed_relabel_is_reported_and_the_rest_goes_on(monkeypatch):
+    w = prod_world()
+    add_backup(w, 0)
+    broken, fine = add_older_backup(w, 5), add_older_backup(w, 6)
+    real_set_tags = w.backups.set_tags
+
+    def set_tags(container: str, name: str, tags: dict[str, str]) -> None:
+        if name == broken:
+            raise AzureUnavailableError("backup account unreachable", code="StorageUnreachable")
+        real_set_tags(container, name, tags)
+
+    monkeypatch.setattr(w.backups, "set_tags", set_tags)
+    report = pruner(w).run(dry_run=False)
+    (prod,) = [i for i in report.instances if i.instance.name == PROD]
+    assert {r.blob_name: r.outcome for r in prod.relabelled} == {broken: RelabelOutcome.FAILED,
+                                                                fine: RelabelOutcome.RELABELLED}
+    assert "unreachable" in (prod.relabelled[0].detail or "")
+    assert not prod.error and not report.failed  # nothing deleted wrongly; the next run tries again
+
+
+def test_an_unreadable_old_query_leaves_retention_as_it_was(monkeypatch, caplog):
+    w = prod_world()
+    names = [add_backup(w, age) for age in (0, 10, 20, 40)]
+
+    def unreachable(container: str, service: str) -> list[str]:
+        raise AzureUnavailableError("backup account unreachable", code="StorageUnreachable")
+
+    monkeypatch.setattr(w.backups, "finished_names", unreachable)
+    caplog.set_level(logging.WARNING, logger="apim_dr.retention")
+    report = pruner(w).run(dry_run=False)
+    assert w.backups.deleted == [(CONTAINER, names[3])] and not report.failed
+    assert any("could not be looked for" in r.getMessage() for r in caplog.records)
+
+
+def test_cli_relabel(cli_world):
+    add_backup(cli_world, 0)
+    older = add_older_backup(cli_world, 3)
+    code, text = run_cli("backups", "relabel", "--dry-run", "--service", "prod")
+    assert code == 0 and f"[would-relabel] {older}" in text and "dry run: nothing was changed" in text
+    assert "set_tags" not in cli_world.backups.calls
+    code, text = run_cli("--json", "backups", "relabel")
+    body = json.loads(text)
+    (prod,) = [i for i in body["instances"] if i["instance"] == rid(PROD)]
+    assert code == 0 and prod["catalogued"] == 1 and [r["outcome"] for r in prod["relabelled"]] == ["relabelled"]
+    assert older in {e.blob_name for e in cli_world.backups.find(CONTAINER, PROD)}
+    code, text = run_cli("backups", "relabel", "--service", "prod")
+    assert code == 0 and "1 catalogued, 0 labelled before the catalog tag" not in text
+    assert "2 catalogued, 0 labelled before the catalog tag" in text
+    for service, expected in (("apim-nope", 5), ("<script>", 5), ("", 2), ("x" * 10000, 2),
+                              ("/subscriptions/not-a-guid", 2)):
+        code, text = run_cli("backups", "relabel", "--service", service)
+        assert code == expected and len(text) < 2000, text
