@@ -208,3 +208,44 @@ def test_cli_refuses_bad_services_and_deletes_nothing(e2e: E2E, argv, code):
 
 def prune_cli_exit(*argv: str) -> int:
     return cli.main(["prune", *argv], stdout=io.StringIO())
+
+
+def test_backups_labelled_before_the_catalog_tag_are_relabelled_through_infra_roles(e2e: E2E):
+    """An upgrade: backups whose labels predate the catalog tag are invisible to the catalog until relabelled,
+    by the CLI or by the daily retention run, with the Function App's roles (RBAC enforced by the front), also
+    under a time-based immutability policy (Azure allows tag changes there)."""
+    from dr_core.catalog import TAG_CATALOG
+
+    front = e2e.stack.front
+    assert front is not None
+    older = take_backup(e2e)
+    e2e.admin.advance_clock(DAY)
+    newest = take_backup(e2e)
+    front.admin.set_blob_policy(e2e.stack.backup_account, CONTAINER, older, datetime.now(UTC) + timedelta(days=1))
+
+    def listed() -> list[str]:
+        response = e2e.http("GET", "/api/backups", params={"service": "prod"})
+        assert response.status_code == 200, response.text
+        return [b["blobName"] for b in response.json()["backups"]]
+
+    def strip_catalog_tag() -> None:
+        blob = container(e2e).get_blob_client(older)
+        blob.set_blob_tags({k: v for k, v in blob.get_blob_tags().items() if k != TAG_CATALOG})
+
+    strip_catalog_tag()
+    assert listed() == [newest]
+    front.admin.clear_requests()
+    out = io.StringIO()
+    assert cli.main(["backups", "relabel", "--service", "prod"], stdout=out) == 0, out.getvalue()
+    assert f"[relabelled] {older}" in out.getvalue()
+    assert listed() == [newest, older]
+    assert front.admin.requests(decision="refused-rbac") == []
+    (tagged,) = front.admin.requests(method="PUT")  # one Set Blob Tags, with the app's identity; nothing else
+    assert tagged["operation"] == "SetBlobTags" and tagged["path"].endswith(older) and tagged["status"] == 204
+    assert tagged["principal"] == e2e.stack.function_app_principal_id
+
+    strip_catalog_tag()
+    assert e2e.host is not None
+    record = e2e.host.fire_timer("prune_backups")
+    assert record.succeeded, record.error
+    assert listed() == [newest, older]
