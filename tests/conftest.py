@@ -60,4 +60,9 @@ def function_metadata() -> dict[str, str]:
     """``get_function_json()`` of every function; ``app.get_functions()`` may only be called once per app."""
     import function_app
 
-    return {f.get_function_name(): f.get_function_json() for f in function_app.app.get_functions()}
+    metadata: dict[str, str] = {}
+    for f in function_app.app.get_functions():
+        name = f.get_function_name()
+        assert name is not None, f.get_function_json()
+        metadata[name] = f.get_function_json()
+    return metadata

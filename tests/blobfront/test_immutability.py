@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient, ContentSettings
+from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContainerClient, ContentSettings
 from conftest import ACCOUNT
 from front_support import assert_azure_error, key_client, storage_error, unique_container
 
@@ -41,7 +41,7 @@ def _overwrite(blob: BlobClient, container: ContainerClient) -> None:
 
 def _overwrite_with_blocks(blob: BlobClient, container: ContainerClient) -> None:
     blob.stage_block("YmxvY2sx", b"new")  # staging alone is allowed (no overwrite yet)
-    blob.commit_block_list(["YmxvY2sx"])
+    blob.commit_block_list([BlobBlock("YmxvY2sx")])
 
 
 def _copy_onto(blob: BlobClient, container: ContainerClient) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import TypedDict, Unpack
 
 import pytest
 import requests
@@ -56,7 +57,16 @@ def test_azurite_errors_come_back_unchanged(front: BlobFront, azurite: Azurite) 
         container.get_blob_client("missing").download_blob()
 
 
-def _client(front: BlobFront, **sizes: int) -> BlobServiceClient:
+class _Sizes(TypedDict, total=False):
+    """The SDK's transfer sizes a test sets."""
+
+    max_single_put_size: int
+    max_block_size: int
+    max_single_get_size: int
+    max_chunk_get_size: int
+
+
+def _client(front: BlobFront, **sizes: Unpack[_Sizes]) -> BlobServiceClient:
     return BlobServiceClient.from_connection_string(front.connection_string(ACCOUNT),
                                                     connection_verify=str(front.tls.ca_bundle), **sizes)
 
@@ -96,7 +106,7 @@ def test_azurite_still_authenticates_tokens(front: BlobFront) -> None:
                                 connection_verify=str(front.tls.ca_bundle), retry_total=0)
     with pytest.raises(ClientAuthenticationError) as info:
         service.get_container_client(unique_container()).create_container()
-    assert info.value.error_code == "AuthenticationFailed"
+    assert getattr(info.value, "error_code", None) == "AuthenticationFailed"
 
 
 def test_keep_alive_connection_serves_many_requests(front: BlobFront) -> None:

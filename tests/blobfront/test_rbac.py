@@ -166,7 +166,7 @@ def test_authentication_comes_before_authorization(world: World, front: BlobFron
                                 connection_verify=str(front.tls.ca_bundle), retry_total=0)
     with pytest.raises(ClientAuthenticationError) as info:
         service.get_blob_client(world.container, world.blob).download_blob()
-    assert info.value.error_code == "AuthenticationFailed"  # Azurite's answer, not a 403 mismatch
+    assert getattr(info.value, "error_code", None) == "AuthenticationFailed"  # Azurite's answer, not a 403 mismatch
     assert front.admin.requests()[-1]["decision"] == "refused-authentication"
 
 
@@ -202,7 +202,7 @@ def test_unknown_roles_and_scopes_are_rejected(front: BlobFront) -> None:
                   {"x": "Storage Blob Data Reader"},
                   ["not", "an", "object"]):
         with pytest.raises(BlobFrontAdminError) as info:
-            front.admin.set_roles(table)  # type: ignore[arg-type]
+            front.admin.set_roles(table)
         assert info.value.status == 400 and info.value.code == "InvalidRoleTable"
     assert front.admin.roles() is None
 
@@ -222,4 +222,4 @@ def test_seed_role_assignments_become_a_table() -> None:
 def test_http_errors_are_storage_errors(world: World) -> None:
     # HEAD answers carry the code in x-ms-error-code only; the SDK still reports it.
     err = storage_error(world.blob_client(TAGS).get_blob_properties)
-    assert isinstance(err, HttpResponseError) and err.error_code == MISMATCH[0]
+    assert isinstance(err, HttpResponseError) and getattr(err, "error_code", None) == MISMATCH[0]

@@ -29,6 +29,7 @@ def backup_container(e2e: E2E):
 
 def test_timer_tick_over_three_instances(e2e: E2E):
     """One instance succeeds, one is busy at first and succeeds after its retry, one can't back up."""
+    assert e2e.host is not None and e2e.stack.apim is not None
     e2e.configure([e2e.rid(PROD), e2e.rid(PREMIUM), e2e.rid(V2)])
     # Make the Premium instance busy: an operation someone else started is still running.
     e2e.admin.set_op_duration(4, service=PREMIUM)
@@ -88,6 +89,7 @@ def test_timer_tick_over_three_instances(e2e: E2E):
 
 
 def test_timer_refiring_for_the_same_slot_creates_nothing(e2e: E2E):
+    assert e2e.host is not None
     e2e.configure([e2e.rid(PROD)])
     e2e.host.fire_timer("plan_scheduled_backups")
     first = e2e.all_jobs()
@@ -118,6 +120,7 @@ def test_status_endpoint_reports_the_job(e2e: E2E):
     assert location.endswith(f"/api/operations/{response.json()['id']}")
     assert int(response.headers["Retry-After"]) >= 1
     e2e.wait_terminal([response.json()["id"]])
+    assert e2e.host is not None
     status = e2e.http("GET", location.split(e2e.host.http_url, 1)[1])
     assert status.status_code == 200
     body = status.json()
@@ -156,6 +159,7 @@ def test_a_job_past_its_deadline_times_out_and_is_announced(e2e: E2E):
     eventually(lambda: e2e.job(job_id).state is JobState.RUNNING)
     store = get_context().store
     job = store.get(job_id)
+    assert job is not None
     job.deadline = datetime.now(UTC) - timedelta(seconds=1)
     store.update(job)
     (done,) = e2e.wait_terminal([job_id], timeout=30)
@@ -214,6 +218,7 @@ def test_function_key_is_required(e2e: E2E):
 
 
 def test_bad_settings_are_named_and_lose_nothing(e2e: E2E):
+    assert e2e.host is not None
     e2e.configure(APIM_DR_INSTANCES="{broken", APIM_DR_BACKUP_CONTAINER="Bad_Container")
     response = e2e.http("POST", "/api/backups", json={"instance": "prod"})
     assert response.status_code == 503
@@ -242,6 +247,7 @@ def test_no_secret_in_logs_rows_or_responses(e2e: E2E, caplog: pytest.LogCapture
     caplog.set_level(logging.INFO)
     for name in ("dr_core", "apim_dr", "triggers", "azure"):
         caplog.set_level(logging.DEBUG, logger=name)
+    assert e2e.host is not None
     e2e.host.fire_timer("plan_scheduled_backups")
     jobs = e2e.wait_terminal([j.job_id for j in e2e.all_jobs()])
     assert {j.state for j in jobs} == {JobState.SUCCEEDED, JobState.FAILED}

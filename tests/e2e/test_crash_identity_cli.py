@@ -62,6 +62,7 @@ def test_worker_killed_between_post_and_record_starts_exactly_one_backup(bare: E
         survivor.stop()
     assert done.state is JobState.SUCCEEDED, done.error_message
     assert len(bare.posts(PROD)) == 1, "a redelivered start must not send a second POST .../backup"
+    assert bare.stack.azurite is not None
     conn = bare.stack.azurite.connection_string(bare.stack.backup_account)
     blob = BlobServiceClient.from_connection_string(conn).get_blob_client("apim-backups", done.blob_name)
     assert blob.get_blob_tags()["apimdr_job"] == job_id
@@ -78,10 +79,12 @@ def test_identity_mode_end_to_end(bare: E2E, tmp_path):
     try:
         response = _post_backup(host)
         assert response.status_code == 202, response.text
-        status_path = response.headers["Location"].split(host.http_url, 1)[1]
+        http_url = host.http_url
+        assert http_url
+        status_path = response.headers["Location"].split(http_url, 1)[1]
 
         def finished() -> dict | None:
-            body = requests.get(host.http_url + status_path, timeout=30,
+            body = requests.get(http_url + status_path, timeout=30,
                                 headers={"x-functions-key": next(iter(host.function_keys.values()))}).json()
             return body if body["state"] in ("Succeeded", "Failed", "TimedOut") else None
 

@@ -40,6 +40,7 @@ def restore_posts(e2e: E2E) -> list[dict]:
 
 
 def backup_container(e2e: E2E):
+    assert e2e.stack.azurite is not None
     conn = e2e.stack.azurite.connection_string(e2e.stack.backup_account)
     return BlobServiceClient.from_connection_string(conn).get_container_client("apim-backups")
 
@@ -119,6 +120,7 @@ def test_each_preflight_refusal_sends_nothing_to_arm(e2e: E2E, case: str):
         elif case == "target-busy":
             e2e.admin.update_service(STANDBY, provisioningState="Updating")
         elif case == "cors":
+            assert e2e.stack.azurite is not None
             cors_service = BlobServiceClient.from_connection_string(
                 e2e.stack.azurite.connection_string(e2e.stack.backup_account))
             cors_service.set_service_properties(cors=[CorsRule(["https://portal.contoso.com"], ["GET", "PUT"])])

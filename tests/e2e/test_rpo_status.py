@@ -65,7 +65,7 @@ def cli_in_process(*argv: str) -> tuple[int, str]:
 
 def cli_subprocess(e2e: E2E, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APIM_DR_", "AzureWebJobsStorage"))}
-    env.update(e2e.settings(**extra))
+    env.update(e2e.settings(None, **extra))
     return subprocess.run([sys.executable, "-m", "dr_core", *args], cwd=PROJECT_ROOT, env=env, text=True,
                           capture_output=True, timeout=180)
 

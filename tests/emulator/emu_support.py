@@ -239,7 +239,8 @@ def _typed(value: Any, kind: str, where: str) -> list[str]:
         return [p for i, item in enumerate(value) for p in _typed(item, kind[1:-1], f"{where}[{i}]")]
     if kind.startswith("{") and kind.endswith("}"):
         return [] if isinstance(value, dict) else [f"{where}: expected a map"]
-    simple = {"str": str, "iso-8601": str, "bool": bool, "int": int, "float": (int, float), "object": object}
+    simple: dict[str, type | tuple[type, ...]] = {
+        "str": str, "iso-8601": str, "bool": bool, "int": int, "float": (int, float), "object": object}
     if kind in simple:
         wrong = not isinstance(value, simple[kind]) or (kind == "int" and isinstance(value, bool))
         return [f"{where}: expected {kind}, got {value!r}"] if wrong else []

@@ -630,7 +630,8 @@ def check_backup_storage(infra: Infra) -> list[str]:
             or sku_param.get("default") not in GEO_REDUNDANT_SKUS:
         problems.append(f"{BACKUP_STORAGE}: the SKU must be limited to geo-redundant options")
     main_sku = infra.tree(MAIN)["parameters"].get("backupStorageSku", {})
-    main_allowed = next((d["argument"] for d in main_sku.get("decorators", []) if d["type"] == "allowed"), [])
+    main_allowed: list[Any] = next(
+        (d["argument"] for d in main_sku.get("decorators", []) if d["type"] == "allowed"), [])
     if not main_allowed or not set(main_allowed) <= GEO_REDUNDANT_SKUS \
             or main_sku.get("default") not in GEO_REDUNDANT_SKUS:
         problems.append(f"{MAIN}: backupStorageSku must be limited to geo-redundant options")
@@ -900,8 +901,8 @@ def check_parameters_file(infra: Infra) -> list[str]:
         value = entry.get("value")
         if not isinstance(value, str) or not AZD_VAR_RE.match(value):
             problems.append(f"{PARAMETERS_JSON}: {name} must map an azd variable (${{NAME}}), not a literal")
-    mapped = {AZD_VAR_RE.match(e["value"]).group(1) for e in params.values()
-              if isinstance(e.get("value"), str) and AZD_VAR_RE.match(e["value"])}
+    mapped = {match.group(1) for e in params.values()
+              if isinstance(e.get("value"), str) and (match := AZD_VAR_RE.match(e["value"]))}
     for required in ("AZURE_ENV_NAME", "AZURE_LOCATION"):
         if required not in mapped:
             problems.append(f"{PARAMETERS_JSON}: {required} is not mapped")

@@ -46,10 +46,12 @@ def test_records_are_created_once_and_replaced_only_if_unchanged(store: TableJob
 
 def test_restore_lock_is_taken_once_and_freed_by_its_holder(store: TableJobStore):
     assert store.take_restore_lock(TARGET, "restore-20261130T020000Z-apim-x-00000001")
-    assert store.lock_holder_id(TARGET)[0] == "restore-20261130T020000Z-apim-x-00000001"
+    holder = store.lock_holder_id(TARGET)
+    assert holder is not None and holder[0] == "restore-20261130T020000Z-apim-x-00000001"
     # The holder's job row does not exist (never created): an unknown holder counts as ended.
     assert store.take_restore_lock(TARGET, "restore-20261130T020001Z-apim-x-00000002")
-    assert store.lock_holder_id(TARGET)[0] == "restore-20261130T020001Z-apim-x-00000002"
+    holder = store.lock_holder_id(TARGET)
+    assert holder is not None and holder[0] == "restore-20261130T020001Z-apim-x-00000002"
 
 
 def test_documents_and_deletes_on_blob_storage(azurite):

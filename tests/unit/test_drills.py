@@ -386,6 +386,11 @@ def call(w: World, handler: str, *args: object, **kwargs: object) -> ApiResponse
     return guarded(lambda: getattr(api, handler)(*args, **kwargs))
 
 
+def body_of(response: ApiResponse) -> dict[str, Any]:
+    assert isinstance(response.body, dict), response.body
+    return response.body
+
+
 def two_drills(w: World) -> tuple[dict[str, Any], dict[str, Any]]:
     add_backup(w)
     first = started(w)
@@ -401,9 +406,9 @@ def test_history_is_newest_first_and_filtered_by_instance() -> None:
     first, second = two_drills(w)
     response = call(w, "list_drills", None)
     assert response.status == 200
-    assert [d["jobId"] for d in response.body["drills"]] == [second["jobId"], first["jobId"]]
-    assert all("announced" not in d for d in response.body["drills"])
-    assert len(call(w, "list_drills", "prod").body["drills"]) == 2
+    assert [d["jobId"] for d in body_of(response)["drills"]] == [second["jobId"], first["jobId"]]
+    assert all("announced" not in d for d in body_of(response)["drills"])
+    assert len(body_of(call(w, "list_drills", "prod"))["drills"]) == 2
     assert call(w, "list_drills", "apim-dev").body == {"drills": []}
 
 
@@ -413,7 +418,7 @@ def test_history_is_newest_first_and_filtered_by_instance() -> None:
 ])
 def test_history_of_bad_references(service: str, status: int) -> None:
     response = call(continuity_world(sync=False), "list_drills", service)
-    assert response.status == status and "error" in response.body
+    assert response.status == status and "error" in body_of(response)
 
 
 def test_post_drill_answers_202_with_the_drill_and_its_operation() -> None:
@@ -421,7 +426,7 @@ def test_post_drill_answers_202_with_the_drill_and_its_operation() -> None:
     add_backup(w)
     response = call(w, "post_drill", b'{"instance": "prod"}', base_url=BASE)
     assert response.status == 202, response.body
-    drill = response.body["drill"]
+    drill = body_of(response)["drill"]
     assert drill["state"] == "running" and drill["trigger"] == "on-demand" and "announced" not in drill
     assert response.headers["Location"] == f"{BASE}/api/operations/{drill['jobId']}"
 
@@ -438,7 +443,7 @@ def test_post_drill_refuses_bad_input(body: bytes | None, status: int, code: str
     w = continuity_world(sync=False)
     add_backup(w)
     response = call(w, "post_drill", body, base_url=BASE)
-    assert (response.status, response.body["error"]["code"]) == (status, code)
+    assert (response.status, body_of(response)["error"]["code"]) == (status, code)
     assert restore_jobs(w) == []
 
 
@@ -447,15 +452,15 @@ def test_post_drill_conflicts_and_refusals() -> None:
     add_backup(w)
     assert call(w, "post_drill", b'{"instance": "prod"}', base_url=BASE).status == 202
     busy = call(w, "post_drill", b'{"instance": "prod"}', base_url=BASE)
-    assert busy.status == 409 and busy.body["error"]["code"] == "DrillTargetBusy"
+    assert busy.status == 409 and body_of(busy)["error"]["code"] == "DrillTargetBusy"
     w2 = continuity_world(sync=False)
     w2.arm.add_service(DRILL, sku="Basic")
     add_backup(w2)
     refused = call(w2, "post_drill", b'{"instance": "prod"}', base_url=BASE)
-    assert refused.status == 422 and refused.body["drill"]["state"] == "failed"
+    assert refused.status == 422 and body_of(refused)["drill"]["state"] == "failed"
     w3 = continuity_world(sync=False)
     none = call(w3, "post_drill", b'{"instance": "prod"}', base_url=BASE)
-    assert none.status == 404 and none.body["error"]["code"] == "NoVerifiableBackup"
+    assert none.status == 404 and body_of(none)["error"]["code"] == "NoVerifiableBackup"
 
 
 def run_cli(w: World, *argv: str) -> tuple[int, str]:

@@ -51,7 +51,7 @@ def test_a_successful_backup_is_restored_into_the_standby_and_the_record_follows
 
     w.clock.advance(3600)
     ended = drive_restore(w, sync.job_id)
-    assert ended.state is JobState.SUCCEEDED
+    assert ended.state is JobState.SUCCEEDED and ended.finished_at is not None
     data = record(w)
     assert data["state"] == "Succeeded" and data["finishedAt"] == iso(ended.finished_at)
     assert data["lastSucceeded"] == {"backup": backup.blob_name, "backupCreatedAt": iso(T0),

@@ -64,7 +64,7 @@ def admin_only(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="enqueue", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.queue_output(arg_name="out", queue_name="%SAMPLE_OUT_QUEUE%", connection="SampleStorage")
-def enqueue(req: func.HttpRequest, out: func.Out[str]) -> func.HttpResponse:
+def enqueue(req: func.HttpRequest, out: func.Out[list[str]]) -> func.HttpResponse:
     out.set([req.get_body().decode("utf-8"), "second"])
     return func.HttpResponse(status_code=202)
 
