@@ -45,6 +45,35 @@ _STORAGE_RETRIES: dict[str, Any] = {"retry_total": 2, "initial_backoff": 0.5, "i
 _TABLE_RETRIES: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.5, "retry_backoff_max": 4}
 
 
+def _storage_retry(service: str) -> Any:
+    """The storage SDK's own exponential retry (``_STORAGE_RETRIES``), except after a token failure.
+
+    Blob and queue clients retry every ``AzureError``, also a ``ClientAuthenticationError`` raised by
+    the credential before any request is sent: a wrong client ID or a missing identity then took ~8 s
+    of backoff per call before it failed (measured), and no retry can fix it. azure-identity retries
+    the token endpoint's transient answers itself. Built on first use: no SDK import at start-up.
+    """
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.storage.blob import ExponentialRetry as BlobRetry
+    from azure.storage.queue import ExponentialRetry as QueueRetry
+
+    class BlobRetryUnlessNoToken(BlobRetry):
+        def increment(self, settings: dict[str, Any], request: Any, response: Any = None,
+                      error: Any = None) -> bool:
+            return not isinstance(error, ClientAuthenticationError) and super().increment(
+                settings, request, response=response, error=error)
+
+    class QueueRetryUnlessNoToken(QueueRetry):
+        def increment(self, settings: dict[str, Any], request: Any, response: Any = None,
+                      error: Any = None) -> bool:
+            return not isinstance(error, ClientAuthenticationError) and super().increment(
+                settings, request, response=response, error=error)
+
+    if service == "blob":
+        return BlobRetryUnlessNoToken(**_STORAGE_RETRIES)
+    return QueueRetryUnlessNoToken(**_STORAGE_RETRIES)
+
+
 def arm_scope(endpoint: str) -> str:
     return _ARM_AUDIENCES.get(endpoint.rstrip("/").lower(), "https://management.azure.com/.default")
 
@@ -129,7 +158,7 @@ class AzureClients:
                 policies: dict[str, Any] = {
                     "message_encode_policy": TextBase64EncodePolicy(),
                     "message_decode_policy": TextBase64DecodePolicy(),
-                    **_STORAGE_RETRIES,
+                    "retry_policy": _storage_retry("queue"),
                 }
                 storage = self.settings.app_storage
                 if storage.connection_string:
@@ -154,7 +183,7 @@ class AzureClients:
                 from azure.storage.blob import BlobServiceClient
 
                 self._backup_blobs = BlobServiceClient(self.settings.backup_blob_endpoint, credential=credential,
-                                                       **_STORAGE_RETRIES)
+                                                       retry_policy=_storage_retry("blob"))
             return self._backup_blobs
 
     def _app_storage_credential_unlocked(self) -> TokenCredential:
