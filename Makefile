@@ -54,14 +54,19 @@ lint: $(VENV)/.stamp
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
+# Parallel workers, each with its own local Azure (Azurite, emulator, host stand-in on free ports).
+# The e2e tests mostly wait on queues and operations, so 3 workers pay off even on 2 cores.
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 3
+
 test: setup tools lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 unit: $(VENV)/.stamp
 	$(PY) -m pytest tests/unit
 
 e2e: setup
-	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest -n $(TEST_WORKERS) tests/e2e
 
 bench: setup
 	$(PY) -m bench.run
