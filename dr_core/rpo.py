@@ -43,6 +43,7 @@ from .clock import from_iso, iso
 from .errors import DrError
 from .ids import ApimResourceId
 from .jobs import JobKind, JobState
+from .labels import RelabelOutcome, relabel_older_backups
 from .notify import Event
 from .settings import ProtectedInstance
 from .store import JobConflictError, Record, record_key
@@ -361,7 +362,29 @@ class RpoMonitor:
         except DrError as e:
             return unreadable(instance, e.message)
         watched = from_iso(record.data.get("watchedSince")) if record is not None else None
-        return assess(instance, entries, now=now, margin=self._margin, watched_since=watched or now)
+        assessment = assess(instance, entries, now=now, margin=self._margin, watched_since=watched or now)
+        if assessment.state in (RpoState.AT_RISK, RpoState.BREACHED):
+            older = self._older_backups(instance, entries)
+            if older:
+                assessment = assess(instance, [*entries, *older], now=now, margin=self._margin,
+                                    watched_since=watched or now)
+        return assessment
+
+    def _older_backups(self, instance: ProtectedInstance, entries: list[CatalogEntry]) -> list[CatalogEntry]:
+        """Before calling an instance at risk or breached: backups labelled before the catalog tag, relabelled.
+
+        Right after an upgrade the catalog query does not see them (the daily retention run relabels
+        them); without this the monitor would announce false breaches until then. Only unhappy
+        instances pay the extra query. A failure here is logged and the assessment stands.
+        """
+        try:
+            results = relabel_older_backups(self._backups, instance.container, instance.name,
+                                            known={e.blob_name for e in entries}, dry_run=False)
+        except DrError as e:
+            _module_logger.warning("%s: backups labelled before the catalog tag could not be looked for (%s)",
+                                   instance.name, e.message)
+            return []
+        return [r.entry for r in results if r.entry is not None and r.outcome is RelabelOutcome.RELABELLED]
 
     def _settle(self, instance: ProtectedInstance, record: Record | None, assessment: RpoAssessment,
                 now: datetime) -> RpoResult:

@@ -453,3 +453,22 @@ def test_the_rpo_line_carries_exactly_the_fields_the_workbook_and_alert_read(cap
             if isinstance(value, dict):
                 flat.update(f"{key}.{k}" for k in value)
     assert flat <= LOG_LINE_FIELDS["APIMDR_RPO"] and {"instance", "state", "since", "targetHours"} <= flat
+
+
+# -- backups labelled before the catalog tag (upgrades) ------------------------------------------------
+
+def test_backups_labelled_before_the_catalog_tag_are_relabelled_instead_of_a_false_breach() -> None:
+    w = world(settings([{"resourceId": rid(PROD), "alias": "prod"}]))
+    name = add_backup(w, created=w.clock.now() - timedelta(hours=3))
+    blob = w.backups.blobs[("apim-backups", name)]
+    blob.tags = {k: v for k, v in blob.tags.items() if k != "apimdr_catalog"}  # labelled by an older version
+    assert w.backups.find("apim-backups", PROD) == []
+    # Without the relabel: "no backup at all", at risk now and breached after one target's grace.
+    report = monitor(w).check_all()
+    assert report.count(RpoState.OK) == 1 and w.notifier.events == []
+    assert record(w)["state"] == "ok" and record(w)["newestRestorable"]["blobName"] == name
+    assert [e.blob_name for e in w.backups.find("apim-backups", PROD)] == [name]
+    assert w.backups.calls.count("set_tags") == 1
+    # From now on the catalog query finds it; an instance that reads ok never pays for the older query.
+    monitor(w).check_all()
+    assert w.backups.calls.count("set_tags") == 1 and w.backups.calls.count("finished_names") == 1
