@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .arm import ServiceInfo
 from .catalog import RESTORABLE_TIERS, CatalogEntry, entry_from_tags, parse_backup_blob_name
 from .clock import iso
-from .errors import ArmCallError, AzureUnavailableError, InvalidRequestError
+from .errors import ArmCallError, AzureUnavailableError, DrError, InvalidRequestError
 from .ids import ApimResourceId
 from .inventory import Resolved, UnknownInstanceError
 from .jobs import Job, JobKind, JobState, make_job_id
@@ -304,17 +304,36 @@ class Restorer:
             if entry.restorable_for(target_sku, now=now, margin=margin)[0]:
                 checks.append(Check("backup-exists", Outcome.PASS, f"latest restorable: {container}/{entry.blob_name}"))
                 return entry
+        older = self._uncatalogued_hint(container, source, entries)
         if not entries:
             checks.append(Check("backup-exists", Outcome.FAIL, f"no backup of {source.service_name} in {container}",
-                                "Start a backup of the source first (POST /api/backups) or name another source."))
+                                older or "Start a backup of the source first (POST /api/backups) or name another "
+                                         "source."))
             return None
         reasons = sorted({entry.restorable_for(target_sku, now=now, margin=margin)[1] or "" for entry in entries})
         checks.append(Check("backup-exists", Outcome.FAIL,
                             f"none of the {len(entries)} backups of {source.service_name} can be restored into the "
                             f"target: {'; '.join(reasons)[:400]}",
-                            "Take a new backup of the source, or restore into an instance of the backup's tier."))
+                            older or "Take a new backup of the source, or restore into an instance of the backup's "
+                                     "tier."))
         # Report the newest one so the individual checks below say exactly why.
         return entries[0]
+
+    def _uncatalogued_hint(self, container: str, source: ApimResourceId, entries: list[CatalogEntry]) -> str | None:
+        """What to do when backups labelled by an older apim-dr (no catalog tag) exist; None if there are none.
+
+        Read only (a preflight changes nothing): relabelling is the CLI's or the daily retention run's.
+        """
+        try:
+            names = set(self._backups.finished_names(container, source.service_name))
+        except DrError:
+            return None
+        older = len(names - {e.blob_name for e in entries})
+        if not older:
+            return None
+        return (f"{older} backup(s) of {source.service_name} were labelled by an older apim-dr version and are not "
+                f"in the catalog yet: run `apim-dr backups relabel --service {source.service_name}` (the daily "
+                "retention run does it too), then retry.")
 
     def _check_cors(self, plan: RestorePlan) -> None:
         try:

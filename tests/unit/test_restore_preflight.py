@@ -173,3 +173,20 @@ def test_a_primary_without_a_standby_restores_its_own_backup() -> None:
     add_backup(w)
     plan = w.ctx.restorer().plan(RestoreRequest(target=PROD, confirm=PROD))
     assert plan.source == plan.target and not plan.refused
+
+
+def test_backups_labelled_before_the_catalog_tag_are_named_with_what_to_do_and_nothing_is_written() -> None:
+    w = ready_world()
+    w.backups.blobs.clear()
+    older = add_backup(w)
+    blob = w.backups.blobs[("apim-backups", older)]
+    blob.tags = {k: v for k, v in blob.tags.items() if k != "apimdr_catalog"}  # labelled by an older version
+    plan = w.ctx.restorer().plan(RestoreRequest(target=STANDBY))
+    (check,) = [c for c in plan.failed_checks if c.name == "backup-exists"]
+    assert "1 backup(s) of apim-prod were labelled by an older apim-dr version" in (check.remediation or "")
+    assert "apim-dr backups relabel --service apim-prod" in (check.remediation or "")
+    assert "set_tags" not in w.backups.calls  # a preflight changes nothing
+    w.backups.blobs.clear()
+    plan = w.ctx.restorer().plan(RestoreRequest(target=STANDBY))
+    (check,) = [c for c in plan.failed_checks if c.name == "backup-exists"]
+    assert (check.remediation or "").startswith("Start a backup of the source first")
