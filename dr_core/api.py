@@ -201,10 +201,7 @@ class Api:
         """``GET /api/backups?service=<name | alias | resource ID>``: the catalog of one instance, newest first."""
         if not service:
             raise InvalidRequestError("query parameter 'service' is required", fields={"service": "required"})
-        try:
-            instance = self._ctx.resolver().protected(service)
-        except InvalidRequestError as e:
-            raise InvalidRequestError(f"service: {e.message}", fields={"service": e.message}) from e
+        instance = self._ctx.resolver().named(service)
         target_sku = None
         warnings: list[str] = []
         if instance.standby is not None:
@@ -254,11 +251,7 @@ class Api:
         if service is not None and not service.strip():
             raise InvalidRequestError("query parameter 'service' is empty; omit it to list every drill",
                                       fields={"service": "empty"})
-        try:
-            drills = self._ctx.drills().history(service)
-        except InvalidRequestError as e:
-            raise InvalidRequestError(f"service: {e.message}", fields={"service": e.message}) from e
-        return ApiResponse(200, {"drills": drills})
+        return ApiResponse(200, {"drills": self._ctx.drills().history(service)})
 
     def post_drill(self, body: bytes | None, *, base_url: str) -> ApiResponse:
         """``POST /api/drills`` ``{"instance": "<resource ID | alias | service name>"}``: a drill now.

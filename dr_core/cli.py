@@ -458,12 +458,8 @@ def _prune(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
 def _relabel(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
     from .labels import RelabelOutcome, relabel_older_backups
 
-    resolver = ctx.resolver()
-    if args.service is not None:
-        instances, problems = [resolver.protected(args.service)], []
-    else:
-        inventory = resolver.inventory()
-        instances, problems = list(inventory.instances), list(inventory.problems)
+    selected = ctx.resolver().select(args.service)
+    instances, problems = selected.instances, selected.problems
     for problem in problems:
         out.line(f"problem: {problem}")
     report: list[dict[str, Any]] = []

@@ -382,7 +382,7 @@ class Drills:
         """Drills newest first, of one protected instance (resource ID, alias or name) or of all."""
         records = [r.data for r in self._store.records(KIND)]
         if service is not None:
-            key = self._resolver.protected(service).resource_id.key
+            key = self._resolver.named(service).resource_id.key
             records = [d for d in records if str(d.get("instance") or "").lower() == key]
         records.sort(key=lambda d: str(d.get("requestedAt") or ""), reverse=True)
         return [public_view(d) for d in records[:_MAX_HISTORY]]

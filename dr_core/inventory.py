@@ -111,6 +111,25 @@ class InstanceResolver:
         assert found.protected is not None
         return found.protected
 
+    def named(self, service: object) -> ProtectedInstance:
+        """:meth:`protected` for a request's ``service`` parameter: a bad reference is reported as that field.
+
+        :raises InvalidRequestError: (``service: ...``) not a sane reference. :raises UnknownInstanceError:
+            it names no protected instance.
+        """
+        try:
+            return self.protected(service)
+        except InvalidRequestError as e:
+            raise InvalidRequestError(f"service: {e.message}", fields={"service": e.message}) from e
+
+    def select(self, service: object | None) -> Inventory:
+        """The one instance ``service`` names (see :meth:`named`), or, when None, every protected one with the
+        inventory's problems (bad entries, failed discovery)."""
+        if service is None:
+            inventory = self.inventory()
+            return Inventory(list(inventory.instances), list(inventory.problems))
+        return Inventory([self.named(service)])
+
     def instance_or_standby(self, reference: object) -> Resolved:
         """A protected instance, or a configured standby or drill target of one (restore targets and sources)."""
         return self._find(reference, standbys=True)

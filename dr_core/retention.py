@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from .backup_store import DeleteOutcome
 from .clock import iso
-from .errors import DrError, InvalidRequestError
+from .errors import DrError
 from .jobs import JobKind
 from .labels import RelabelOutcome, RelabelResult, relabel_older_backups
 from .restore import RESTORABLE_TIERS
@@ -313,16 +313,9 @@ class RetentionPruner:
         started = self._monotonic()
         now = self._clock.now()
         report = RetentionReport(dry_run=dry_run, generated_at=now)
-        if service is not None:
-            try:
-                instances = [self._resolver.protected(service)]
-            except InvalidRequestError as e:
-                raise InvalidRequestError(f"service: {e.message}", fields={"service": e.message}) from e
-        else:
-            inventory = self._resolver.inventory()
-            instances = list(inventory.instances)
-            report.problems = list(inventory.problems)
-        instances = _distinct(instances)
+        selected = self._resolver.select(service)
+        report.problems = selected.problems
+        instances = _distinct(selected.instances)
         in_use = self._backups_in_use(now)
 
         use_cursor = budget_seconds is not None and service is None

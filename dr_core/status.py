@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .catalog import CatalogEntry
 from .clock import from_iso, iso, iso_or_none
-from .errors import DrError, InvalidRequestError
+from .errors import DrError
 from .ids import ApimResourceId, InvalidResourceIdError
 from .jobs import Job, JobKind, JobState
 from .rpo import PARALLEL_QUERIES, RECORD_KIND, assess, next_record_data, rpo_key, rpo_view, unreadable
@@ -75,16 +75,8 @@ class PostureStatus:
         :raises UnknownInstanceError: ``service`` names no protected instance.
         """
         now = self._clock.now()
-        problems: list[str] = []
-        if service is None:
-            inventory = self._resolver.inventory()
-            instances = list(inventory.instances)
-            problems.extend(inventory.problems)
-        else:
-            try:
-                instances = [self._resolver.protected(service)]
-            except InvalidRequestError as e:
-                raise InvalidRequestError(f"service: {e.message}", fields={"service": e.message}) from e
+        selected = self._resolver.select(service)
+        instances, problems = selected.instances, selected.problems
         rpo_records = self._rpo_records(instances, problems)
         standbys = _index_standbys(self._records(STANDBY_KIND, problems))
         drills = _index_drills(self._records(DRILL_KIND, problems))
