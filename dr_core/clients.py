@@ -54,24 +54,20 @@ def _storage_retry(service: str) -> Any:
     the token endpoint's transient answers itself. Built on first use: no SDK import at start-up.
     """
     from azure.core.exceptions import ClientAuthenticationError
-    from azure.storage.blob import ExponentialRetry as BlobRetry
-    from azure.storage.queue import ExponentialRetry as QueueRetry
 
-    class BlobRetryUnlessNoToken(BlobRetry):
-        def increment(self, settings: dict[str, Any], request: Any, response: Any = None,
-                      error: Any = None) -> bool:
-            return not isinstance(error, ClientAuthenticationError) and super().increment(
-                settings, request, response=response, error=error)
-
-    class QueueRetryUnlessNoToken(QueueRetry):
-        def increment(self, settings: dict[str, Any], request: Any, response: Any = None,
-                      error: Any = None) -> bool:
-            return not isinstance(error, ClientAuthenticationError) and super().increment(
-                settings, request, response=response, error=error)
-
+    base: Any  # the package's own policy: a queue client never imports the blob SDK, nor the other way round
     if service == "blob":
-        return BlobRetryUnlessNoToken(**_STORAGE_RETRIES)
-    return QueueRetryUnlessNoToken(**_STORAGE_RETRIES)
+        from azure.storage.blob import ExponentialRetry as base
+    else:
+        from azure.storage.queue import ExponentialRetry as base
+
+    class RetryUnlessNoToken(base):  # the base is chosen at run time
+        def increment(self, settings: dict[str, Any], request: Any, response: Any = None,
+                      error: Any = None) -> bool:
+            return not isinstance(error, ClientAuthenticationError) and bool(super().increment(
+                settings, request, response=response, error=error))
+
+    return RetryUnlessNoToken(**_STORAGE_RETRIES)
 
 
 def arm_scope(endpoint: str) -> str:

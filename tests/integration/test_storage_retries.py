@@ -54,14 +54,21 @@ def azure_clients(azurite: Azurite, credential: CountingCredential, *, blob_endp
     return AzureClients(settings, credential=credential)
 
 
-def test_no_token_fails_at_once_without_retrying(azurite: Azurite):
+@pytest.mark.parametrize("service", ["blob", "queue"])
+def test_no_token_fails_at_once_without_retrying(azurite: Azurite, service: str):
     credential = CountingCredential(fail=True)
-    blobs = azure_clients(azurite, credential, blob_endpoint=azurite.endpoint("blob", BACKUP_ACCOUNT)).backup_blobs()
+    clients = azure_clients(azurite, credential, blob_endpoint=azurite.endpoint("blob", BACKUP_ACCOUNT))
     retries: list[int] = []
+
+    def hook(retry_count: int, **_: Any) -> None:
+        retries.append(retry_count)
+
     started = time.monotonic()
     with pytest.raises(ClientAuthenticationError):
-        blobs.get_container_client("apim-backups").get_container_properties(
-            retry_hook=lambda retry_count, **_: retries.append(retry_count))
+        if service == "blob":
+            clients.backup_blobs().get_container_client("apim-backups").get_container_properties(retry_hook=hook)
+        else:
+            clients.work_queue().get_queue_properties(retry_hook=hook)
     assert credential.calls == 1 and retries == [] and time.monotonic() - started < 1.0
 
 
