@@ -23,8 +23,9 @@ from .errors import DrError
 
 if TYPE_CHECKING:
     from .backup_store import BackupStore
+    from .settings import ProtectedInstance
 
-__all__ = ["LOG_PREFIX", "RelabelOutcome", "RelabelResult", "relabel_older_backups"]
+__all__ = ["LOG_PREFIX", "RelabelOutcome", "RelabelResult", "relabel_in_a_run", "relabel_older_backups"]
 
 logger = logging.getLogger(__name__)
 LOG_PREFIX = "APIMDR_RELABEL"
@@ -80,6 +81,22 @@ def relabel_older_backups(backups: BackupStore, container: str, service_name: st
         _log(result, logging.INFO)
         results.append(result)
     return results
+
+
+def relabel_in_a_run(backups: BackupStore, instance: ProtectedInstance, entries: list[CatalogEntry], *,
+                     dry_run: bool) -> list[RelabelResult]:
+    """:func:`relabel_older_backups` of ``instance`` beside its catalog ``entries``, for a timer's run.
+
+    A failed look (the older query) is logged and reads as "none": the run goes on with the catalog as
+    it is, and the next run looks again. A result's ``entry`` is what the catalog shows for it now.
+    """
+    try:
+        return relabel_older_backups(backups, instance.container, instance.name,
+                                     known={e.blob_name for e in entries}, dry_run=dry_run)
+    except DrError as e:
+        logger.warning("%s: backups labelled before the catalog tag could not be looked for (%s); the next run "
+                       "tries again", instance.name, e.message)
+        return []
 
 
 def _log(result: RelabelResult, level: int) -> None:

@@ -37,7 +37,7 @@ from .backup_store import DeleteOutcome
 from .clock import iso
 from .errors import DrError
 from .jobs import JobKind
-from .labels import RelabelOutcome, RelabelResult, relabel_older_backups
+from .labels import RelabelOutcome, RelabelResult, relabel_in_a_run
 from .restore import RESTORABLE_TIERS
 from .store import Record
 
@@ -360,25 +360,15 @@ class RetentionPruner:
                   "container": instance.container, "blobName": None, "detail": f"the catalog could not be read: "
                   f"{e.message}"}, level=logging.ERROR)
             return report
-        entries += self._older_backups(instance, entries, dry_run, report)
+        # Backups labelled before the catalog tag: given it now (so the catalog finds them), decided on too.
+        report.relabelled = relabel_in_a_run(self._backups, instance, entries, dry_run=dry_run)
+        entries += [r.entry for r in report.relabelled if r.entry is not None]
         entries.sort(key=lambda e: e.created, reverse=True)
         posture = instance.posture
         for decision in plan_instance(entries, keep_last=posture.keep_last, max_age_days=posture.max_age_days,
                                       now=now, in_use=in_use):
             report.results.append(self._apply(instance, decision, dry_run))
         return report
-
-    def _older_backups(self, instance: ProtectedInstance, entries: list[CatalogEntry], dry_run: bool,
-                       report: InstanceReport) -> list[CatalogEntry]:
-        """Backups labelled before the catalog tag: given it now (so the catalog finds them) and decided on too."""
-        try:
-            report.relabelled = relabel_older_backups(self._backups, instance.container, instance.name,
-                                                      known={e.blob_name for e in entries}, dry_run=dry_run)
-        except DrError as e:
-            logger.warning("%s: backups labelled before the catalog tag could not be looked for (%s); the next run "
-                           "tries again", instance.name, e.message)
-            return []
-        return [r.entry for r in report.relabelled if r.entry is not None]
 
     def _apply(self, instance: ProtectedInstance, decision: Decision, dry_run: bool) -> BackupResult:
         if decision.action is Action.KEEP:

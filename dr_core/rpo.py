@@ -43,7 +43,7 @@ from .clock import from_iso, iso
 from .errors import DrError
 from .ids import ApimResourceId
 from .jobs import JobKind, JobState
-from .labels import RelabelOutcome, relabel_older_backups
+from .labels import relabel_in_a_run
 from .notify import Event
 from .settings import ProtectedInstance
 from .store import JobConflictError, Record, record_key
@@ -364,27 +364,15 @@ class RpoMonitor:
         watched = from_iso(record.data.get("watchedSince")) if record is not None else None
         assessment = assess(instance, entries, now=now, margin=self._margin, watched_since=watched or now)
         if assessment.state in (RpoState.AT_RISK, RpoState.BREACHED):
-            older = self._older_backups(instance, entries)
+            # Right after an upgrade the catalog query misses backups labelled before the catalog tag (the
+            # daily retention run relabels them): relabel now rather than announce a false breach. Only
+            # unhappy instances pay the extra query.
+            older = [r.entry for r in relabel_in_a_run(self._backups, instance, entries, dry_run=False)
+                     if r.entry is not None]
             if older:
                 assessment = assess(instance, [*entries, *older], now=now, margin=self._margin,
                                     watched_since=watched or now)
         return assessment
-
-    def _older_backups(self, instance: ProtectedInstance, entries: list[CatalogEntry]) -> list[CatalogEntry]:
-        """Before calling an instance at risk or breached: backups labelled before the catalog tag, relabelled.
-
-        Right after an upgrade the catalog query does not see them (the daily retention run relabels
-        them); without this the monitor would announce false breaches until then. Only unhappy
-        instances pay the extra query. A failure here is logged and the assessment stands.
-        """
-        try:
-            results = relabel_older_backups(self._backups, instance.container, instance.name,
-                                            known={e.blob_name for e in entries}, dry_run=False)
-        except DrError as e:
-            _module_logger.warning("%s: backups labelled before the catalog tag could not be looked for (%s)",
-                                   instance.name, e.message)
-            return []
-        return [r.entry for r in results if r.entry is not None and r.outcome is RelabelOutcome.RELABELLED]
 
     def _settle(self, instance: ProtectedInstance, record: Record | None, assessment: RpoAssessment,
                 now: datetime) -> RpoResult:
