@@ -34,7 +34,7 @@ SIZES = (100, 1000, 2000)
 
 
 def _upload(container: ContainerClient, service: str, count: int, *, start: int = 0) -> None:
-    """``count`` tagged backups of ``service``, an hour apart, newest now (all within the 30 days)."""
+    """``count`` tagged backups of ``service``, a minute apart, newest now (all within the 30 days)."""
     now = datetime.now(UTC).replace(microsecond=0)
 
     def one(index: int) -> None:

@@ -94,8 +94,6 @@ def parse_json_object(body: bytes | None, *, allowed: set[str]) -> dict[str, Any
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidRequestError(f"the request body is not valid JSON: {str(e)[:120]}") from e
-    except RecursionError as e:
-        raise InvalidRequestError("the request body is nested too deeply; expected a flat JSON object") from e
     if not isinstance(data, dict):
         raise InvalidRequestError(f"the request body must be a JSON object, got a JSON {type(data).__name__}")
     unknown = sorted(k for k in data if k not in allowed)
@@ -239,12 +237,8 @@ class Api:
         """``GET /api/dashboard``: the status page (one self-contained HTML document, no external fetch)."""
         from .dashboard import page_headers, render_dashboard
 
-        status = self._status_report()
+        status = self._ctx.posture_status().build(None)  # the same document as GET /api/status
         return ApiResponse.page(render_dashboard(status, now=self._ctx.clock.now()), page_headers())
-
-    def _status_report(self) -> dict[str, Any]:
-        """The ``/api/status`` document the page renders (the same builder as ``GET /api/status``)."""
-        return self._ctx.posture_status().build(None)
 
     def list_drills(self, service: str | None) -> ApiResponse:
         """``GET /api/drills[?service=<name | alias | resource ID>]``: restore drills, newest first."""

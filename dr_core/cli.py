@@ -131,8 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     prune = sub.add_parser("prune", help="delete backups past their instance's retention (keepLast, maxAgeDays)")
     prune.add_argument("--service", help="one protected instance (resource ID, alias or service name); default: all")
     prune.add_argument("--dry-run", action="store_true", help="show each decision and its reason; delete nothing")
-    # Also accepted after the command; SUPPRESS leaves the global --json alone when absent here.
-    prune.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
+    _json_option(prune)
 
     status = sub.add_parser(
         "status", help="the posture of every protected instance, or one job",
@@ -144,9 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("job_id", nargs="?", help="a job ID (backup-... or restore-...); omit for the posture table")
     status.add_argument("--service", help="only this instance (resource ID, alias or service name)")
     _wait_options(status)
-    # `apim-dr status --json` as well as `apim-dr --json status`: SUPPRESS keeps the flag given before
-    # the command from being reset by the command's own default.
-    status.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
+    _json_option(status)
 
     drills = sub.add_parser("drills", help="restore drill history, newest first")
     drills.add_argument("--service", help="only drills of this instance (resource ID, alias or service name)")
@@ -365,9 +362,8 @@ def _drill_start(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
     if drill["state"] == "running" and args.wait:
         job = _follow(ctx, drill["jobId"], args, out)
         # The worker that ended the job verified the drill, unless it was not this process: do it (idempotent).
-        finished = runner.finish(job) if job.state.terminal else None
-        latest = ctx.store.get_record("drill", drill["jobId"])
-        drill = public_view(latest.data if latest is not None else finished or drill)
+        finished = runner.finish(job) if job.state.terminal else None  # the record as it stands now
+        drill = public_view(finished) if finished is not None else drill
     out.line(_drill_line(drill))
     _drill_details(drill, out)
     out.result({"drill": drill})

@@ -143,8 +143,6 @@ def test_delete_is_covered_only_by_the_retention_role(infra):
     calls, _ = scan_source("def f(blob):\n    blob.delete_blob()\n", "dr_core/new.py")
     (need,), _ = needs(calls)
     assert need.scope == BACKUP_STORAGE
-    from tests.infra.rbac_model import uncovered
-
     assert not uncovered(need, grants(infra))
     without = infra.mutated(MAIN, "      customRoles.outputs.backupRetentionRoleId\n",
                             "      customRoles.outputs.backupDataRoleId\n")
