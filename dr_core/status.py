@@ -236,7 +236,8 @@ def _drill_view(data: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     return {"jobId": _text(data.get("jobId")), "state": _text(data.get("state")),
             "rtoSeconds": _number(data.get("rtoSeconds")), "rpoHoursAtDrill": _number(data.get("rpoHoursAtDrill")),
-            "finishedAt": _moment(data.get("finishedAt")), "target": _text(data.get("target"))}
+            "finishedAt": _moment(data.get("finishedAt")), "target": _text(data.get("target")),
+            "error": _error(data.get("error"))}
 
 
 def _resource_key(value: object) -> str | None:

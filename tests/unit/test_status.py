@@ -304,7 +304,10 @@ def test_the_last_drill_is_the_newest_drill_record_of_the_instance() -> None:
                                                        "requestedAt": iso(T0)}))
     assert view_of(w)["lastDrill"] == {"jobId": "restore-new", "state": "failed", "rtoSeconds": 1200.5,
                                        "rpoHoursAtDrill": 3.25, "finishedAt": iso(T0 - timedelta(hours=23)),
-                                       "target": rid("apim-drill")}
+                                       "target": rid("apim-drill"),
+                                       # Why it failed reaches the status page (the page renders it).
+                                       "error": {"code": "VerificationFailed", "message": None,
+                                                 "remediation": None}}
     assert view_of(w, DEV)["lastDrill"]["jobId"] == "restore-dev", "the record key stands in for a missing jobId"
 
 
@@ -320,9 +323,9 @@ def test_drill_records_without_a_primary_or_a_time_are_skipped(data: dict[str, A
 def test_odd_drill_values_are_nulled() -> None:
     w = world()
     drill(w, "restore-x", {"requestedAt": iso(T0), "state": {"a": 1}, "rtoSeconds": True,
-                           "rpoHoursAtDrill": float("nan"), "finishedAt": 12, "target": None})
+                           "rpoHoursAtDrill": float("nan"), "finishedAt": 12, "target": None, "error": "boom"})
     assert view_of(w)["lastDrill"] == {"jobId": "restore-x", "state": None, "rtoSeconds": None,
-                                       "rpoHoursAtDrill": None, "finishedAt": None, "target": None}
+                                       "rpoHoursAtDrill": None, "finishedAt": None, "target": None, "error": None}
 
 
 # -- the CLI -------------------------------------------------------------------------------------------------
