@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from .store import JobStore
 
 __all__ = [
-    "RESTORABLE_TIERS",
     "Check",
     "Outcome",
     "RestorePlan",

@@ -38,7 +38,7 @@ from .clock import iso
 from .errors import DrError
 from .jobs import JobKind
 from .labels import RelabelOutcome, RelabelResult, relabel_in_a_run
-from .restore import RESTORABLE_TIERS
+from .manifest import MANIFEST_SUFFIX
 from .store import Record
 
 if TYPE_CHECKING:
@@ -62,7 +62,6 @@ __all__ = [
     "RetentionIncompleteError",
     "RetentionPruner",
     "RetentionReport",
-    "is_restorable",
     "plan_instance",
 ]
 
@@ -71,7 +70,7 @@ _module_logger = logging.getLogger(__name__)
 
 LOG_PREFIX = "APIMDR_RETENTION "
 # Documents other features keep next to a backup, named after it; they are deleted with it.
-SIDECAR_SUFFIXES = (".manifest.json",)
+SIDECAR_SUFFIXES = (MANIFEST_SUFFIX,)
 # Restores run at most APIM_DR_RESTORE_TIMEOUT_MINUTES (<= 1 day); their job rows are found by day.
 _IN_USE_DAYS = 3
 # Instances handled at once: each is one catalog query plus its deletes, all waiting on storage.
@@ -127,16 +126,6 @@ class Decision:
     age_days: float
 
 
-def is_restorable(entry: CatalogEntry, now: datetime) -> bool:
-    """Whether APIM would still restore this backup into an instance of its own tier."""
-    return entry.restorable_for(None, now=now)[0] and entry.sku.lower() in RESTORABLE_TIERS
-
-
-def _not_restorable_because(entry: CatalogEntry, now: datetime) -> str:
-    reason = entry.restorable_for(None, now=now)[1]
-    return reason or f"its tier {entry.sku or '(unknown)'} cannot restore"
-
-
 def plan_instance(entries: Iterable[CatalogEntry], *, keep_last: int, max_age_days: int, now: datetime,
                   in_use: Mapping[tuple[str, str], str] | None = None) -> list[Decision]:
     """Keep or delete each backup of one instance, newest first, with the reason (pure: no I/O).
@@ -144,7 +133,7 @@ def plan_instance(entries: Iterable[CatalogEntry], *, keep_last: int, max_age_da
     ``in_use`` maps ``(container, blob name)`` to the unfinished restore job that reads it.
     """
     ordered = sorted(entries, key=lambda e: (e.created, e.blob_name), reverse=True)
-    newest_restorable = next((e for e in ordered if is_restorable(e, now)), None)
+    newest_restorable = next((e for e in ordered if e.restorable(now=now)[0]), None)
     max_age = timedelta(days=max_age_days)
     in_use = in_use or {}
     decisions: list[Decision] = []
@@ -166,8 +155,9 @@ def plan_instance(entries: Iterable[CatalogEntry], *, keep_last: int, max_age_da
             decisions.append(keep(Reason.IN_USE,
                                   f"read by unfinished restore {in_use[(entry.container, entry.blob_name)]}"))
         else:
-            if not is_restorable(entry, now):
-                restorable = f"not restorable: {_not_restorable_because(entry, now)}"
+            able, why_not = entry.restorable(now=now)
+            if not able:
+                restorable = f"not restorable: {why_not}"
             else:
                 assert newest_restorable is not None  # this one is restorable, so a newest one exists
                 restorable = f"a newer backup is restorable ({newest_restorable.blob_name})"
@@ -362,8 +352,7 @@ class RetentionPruner:
             return report
         # Backups labelled before the catalog tag: given it now (so the catalog finds them), decided on too.
         report.relabelled = relabel_in_a_run(self._backups, instance, entries, dry_run=dry_run)
-        entries += [r.entry for r in report.relabelled if r.entry is not None]
-        entries.sort(key=lambda e: e.created, reverse=True)
+        entries += [r.entry for r in report.relabelled if r.entry is not None]  # plan_instance orders them
         posture = instance.posture
         for decision in plan_instance(entries, keep_last=posture.keep_last, max_age_days=posture.max_age_days,
                                       now=now, in_use=in_use):

@@ -561,10 +561,3 @@ def test_a_drill_that_cannot_start_is_logged_with_its_reason(caplog: pytest.LogC
                if r.getMessage().startswith(LOG_PREFIX)]
     assert line["state"] == "not-started" and line["error"]["code"] == "NoVerifiableBackup"
     assert line["target"] == rid(DRILL) and line["error"]["remediation"]
-
-
-def test_retention_deletes_a_backups_manifest_with_it() -> None:
-    from dr_core.manifest import MANIFEST_SUFFIX
-    from dr_core.retention import SIDECAR_SUFFIXES
-
-    assert MANIFEST_SUFFIX in SIDECAR_SUFFIXES

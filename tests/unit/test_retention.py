@@ -104,7 +104,7 @@ def test_plan_reasons_say_why():
     assert "not restorable: expired on" in why[entry(40).blob_name]
     assert "expired on" in why[entry(41, "Isolated").blob_name]  # expiry is named before the tier
     young_isolated = plan_instance([entry(0), entry(3, "Isolated")], keep_last=1, max_age_days=1, now=T0)
-    assert "its tier Isolated cannot restore" in young_isolated[1].why
+    assert "the Isolated tier cannot be restored" in young_isolated[1].why
     newest = plan_instance([entry(0, "BasicV2"), entry(20)], keep_last=1, max_age_days=1, now=T0)
     assert newest[1].reason is Reason.NEWEST_RESTORABLE and "expires 2026-12-10" in newest[1].why
 
