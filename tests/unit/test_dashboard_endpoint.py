@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta
-from typing import Any
 
 from dr_core.api import ApiResponse, guarded
 from dr_core.catalog import backup_blob_name, backup_tags
@@ -15,10 +14,6 @@ from tests.unit.fakes import T0, World, rid, world
 
 PROD, DEV, STANDBY = "apim-prod", "apim-dev", "apim-dr"
 _ids = itertools.count(1)
-
-
-def stamp(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"  # the catalog's own format
 
 
 def add_backup(w: World, service: str = PROD, *, age: timedelta, sku: str = "Standard") -> str:
@@ -40,24 +35,6 @@ def add_job(w: World, kind: JobKind, state: JobState, *, service: str = PROD, en
     return w.store.put(job)
 
 
-def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {i["serviceName"]: i for i in report["instances"]}
-
-
-class BrokenStore:
-    """Wraps a fake store; the named parts raise as an unreachable storage account would."""
-
-    def __init__(self, inner: Any, broken: set[str]) -> None:
-        self._inner, self._broken = inner, broken
-
-    def __getattr__(self, name: str) -> Any:
-        if name in self._broken:
-            def fail(*args: Any, **kwargs: Any) -> Any:
-                raise AzureUnavailableError("the app's storage did not answer")
-            return fail
-        return getattr(self._inner, name)
-
-
 # -- GET /api/dashboard --------------------------------------------------------------------------------
 def test_dashboard_answers_the_page_with_its_headers() -> None:
     w = world()
@@ -77,7 +54,6 @@ def test_a_page_with_an_unencodable_character_still_encodes() -> None:
 
 def test_dashboard_errors_stay_json() -> None:
     w = world()
-    w.ctx._store = BrokenStore(w.store, {"records", "recent_jobs"})  # type: ignore[assignment]
     w.ctx.resolver = lambda: (_ for _ in ()).throw(AzureUnavailableError("down"))  # type: ignore[method-assign]
     response = guarded(lambda: w.ctx.api().dashboard())
     assert response.status == 503 and response.html is None and response.mimetype == "application/json"

@@ -466,7 +466,8 @@ def test_cli_real_run_and_exit_codes(cli_world):
     (("prune", "--service", "prod\n; rm -rf /"), 5),
 ])
 def test_cli_hostile_services(cli_world, argv, code):
-    add_backup(cli_world, 40)
+    for age in (0, 1, 40):  # keepLast 2: a real prune of prod would delete the 40-day one
+        add_backup(cli_world, age)
     result, text = run_cli(*argv)
     assert result == code, text
     assert cli_world.backups.deleted == []

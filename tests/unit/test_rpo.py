@@ -441,6 +441,7 @@ def test_the_rpo_line_carries_exactly_the_fields_the_workbook_and_alert_read(cap
     from tests.infra.bicep_model import LOG_LINE_FIELDS
 
     w = world()
+    add_backup(w, created=T0 - timedelta(hours=3))  # so newestRestorable is an object, its fields checked too
     with caplog.at_level(logging.INFO):
         w.ctx.rpo_monitor().check_all()
     lines = [json.loads(r.getMessage().split(" ", 1)[1]) for r in caplog.records
@@ -452,7 +453,8 @@ def test_the_rpo_line_carries_exactly_the_fields_the_workbook_and_alert_read(cap
             flat.add(key)
             if isinstance(value, dict):
                 flat.update(f"{key}.{k}" for k in value)
-    assert flat <= LOG_LINE_FIELDS["APIMDR_RPO"] and {"instance", "state", "since", "targetHours"} <= flat
+    assert flat <= LOG_LINE_FIELDS["APIMDR_RPO"]
+    assert {"instance", "state", "since", "targetHours", "newestRestorable.createdAt"} <= flat
 
 
 # -- backups labelled before the catalog tag (upgrades) ------------------------------------------------

@@ -69,10 +69,13 @@ def test_without_opt_in_nothing_is_restored() -> None:
 def test_the_follower_is_idempotent() -> None:
     w = continuity_world()
     backup = succeed_backup(w)
-    sync = w.ctx.standby_sync()
+    sync = w.ctx.standby_sync()  # the worker ran it once already (succeed_backup): the follower again, twice
+    w.store.locks.clear()  # not the restore lock's doing: the record says this backup is already on its way
     sync.after(backup)
     sync.after(backup)
     assert len(restore_jobs(w, TRIGGER)) == 1
+    assert sync.sync(w.ctx.settings.instances[0], backup=backup.blob_name).outcome == "already"
+    assert record(w)["lastSkipped"] is None  # never "busy": the record said it was on its way
 
 
 def test_a_standby_that_is_a_primary_is_refused_by_name_and_announced_once() -> None:
