@@ -363,10 +363,11 @@ class RpoMonitor:
             return unreadable(instance, e.message)
         watched = from_iso(record.data.get("watchedSince")) if record is not None else None
         assessment = assess(instance, entries, now=now, margin=self._margin, watched_since=watched or now)
-        if assessment.state in (RpoState.AT_RISK, RpoState.BREACHED):
+        turning = record is None or record.data.get("state") != assessment.state.value
+        if turning and assessment.state in (RpoState.AT_RISK, RpoState.BREACHED):
             # Right after an upgrade the catalog query misses backups labelled before the catalog tag (the
-            # daily retention run relabels them): relabel now rather than announce a false breach. Only
-            # unhappy instances pay the extra query.
+            # daily retention run relabels them): relabel now rather than announce a false breach. Only an
+            # instance turning at risk or breached pays the extra query, once, not every run it stays so.
             older = [r.entry for r in relabel_in_a_run(self._backups, instance, entries, dry_run=False)
                      if r.entry is not None]
             if older:

@@ -331,6 +331,7 @@ def test_one_service_only_and_bad_references():
     w = prod_world()
     for age in (0, 1, 45):
         add_backup(w, age)
+    for age in (0, 1, 2, 45):  # DEV keeps 3: a run over every instance would delete its 45-day one
         add_backup(w, age, service=DEV)
     report = pruner(w).run(service="prod", dry_run=False)
     assert [i.instance.name for i in report.instances] == [PROD] and report.totals()["deleted"] == 1

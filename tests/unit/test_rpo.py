@@ -474,3 +474,13 @@ def test_backups_labelled_before_the_catalog_tag_are_relabelled_instead_of_a_fal
     # From now on the catalog query finds it; an instance that reads ok never pays for the older query.
     monitor(w).check_all()
     assert w.backups.calls.count("set_tags") == 1 and w.backups.calls.count("finished_names") == 1
+
+
+def test_an_instance_that_stays_breached_looks_for_older_backups_once() -> None:
+    w = breach_world()
+    w.backups.calls.clear()
+    for _ in range(3):
+        monitor(w).check_all()
+        w.clock.advance(15 * 60)
+    assert record(w)["state"] == "breached"
+    assert w.backups.calls.count("finished_names") == 1 and w.backups.calls.count("find") == 3
