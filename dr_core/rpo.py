@@ -117,8 +117,6 @@ class RpoAssessment:
     newest: CatalogEntry | None = None
     # When the state began, where the catalog tells (an age crossing a threshold); else None.
     since: datetime | None = None
-    # The catalog as read (newest first); None when it could not be read.
-    entries: tuple[CatalogEntry, ...] | None = None
 
     @property
     def target_hours(self) -> int:
@@ -140,24 +138,23 @@ def assess(instance: ProtectedInstance, entries: Sequence[CatalogEntry], *, now:
         age = max(now - newest.created, timedelta(0))
         described = f"newest restorable backup is {_hours(age)} h old (target {hours} h)"
         if age >= target:
-            return RpoAssessment(instance, RpoState.BREACHED, described, newest, newest.created + target, ordered)
+            return RpoAssessment(instance, RpoState.BREACHED, described, newest, newest.created + target)
         if age * _AT_RISK_DENOMINATOR >= target * _AT_RISK_NUMERATOR:
             at_risk_from = newest.created + target * _AT_RISK_NUMERATOR / _AT_RISK_DENOMINATOR
-            return RpoAssessment(instance, RpoState.AT_RISK, described + ", over 80 % of it", newest, at_risk_from,
-                                 ordered)
-        return RpoAssessment(instance, RpoState.OK, described, newest, newest.created, ordered)
+            return RpoAssessment(instance, RpoState.AT_RISK, described + ", over 80 % of it", newest, at_risk_from)
+        return RpoAssessment(instance, RpoState.OK, described, newest, newest.created)
     if not ordered:
         deadline = watched_since + target
         if now >= deadline:
             return RpoAssessment(instance, RpoState.BREACHED,
                                  f"no backup at all since monitoring began at {iso(watched_since)} (target {hours} h)",
-                                 None, deadline, ordered)
+                                 None, deadline)
         return RpoAssessment(instance, RpoState.AT_RISK,
                              f"no backup yet; a newly protected instance has its RPO target ({hours} h) from "
-                             f"{iso(watched_since)} to get its first", None, watched_since, ordered)
+                             f"{iso(watched_since)} to get its first", None, watched_since)
     _, why = ordered[0].restorable(now=now, margin=margin)
     return RpoAssessment(instance, RpoState.BREACHED,
-                         f"none of the {len(ordered)} backups can be restored; the newest: {why}", None, None, ordered)
+                         f"none of the {len(ordered)} backups can be restored; the newest: {why}", None, None)
 
 
 def unreadable(instance: ProtectedInstance, reason: str) -> RpoAssessment:

@@ -18,7 +18,6 @@ backup stays open until a later backup of that instance succeeds.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BACKUP_DAYS", "MAX_BACKUPS_LISTED", "OPEN_FAILURE_DAYS", "PostureStatus", "open_failures"]
 
-logger = logging.getLogger(__name__)
 
 OPEN_FAILURE_DAYS = 7
 BACKUP_DAYS = 30
