@@ -26,10 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from .catalog import CatalogEntry
 from .clock import from_iso, iso, iso_or_none
+from .drills import KIND as DRILL_KIND
 from .errors import DrError
 from .ids import ApimResourceId, InvalidResourceIdError
 from .jobs import Job, JobKind, JobState
 from .rpo import PARALLEL_QUERIES, RECORD_KIND, assess, next_record_data, rpo_key, rpo_view, unreadable
+from .standby import KIND as STANDBY_KIND
+from .standby import lag_hours
 from .store import Record
 
 if TYPE_CHECKING:
@@ -47,8 +50,6 @@ BACKUP_DAYS = 30
 # An hourly schedule makes 720 backups in 30 days; the view lists the newest ones and says how many it left out.
 MAX_BACKUPS_LISTED = 250
 MAX_OPEN_FAILURES = 20
-STANDBY_KIND = "standby"
-DRILL_KIND = "drill"
 _MAX_TEXT = 2000
 _FAILED = (JobState.FAILED, JobState.TIMED_OUT)
 
@@ -218,14 +219,10 @@ def _standby_view(inst: ProtectedInstance, data: dict[str, Any] | None, now: dat
     data = data or {}
     last = data.get("lastSucceeded")
     last_view = None
-    lag = None
     if isinstance(last, dict):
         last_view = {"backup": _text(last.get("backup")), "backupCreatedAt": _moment(last.get("backupCreatedAt")),
                      "finishedAt": _moment(last.get("finishedAt"))}
-        created = from_iso(last_view["backupCreatedAt"])
-        if created is not None:
-            lag = round(max((now - created).total_seconds(), 0.0) / 3600, 2)
-    return {"instance": str(inst.standby), "sync": inst.posture.standby_sync, "lagHours": lag,
+    return {"instance": str(inst.standby), "sync": inst.posture.standby_sync, "lagHours": lag_hours(data, now),
             "lastSucceeded": last_view, "state": _text(data.get("state")), "error": _error(data.get("error"))}
 
 
