@@ -24,6 +24,7 @@ worker leaves that announcement to the drill (``announces``). Every start and en
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from datetime import datetime, timedelta
@@ -409,16 +410,11 @@ class Drills:
             logger.warning("announcing failed drill %s did not work (%s); the hourly drill timer retries",
                            data.get("jobId"), type(e).__name__)
             return
-        for _ in range(3):
-            current = self._store.get_record(KIND, record.key)
-            if current is None or current.data.get("announced"):
-                return
-            current.data["announced"] = True
-            try:
-                self._store.put_record(current)
-                return
-            except JobConflictError:
-                continue
+        def mark(old: dict[str, Any]) -> dict[str, Any] | None:
+            return {**old, "announced": True} if old and not old.get("announced") else None
+
+        with contextlib.suppress(JobConflictError):  # the flag not saved: the timer may announce it again
+            self._store.update_record(KIND, record.key, mark)
 
     @staticmethod
     def _log(data: dict[str, Any]) -> None:

@@ -39,7 +39,6 @@ from .errors import DrError
 from .jobs import JobKind
 from .labels import RelabelOutcome, RelabelResult, relabel_in_a_run
 from .manifest import MANIFEST_SUFFIX
-from .store import Record
 
 if TYPE_CHECKING:
     from .backup_store import BackupStore
@@ -430,8 +429,7 @@ class RetentionPruner:
     def _save_cursor(self, resume_after: str | None, now: datetime, not_reached: int) -> None:
         data = {"resumeAfter": resume_after, "at": iso(now), "notReached": not_reached}
         try:
-            current = self._store.get_record(CURSOR_KIND, CURSOR_KEY)
-            self._store.put_record(Record(CURSOR_KIND, CURSOR_KEY, data, etag=current.etag if current else None))
+            self._store.update_record(CURSOR_KIND, CURSOR_KEY, lambda _: data, attempts=1)
         except DrError as e:  # JobConflictError included: another run wrote it meanwhile
             # The next run merely starts elsewhere.
             _module_logger.warning("retention: the cursor was not saved: %s", e.message)

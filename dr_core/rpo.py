@@ -410,17 +410,14 @@ class RpoMonitor:
 
     def _mark_announced(self, record: Record, state: RpoState) -> None:
         """Set ``announced`` (the notifier has succeeded), on whatever the record is now; never announce again."""
-        current: Record | None = record
-        for _ in range(_ATTEMPTS):
-            if current is None:
-                return
-            current.data["announced"] = state.value
-            current.data.pop("announcing", None)
-            try:
-                self._store.put_record(current)
-                return
-            except JobConflictError:
-                current = self._store.get_record(current.kind, current.key)
+        def mark(old: dict[str, Any]) -> dict[str, Any] | None:
+            return {**{k: v for k, v in old.items() if k != "announcing"}, "announced": state.value} if old else None
+
+        try:
+            self._store.update_record(record.kind, record.key, mark, attempts=_ATTEMPTS, current=record)
+            return
+        except JobConflictError:
+            pass
         _module_logger.error("rpo record %s: announced %s but could not record it; it may be announced again",
                              record.key, state.value)
 

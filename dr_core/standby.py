@@ -195,7 +195,7 @@ class StandbySync:
                 new["error"] = {"code": job.error_code, "message": job.error_message, "remediation": job.remediation}
             return new
 
-        record = self._write(key, move, only_if_changed=True)
+        record = self._write(key, move)  # move leaves an unchanged record alone
         if record is None:
             return
         _log(record.data)
@@ -229,8 +229,7 @@ class StandbySync:
                 error = {"code": "SyncJobMissing", "message": f"the sync job {data['jobId']} no longer exists",
                          "remediation": "Nothing to do: the next backup syncs the standby again."}
                 gone = self._write(key, lambda old: {**old, "state": "Failed", "error": error}
-                                   if old.get("jobId") == data["jobId"] and old.get("state") in _IN_FLIGHT else None,
-                                   only_if_changed=True)
+                                   if old.get("jobId") == data["jobId"] and old.get("state") in _IN_FLIGHT else None)
                 if gone is not None:
                     _log(gone.data)
             else:
@@ -296,24 +295,13 @@ class StandbySync:
         except ValueError:
             return None
 
-    def _write(self, key: str, change: Callable[[dict[str, Any]], dict[str, Any] | None], *,
-               only_if_changed: bool = False) -> Record | None:
-        """Read-change-write with the record's ETag, a few times if another writer was first.
-
-        ``change`` gets the current data (``{}`` if there is no record) and returns the new data,
-        or None to leave it alone. Returns the record written, or None.
-        """
-        for _ in range(_WRITE_ATTEMPTS):
-            record = self._store.get_record(KIND, key)
-            new = change(dict(record.data) if record is not None else {})
-            if new is None or (only_if_changed and record is not None and new == record.data):
-                return None
-            try:
-                return self._store.put_record(Record(KIND, key, new, record.etag if record is not None else None))
-            except JobConflictError:
-                continue
-        logger.warning("standby record %s kept changing; this update is left to the hourly catch-up", key)
-        return None
+    def _write(self, key: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Record | None:
+        """:meth:`JobStore.update_record` of the standby record; the record written, or None."""
+        try:
+            return self._store.update_record(KIND, key, change, attempts=_WRITE_ATTEMPTS)
+        except JobConflictError:
+            logger.warning("standby record %s kept changing; this update is left to the hourly catch-up", key)
+            return None
 
     def _announce_refusal(self, record: Record) -> None:
         """Once per refusal streak: the flag is set only after the notifier succeeded."""

@@ -18,7 +18,7 @@ import json
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -140,6 +140,27 @@ class JobStore(ABC):
         """Every record of a kind."""
 
     # -- built on the primitives above --------------------------------------------------------------
+    def update_record(self, kind: str, key: str, change: Callable[[dict[str, Any]], dict[str, Any] | None], *,
+                      attempts: int = 3, current: Record | None = None) -> Record | None:
+        """Read, change and write a record with its ETag; read and change again if another writer was first.
+
+        ``change`` gets a copy of the current data (``{}`` when there is no record) and returns the
+        new data, or None to leave the record as it is (then None is returned). ``current`` is the
+        record as the caller has just read it (it saves the first read).
+
+        :raises JobConflictError: another writer was first ``attempts`` times.
+        """
+        for attempt in range(attempts):
+            record = current if attempt == 0 and current is not None else self.get_record(kind, key)
+            new = change(dict(record.data) if record is not None else {})
+            if new is None:
+                return None
+            try:
+                return self.put_record(Record(kind, key, new, record.etag if record is not None else None))
+            except JobConflictError:
+                continue
+        raise JobConflictError(f"record {kind}/{key} kept changing ({attempts} attempts)")
+
     def restore_in_progress(self, target: ApimResourceId) -> Job | None:
         """The unfinished restore holding the target's lock, if any (an ended holder does not count)."""
         holder = self.lock_holder_id(target)

@@ -44,6 +44,35 @@ def test_records_are_created_once_and_replaced_only_if_unchanged(store: TableJob
         store.get_record("Bad Kind!", key)
 
 
+def test_update_record_reads_again_when_another_writer_was_first(store: TableJobStore):
+    key = f"k{uuid.uuid4().hex[:8]}"
+    store.put_record(Record("cursor", key, {"n": 1}))
+    seen: list[int] = []
+
+    def add_one(old: dict) -> dict:
+        seen.append(old["n"])
+        if len(seen) == 1:  # another writer gets in between this read and this write
+            other = store.get_record("cursor", key)
+            assert other is not None
+            store.put_record(Record("cursor", key, {"n": 10}, other.etag))
+        return {"n": old["n"] + 1}
+
+    written = store.update_record("cursor", key, add_one)
+    assert written is not None and written.data == {"n": 11} and seen == [1, 10]
+    assert store.update_record("cursor", key, lambda old: None) is None  # "leave it": nothing written
+    made = store.update_record("cursor", f"{key}-new", lambda old: {**old, "made": True})
+    assert made is not None and made.data == {"made": True}
+
+    def always_beaten(old: dict) -> dict:
+        current = store.get_record("cursor", key)
+        assert current is not None
+        store.put_record(Record("cursor", key, {"n": 0}, current.etag))
+        return {"n": -1}
+
+    with pytest.raises(JobConflictError, match="kept changing"):
+        store.update_record("cursor", key, always_beaten, attempts=2)
+
+
 def test_restore_lock_is_taken_once_and_freed_by_its_holder(store: TableJobStore):
     assert store.take_restore_lock(TARGET, "restore-20261130T020000Z-apim-x-00000001")
     holder = store.lock_holder_id(TARGET)
