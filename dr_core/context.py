@@ -120,27 +120,30 @@ class DrContext:
         from .rpo import RpoFollower
         from .worker import Worker
 
+        resolver = self.resolver()  # one per invocation, shared: discovery runs at most once for all followers
         return Worker(settings=self.settings, store=self.store, queue=self.queue, arm=self.arm,
                       backups=self.backups, notifier=self.notifier, clock=self.clock,
-                      followers=[self.manifests(), RpoFollower(self.rpo_monitor(), self.settings),
-                                 self.standby_sync(), self.drills()])
+                      followers=[self.manifests(), RpoFollower(self.rpo_monitor(resolver=resolver), self.settings),
+                                 self.standby_sync(resolver=resolver), self.drills(resolver=resolver)])
 
     def manifests(self) -> ManifestRecorder:
         from .manifest import ManifestRecorder
 
         return ManifestRecorder(arm=self.arm, backups=self.backups, clock=self.clock)
 
-    def standby_sync(self) -> StandbySync:
+    def standby_sync(self, *, resolver: InstanceResolver | None = None) -> StandbySync:
         from .standby import StandbySync
 
-        return StandbySync(settings=self.settings, store=self.store, restorer=self.restorer(),
-                           resolver=self.resolver(), backups=self.backups, notifier=self.notifier, clock=self.clock)
+        resolver = resolver or self.resolver()
+        return StandbySync(settings=self.settings, store=self.store, restorer=self.restorer(resolver=resolver),
+                           resolver=resolver, backups=self.backups, notifier=self.notifier, clock=self.clock)
 
-    def drills(self) -> Drills:
+    def drills(self, *, resolver: InstanceResolver | None = None) -> Drills:
         from .drills import Drills
 
-        return Drills(settings=self.settings, store=self.store, restorer=self.restorer(), resolver=self.resolver(),
-                      arm=self.arm, backups=self.backups, notifier=self.notifier, clock=self.clock)
+        resolver = resolver or self.resolver()
+        return Drills(settings=self.settings, store=self.store, restorer=self.restorer(resolver=resolver),
+                      resolver=resolver, arm=self.arm, backups=self.backups, notifier=self.notifier, clock=self.clock)
 
     def planner(self) -> BackupPlanner:
         from .planner import BackupPlanner
@@ -148,17 +151,17 @@ class DrContext:
         return BackupPlanner(settings=self.settings, store=self.store, queue=self.queue, resolver=self.resolver(),
                              clock=self.clock)
 
-    def restorer(self) -> Restorer:
+    def restorer(self, *, resolver: InstanceResolver | None = None) -> Restorer:
         from .restore import Restorer
 
         return Restorer(settings=self.settings, store=self.store, queue=self.queue, arm=self.arm,
-                        backups=self.backups, resolver=self.resolver(), clock=self.clock)
+                        backups=self.backups, resolver=resolver or self.resolver(), clock=self.clock)
 
-    def rpo_monitor(self) -> RpoMonitor:
+    def rpo_monitor(self, *, resolver: InstanceResolver | None = None) -> RpoMonitor:
         from .rpo import RpoMonitor
 
         return RpoMonitor(settings=self.settings, store=self.store, backups=self.backups, notifier=self.notifier,
-                          resolver=self.resolver(), clock=self.clock)
+                          resolver=resolver or self.resolver(), clock=self.clock)
 
     def posture_status(self) -> PostureStatus:
         from .status import PostureStatus

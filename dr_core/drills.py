@@ -163,7 +163,7 @@ class Drills:
             raise InvalidRequestError(f"{inst.name} has no drill target",
                                       remediation="Set drillTarget (a dedicated instance of the same tier) in its "
                                                   "APIM_DR_INSTANCES entry.")
-        if target.key in {i.resource_id.key for i in self._resolver.inventory().instances}:
+        if self._resolver.is_protected(target):
             raise DrillRefusedError(
                 f"the drill target {target.service_name} of {inst.name} is a protected instance (a primary); a drill "
                 "never restores into a primary", code="DrillTargetIsPrimary",

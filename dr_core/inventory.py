@@ -146,6 +146,11 @@ class InstanceResolver:
                 return inst
         return None
 
+    def is_protected(self, resource_id: ApimResourceId) -> bool:
+        """Whether the instance is protected, discovered ones included (runs discovery once if configured):
+        a standby or drill target may have been tagged for backup since it was named."""
+        return any(i.resource_id.key == resource_id.key for i in self.inventory().instances)
+
     def protected_keys(self) -> frozenset[str]:
         """Keys of every protected instance known without new ARM calls (for the primary check)."""
         return frozenset(i.resource_id.key for i in self._candidates_now())

@@ -126,7 +126,7 @@ class StandbySync:
             "backupCreatedAt": iso_or_none(self._backup_created(instance, backup)), "requestedAt": iso(now),
             "finishedAt": None, "error": None,
         }
-        if standby.key in self._protected_keys():
+        if self._resolver.is_protected(standby):
             error: dict[str, str | None] = {"code": "StandbyIsPrimary",
                      "message": f"{standby.service_name} is a protected instance (a primary); standby sync never "
                                 "restores into a primary",
@@ -271,10 +271,6 @@ class StandbySync:
             if instance.resource_id.key == key and instance.posture.standby_sync and instance.standby is not None:
                 return instance
         return None
-
-    def _protected_keys(self) -> set[str]:
-        """Every protected instance, discovered ones included: a standby may have been tagged since start-up."""
-        return {i.resource_id.key for i in self._resolver.inventory().instances}
 
     def _backup_created(self, instance: ProtectedInstance, backup: str) -> datetime | None:
         try:
