@@ -194,7 +194,7 @@ class Drills:
             data["passedOver"] = passed_over
         if job.state is JobState.REFUSED:
             data |= {"state": "failed", "finishedAt": iso_or_none(job.finished_at),
-                     "error": {"code": job.error_code, "message": job.error_message, "remediation": job.remediation}}
+                     "error": job.error_json()}
         record = Record(KIND, job.job_id, data)
         try:
             self._store.put_record(record)
@@ -273,7 +273,7 @@ class Drills:
                                        "before you rely on them."}
         else:
             update |= {"state": "failed",
-                       "error": {"code": job.error_code, "message": job.error_message, "remediation": job.remediation}}
+                       "error": job.error_json()}
         record.data = {**data, **update}
         try:
             self._store.put_record(record)

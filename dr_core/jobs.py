@@ -344,8 +344,12 @@ class Job:
         if self.source_instance:
             view["sourceInstance"] = self.source_instance
         if self.error_code:
-            view["error"] = {"code": self.error_code, "message": self.error_message, "remediation": self.remediation}
+            view["error"] = self.error_json()
         return view
+
+    def error_json(self) -> dict[str, str | None]:
+        """Why the job failed or was refused, and what to do, as the API and the records carry it."""
+        return {"code": self.error_code, "message": self.error_message, "remediation": self.remediation}
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -132,7 +132,7 @@ class StandbySync:
                                 "restores into a primary",
                      "remediation": f"Name a dedicated standby for {instance.name}, or stop protecting "
                                     f"{standby.service_name} (APIM_DR_INSTANCES, discovery tag)."}
-            return self._refused(key, instance, {**attempt, "finishedAt": iso(now), "error": error})
+            return self._refused(key, {**attempt, "finishedAt": iso(now), "error": error})
         holder = self._store.restore_in_progress(standby)
         if holder is not None:
             return self._skip(key, instance, backup, now, why=f"restore {holder.job_id} into {standby.service_name} "
@@ -142,7 +142,7 @@ class StandbySync:
                 RestoreRequest(target=str(standby), source=str(instance.resource_id), backup=backup), trigger=TRIGGER)
         except DrError as e:
             error = {"code": e.error_code, "message": e.message, "remediation": e.remediation}
-            return self._refused(key, instance, {**attempt, "finishedAt": iso(now), "error": error})
+            return self._refused(key, {**attempt, "finishedAt": iso(now), "error": error})
         if job is None:
             return self._skip(key, instance, backup, now, why=f"another restore into {standby.service_name} "
                               "started meanwhile", job_id=None)
@@ -150,14 +150,14 @@ class StandbySync:
             attempt["backupCreatedAt"] = iso(plan.backup.created)
         attempt |= {"jobId": job.job_id, "requestedAt": iso(job.created_at)}
         if job.state is JobState.REFUSED:
-            error = {"code": job.error_code, "message": job.error_message, "remediation": job.remediation}
-            return self._refused(key, instance, {**attempt, "finishedAt": iso_or_none(job.finished_at),
+            error = job.error_json()
+            return self._refused(key, {**attempt, "finishedAt": iso_or_none(job.finished_at),
                                                  "error": error})
         record = self._write(key, lambda old: _merge(old, {**attempt, "state": "Planned"}))
         _log(record.data if record is not None else {**attempt, "state": "Planned"})
         return SyncOutcome("started", f"restore {job.job_id} of {backup} into {standby.service_name}", job.job_id)
 
-    def _refused(self, key: str, instance: ProtectedInstance, attempt: dict[str, Any]) -> SyncOutcome:
+    def _refused(self, key: str, attempt: dict[str, Any]) -> SyncOutcome:
         record = self._write(key, lambda old: _merge(old, {**attempt, "state": "Refused"}))
         error = attempt["error"] or {}
         _log(record.data if record is not None else {**attempt, "state": "Refused"})
@@ -192,7 +192,7 @@ class StandbySync:
                 new["error"] = None
                 new["announced"] = None
             elif job.state.terminal:
-                new["error"] = {"code": job.error_code, "message": job.error_message, "remediation": job.remediation}
+                new["error"] = job.error_json()
             return new
 
         record = self._write(key, move)  # move leaves an unchanged record alone
