@@ -22,6 +22,7 @@ from typing import Any
 
 from pycep import BicepParser
 
+from dr_core import drills, standby
 from dr_core.drills import LOG_PREFIX as DRILL_LOG_PREFIX
 from dr_core.rpo import LOG_PREFIX as RPO_LOG_PREFIX
 from dr_core.settings import JOBS_TABLE, POLL_QUEUE, SETTINGS, WORK_QUEUE
@@ -66,25 +67,20 @@ GEO_REDUNDANT_SKUS = frozenset({"Standard_GRS", "Standard_RAGRS", "Standard_GZRS
 JOB_STATES_ALERTED = frozenset({"Failed", "TimedOut"})
 JOB_LOG_PREFIX = "APIMDR_JOB "
 # The fields each structured log line carries, as the workbook may read them (dotted paths into
-# the JSON after the prefix). APIMDR_JOB is notify.log_transition (test_status_workbook.py checks
-# this set against the code); the others carry their record's data as docs/architecture.md states
-# the record contract (rpo, standby, drill records).
+# the JSON after the prefix). APIMDR_JOB is notify.log_transition and APIMDR_RPO rpo._log_change
+# (test_status_workbook.py and test_rpo.py check them against the lines logged); the standby and
+# drill lines take their top-level fields from the code's LOG_FIELDS, their nested ones from the
+# record contract (docs/architecture.md).
+_ERROR_FIELDS = frozenset({"error.code", "error.message", "error.remediation"})
 LOG_LINE_FIELDS: dict[str, frozenset[str]] = {
     "APIMDR_JOB": frozenset({"jobId", "kind", "instance", "state", "durationSeconds", "elapsedSeconds", "errorCode",
                              "errorMessage", "remediation", "waitingFor"}),
-    # dr_core/rpo.py _log_change
     "APIMDR_RPO": frozenset({"instance", "serviceName", "state", "previous", "since", "targetHours", "ageHours",
                              "newestRestorable", "newestRestorable.blobName", "newestRestorable.createdAt",
                              "reason"}),
-    "APIMDR_STANDBY": frozenset({"primary", "standby", "jobId", "state", "backup", "backupCreatedAt", "requestedAt",
-                                 "finishedAt", "lastSucceeded", "lastSucceeded.backup",
-                                 "lastSucceeded.backupCreatedAt", "lastSucceeded.finishedAt", "error", "error.code",
-                                 "error.message", "error.remediation"}),
-    # dr_core/standby.py LOG_FIELDS (the record's contract fields)
-    # dr_core/drills.py LOG_FIELDS: the record's contract fields, the verification as counts
-    "APIMDR_DRILL": frozenset({"instance", "target", "jobId", "backup", "backupCreatedAt", "requestedAt",
-                               "finishedAt", "state", "rtoSeconds", "rpoHoursAtDrill", "error",
-                               "error.code", "error.message", "error.remediation", "missing", "unexpected"}),
+    "APIMDR_STANDBY": frozenset(standby.LOG_FIELDS) | _ERROR_FIELDS | {
+        "lastSucceeded.backup", "lastSucceeded.backupCreatedAt", "lastSucceeded.finishedAt"},
+    "APIMDR_DRILL": frozenset(drills.LOG_FIELDS) | _ERROR_FIELDS,  # the verification as counts: missing, unexpected
 }
 
 GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

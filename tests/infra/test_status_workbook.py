@@ -2,7 +2,7 @@
 
 ``check_status_workbook`` (bicep_model) checks the workbook against ``LOG_LINE_FIELDS``; these tests tie
 that table to the code: the APIMDR_JOB fields are what ``notify.log_transition`` logs, and every prefix
-is one dr_core writes, or one of the lines the issue 11 features are adding (``PENDING_LOG_PREFIXES``).
+is one dr_core writes.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ from dr_core.planner import new_backup_job
 from tests.infra.bicep_model import LOG_LINE_FIELDS, ROOT, Infra, workbook_fields, workbook_queries
 from tests.unit.fakes import T0, settings
 
-# Log lines the status contract promises (docs/architecture.md) whose writers are being built in
-# parallel (RPO monitor, standby sync, drills). When dr_core starts writing one, the tripwire
-# below fails: take the prefix out of this table and check its fields in LOG_LINE_FIELDS.
-PENDING_LOG_PREFIXES: dict[str, str] = {}
 _WRITTEN = re.compile(r"""["'](APIMDR_[A-Z]+) """)
 
 
@@ -49,18 +45,11 @@ def test_the_job_line_fields_are_what_log_transition_logs(caplog: pytest.LogCapt
     assert record["remediation"] and record["errorMessage"] == "no identity"  # what the workbook shows
 
 
-def test_every_log_line_the_workbook_knows_is_written_or_pending():
+def test_every_log_line_the_workbook_knows_is_written():
     written = written_prefixes()
     assert "APIMDR_JOB" in written, "the scan of dr_core found nothing"
-    unknown = set(LOG_LINE_FIELDS) - written - set(PENDING_LOG_PREFIXES)
+    unknown = set(LOG_LINE_FIELDS) - written
     assert not unknown, f"no code writes {sorted(unknown)}"
-
-
-def test_pending_log_lines_are_still_pending():
-    for prefix, feature in PENDING_LOG_PREFIXES.items():
-        assert prefix not in written_prefixes(), (
-            f"dr_core now writes {prefix} ({feature}): remove it from PENDING_LOG_PREFIXES and "
-            f"make LOG_LINE_FIELDS[{prefix!r}] the fields that line really carries")
 
 
 def test_the_workbook_shows_what_the_status_page_shows(infra: Infra):
