@@ -794,79 +794,56 @@ def check_status_workbook(infra: Infra) -> list[str]:
     return problems
 
 
-@check
-def check_rpo_alerts(infra: Infra) -> list[str]:
-    """The RPO breach rule reads the monitor's log lines, is wired in main.bicep and notifies the action group."""
+def _log_alert_problems(infra: Infra, path: str, *, query_var: str, prefix: str, row: str, state: str,
+                        severity: int | None = None) -> list[str]:
+    """A scheduled query rule over one structured log line: it parses the line, fires on ``state``, is wired
+    in main.bicep to the app's Application Insights and notifies the job alerts' action group."""
     problems = []
-    tree = infra.tree(RPO_ALERTS)
+    tree = infra.tree(path)
     rules = resources(tree, "Microsoft.Insights/scheduledQueryRules")
     if len(rules) != 1:
-        problems.append(f"{RPO_ALERTS}: expected one scheduled query rule, found {sorted(rules)}")
-    query = tree["variables"].get("rpoLogQuery", {}).get("value", "")
-    if f'message startswith "{RPO_LOG_PREFIX}"' not in query \
-            or f"substring(message, {len(RPO_LOG_PREFIX)})" not in query:
-        problems.append(f"{RPO_ALERTS}: the query must parse traces that start with {RPO_LOG_PREFIX!r}")
+        problems.append(f"{path}: expected one scheduled query rule, found {sorted(rules)}")
+    query = tree["variables"].get(query_var, {}).get("value", "")
+    if f'message startswith "{prefix}"' not in query or f"substring(message, {len(prefix)})" not in query:
+        problems.append(f"{path}: the query must parse traces that start with {prefix!r}")
     for name, rule in rules.items():
         props = get(body(rule), "properties") or {}
         criteria = json.dumps(get(props, "criteria"))
-        if "${rpoLogQuery}" not in criteria or 'tostring(rpo.state) == \\"breached\\"' not in criteria:
-            problems.append(f"{RPO_ALERTS}: {name} must query the RPO log for state breached")
+        if "${" + query_var + "}" not in criteria or f'tostring({row}.state) == \\"{state}\\"' not in criteria:
+            problems.append(f"{path}: {name} must query {query_var} for state {state}")
         if get(props, "scopes") != ["appInsightsId"]:
-            problems.append(f"{RPO_ALERTS}: {name} must be scoped to Application Insights")
-        if get(props, "enabled") is not True or get(props, "severity") != 1:
-            problems.append(f"{RPO_ALERTS}: {name} must be enabled with severity 1 (a DR promise is broken)")
+            problems.append(f"{path}: {name} must be scoped to Application Insights")
+        if get(props, "enabled") is not True or (severity is not None and get(props, "severity") != severity):
+            problems.append(f"{path}: {name} must be enabled" + (f" with severity {severity}" if severity else ""))
         groups = get(props, "actions", "actionGroups")
         if not any(isinstance(n, list) and "actionGroupId" in n for n in walk(groups)):
-            problems.append(f"{RPO_ALERTS}: {name} must notify the action group (actionGroupId)")
-    modules = [m for m in infra.tree(MAIN).get("modules", {}).values()
-               if m["detail"]["full"] == RPO_ALERTS]
+            problems.append(f"{path}: {name} must notify the action group (actionGroupId)")
+    modules = [m for m in infra.tree(MAIN).get("modules", {}).values() if m["detail"]["full"] == path]
     if len(modules) != 1:
-        problems.append(f"{MAIN}: must deploy {RPO_ALERTS} once")
+        problems.append(f"{MAIN}: must deploy {path} once")
     else:
         params = get(body(modules[0]), "params") or {}
         if accessor(params.get("appInsightsId")) != ["monitoring", "outputs", "appInsightsId"]:
-            problems.append(f"{MAIN}: {RPO_ALERTS} must watch the app's Application Insights")
+            problems.append(f"{MAIN}: {path} must watch the app's Application Insights")
         if accessor(params.get("actionGroupId")) != ["jobAlerts", "outputs", "actionGroupId"]:
-            problems.append(f"{MAIN}: {RPO_ALERTS} must notify the job alerts' action group")
+            problems.append(f"{MAIN}: {path} must notify the job alerts' action group")
     if "actionGroupId" not in infra.tree(JOB_ALERTS).get("outputs", {}):
-        problems.append(f"{JOB_ALERTS}: must output actionGroupId for the RPO rule")
+        problems.append(f"{JOB_ALERTS}: must output actionGroupId for {path}")
     return problems
+
+
+@check
+def check_rpo_alerts(infra: Infra) -> list[str]:
+    """The RPO breach rule (severity 1: a DR promise is broken) reads the monitor's log lines."""
+    return _log_alert_problems(infra, RPO_ALERTS, query_var="rpoLogQuery", prefix=RPO_LOG_PREFIX, row="rpo",
+                               state="breached", severity=1)
 
 
 @check
 def check_drill_alerts(infra: Infra) -> list[str]:
-    """The failed-drill rule reads the drills' log lines, is wired in main.bicep and notifies the action group."""
-    problems = []
-    tree = infra.tree(DRILL_ALERTS)
-    rules = resources(tree, "Microsoft.Insights/scheduledQueryRules")
-    if len(rules) != 1:
-        problems.append(f"{DRILL_ALERTS}: expected one scheduled query rule, found {sorted(rules)}")
-    query = tree["variables"].get("drillLogQuery", {}).get("value", "")
-    if f'message startswith "{DRILL_LOG_PREFIX}"' not in query \
-            or f"substring(message, {len(DRILL_LOG_PREFIX)})" not in query:
-        problems.append(f"{DRILL_ALERTS}: the query must parse traces that start with {DRILL_LOG_PREFIX!r}")
-    for name, rule in rules.items():
-        props = get(body(rule), "properties") or {}
-        criteria = json.dumps(get(props, "criteria"))
-        if "${drillLogQuery}" not in criteria or 'tostring(drill.state) == \\"failed\\"' not in criteria:
-            problems.append(f"{DRILL_ALERTS}: {name} must query the drill log for state failed")
-        if get(props, "scopes") != ["appInsightsId"]:
-            problems.append(f"{DRILL_ALERTS}: {name} must be scoped to Application Insights")
-        if get(props, "enabled") is not True:
-            problems.append(f"{DRILL_ALERTS}: {name} must be enabled")
-        groups = get(props, "actions", "actionGroups")
-        if not any(isinstance(n, list) and "actionGroupId" in n for n in walk(groups)):
-            problems.append(f"{DRILL_ALERTS}: {name} must notify the action group (actionGroupId)")
-    modules = [m for m in infra.tree(MAIN).get("modules", {}).values() if m["detail"]["full"] == DRILL_ALERTS]
-    if len(modules) != 1:
-        problems.append(f"{MAIN}: must deploy {DRILL_ALERTS} once")
-    else:
-        params = get(body(modules[0]), "params") or {}
-        if accessor(params.get("appInsightsId")) != ["monitoring", "outputs", "appInsightsId"]:
-            problems.append(f"{MAIN}: {DRILL_ALERTS} must watch the app's Application Insights")
-        if accessor(params.get("actionGroupId")) != ["jobAlerts", "outputs", "actionGroupId"]:
-            problems.append(f"{MAIN}: {DRILL_ALERTS} must notify the job alerts' action group")
-    return problems
+    """The failed-drill rule reads the drills' log lines."""
+    return _log_alert_problems(infra, DRILL_ALERTS, query_var="drillLogQuery", prefix=DRILL_LOG_PREFIX,
+                               row="drill", state="failed")
 
 
 @check
