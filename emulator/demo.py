@@ -41,6 +41,23 @@ STANDBY = "apim-contoso-dr"
 DRILL = "apim-contoso-drill"
 
 
+_ENDED = ("Succeeded", "Failed", "TimedOut", "Refused")
+
+
+def _wait_job(location: str, headers: dict[str, str], *, show: bool = False,
+              timeout: float = 60) -> dict[str, Any] | None:
+    """Poll a job's Location until it ends; its last status, or None after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status: dict[str, Any] = requests.get(location, headers=headers, timeout=30).json()
+        if show:
+            _print(f"    {status['state']:<10} elapsed {status['elapsedSeconds']:5.1f} s  polls {status['polls']}")
+        if status["state"] in _ENDED:
+            return status
+        time.sleep(1.0 if show else 0.5)
+    return None
+
+
 def _print(text: str = "") -> None:
     print(text, flush=True)
 
@@ -159,12 +176,10 @@ def _run(local: Any, host: Any, key: str, hook: Any) -> int:
         return 1
     location = response.headers["Location"]
     _print(f"  HTTP 202 Accepted, Location: {location}")
-    while True:
-        status = requests.get(location, headers=headers, timeout=30).json()
-        _print(f"    {status['state']:<10} elapsed {status['elapsedSeconds']:5.1f} s  polls {status['polls']}")
-        if status["state"] in ("Succeeded", "Failed", "TimedOut"):
-            break
-        time.sleep(1.0)
+    status = _wait_job(location, headers, show=True, timeout=300)
+    if status is None:
+        _print("  gave up waiting for the restore after 300 s")
+        return 1
     prod = local.apim.admin.service("apim-contoso-prod")
     standby = local.apim.admin.service(STANDBY)
     keys = ("apis", "products", "subscriptions", "users", "namedValues")
@@ -228,12 +243,9 @@ def _rpo(local: Any, host: Any, api: str, headers: dict[str, str], hook: Any) ->
     _print("  a new backup of apim-contoso-prod (POST /api/backups); the worker re-checks its RPO when it succeeds:")
     response = requests.post(f"{api}/backups", json={"instance": "prod"}, headers=headers, timeout=60)
     location = response.headers["Location"]
-    deadline = time.monotonic() + 60
-    while requests.get(location, headers=headers, timeout=30).json()["state"] not in ("Succeeded", "Failed"):
-        if time.monotonic() > deadline:
-            _print("  gave up waiting after 60 s")
-            return False
-        time.sleep(0.5)
+    if _wait_job(location, headers) is None:
+        _print("  gave up waiting after 60 s")
+        return False
     time.sleep(1.0)  # the follower runs right after the job's last step
     announced()
     show("after the new backup")
