@@ -92,13 +92,7 @@ class InstanceResolver:
                 if info.resource_id.key in known:
                     continue
                 known.add(info.resource_id.key)
-                inventory.instances.append(ProtectedInstance(
-                    resource_id=info.resource_id,
-                    container=settings.backup_container,
-                    access_type=settings.access_type,
-                    client_id=settings.identity_client_id,
-                    posture=settings.posture,
-                ))
+                inventory.instances.append(settings.discovered_instance(info.resource_id))
         return inventory
 
     def protected(self, reference: object) -> ProtectedInstance:

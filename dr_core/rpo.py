@@ -496,7 +496,4 @@ class RpoFollower:
         for inst in self._settings.instances:
             if inst.resource_id.key == rid.key:
                 return inst
-        settings = self._settings
-        return ProtectedInstance(resource_id=rid, container=job.container or settings.backup_container,
-                                 access_type=settings.access_type, client_id=settings.identity_client_id,
-                                 posture=settings.posture)
+        return self._settings.discovered_instance(rid, container=job.container)

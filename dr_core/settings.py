@@ -234,6 +234,12 @@ class Settings:
     discovery_subscriptions: tuple[str, ...]
     discovery_tag: tuple[str, str]
 
+    def discovered_instance(self, resource_id: ApimResourceId, *, container: str | None = None) -> ProtectedInstance:
+        """An instance found by tag discovery: the global defaults stand in for its (absent) settings entry."""
+        return ProtectedInstance(resource_id=resource_id, container=container or self.backup_container,
+                                 access_type=self.access_type, client_id=self.identity_client_id,
+                                 posture=self.posture)
+
 
 _ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
 _CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
