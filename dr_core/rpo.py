@@ -175,8 +175,7 @@ def next_record_data(previous: dict[str, Any] | None, assessment: RpoAssessment,
     else:
         since = iso(min(assessment.since or now, now))
     if assessment.newest is not None:
-        newest: dict[str, str] | None = {"blobName": assessment.newest.blob_name,
-                                         "createdAt": iso(assessment.newest.created)}
+        newest: dict[str, str] | None = _newest_json(assessment.newest)
     elif state is RpoState.UNKNOWN:
         newest = _newest_from(previous)
     else:
@@ -206,7 +205,7 @@ def rpo_view(data: dict[str, Any], *, now: datetime, reason: str | None = None) 
         "state": data.get("state"),
         "since": data.get("since"),
         "newestRestorable": None if newest is None or created is None else {
-            **newest, "ageHours": round(max((now - created).total_seconds(), 0.0) / 3600, 2)},
+            **newest, "ageHours": _age_hours(created, now)},
     }
     if reason:
         view["reason"] = reason
@@ -428,6 +427,16 @@ class RpoMonitor:
             self._store.put_record(record)
 
 
+def _newest_json(entry: CatalogEntry | None) -> dict[str, str] | None:
+    """The newest restorable backup as the record, the log line and the event carry it."""
+    return None if entry is None else {"blobName": entry.blob_name, "createdAt": iso(entry.created)}
+
+
+def _age_hours(created: datetime, now: datetime) -> float:
+    """Hours since ``created``, two decimals; a backup dated in the future counts as new (0), as in assess."""
+    return round(max((now - created).total_seconds(), 0.0) / 3600, 2)
+
+
 def _log_change(assessment: RpoAssessment, previous: str | None, *, now: datetime) -> None:
     """One structured line per RPO state change; the alert rules in infra/monitor read it."""
     newest = assessment.newest
@@ -438,10 +447,9 @@ def _log_change(assessment: RpoAssessment, previous: str | None, *, now: datetim
         "previous": previous,
         "targetHours": assessment.target_hours,
         "since": iso(now),
-        "ageHours": None if newest is None else round((now - newest.created).total_seconds() / 3600, 2),
+        "ageHours": None if newest is None else _age_hours(newest.created, now),
         # The same shape as the rpo record's (the workbook and the alert rule read it).
-        "newestRestorable": None if newest is None else {"blobName": newest.blob_name,
-                                                         "createdAt": iso(newest.created)},
+        "newestRestorable": _newest_json(newest),
         "reason": assessment.reason,
     }
     level = logging.WARNING if assessment.state in (RpoState.BREACHED, RpoState.UNKNOWN) else logging.INFO
@@ -457,9 +465,8 @@ def _event(instance: ProtectedInstance, assessment: RpoAssessment, due: str, *, 
         "alias": instance.alias,
         "state": assessment.state.value,
         "targetHours": assessment.target_hours,
-        "ageHours": None if newest is None else round((now - newest.created).total_seconds() / 3600, 2),
-        "newestRestorable": None if newest is None else {"blobName": newest.blob_name,
-                                                         "createdAt": iso(newest.created)},
+        "ageHours": None if newest is None else _age_hours(newest.created, now),
+        "newestRestorable": _newest_json(newest),
         "reason": assessment.reason,
     }
     if due == "breached":
