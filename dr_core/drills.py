@@ -118,9 +118,8 @@ def compare(expected: tuple[str, ...] | list[str], found: tuple[str, ...] | list
 
 
 def _verification(expected: ConfigurationSummary, found: ConfigurationSummary) -> dict[str, Any]:
-    pairs = {"apis": (expected.apis, found.apis), "products": (expected.products, found.products),
-             "namedValues": (expected.named_values, found.named_values)}
-    return {name: compare(*pairs[name]) for name in COLLECTIONS}
+    wanted, seen = expected.to_json(), found.to_json()
+    return {name: compare(wanted[name], seen[name]) for name in COLLECTIONS}
 
 
 def _differences(verification: dict[str, Any]) -> list[str]:
@@ -321,9 +320,7 @@ class Drills:
     def run_due(self) -> list[dict[str, Any]]:
         """The hourly timer: finish drills whose follow-up was missed, then start the drills that are due."""
         now = self._clock.now()
-        for record in self._store.records(KIND):
-            self._catch_up(record, now)
-        records = [r.data for r in self._store.records(KIND)]
+        records = [self._catch_up(record, now) for record in self._store.records(KIND)]
         started: list[dict[str, Any]] = []
         for inst in self._settings.instances:
             if inst.posture.drill_target is None or not self._due(inst, records, now):
@@ -340,23 +337,23 @@ class Drills:
                 logger.error("drill of %s not started: (%s) %s", inst.name, e.error_code, e.message)
         return started
 
-    def _catch_up(self, record: Record, now: datetime) -> None:
+    def _catch_up(self, record: Record, now: datetime) -> dict[str, Any]:
+        """Finish or announce what a missed follow-up left; the drill's data as it stands afterwards."""
         data = record.data
         if data.get("state") == "failed":
             self._announce(record)
-            return
+            return data
         if data.get("state") != "running":
-            return
+            return data
         try:
             job = self._store.get(record.key)
         except ValueError:
             job = None
         except DrError as e:
             logger.warning("drill %s: its job could not be read (%s)", record.key, e.message)
-            return
+            return data
         if job is not None:
-            self.finish(job)
-            return
+            return self.finish(job) or data
         requested = from_iso(data.get("requestedAt")) or now
         if now - requested > timedelta(minutes=self._settings.restore_timeout_minutes) + _VERIFY_GIVE_UP:
             record.data = {**data, "state": "failed", "finishedAt": iso(now), "error": {
@@ -365,9 +362,11 @@ class Drills:
             try:
                 self._store.put_record(record)
             except JobConflictError:
-                return
+                return data
             self._log(record.data)
             self._announce(record)
+            return record.data
+        return data
 
     @staticmethod
     def _due(inst: ProtectedInstance, records: list[dict[str, Any]], now: datetime) -> bool:
