@@ -123,16 +123,23 @@ class StandbySync:
         now = self._clock.now().replace(microsecond=0)
         attempt: dict[str, Any] = {
             "primary": str(instance.resource_id), "standby": str(standby), "jobId": None, "backup": backup,
-            "backupCreatedAt": iso_or_none(self._backup_created(instance, backup)), "requestedAt": iso(now),
-            "finishedAt": None, "error": None,
+            "backupCreatedAt": None, "requestedAt": iso(now), "finishedAt": None, "error": None,
         }
+
+        def refused(error: dict[str, str | None], finished: str | None) -> SyncOutcome:
+            # The backup's date from its tags: the restore's plan, which has it, did not get that far.
+            created = plan_created or iso_or_none(self._backup_created(instance, backup))
+            return self._refused(key, {**attempt, "backupCreatedAt": created, "finishedAt": finished, "error": error},
+                                 current=current)
+
+        plan_created: str | None = None
         if self._resolver.is_protected(standby):
             error: dict[str, str | None] = {"code": "StandbyIsPrimary",
                      "message": f"{standby.service_name} is a protected instance (a primary); standby sync never "
                                 "restores into a primary",
                      "remediation": f"Name a dedicated standby for {instance.name}, or stop protecting "
                                     f"{standby.service_name} (APIM_DR_INSTANCES, discovery tag)."}
-            return self._refused(key, {**attempt, "finishedAt": iso(now), "error": error})
+            return refused(error, iso(now))
         holder = self._store.restore_in_progress(standby)
         if holder is not None:
             return self._skip(key, instance, backup, now, why=f"restore {holder.job_id} into {standby.service_name} "
@@ -141,24 +148,21 @@ class StandbySync:
             plan, job = self._restorer.start(
                 RestoreRequest(target=str(standby), source=str(instance.resource_id), backup=backup), trigger=TRIGGER)
         except DrError as e:
-            error = {"code": e.error_code, "message": e.message, "remediation": e.remediation}
-            return self._refused(key, {**attempt, "finishedAt": iso(now), "error": error})
+            return refused({"code": e.error_code, "message": e.message, "remediation": e.remediation}, iso(now))
         if job is None:
             return self._skip(key, instance, backup, now, why=f"another restore into {standby.service_name} "
                               "started meanwhile", job_id=None)
-        if plan.backup is not None:
-            attempt["backupCreatedAt"] = iso(plan.backup.created)
+        plan_created = iso(plan.backup.created) if plan.backup is not None else None
         attempt |= {"jobId": job.job_id, "requestedAt": iso(job.created_at)}
         if job.state is JobState.REFUSED:
-            error = job.error_json()
-            return self._refused(key, {**attempt, "finishedAt": iso_or_none(job.finished_at),
-                                                 "error": error})
-        record = self._write(key, lambda old: _merge(old, {**attempt, "state": "Planned"}))
+            return refused(job.error_json(), iso_or_none(job.finished_at))
+        attempt["backupCreatedAt"] = plan_created or iso_or_none(self._backup_created(instance, backup))
+        record = self._write(key, lambda old: _merge(old, {**attempt, "state": "Planned"}), current=current)
         _log(record.data if record is not None else {**attempt, "state": "Planned"})
         return SyncOutcome("started", f"restore {job.job_id} of {backup} into {standby.service_name}", job.job_id)
 
-    def _refused(self, key: str, attempt: dict[str, Any]) -> SyncOutcome:
-        record = self._write(key, lambda old: _merge(old, {**attempt, "state": "Refused"}))
+    def _refused(self, key: str, attempt: dict[str, Any], *, current: Record | None = None) -> SyncOutcome:
+        record = self._write(key, lambda old: _merge(old, {**attempt, "state": "Refused"}), current=current)
         error = attempt["error"] or {}
         _log(record.data if record is not None else {**attempt, "state": "Refused"})
         if record is not None:
@@ -291,10 +295,11 @@ class StandbySync:
         except ValueError:
             return None
 
-    def _write(self, key: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Record | None:
-        """:meth:`JobStore.update_record` of the standby record; the record written, or None."""
+    def _write(self, key: str, change: Callable[[dict[str, Any]], dict[str, Any] | None], *,
+               current: Record | None = None) -> Record | None:
+        """:meth:`JobStore.update_record` of the standby record (``current``: as just read); written, or None."""
         try:
-            return self._store.update_record(KIND, key, change, attempts=_WRITE_ATTEMPTS)
+            return self._store.update_record(KIND, key, change, attempts=_WRITE_ATTEMPTS, current=current)
         except JobConflictError:
             logger.warning("standby record %s kept changing; this update is left to the hourly catch-up", key)
             return None
