@@ -410,6 +410,12 @@ def test_an_unreadable_or_contested_cursor_does_not_stop_the_run():
     report = pruner(w).run_scheduled()
     assert [i.instance.name for i in report.instances] == ["apim-a", "apim-b"]
 
+    contested = world(settings([rid("apim-a"), rid("apim-b")]))
+    contested.store.conflict_next_record_put = True  # another run writes the cursor just before this one
+    report = pruner(contested).run_scheduled()
+    assert [i.instance.name for i in report.instances] == ["apim-a", "apim-b"] and not report.failed
+    assert contested.store.get_record(CURSOR_KIND, CURSOR_KEY) is None  # this run's cursor was not forced in
+
 
 # -- the CLI ------------------------------------------------------------------------------------------
 
