@@ -60,11 +60,11 @@ class PageVisit:
 
 
 @contextmanager
-def open_page(url: str, *, width: int = 1400, height: int = 900, only_this_url: bool = True) -> Iterator[PageVisit]:
-    """Load ``url`` in headless Chromium and yield the visit (Playwright's ``Page`` in ``visit.page``).
+def open_page(url: str) -> Iterator[PageVisit]:
+    """Load ``url`` in headless Chromium (1400 x 900) and yield the visit (Playwright's ``Page`` in ``visit.page``).
 
-    With ``only_this_url``, every other request (a stylesheet, font, image, script, favicon) is
-    aborted and listed in ``visit.blocked``: the page must stand on its own.
+    Every other request (a stylesheet, font, image, script, favicon) is aborted and listed in
+    ``visit.blocked``: the page must stand on its own.
     """
     from playwright.sync_api import sync_playwright
 
@@ -75,14 +75,14 @@ def open_page(url: str, *, width: int = 1400, height: int = 900, only_this_url: 
         # Playwright gives every launch a new, empty profile (user data directory) of its own.
         browser = pw.chromium.launch(executable_path=executable, headless=True, args=list(CHROMIUM_FLAGS))
         try:
-            context = browser.new_context(viewport={"width": width, "height": height}, service_workers="block")
+            context = browser.new_context(viewport={"width": 1400, "height": 900}, service_workers="block")
             page = context.new_page()
             visit = PageVisit(url, page)
             page.on("request", lambda request: visit.requests.append(request.url))
             page.on("console", lambda message: visit.console.append(f"{message.type}: {message.text}"))
 
             def route(route: Any) -> None:
-                if only_this_url and route.request.url != url:
+                if route.request.url != url:
                     visit.blocked.append(route.request.url)
                     route.abort()
                 else:
@@ -95,9 +95,9 @@ def open_page(url: str, *, width: int = 1400, height: int = 900, only_this_url: 
             browser.close()
 
 
-def screenshot(url: str, path: Path, *, width: int = 1400) -> Path:
+def screenshot(url: str, path: Path) -> Path:
     """A full-page PNG of ``url`` at ``path`` (folders created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open_page(url, width=width) as visit:
+    with open_page(url) as visit:
         visit.page.screenshot(path=str(path), full_page=True)
     return path
