@@ -431,27 +431,24 @@ def check_operator_roles(infra: Infra) -> list[str]:
     for name in ("apimOperatorAccess", "discoveryOperatorAccess"):
         if "operatorPrincipals" not in json.dumps(body(_module(infra, name))["params"].get("principals")):
             problems.append(f"{MAIN}: {name} must also grant the operators")
-    module = _module(infra, "operatorBackupAccess")
-    if get(module["config"], "loop_type", "detail", "array_name") != "operatorPrincipalIds":
-        problems.append(f"{MAIN}: operatorBackupAccess must loop over operatorPrincipalIds")
-    params = body(module)["params"]
-    if ".".join(accessor(params.get("storageAccountName"))) != "backupStorage.outputs.name":
-        problems.append(f"{MAIN}: operatorBackupAccess must be on the backup account")
-    granted = _role_keys(params.get("roleDefinitionIds"))
-    if granted != {"customRoles.outputs.backupDataRoleId", "customRoles.outputs.backupCatalogRoleId"}:
-        problems.append(f"{MAIN}: operators get {sorted(granted)} on the backup account; expected the Function "
-                        "App's data roles without delete (APIM DR Backup Data, APIM DR Backup Catalog)")
-    # The CLI writes job rows and the restore lock, and queues the jobs it starts.
-    runtime = _module(infra, "operatorRuntimeAccess")
-    if get(runtime["config"], "loop_type", "detail", "array_name") != "operatorPrincipalIds":
-        problems.append(f"{MAIN}: operatorRuntimeAccess must loop over operatorPrincipalIds")
-    params = body(runtime)["params"]
-    if ".".join(accessor(params.get("storageAccountName"))) != "runtimeStorage.outputs.name":
-        problems.append(f"{MAIN}: operatorRuntimeAccess must be on the runtime account")
-    granted = _role_keys(params.get("roleDefinitionIds"))
-    if granted != {"roles.storageQueueDataContributor", "roles.storageTableDataContributor"}:
-        problems.append(f"{MAIN}: operators get {sorted(granted)} on the runtime account; expected Storage Queue "
-                        "Data Contributor and Storage Table Data Contributor (no blob role)")
+    # Backups: the app's data roles without delete. Runtime: the CLI writes job rows and the restore lock,
+    # and queues the jobs it starts; no blob role (host leases, deployment package).
+    for name, account, expected, what in (
+            ("operatorBackupAccess", "backupStorage", {"customRoles.outputs.backupDataRoleId",
+                                                       "customRoles.outputs.backupCatalogRoleId"},
+             "the Function App's data roles without delete (APIM DR Backup Data, APIM DR Backup Catalog)"),
+            ("operatorRuntimeAccess", "runtimeStorage", {"roles.storageQueueDataContributor",
+                                                         "roles.storageTableDataContributor"},
+             "Storage Queue Data Contributor and Storage Table Data Contributor (no blob role)")):
+        module = _module(infra, name)
+        if get(module["config"], "loop_type", "detail", "array_name") != "operatorPrincipalIds":
+            problems.append(f"{MAIN}: {name} must loop over operatorPrincipalIds")
+        params = body(module)["params"]
+        if ".".join(accessor(params.get("storageAccountName"))) != f"{account}.outputs.name":
+            problems.append(f"{MAIN}: {name} must be on the {account} account")
+        granted = _role_keys(params.get("roleDefinitionIds"))
+        if granted != expected:
+            problems.append(f"{MAIN}: operators get {sorted(granted)} from {name}; expected {what}")
     return problems
 
 
