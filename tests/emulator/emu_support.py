@@ -142,8 +142,9 @@ class SpecValidator:
         "common-types/resource-management/v5/types.json",
         "common-types/resource-management/v3/types.json",
     )
-    # Not shipped in ../shared/apim-spec today (see its README); used when present.
-    OPTIONAL_DOCUMENTS = ("definitions.json", "apimapis.json", "apimproducts.json", "apimnamedvalues.json")
+    # Used when present (a user's clone has no ../shared; older copies lacked the child-resource files).
+    OPTIONAL_DOCUMENTS = ("definitions.json", "apimapis.json", "apimproducts.json", "apimnamedvalues.json",
+                          "common-types/resource-management/v2/types.json")
     ENTITY_DEFINITIONS = ("ApiCollection", "ProductCollection", "NamedValueCollection")
 
     def __init__(self, root: Path) -> None:
@@ -247,15 +248,26 @@ def _typed(value: Any, kind: str, where: str) -> list[str]:
     return sdk_model_problems(value, kind, where)
 
 
-def _prepare(node: Any) -> Any:
+def _prepare(node: Any, *, property_map: bool = False) -> Any:
+    """Rewrite ``$ref`` prefixes and make non-required properties nullable, walking schemas only.
+
+    ``property_map`` marks a ``properties`` object (names -> schemas): its keys are property names,
+    not schema keywords, so a property that happens to be called ``properties`` or ``type`` is not
+    mistaken for one (``definitions.json`` has many ``properties`` properties, x-ms-client-flatten).
+    """
     if isinstance(node, list):
         return [_prepare(item) for item in node]
     if not isinstance(node, dict):
         return node
+    if property_map:
+        return {name: _prepare(schema) for name, schema in node.items()}
     out = {}
     for key, value in node.items():
         if key == "$ref" and isinstance(value, str):
-            out[key] = value.replace("../../../../../common-types/", "common-types/")
+            out[key] = value.replace("./../../../../../common-types/", "common-types/").replace(
+                "../../../../../common-types/", "common-types/")
+        elif key in ("properties", "definitions") and isinstance(value, dict):
+            out[key] = _prepare(value, property_map=True)
         else:
             out[key] = _prepare(value)
     properties = out.get("properties")
