@@ -308,3 +308,59 @@ def test_references_follow_names_in_policies_links_and_relative_ids() -> None:
     assert references_of(item("products/p/groups/g"), {}) == {"groups/g"}
     assert references_of(item("apis/a/operations/o/tags/t"), {}) == {"tags/t"}
     assert references_of(item("diagnostics/d", loggerId="/loggers/ai"), {}) == {"loggers/ai"}
+
+
+# -- from ARM bodies to items ------------------------------------------------------------------
+from dr_core.snapshots.sanitize import NOT_CAPTURED_SECRET, for_target, item_properties  # noqa: E402
+
+
+def test_a_secret_named_value_keeps_no_value_and_is_listed_as_not_captured() -> None:
+    body = {"properties": {"displayName": "k", "secret": True, "value": "s3cr3t", "tags": ["a"]}}
+    properties, missing = item_properties(parse_item_id("named-values/k"), body, service_id=PROD)  # type: ignore[arg-type]
+    assert properties == {"displayName": "k", "secret": True, "tags": ["a"]}
+    assert missing == [NotCaptured("named-values/k", NOT_CAPTURED_SECRET)]
+    assert "s3cr3t" not in json.dumps(properties)
+    # APIM itself returns no value for a secret: still listed, because the snapshot lacks it.
+    _, missing = item_properties(parse_item_id("named-values/k"), {"properties": {"secret": True}}, service_id=PROD)
+    assert missing == [NotCaptured("named-values/k", NOT_CAPTURED_SECRET)]
+
+
+def test_a_key_vault_reference_is_kept_without_its_volatile_status() -> None:
+    body = {"properties": {"displayName": "kv", "secret": True, "keyVault": {
+        "secretIdentifier": "https://v.vault.azure.net/secrets/kv", "identityClientId": None,
+        "lastStatus": {"code": "Success", "timeStampUtc": "2026-12-01T00:00:00Z"}}}}
+    properties, missing = item_properties(parse_item_id("named-values/kv"), body, service_id=PROD)  # type: ignore[arg-type]
+    assert properties["keyVault"] == {"secretIdentifier": "https://v.vault.azure.net/secrets/kv",
+                                      "identityClientId": None}
+    assert missing == []
+
+
+def test_backend_credentials_keep_named_value_references_and_drop_literals() -> None:
+    body = {"properties": {"url": "https://b", "credentials": {
+        "header": {"x-key": ["{{orders-key}}"], "x-literal": ["abc123"]},
+        "query": {"code": ["{{code}}", "literal"]},
+        "authorization": {"scheme": "Basic", "parameter": "dXNlcjpwYXNz"}},
+        "proxy": {"url": "http://p", "username": "u", "password": "{{proxy-password}}"}}}
+    properties, missing = item_properties(parse_item_id("backends/b"), body, service_id=PROD)  # type: ignore[arg-type]
+    assert properties["credentials"] == {"header": {"x-key": ["{{orders-key}}"]}, "query": {},
+                                         "authorization": {"scheme": "Basic"}}
+    assert properties["proxy"] == {"url": "http://p", "username": "u", "password": "{{proxy-password}}"}
+    assert sorted(n.item_id for n in missing) == ["backends/b#credentials.authorization.parameter",
+                                                  "backends/b#credentials.header.x-literal",
+                                                  "backends/b#credentials.query.code"]
+    assert not {"abc123", "literal", "dXNlcjpwYXNz"} & set(json.dumps(properties).replace('"', " ").split())
+
+
+def test_references_to_the_instance_are_stored_relative_and_restored_against_the_target() -> None:
+    body = {"properties": {"apiVersionSetId": f"{PROD}/apiVersionSets/v1", "serviceUrl": "https://x",
+                           "nested": [{"loggerId": f"{PROD.upper()}/loggers/ai"}],
+                           "foreign": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/f"}}
+    properties, _ = item_properties(parse_item_id("apis/a"), body, service_id=PROD)  # type: ignore[arg-type]
+    assert properties["apiVersionSetId"] == "/apiVersionSets/v1"
+    assert properties["nested"] == [{"loggerId": "/loggers/ai"}]
+    assert properties["foreign"].startswith("/subscriptions/")  # type: ignore[union-attr]
+    dr = PROD.replace("/prod", "/dr")
+    restored = for_target(properties, target_id=dr)
+    assert restored["apiVersionSetId"] == f"{dr}/apiVersionSets/v1"
+    assert restored["nested"] == [{"loggerId": f"{dr}/loggers/ai"}]
+    assert restored["foreign"] == body["properties"]["foreign"]
