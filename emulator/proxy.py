@@ -18,6 +18,7 @@ A host the stand-ins do not serve, or one in a region that is down, gets ``502 B
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import socket
@@ -57,10 +58,8 @@ class ConnectProxy(socketserver.ThreadingTCPServer):
         with self.tunnels_lock:
             tunnels, self.tunnels = self.tunnels, set()
         for sock in tunnels:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: object, client_address: object) -> None:
         logger.debug("proxy connection error from %s", client_address, exc_info=True)

@@ -40,7 +40,7 @@ class RegionOutage:
     region: str  # normalised: "westeurope"
     arm: bool = True
     gateway: bool = True
-    keyVault: bool = False  # noqa: N815 - the admin API's JSON name
+    keyVault: bool = False
     storage: bool = False
     since: str = ""
 

@@ -29,12 +29,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from emulator import gateway, regions
-from emulator.apim import auth
 from emulator.apim.errors import ArmError, invalid_parameter
 from emulator.apim.operations import Engine
 from emulator.apim.resources import SERVICE_NAME_MAX, SERVICE_NAME_RE, SUPPORTED_API_VERSIONS, service_id
 from emulator.apim.service_update import ServiceUpdates
-from emulator.apim.state import iso
 from emulator.apim.wire import Request, Response, json_response
 from emulator.arm_providers import diagnostics, dns, frontdoor, trafficmanager
 from emulator.arm_providers.front import ArmFront, Call
@@ -55,14 +53,23 @@ REGIONAL_RE = re.compile(r"^(?P<name>[a-z0-9-]+)-(?P<region>[a-z0-9]+)-01\.regio
 TM_SUFFIX = ".trafficmanager.net"
 MAX_CNAME_HOPS = 8
 
-_SVC = r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/providers/microsoft\.apimanagement/service/(?P<name>[^/]+)"
-APIM_SERVICE_RE = re.compile(_SVC + r"(?P<rest>/.*)?$", re.IGNORECASE)
-DIAGNOSTICS_RE = re.compile(r"^/providers/microsoft\.insights/diagnosticsettings(?:/(?P<setting>[^/]+))?/?$", re.IGNORECASE)
 _RG = r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/providers/"
-CDN_ORIGINS_RE = re.compile(_RG + r"microsoft\.cdn/profiles/(?P<p>[^/]+)/origingroups/(?P<g>[^/]+)/origins(?:/(?P<o>[^/]+))?/?$", re.IGNORECASE)
+APIM_SERVICE_RE = re.compile(_RG + r"microsoft\.apimanagement/service/(?P<name>[^/]+)(?P<rest>/.*)?$", re.IGNORECASE)
+DIAGNOSTICS_RE = re.compile(
+    r"^/providers/microsoft\.insights/diagnosticsettings(?:/(?P<setting>[^/]+))?/?$", re.IGNORECASE
+)
+CDN_ORIGINS_RE = re.compile(
+    _RG + r"microsoft\.cdn/profiles/(?P<p>[^/]+)/origingroups/(?P<g>[^/]+)/origins(?:/(?P<o>[^/]+))?/?$", re.IGNORECASE
+)
 CDN_OPERATION_RE = re.compile(_RG + r"microsoft\.cdn/operationresults/(?P<op>[^/]+)/?$", re.IGNORECASE)
-TM_RE = re.compile(_RG + r"microsoft\.network/trafficmanagerprofiles/(?P<p>[^/]+)(?:/(?P<t>azureendpoints|externalendpoints)/(?P<e>[^/]+))?/?$", re.IGNORECASE)
-DNS_RE = re.compile(_RG + r"microsoft\.network/dnszones/(?P<zone>[^/]+)/(?P<type>[^/]+)(?:/(?P<name>[^/]+))?/?$", re.IGNORECASE)
+TM_RE = re.compile(
+    _RG + r"microsoft\.network/trafficmanagerprofiles/(?P<p>[^/]+)"
+    r"(?:/(?P<t>azureendpoints|externalendpoints)/(?P<e>[^/]+))?/?$",
+    re.IGNORECASE,
+)
+DNS_RE = re.compile(
+    _RG + r"microsoft\.network/dnszones/(?P<zone>[^/]+)/(?P<type>[^/]+)(?:/(?P<name>[^/]+))?/?$", re.IGNORECASE
+)
 
 
 class Standins:
@@ -94,7 +101,9 @@ class Standins:
     def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
         unknown = set(changes) - set(DEFAULT_SETTINGS)
         if unknown:
-            raise ValueError(f"unknown stand-in settings: {', '.join(sorted(unknown))} (known: {', '.join(DEFAULT_SETTINGS)})")
+            raise ValueError(
+                f"unknown stand-in settings: {', '.join(sorted(unknown))} (known: {', '.join(DEFAULT_SETTINGS)})"
+            )
         seconds = changes.get("providerOpSeconds", 0)
         if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
             raise ValueError("providerOpSeconds must be a number of seconds >= 0")
@@ -128,22 +137,58 @@ class Standins:
         if (m := APIM_SERVICE_RE.match(path)) is not None:
             return self._apim(req, m)
         if (m := CDN_ORIGINS_RE.match(path)) is not None:
-            return self._serve(req, m, frontdoor.API_VERSIONS, "profiles/originGroups/origins",
-                               lambda c: self.frontdoor.handle(c, unquote(m["p"]), unquote(m["g"]), _opt(m["o"])))  # fmt: skip
+            return self._serve(
+                req,
+                m,
+                versions=frontdoor.API_VERSIONS,
+                rtype="profiles/originGroups/origins",
+                handler=lambda c: self.frontdoor.handle(c, unquote(m["p"]), unquote(m["g"]), _opt(m["o"])),
+            )
         if (m := CDN_OPERATION_RE.match(path)) is not None:
-            return self._serve(req, m, frontdoor.API_VERSIONS, "operationresults",
-                               lambda c: self.frontdoor.operation_status(c, unquote(m["op"])))  # fmt: skip
+            return self._serve(
+                req,
+                m,
+                versions=frontdoor.API_VERSIONS,
+                rtype="operationresults",
+                handler=lambda c: self.frontdoor.operation_status(c, unquote(m["op"])),
+            )
         if (m := TM_RE.match(path)) is not None:
-            return self._serve(req, m, trafficmanager.API_VERSIONS, "trafficManagerProfiles",
-                               lambda c: self.trafficmanager.handle(c, unquote(m["p"]), m["t"], _opt(m["e"])))  # fmt: skip
+            return self._serve(
+                req,
+                m,
+                versions=trafficmanager.API_VERSIONS,
+                rtype="trafficManagerProfiles",
+                handler=lambda c: self.trafficmanager.handle(c, unquote(m["p"]), m["t"], _opt(m["e"])),
+            )
         if (m := DNS_RE.match(path)) is not None:
-            return self._serve(req, m, dns.API_VERSIONS, "dnszones",
-                               lambda c: self.dns.handle(c, unquote(m["zone"]).lower(), unquote(m["type"]), _opt(m["name"])))  # fmt: skip
+            return self._serve(
+                req,
+                m,
+                versions=dns.API_VERSIONS,
+                rtype="dnszones",
+                handler=lambda c: self.dns.handle(c, unquote(m["zone"]).lower(), unquote(m["type"]), _opt(m["name"])),
+            )
         return None
 
-    def _serve(self, req: Request, m: re.Match[str], versions: tuple[str, ...], rtype: str, handler: Any, location: str | None = None) -> Response:
-        return self.front.serve(req, subscription=unquote(m["sub"]), resource_group=unquote(m["rg"]),
-                                api_versions=versions, resource_type=rtype, handler=handler, location=location)  # fmt: skip
+    def _serve(
+        self,
+        req: Request,
+        m: re.Match[str],
+        *,
+        versions: tuple[str, ...],
+        rtype: str,
+        handler: Any,
+        location: str | None = None,
+    ) -> Response:
+        return self.front.serve(
+            req,
+            subscription=unquote(m["sub"]),
+            resource_group=unquote(m["rg"]),
+            api_versions=versions,
+            resource_type=rtype,
+            handler=handler,
+            location=location,
+        )
 
     def _apim(self, req: Request, m: re.Match[str]) -> Response | None:
         rest = m["rest"] or ""
@@ -156,13 +201,17 @@ class Standins:
             and svc["resourceGroup"].lower() == unquote(m["rg"]).lower()
         )
         if diag is not None:
+
             def diagnostics_call(call: Call) -> Response:
                 found = self._service(call, name)
                 sid = service_id(found["subscriptionId"], found["resourceGroup"], found["name"])
                 return self.diagnostics.handle(call, sid, _opt(diag["setting"]))
 
-            return self._serve(req, m, diagnostics.API_VERSIONS, "diagnosticSettings", diagnostics_call)
+            return self._serve(
+                req, m, versions=diagnostics.API_VERSIONS, rtype="diagnosticSettings", handler=diagnostics_call
+            )
         if rest.strip("/") == "" and req.method in ("PUT", "PATCH"):
+
             def update_call(call: Call) -> Response:
                 if req.method == "PUT" and self.engine.service(name) is None:
                     raise ArmError(405, "MethodNotAllowed", "Creating API Management services is not emulated.")
@@ -171,13 +220,22 @@ class Standins:
                     raise regions.provider_unavailable("Microsoft.ApiManagement")
                 return self.updates.handle(req, found, call.api_version, call.principal.object_id)
 
-            return self._serve(req, m, SUPPORTED_API_VERSIONS, "service", update_call, location=svc["location"] if svc else None)
+            return self._serve(
+                req,
+                m,
+                versions=SUPPORTED_API_VERSIONS,
+                rtype="service",
+                handler=update_call,
+                location=svc["location"] if svc else None,
+            )
         if located and svc is not None and self.regions.is_down(svc["location"], "arm"):
             # ARM authenticates and authorises, then the provider's region does not answer.
             def unavailable(call: Call) -> Response:
                 raise regions.provider_unavailable("Microsoft.ApiManagement")
 
-            return self._serve(req, m, SUPPORTED_API_VERSIONS, "service", unavailable, location=svc["location"])
+            return self._serve(
+                req, m, versions=SUPPORTED_API_VERSIONS, rtype="service", handler=unavailable, location=svc["location"]
+            )
         return None
 
     def _service(self, call: Call, name: str) -> dict[str, Any]:
@@ -280,7 +338,11 @@ class Standins:
             if profile["properties"]["dnsConfig"]["relativeName"].lower() != relative_name:
                 continue
             endpoints = sorted(
-                (e for e in self.resources.children(profile["id"]) if e["properties"].get("endpointStatus") == "Enabled"),
+                (
+                    e
+                    for e in self.resources.children(profile["id"])
+                    if e["properties"].get("endpointStatus") == "Enabled"
+                ),
                 key=lambda e: e["properties"].get("priority") or 1000,
             )
             for endpoint in endpoints:
@@ -310,7 +372,11 @@ class Standins:
         return None
 
     def handle_dataplane(self, req: Request) -> Response:
-        host = (req.header("host") or "").rsplit(":", 1)[0].lower() if not (req.header("host") or "").startswith("[") else ""
+        host = (
+            (req.header("host") or "").rsplit(":", 1)[0].lower()
+            if not (req.header("host") or "").startswith("[")
+            else ""
+        )
         if host.endswith(VAULT_SUFFIX):
             vault = self.vaults.vault(host[: -len(VAULT_SUFFIX)])
             if vault is not None and self.regions.is_down(vault["location"], "keyVault"):
@@ -337,9 +403,17 @@ class Standins:
         if host.endswith((VAULT_SUFFIX, GATEWAY_SUFFIX)) or host in ("localhost", "127.0.0.1"):
             return None
         svc, _ = self._instance_for_host(host)
-        binding = None if svc is None else next(
-            (h for h in svc.get("hostnameConfigurations") or [] if h.get("hostName", "").lower() == host and h.get("keyVaultId")),
-            None,
+        binding = (
+            None
+            if svc is None
+            else next(
+                (
+                    h
+                    for h in svc.get("hostnameConfigurations") or []
+                    if h.get("hostName", "").lower() == host and h.get("keyVaultId")
+                ),
+                None,
+            )
         )
         if binding is None:
             return None
@@ -361,8 +435,11 @@ class Standins:
                 return None
             self._cert_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile("wb", dir=self._cert_dir, suffix=".pem", delete=False) as handle:
-                handle.write(private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                       serialization.NoEncryption()))  # fmt: skip
+                handle.write(
+                    private_key.private_bytes(
+                        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                    )
+                )
                 handle.write(cert.public_bytes(serialization.Encoding.PEM))
                 for extra in chain or []:
                     handle.write(extra.public_bytes(serialization.Encoding.PEM))
@@ -407,17 +484,24 @@ class Standins:
             if method in ("POST", "DELETE") and (not rest or rest[-1] in ("up", rest[0])):
                 self.regions.restore(rest[0] if rest else None)
                 return json_response(200, {"value": [o.to_json() for o in self.regions.outages()]})
-            raise ValueError("POST /_emulator/regions/{region}/down {arm?, gateway?, keyVault?, storage?}; POST .../{region}/up")
+            raise ValueError(
+                "POST /_emulator/regions/{region}/down {arm?, gateway?, keyVault?, storage?}; POST .../{region}/up"
+            )
         if head == "arm-resources":
             if method == "GET":
                 return json_response(200, {"value": self.resources.all()})
-            kinds = {"frontdoor-profiles": self.frontdoor.add_profile, "trafficmanager-profiles": self.trafficmanager.add_profile,
-                     "dns-zones": self.dns.add_zone}  # fmt: skip
+            kinds = {
+                "frontdoor-profiles": self.frontdoor.add_profile,
+                "trafficmanager-profiles": self.trafficmanager.add_profile,
+                "dns-zones": self.dns.add_zone,
+            }
             if method == "POST" and rest and rest[0] in kinds:
                 subs = self.engine.store.get("subscriptions") or []
                 kinds[rest[0]](body.get("subscriptionId") or subs[0]["subscriptionId"], body)
                 return json_response(201, {"value": self.resources.all()})
-            raise ValueError("GET /_emulator/arm-resources; POST .../{frontdoor-profiles|trafficmanager-profiles|dns-zones}")
+            raise ValueError(
+                "GET /_emulator/arm-resources; POST .../{frontdoor-profiles|trafficmanager-profiles|dns-zones}"
+            )
         # keyvaults
         if not rest:
             if method == "GET":
@@ -430,18 +514,35 @@ class Standins:
             return json_response(200, self.vaults.view(vault))
         what = rest[1] if len(rest) > 1 else ""
         if what == "secrets" and method == "POST":
-            record = self.vaults.set_secret(vault, body.get("name"), body.get("value"), content_type=body.get("contentType"),
-                                            enabled=bool(body.get("enabled", True)), tags=body.get("tags"))  # fmt: skip
-            return json_response(201, {k: v for k, v in record.items() if k != "value"}
-                                 | {"id": f"https://{vault}{VAULT_SUFFIX}/secrets/{body.get('name')}/{record['version']}"})  # fmt: skip
+            record = self.vaults.set_secret(
+                vault,
+                body.get("name"),
+                body.get("value"),
+                content_type=body.get("contentType"),
+                enabled=bool(body.get("enabled", True)),
+                tags=body.get("tags"),
+            )
+            return json_response(
+                201,
+                {k: v for k, v in record.items() if k != "value"}
+                | {"id": f"https://{vault}{VAULT_SUFFIX}/secrets/{body.get('name')}/{record['version']}"},
+            )
         if what == "secrets" and method == "PATCH" and len(rest) >= 3:
-            self.vaults.set_secret_enabled(vault, rest[2], bool(body.get("enabled")), rest[3] if len(rest) > 3 else None)
+            self.vaults.set_secret_enabled(
+                vault, rest[2], bool(body.get("enabled")), rest[3] if len(rest) > 3 else None
+            )
             return json_response(200, self.vaults.view(vault))
         if what == "certificates" and method == "POST":
             record = self.vaults.create_certificate(vault, body)
             base = f"https://{vault}{VAULT_SUFFIX}"
-            return json_response(201, record | {"id": f"{base}/certificates/{body['name']}/{record['version']}",
-                                                "secretId": f"{base}/secrets/{body['name']}/{record['version']}"})  # fmt: skip
+            return json_response(
+                201,
+                record
+                | {
+                    "id": f"{base}/certificates/{body['name']}/{record['version']}",
+                    "secretId": f"{base}/secrets/{body['name']}/{record['version']}",
+                },
+            )
         if what == "role-assignments" and method == "POST":
             return json_response(201, self.vaults.grant(vault, body))
         if what == "role-assignments" and method == "DELETE" and len(rest) >= 3:
@@ -456,7 +557,8 @@ class Standins:
 
 def _binds(svc: dict[str, Any], host: str) -> bool:
     return any(
-        h.get("type") == "Proxy" and h.get("hostName", "").lower() == host for h in svc.get("hostnameConfigurations") or []
+        h.get("type") == "Proxy" and h.get("hostName", "").lower() == host
+        for h in svc.get("hostnameConfigurations") or []
     )
 
 
@@ -474,4 +576,3 @@ def _admin_body(req: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object")
     return body
-

@@ -8,9 +8,9 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass
-from urllib.parse import unquote
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from emulator.certs import TlsFiles
 from emulator.proxy import ConnectProxy

@@ -63,11 +63,21 @@ HOSTNAME_TYPES = ("Proxy", "Portal", "Management", "Scm", "DeveloperPortal", "Co
 CERTIFICATE_SOURCES = ("Managed", "KeyVault", "Custom", "BuiltIn")
 IDENTITY_TYPES = ("SystemAssigned", "UserAssigned", "SystemAssigned, UserAssigned", "None")
 CUSTOM_PROPERTY_PREFIX = "Microsoft.WindowsAzure.ApiManagement.Gateway."
-HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9*](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
-SUBNET_RE = re.compile(r"^/subscriptions/[^/]*/resourceGroups/[^/]*/providers/Microsoft.(ClassicNetwork|Network)/virtualNetworks/[^/]*/subnets/[^/]*$")
+HOST_RE = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9*](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+SUBNET_RE = re.compile(
+    r"^/subscriptions/[^/]*/resourceGroups/[^/]*/providers/Microsoft.(ClassicNetwork|Network)/virtualNetworks/[^/]*/subnets/[^/]*$"
+)
 MAX_BODY_BYTES = 256 * 1024
-LONG_RUNNING = ("hostnameConfigurations", "customProperties", "identity", "certificates",
-                "virtualNetworkType", "virtualNetworkConfiguration")  # fmt: skip
+LONG_RUNNING = (
+    "hostnameConfigurations",
+    "customProperties",
+    "identity",
+    "certificates",
+    "virtualNetworkType",
+    "virtualNetworkConfiguration",
+)
 
 # (service record, principal id, keyVaultId) -> the certificate information, or raises ArmError
 CertificateReader = Callable[[dict[str, Any], str, str], dict[str, str]]
@@ -92,7 +102,8 @@ class ServiceUpdates:
                 raise apim_error(
                     409,
                     "ServiceLocked",
-                    f"The API Service {current['name']} is transitioning at this time. Please try the request again later.",
+                    f"The API Service {current['name']} is transitioning at this time. "
+                    "Please try the request again later.",
                 )
             changes = self._changes(current, body, replace=replace)
             return changes, any(key in LONG_RUNNING for key in changes)
@@ -104,8 +115,10 @@ class ServiceUpdates:
         etag = {"ETag": f'"{etag_for(svc["etagCounter"])}"'}
         if op is None:
             return json_response(200, resource, etag)
-        location = {"Location": f"{req.base_url}{op['locationPath']}?api-version={api_version}",
-                    "Retry-After": str(self.engine.retry_after())}  # fmt: skip
+        location = {
+            "Location": f"{req.base_url}{op['locationPath']}?api-version={api_version}",
+            "Retry-After": str(self.engine.retry_after()),
+        }
         if req.method == "PATCH":
             return Response(202, b"", location)
         return json_response(200, resource, etag | location)
@@ -116,8 +129,11 @@ class ServiceUpdates:
         if not isinstance(props, dict):
             raise invalid_parameter("'properties' must be an object.", "properties")
         sku = body.get("sku")
-        if sku is not None and (not isinstance(sku, dict) or sku.get("name") != svc["sku"]["name"]
-                                or sku.get("capacity", svc["sku"]["capacity"]) != svc["sku"]["capacity"]):  # fmt: skip
+        if sku is not None and (
+            not isinstance(sku, dict)
+            or sku.get("name") != svc["sku"]["name"]
+            or sku.get("capacity", svc["sku"]["capacity"]) != svc["sku"]["capacity"]
+        ):
             raise invalid_parameter("Changing the SKU or its capacity is not emulated.", "sku")
         location = body.get("location")
         if location is not None and str(location).replace(" ", "").lower() != svc["location"].replace(" ", "").lower():
@@ -127,10 +143,17 @@ class ServiceUpdates:
             proposed["identity"] = self._identity(svc, body["identity"])
         if "tags" in body and body["tags"] is not None:
             tags = body["tags"]
-            if not isinstance(tags, dict) or len(tags) > 50 or not all(
-                isinstance(k, str) and isinstance(v, str) and len(k) <= 512 and len(v) <= 256 for k, v in tags.items()
+            if (
+                not isinstance(tags, dict)
+                or len(tags) > 50
+                or not all(
+                    isinstance(k, str) and isinstance(v, str) and len(k) <= 512 and len(v) <= 256
+                    for k, v in tags.items()
+                )
             ):
-                raise ArmError(400, "InvalidTag", "Tags must map at most 50 names (512 characters) to strings (256 characters).")
+                raise ArmError(
+                    400, "InvalidTag", "Tags must map at most 50 names (512 characters) to strings (256 characters)."
+                )
             proposed["tags"] = dict(tags)
         for key in ("publisherEmail", "publisherName"):
             if key in props and props[key] is not None:
@@ -146,7 +169,9 @@ class ServiceUpdates:
             proposed["certificates"] = _ca_certificates(props["certificates"])
         if props.get("virtualNetworkType") is not None:
             if props["virtualNetworkType"] not in ("None", "External", "Internal"):
-                raise invalid_parameter(f"Requested value '{str(props['virtualNetworkType'])[:50]}' was not found.", "virtualNetworkType")
+                raise invalid_parameter(
+                    f"Requested value '{str(props['virtualNetworkType'])[:50]}' was not found.", "virtualNetworkType"
+                )
             proposed["virtualNetworkType"] = props["virtualNetworkType"]
         if "virtualNetworkConfiguration" in props:
             proposed["virtualNetworkConfiguration"] = _vnet(props["virtualNetworkConfiguration"])
@@ -167,12 +192,19 @@ class ServiceUpdates:
         if "UserAssigned" in kind:
             given = raw.get("userAssignedIdentities")
             if not isinstance(given, dict) or not given:
-                raise invalid_parameter("userAssignedIdentities must name at least one identity resource id.", "identity")
+                raise invalid_parameter(
+                    "userAssignedIdentities must name at least one identity resource id.", "identity"
+                )
             known = current.get("userAssignedIdentities") or {}
             users = {}
             for rid in given:
-                if not isinstance(rid, str) or "/providers/microsoft.managedidentity/userassignedidentities/" not in rid.lower():
-                    raise invalid_parameter(f"'{str(rid)[:200]}' is not a user-assigned identity resource id.", "identity")
+                if (
+                    not isinstance(rid, str)
+                    or "/providers/microsoft.managedidentity/userassignedidentities/" not in rid.lower()
+                ):
+                    raise invalid_parameter(
+                        f"'{str(rid)[:200]}' is not a user-assigned identity resource id.", "identity"
+                    )
                 existing = next((v for k, v in known.items() if k.lower() == rid.lower()), None)
                 users[rid] = existing or {
                     "principalId": str(uuid.uuid5(uuid.NAMESPACE_URL, rid.lower() + "#principal")),
@@ -211,33 +243,48 @@ class ServiceUpdates:
             if not isinstance(host, str) or not HOST_RE.match(host):
                 raise invalid_parameter(f"'{str(host)[:260]}' is not a valid host name.", "hostName")
             if (kind, host.lower()) in seen:
-                raise invalid_parameter(f"Hostname '{host}' of type {kind} is configured twice.", "hostnameConfigurations")
+                raise invalid_parameter(
+                    f"Hostname '{host}' of type {kind} is configured twice.", "hostnameConfigurations"
+                )
             seen.add((kind, host.lower()))
             source = entry.get("certificateSource")
             if source is not None and source not in CERTIFICATE_SOURCES:
                 raise invalid_parameter(f"Requested value '{str(source)[:50]}' was not found.", "certificateSource")
             out = {
-                "type": kind, "hostName": host, "encodedCertificate": None, "keyVaultId": None,
-                "certificatePassword": None, "negotiateClientCertificate": bool(entry.get("negotiateClientCertificate", False)),
-                "certificate": None, "defaultSslBinding": bool(entry.get("defaultSslBinding", False)),
-                "identityClientId": None, "certificateSource": "BuiltIn", "certificateStatus": None,
-            }  # fmt: skip
+                "type": kind,
+                "hostName": host,
+                "encodedCertificate": None,
+                "keyVaultId": None,
+                "certificatePassword": None,
+                "negotiateClientCertificate": bool(entry.get("negotiateClientCertificate", False)),
+                "certificate": None,
+                "defaultSslBinding": bool(entry.get("defaultSslBinding", False)),
+                "identityClientId": None,
+                "certificateSource": "BuiltIn",
+                "certificateStatus": None,
+            }
             if host.lower() == default_host:
                 result.append(out)
                 continue
             owner = self.hostname_owner(host, svc["name"])
             if owner is not None:
-                raise apim_error(409, "Conflict", f"Hostname '{host}' is already bound to API Management service '{owner}'.")
+                raise apim_error(
+                    409, "Conflict", f"Hostname '{host}' is already bound to API Management service '{owner}'."
+                )
             key_vault_id = entry.get("keyVaultId")
             if key_vault_id is None:
                 if entry.get("encodedCertificate"):
-                    raise invalid_parameter("Uploading certificate bytes is not emulated: reference a Key Vault secret (keyVaultId).", "encodedCertificate")
+                    raise invalid_parameter(
+                        "Uploading certificate bytes is not emulated: reference a Key Vault secret (keyVaultId).",
+                        "encodedCertificate",
+                    )
                 if source == "Managed":
                     out["certificateSource"] = "Managed"
                     result.append(out)
                     continue
                 raise invalid_parameter(
-                    f"Either encodedCertificate or keyVaultId should be provided to retrieve the custom SSL certificate "
+                    "Either encodedCertificate or keyVaultId should be provided to retrieve the custom SSL "
+                    "certificate "
                     f"for type: {kind} and hostname : {host}."
                 )
             if not isinstance(key_vault_id, str) or len(key_vault_id) > 2048:
@@ -247,16 +294,31 @@ class ServiceUpdates:
             client_id = entry.get("identityClientId")
             principal = _principal_for(identity, client_id)
             out["certificate"] = self.read_certificate(svc, principal, key_vault_id)
-            out |= {"keyVaultId": key_vault_id, "identityClientId": client_id, "certificateSource": "KeyVault",
-                    "certificateStatus": "Completed"}  # fmt: skip
+            out |= {
+                "keyVaultId": key_vault_id,
+                "identityClientId": client_id,
+                "certificateSource": "KeyVault",
+                "certificateStatus": "Completed",
+            }
             result.append(out)
         if not any(e["type"] == "Proxy" and e["hostName"].lower() == default_host for e in result):
             # The default gateway hostname is always there (APIM adds it back).
-            result.insert(0, {
-                "type": "Proxy", "hostName": default_host, "encodedCertificate": None, "keyVaultId": None,
-                "certificatePassword": None, "negotiateClientCertificate": False, "certificate": None,
-                "defaultSslBinding": False, "identityClientId": None, "certificateSource": "BuiltIn", "certificateStatus": None,
-            })  # fmt: skip
+            result.insert(
+                0,
+                {
+                    "type": "Proxy",
+                    "hostName": default_host,
+                    "encodedCertificate": None,
+                    "keyVaultId": None,
+                    "certificatePassword": None,
+                    "negotiateClientCertificate": False,
+                    "certificate": None,
+                    "defaultSslBinding": False,
+                    "identityClientId": None,
+                    "certificateSource": "BuiltIn",
+                    "certificateStatus": None,
+                },
+            )
         return result
 
     # -- completion ----------------------------------------------------------------------------
@@ -316,15 +378,21 @@ def _ca_certificates(raw: Any) -> list[dict[str, Any]] | None:
                 else x509.load_der_x509_certificate(base64.b64decode(data, validate=True))
             )
         except ValueError:
-            raise invalid_parameter("encodedCertificate is not a certificate (base64 DER or PEM).", "encodedCertificate") from None
-        out.append({
-            "encodedCertificate": None, "certificatePassword": None, "storeName": entry["storeName"],
-            "certificate": {
-                "expiry": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
-                "thumbprint": cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - APIM's thumbprint
-                "subject": cert.subject.rfc4514_string(),
-            },
-        })  # fmt: skip
+            raise invalid_parameter(
+                "encodedCertificate is not a certificate (base64 DER or PEM).", "encodedCertificate"
+            ) from None
+        out.append(
+            {
+                "encodedCertificate": None,
+                "certificatePassword": None,
+                "storeName": entry["storeName"],
+                "certificate": {
+                    "expiry": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+                    "thumbprint": cert.fingerprint(hashes.SHA1()).hex().upper(),
+                    "subject": cert.subject.rfc4514_string(),
+                },
+            }
+        )
     return out
 
 
@@ -334,8 +402,11 @@ def _vnet(raw: Any) -> dict[str, Any] | None:
     subnet = raw.get("subnetResourceId") if isinstance(raw, dict) else None
     if not isinstance(subnet, str) or not SUBNET_RE.match(subnet):
         raise invalid_parameter("subnetResourceId must be a subnet resource id.", "virtualNetworkConfiguration")
-    return {"vnetid": "00000000-0000-0000-0000-000000000000", "subnetname": subnet.rsplit("/", 1)[1],
-            "subnetResourceId": subnet}  # fmt: skip
+    return {
+        "vnetid": "00000000-0000-0000-0000-000000000000",
+        "subnetname": subnet.rsplit("/", 1)[1],
+        "subnetResourceId": subnet,
+    }
 
 
 def _body(req: Request) -> dict[str, Any]:

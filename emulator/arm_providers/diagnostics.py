@@ -1,4 +1,6 @@
-"""Diagnostic settings on an API Management service: ``{serviceId}/providers/Microsoft.Insights/diagnosticSettings/{name}``.
+"""Diagnostic settings on an API Management service.
+
+The extension resource ``{serviceId}/providers/Microsoft.Insights/diagnosticSettings/{name}``.
 
 Source: Azure/azure-rest-api-specs ``specification/monitor/resource-manager/Microsoft.Insights/preview/
 2021-05-01-preview/diagnosticsSettings_API.json`` (commit e3a946e7426f9308923f7b8663bfe2cff3d8265c):
@@ -39,8 +41,12 @@ class DiagnosticSettings:
         collection = f"{service_resource_id}/providers/{SETTING_TYPE}"
         if name is None:
             if method != "GET":
-                raise ArmError(405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'.")
-            return json_response(200, {"value": [self.render(r) for r in self.resources.children(service_resource_id, SETTING_TYPE)]})
+                raise ArmError(
+                    405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'."
+                )
+            return json_response(
+                200, {"value": [self.render(r) for r in self.resources.children(service_resource_id, SETTING_TYPE)]}
+            )
         check_name(name, "diagnostic setting")
         rid = f"{collection}/{name}"
         existing = self.resources.get(rid)
@@ -50,8 +56,9 @@ class DiagnosticSettings:
             return json_response(200, self.render(existing))
         if method == "PUT":
             props = self._validate(call.json_body().get("properties"))
-            record = self.resources.put({"id": rid, "type": SETTING_TYPE, "name": name, "parent": service_resource_id,
-                                         "properties": props})  # fmt: skip
+            record = self.resources.put(
+                {"id": rid, "type": SETTING_TYPE, "name": name, "parent": service_resource_id, "properties": props}
+            )
             return json_response(200, self.render(record))
         if method == "DELETE":
             return Response(200 if self.resources.delete(rid) else 204)
@@ -62,13 +69,20 @@ class DiagnosticSettings:
         if not isinstance(props, dict):
             raise ArmError(400, "BadRequest", "The 'properties' object is required.")
         if not any(isinstance(props.get(d), str) and props[d] for d in DESTINATIONS):
-            raise ArmError(400, "BadRequest", "A diagnostic setting needs a destination: storageAccountId, workspaceId, eventHubAuthorizationRuleId or marketplacePartnerId.")
+            raise ArmError(
+                400,
+                "BadRequest",
+                "A diagnostic setting needs a destination: storageAccountId, workspaceId, "
+                "eventHubAuthorizationRuleId or marketplacePartnerId.",
+            )
         logs, metrics = props.get("logs") or [], props.get("metrics") or []
         if not isinstance(logs, list) or not isinstance(metrics, list):
             raise ArmError(400, "BadRequest", "'logs' and 'metrics' must be lists.")
         for entry in logs:
             if not isinstance(entry, dict) or not isinstance(entry.get("enabled"), bool):
-                raise ArmError(400, "BadRequest", "Each log setting needs 'enabled' and a 'category' or 'categoryGroup'.")
+                raise ArmError(
+                    400, "BadRequest", "Each log setting needs 'enabled' and a 'category' or 'categoryGroup'."
+                )
             category, group = entry.get("category"), entry.get("categoryGroup")
             if category is not None and str(category).lower() not in LOG_CATEGORIES:
                 raise ArmError(400, "BadRequest", f"Category '{str(category)[:100]}' is not supported.")
@@ -86,4 +100,9 @@ class DiagnosticSettings:
 
     @staticmethod
     def render(record: dict[str, Any]) -> dict[str, Any]:
-        return {"id": record["id"], "name": record["name"], "type": SETTING_TYPE, "properties": dict(record["properties"])}
+        return {
+            "id": record["id"],
+            "name": record["name"],
+            "type": SETTING_TYPE,
+            "properties": dict(record["properties"]),
+        }

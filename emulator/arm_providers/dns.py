@@ -46,8 +46,18 @@ class Dns:
         name, rg = raw.get("name"), raw.get("resourceGroup")
         if not isinstance(name, str) or not HOST_RE.match(name) or not isinstance(rg, str):
             raise ValueError("a DNS zone needs a valid 'name' (e.g. contoso.com) and 'resourceGroup'")
-        self.resources.put({"id": zone_id(sub, rg, name), "type": ZONE_TYPE, "name": name.lower(), "resourceGroup": rg,
-                            "subscriptionId": sub, "parent": None, "location": "global", "properties": {}})  # fmt: skip
+        self.resources.put(
+            {
+                "id": zone_id(sub, rg, name),
+                "type": ZONE_TYPE,
+                "name": name.lower(),
+                "resourceGroup": rg,
+                "subscriptionId": sub,
+                "parent": None,
+                "location": "global",
+                "properties": {},
+            }
+        )
         for record in raw.get("records") or []:
             if not isinstance(record, dict) or str(record.get("type", "CNAME")).upper() != "CNAME":
                 raise ValueError(f"zone '{name}': only CNAME records are emulated")
@@ -67,15 +77,24 @@ class Dns:
             raise ArmError(404, "NotFound", f"The emulator serves only CNAME record sets, not '{record_type[:20]}'.")
         if name is None:
             if method != "GET":
-                raise ArmError(405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'.")
-            items = [self.render(r, zone_record["name"]) for r in self.resources.children(zone_record["id"], CNAME_TYPE)]
+                raise ArmError(
+                    405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'."
+                )
+            items = [
+                self.render(r, zone_record["name"]) for r in self.resources.children(zone_record["id"], CNAME_TYPE)
+            ]
             return json_response(200, {"value": items, "nextLink": None})
         if name == "@":
             if method == "PUT":
                 raise ArmError(400, "BadRequest", "A CNAME record set cannot be created at the zone apex ('@').")
             raise not_found(CNAME_TYPE, f"{zone}/@", rg)
         if not RELATIVE_RE.match(name):
-            raise ArmError(400, "BadRequest", f"The record set name '{name[:300]}' is invalid: dot-separated labels of 1-63 letters, digits, '-' or '_'.")
+            raise ArmError(
+                400,
+                "BadRequest",
+                f"The record set name '{name[:300]}' is invalid: dot-separated labels of 1-63 letters, "
+                "digits, '-' or '_'.",
+            )
         rid = f"{zone_record['id']}/CNAME/{name.lower()}"
         existing = self.resources.get(rid)
         if method == "GET":
@@ -109,7 +128,9 @@ class Dns:
         if if_match is not None:
             wanted = if_match.strip()
             if existing is None:
-                raise ArmError(412, "PreconditionFailed", f"The record set {where} does not exist (If-Match: {wanted[:100]}).")
+                raise ArmError(
+                    412, "PreconditionFailed", f"The record set {where} does not exist (If-Match: {wanted[:100]})."
+                )
             if wanted != "*" and wanted.strip('"') != existing["etag"]:
                 raise ArmError(
                     412,
@@ -124,9 +145,15 @@ class Dns:
         ttl = props.get("TTL", 3600)
         if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= MAX_TTL:
             raise ArmError(400, "BadRequest", f"The TTL must be an integer between 0 and {MAX_TTL}.")
-        cname = (props.get("CNAMERecord") or {}).get("cname") if isinstance(props.get("CNAMERecord"), dict | None) else None
+        cname = (
+            (props.get("CNAMERecord") or {}).get("cname") if isinstance(props.get("CNAMERecord"), dict | None) else None
+        )
         if not isinstance(cname, str) or not HOST_RE.match(cname):
-            raise ArmError(400, "BadRequest", "A CNAME record set needs 'CNAMERecord.cname', a host name of at most 253 characters.")
+            raise ArmError(
+                400,
+                "BadRequest",
+                "A CNAME record set needs 'CNAMERecord.cname', a host name of at most 253 characters.",
+            )
         metadata = props.get("metadata") or {}
         if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
             raise ArmError(400, "BadRequest", "'metadata' must map names to strings.")
@@ -134,19 +161,35 @@ class Dns:
 
     def _store(self, sub: str, rg: str, zone: str, name: str, props: dict[str, Any]) -> dict[str, Any]:
         zid = zone_id(sub, rg, zone)
-        return self.resources.put({"id": f"{zid}/CNAME/{name.lower()}", "type": CNAME_TYPE, "name": name,
-                                   "resourceGroup": rg, "subscriptionId": sub, "parent": zid, "properties": props})  # fmt: skip
+        return self.resources.put(
+            {
+                "id": f"{zid}/CNAME/{name.lower()}",
+                "type": CNAME_TYPE,
+                "name": name,
+                "resourceGroup": rg,
+                "subscriptionId": sub,
+                "parent": zid,
+                "properties": props,
+            }
+        )
 
     @staticmethod
     def render(record: dict[str, Any], zone: str) -> dict[str, Any]:
         props = record["properties"]
         return {
-            "id": record["id"], "name": record["name"], "type": CNAME_TYPE, "etag": record["etag"],
+            "id": record["id"],
+            "name": record["name"],
+            "type": CNAME_TYPE,
+            "etag": record["etag"],
             "properties": {
-                "metadata": props.get("metadata") or {}, "TTL": props["TTL"], "fqdn": f"{record['name']}.{zone}.",
-                "provisioningState": "Succeeded", "targetResource": {}, "CNAMERecord": dict(props["CNAMERecord"]),
+                "metadata": props.get("metadata") or {},
+                "TTL": props["TTL"],
+                "fqdn": f"{record['name']}.{zone}.",
+                "provisioningState": "Succeeded",
+                "targetResource": {},
+                "CNAMERecord": dict(props["CNAMERecord"]),
             },
-        }  # fmt: skip
+        }
 
     def resolve(self, host: str) -> str | None:
         """The CNAME target of ``host`` in the emulated zones (the longest zone suffix wins), if any."""

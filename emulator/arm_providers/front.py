@@ -41,13 +41,25 @@ class Call:
         if len(self.req.body) > MAX_BODY_BYTES:
             raise ArmError(413, "RequestEntityTooLarge", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
         if not self.req.body.strip():
-            raise ArmError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized: the body is empty.")
+            raise ArmError(
+                400,
+                "InvalidRequestContent",
+                "The request content was invalid and could not be deserialized: the body is empty.",
+            )
         try:
             body = json.loads(self.req.body)
         except (ValueError, RecursionError):
-            raise ArmError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized: it is not JSON.") from None
+            raise ArmError(
+                400,
+                "InvalidRequestContent",
+                "The request content was invalid and could not be deserialized: it is not JSON.",
+            ) from None
         if not isinstance(body, dict):
-            raise ArmError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized: expected a JSON object.")
+            raise ArmError(
+                400,
+                "InvalidRequestContent",
+                "The request content was invalid and could not be deserialized: expected a JSON object.",
+            )
         return body
 
 
@@ -75,13 +87,18 @@ class ArmFront:
             principal = auth.authenticate(req.header("authorization"), tenant=self._tenant())
             version = req.param("api-version")
             if not version:
-                raise ArmError(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
+                raise ArmError(
+                    400,
+                    "MissingApiVersionParameter",
+                    "The api-version query parameter (?api-version=) is required for all requests.",
+                )
             if version not in api_versions:
                 raise ArmError(
                     400,
                     "NoRegisteredProviderFound",
                     f"No registered resource provider found for location '{location or 'global'}' and API version "
-                    f"'{version}' for type '{resource_type}'. The supported api-versions are '{', '.join(api_versions)}'.",
+                    f"'{version}' for type '{resource_type}'. "
+                    f"The supported api-versions are '{', '.join(api_versions)}'.",
                 )
             self._subscription(subscription)
             if resource_group is not None:
@@ -89,7 +106,9 @@ class ArmFront:
             try:
                 permission = auth.required_permission(req.method, req.path)
             except ValueError as exc:
-                raise ArmError(405, "MethodNotAllowed", f"The requested resource does not support http method '{req.method}'.") from exc
+                raise ArmError(
+                    405, "MethodNotAllowed", f"The requested resource does not support http method '{req.method}'."
+                ) from exc
             auth.authorize(self.engine.store.get("armRoles"), principal, permission)
             if resource_group is not None and not self._group_exists(subscription, resource_group):
                 raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{resource_group}' could not be found.")
@@ -117,8 +136,14 @@ class ArmFront:
 
     def _subscription(self, subscription: str) -> None:
         if not GUID_RE.match(subscription):
-            raise ArmError(400, "InvalidSubscriptionId", f"The provided subscription identifier '{subscription}' is malformed or invalid.")
-        if not any(s["subscriptionId"].lower() == subscription.lower() for s in self.engine.store.get("subscriptions", [])):
+            raise ArmError(
+                400,
+                "InvalidSubscriptionId",
+                f"The provided subscription identifier '{subscription}' is malformed or invalid.",
+            )
+        if not any(
+            s["subscriptionId"].lower() == subscription.lower() for s in self.engine.store.get("subscriptions", [])
+        ):
             raise ArmError(404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found.")
 
     @staticmethod
@@ -146,4 +171,3 @@ def not_found(resource_type: str, name: str, resource_group: str) -> ArmError:
         f"The Resource '{resource_type}/{name}' under resource group '{resource_group}' was not found. "
         "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
     )
-

@@ -32,9 +32,21 @@ from .store import ResourceStore, check_name
 
 API_VERSIONS = ("2026-10-01", "2025-06-01", "2024-09-01", "2024-02-01", "2023-05-01")
 ORIGIN_TYPE = "Microsoft.Cdn/profiles/origingroups/origins"
-HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-WRITABLE = ("hostName", "httpPort", "httpsPort", "originHostHeader", "priority", "weight", "enabledState",
-            "enforceCertificateNameCheck", "azureOrigin", "sharedPrivateLinkResource")  # fmt: skip
+HOST_RE = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+WRITABLE = (
+    "hostName",
+    "httpPort",
+    "httpsPort",
+    "originHostHeader",
+    "priority",
+    "weight",
+    "enabledState",
+    "enforceCertificateNameCheck",
+    "azureOrigin",
+    "sharedPrivateLinkResource",
+)
 
 
 def profile_id(sub: str, rg: str, profile: str) -> str:
@@ -69,13 +81,15 @@ def validate_properties(props: Any, *, creating: bool) -> dict[str, Any]:
                 raise ArmError(400, "BadRequest", "Property 'weight' must be between 1 and 1000.")
         elif key == "enabledState":
             if value not in ("Enabled", "Disabled"):
-                raise ArmError(400, "BadRequest", f"Property 'enabledState' must be 'Enabled' or 'Disabled', not '{str(value)[:50]}'.")
-        elif key in ("hostName", "originHostHeader"):
-            if not isinstance(value, str) or not HOST_RE.match(value):
-                raise ArmError(400, "BadRequest", f"Property '{key}' must be a host name (1-253 characters).")
-        elif key == "enforceCertificateNameCheck":
-            if not isinstance(value, bool):
-                raise ArmError(400, "BadRequest", "Property 'enforceCertificateNameCheck' must be true or false.")
+                raise ArmError(
+                    400,
+                    "BadRequest",
+                    f"Property 'enabledState' must be 'Enabled' or 'Disabled', not '{str(value)[:50]}'.",
+                )
+        elif key in ("hostName", "originHostHeader") and (not isinstance(value, str) or not HOST_RE.match(value)):
+            raise ArmError(400, "BadRequest", f"Property '{key}' must be a host name (1-253 characters).")
+        elif key == "enforceCertificateNameCheck" and not isinstance(value, bool):
+            raise ArmError(400, "BadRequest", "Property 'enforceCertificateNameCheck' must be true or false.")
         out[key] = value
     if creating and "hostName" not in out:
         raise ArmError(400, "BadRequest", "Property 'hostName' is required.")
@@ -94,22 +108,41 @@ class FrontDoor:
         if not isinstance(name, str) or not isinstance(rg, str):
             raise ValueError("a Front Door profile needs 'name' and 'resourceGroup'")
         pid = profile_id(sub, rg, name)
-        self.resources.put({"id": pid, "type": "Microsoft.Cdn/profiles", "name": name, "resourceGroup": rg,
-                            "subscriptionId": sub, "parent": None, "location": "Global",
-                            "sku": {"name": raw.get("sku", "Standard_AzureFrontDoor")}, "properties": {}})  # fmt: skip
+        self.resources.put(
+            {
+                "id": pid,
+                "type": "Microsoft.Cdn/profiles",
+                "name": name,
+                "resourceGroup": rg,
+                "subscriptionId": sub,
+                "parent": None,
+                "location": "Global",
+                "sku": {"name": raw.get("sku", "Standard_AzureFrontDoor")},
+                "properties": {},
+            }
+        )
         for group in raw.get("originGroups") or []:
             gname = group.get("name") if isinstance(group, dict) else None
             if not isinstance(gname, str):
                 raise ValueError(f"origin groups of profile '{name}' need a 'name'")
             gid = group_id(sub, rg, name, gname)
-            self.resources.put({"id": gid, "type": "Microsoft.Cdn/profiles/origingroups", "name": gname,
-                                "resourceGroup": rg, "subscriptionId": sub, "parent": pid, "properties": {}})  # fmt: skip
+            self.resources.put(
+                {
+                    "id": gid,
+                    "type": "Microsoft.Cdn/profiles/origingroups",
+                    "name": gname,
+                    "resourceGroup": rg,
+                    "subscriptionId": sub,
+                    "parent": pid,
+                    "properties": {},
+                }
+            )
             for origin in group.get("origins") or []:
                 props = validate_properties(origin, creating=True)
                 oname = origin.get("name")
                 if not isinstance(oname, str):
                     raise ValueError(f"origins of group '{gname}' need a 'name'")
-                self._store_origin(sub, rg, name, gname, oname, props, busy=False)
+                self._store_origin(sub, rg, name, group=gname, origin=oname, props=props, busy=False)
 
     # -- ARM -----------------------------------------------------------------------------------
     def handle(self, call: Call, profile: str, group: str, origin: str | None) -> Response:
@@ -125,7 +158,9 @@ class FrontDoor:
             raise not_found("Microsoft.Cdn/profiles/originGroups", f"{profile}/{group}", rg)
         if origin is None:
             if call.req.method != "GET":
-                raise ArmError(405, "MethodNotAllowed", f"The requested resource does not support http method '{call.req.method}'.")
+                raise ArmError(
+                    405, "MethodNotAllowed", f"The requested resource does not support http method '{call.req.method}'."
+                )
             items = [self.render(r) for r in self.resources.children(group_id(sub, rg, profile, group), ORIGIN_TYPE)]
             return json_response(200, {"value": items, "nextLink": None})
         oid = origin_id(sub, rg, profile, group, origin)
@@ -140,15 +175,17 @@ class FrontDoor:
                 raise not_found("Microsoft.Cdn/profiles/originGroups/origins", f"{profile}/{group}/{origin}", rg)
             changes = validate_properties(call.json_body().get("properties"), creating=False)
             props = dict(existing["properties"]) | changes
-            record = self._store_origin(sub, rg, profile, group, origin, props, busy=True)
+            record = self._store_origin(sub, rg, profile, group=group, origin=origin, props=props, busy=True)
             return self._accepted(call, record, 202)
         if method == "PUT":
             props = validate_properties(call.json_body().get("properties"), creating=True)
-            record = self._store_origin(sub, rg, profile, group, origin, props, busy=True)
+            record = self._store_origin(sub, rg, profile, group=group, origin=origin, props=props, busy=True)
             return self._accepted(call, record, 200 if existing is not None else 201)
         raise ArmError(405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'.")
 
-    def _store_origin(self, sub: str, rg: str, profile: str, group: str, origin: str, props: dict[str, Any], *, busy: bool) -> dict[str, Any]:
+    def _store_origin(
+        self, sub: str, rg: str, profile: str, *, group: str, origin: str, props: dict[str, Any], busy: bool
+    ) -> dict[str, Any]:
         defaults = {"httpPort": 80, "httpsPort": 443, "enabledState": "Enabled", "enforceCertificateNameCheck": True}
         record = {
             "id": origin_id(sub, rg, profile, group, origin),
@@ -194,8 +231,9 @@ class FrontDoor:
             f"{call.req.base_url}/subscriptions/{call.subscription}/resourcegroups/{call.resource_group}"
             f"/providers/Microsoft.Cdn/operationresults/{op_id}?api-version={call.api_version}"
         )
-        self.resources.add_operation({"id": op_id, "resourceId": record["id"], "startedAt": self.clock.now(),
-                                      "due": record["busyUntil"]})  # fmt: skip
+        self.resources.add_operation(
+            {"id": op_id, "resourceId": record["id"], "startedAt": self.clock.now(), "due": record["busyUntil"]}
+        )
         headers = {"Azure-AsyncOperation": monitor, "Location": monitor + "&monitor=true", "Retry-After": "1"}
         return json_response(status, self.render(record), headers)
 
@@ -204,7 +242,11 @@ class FrontDoor:
         if op is None:
             raise ArmError(404, "NotFound", f"The operation '{op_id}' was not found.")
         done = op["due"] is None or self.clock.now() >= float(op["due"])
-        body: dict[str, Any] = {"name": op_id, "status": "Succeeded" if done else "InProgress", "startTime": iso(op["startedAt"])}
+        body: dict[str, Any] = {
+            "name": op_id,
+            "status": "Succeeded" if done else "InProgress",
+            "startTime": iso(op["startedAt"]),
+        }
         if done:
             body["endTime"] = iso(float(op["due"] or op["startedAt"]))
             return json_response(200, body)

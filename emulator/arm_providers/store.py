@@ -49,7 +49,8 @@ class ResourceStore:
         return [
             dict(r)
             for key, r in sorted(self._all().items())
-            if (r.get("parent") or "").lower() == parent and (type_name is None or r["type"].lower() == type_name.lower())
+            if (r.get("parent") or "").lower() == parent
+            and (type_name is None or r["type"].lower() == type_name.lower())
         ]
 
     def put(self, record: dict[str, Any]) -> dict[str, Any]:

@@ -24,8 +24,19 @@ from .store import ResourceStore, check_name
 API_VERSIONS = ("2026-09-01", "2022-04-01", "2018-08-01", "2018-04-01")
 ENDPOINT_TYPES = {"azureendpoints": "azureEndpoints", "externalendpoints": "externalEndpoints"}
 PROFILE_TYPE = "Microsoft.Network/trafficManagerProfiles"
-WRITABLE = ("targetResourceId", "target", "endpointStatus", "weight", "priority", "endpointLocation",
-            "minChildEndpoints", "customHeaders", "alwaysServe", "geoMapping", "subnets")  # fmt: skip
+WRITABLE = (
+    "targetResourceId",
+    "target",
+    "endpointStatus",
+    "weight",
+    "priority",
+    "endpointLocation",
+    "minChildEndpoints",
+    "customHeaders",
+    "alwaysServe",
+    "geoMapping",
+    "subnets",
+)
 
 
 def profile_id(sub: str, rg: str, profile: str) -> str:
@@ -47,10 +58,16 @@ def validate_properties(props: Any, *, endpoint_type: str, creating: bool) -> di
             continue
         value = props[key]
         if key == "endpointStatus" and value not in ("Enabled", "Disabled"):
-            raise ArmError(400, "BadRequest", f"The value of 'endpointStatus' must be 'Enabled' or 'Disabled', not '{str(value)[:50]}'.")
+            raise ArmError(
+                400,
+                "BadRequest",
+                f"The value of 'endpointStatus' must be 'Enabled' or 'Disabled', not '{str(value)[:50]}'.",
+            )
         if key in ("priority", "weight"):
             _int_in(value, 1, 1000, key)
-        if key in ("target", "targetResourceId", "endpointLocation") and (not isinstance(value, str) or len(value) > 1024):
+        if key in ("target", "targetResourceId", "endpointLocation") and (
+            not isinstance(value, str) or len(value) > 1024
+        ):
             raise ArmError(400, "BadRequest", f"The value of '{key}' must be a string of at most 1024 characters.")
         out[key] = value
     if creating and endpoint_type == "externalEndpoints" and "target" not in out:
@@ -69,22 +86,36 @@ class TrafficManager:
         if not isinstance(name, str) or not isinstance(rg, str):
             raise ValueError("a Traffic Manager profile needs 'name' and 'resourceGroup'")
         method = raw.get("trafficRoutingMethod", "Priority")
-        self.resources.put({
-            "id": profile_id(sub, rg, name), "type": PROFILE_TYPE, "name": name, "resourceGroup": rg,
-            "subscriptionId": sub, "parent": None, "location": "global",
-            "properties": {
-                "profileStatus": "Enabled", "trafficRoutingMethod": method,
-                "dnsConfig": {"relativeName": raw.get("dnsName", name), "fqdn": f"{raw.get('dnsName', name)}.trafficmanager.net", "ttl": 60},
-                "monitorConfig": {"protocol": "HTTPS", "port": 443, "path": "/status-0123456789abcdef"},
-            },
-        })  # fmt: skip
+        self.resources.put(
+            {
+                "id": profile_id(sub, rg, name),
+                "type": PROFILE_TYPE,
+                "name": name,
+                "resourceGroup": rg,
+                "subscriptionId": sub,
+                "parent": None,
+                "location": "global",
+                "properties": {
+                    "profileStatus": "Enabled",
+                    "trafficRoutingMethod": method,
+                    "dnsConfig": {
+                        "relativeName": raw.get("dnsName", name),
+                        "fqdn": f"{raw.get('dnsName', name)}.trafficmanager.net",
+                        "ttl": 60,
+                    },
+                    "monitorConfig": {"protocol": "HTTPS", "port": 443, "path": "/status-0123456789abcdef"},
+                },
+            }
+        )
         for endpoint in raw.get("endpoints") or []:
             etype = ENDPOINT_TYPES.get(str(endpoint.get("type", "")).lower()) if isinstance(endpoint, dict) else None
             if etype is None or not isinstance(endpoint.get("name"), str):
-                raise ValueError(f"endpoints of profile '{name}' need 'name' and 'type' (azureEndpoints or externalEndpoints)")
+                raise ValueError(
+                    f"endpoints of profile '{name}' need 'name' and 'type' (azureEndpoints or externalEndpoints)"
+                )
             props = validate_properties(endpoint, endpoint_type=etype, creating=True)
             self._check_unique_priority(sub, rg, name, endpoint["name"], props)
-            self._store(sub, rg, name, etype, endpoint["name"], props)
+            self._store(sub, rg, name, etype=etype, name=endpoint["name"], props=props)
 
     def handle(self, call: Call, profile: str, endpoint_type: str | None, endpoint: str | None) -> Response:
         assert call.resource_group is not None
@@ -95,7 +126,9 @@ class TrafficManager:
             raise not_found(PROFILE_TYPE, profile, rg)
         if endpoint_type is None:
             if method != "GET":
-                raise ArmError(405, "MethodNotAllowed", f"The emulator does not change Traffic Manager profiles ({method}).")
+                raise ArmError(
+                    405, "MethodNotAllowed", f"The emulator does not change Traffic Manager profiles ({method})."
+                )
             return json_response(200, self.render_profile(profile_record))
         etype = ENDPOINT_TYPES[endpoint_type.lower()]
         assert endpoint is not None
@@ -114,11 +147,12 @@ class TrafficManager:
             changes = validate_properties(call.json_body().get("properties"), endpoint_type=etype, creating=False)
             props = dict(existing["properties"]) | changes
             self._check_unique_priority(sub, rg, profile, endpoint, props)
-            return json_response(200, self.render(self._store(sub, rg, profile, etype, endpoint, props)))
+            record = self._store(sub, rg, profile, etype=etype, name=endpoint, props=props)
+            return json_response(200, self.render(record))
         if method == "PUT":
             props = validate_properties(call.json_body().get("properties"), endpoint_type=etype, creating=True)
             self._check_unique_priority(sub, rg, profile, endpoint, props)
-            record = self._store(sub, rg, profile, etype, endpoint, props)
+            record = self._store(sub, rg, profile, etype=etype, name=endpoint, props=props)
             return json_response(200 if existing is not None else 201, self.render(record))
         raise ArmError(405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'.")
 
@@ -131,16 +165,26 @@ class TrafficManager:
                 raise ArmError(
                     400,
                     "BadRequest",
-                    f"Endpoint priority values must be unique: endpoint '{other['name']}' already has priority {priority}.",
+                    f"Endpoint priority values must be unique: endpoint '{other['name']}' already has "
+                    f"priority {priority}.",
                 )
 
-    def _store(self, sub: str, rg: str, profile: str, etype: str, name: str, props: dict[str, Any]) -> dict[str, Any]:
+    def _store(
+        self, sub: str, rg: str, profile: str, *, etype: str, name: str, props: dict[str, Any]
+    ) -> dict[str, Any]:
         pid = profile_id(sub, rg, profile)
-        return self.resources.put({
-            "id": f"{pid}/{etype}/{name}", "type": f"{PROFILE_TYPE}/{etype}", "name": name, "resourceGroup": rg,
-            "subscriptionId": sub, "parent": pid, "endpointType": etype,
-            "properties": {"endpointStatus": "Enabled"} | props,
-        })  # fmt: skip
+        return self.resources.put(
+            {
+                "id": f"{pid}/{etype}/{name}",
+                "type": f"{PROFILE_TYPE}/{etype}",
+                "name": name,
+                "resourceGroup": rg,
+                "subscriptionId": sub,
+                "parent": pid,
+                "endpointType": etype,
+                "properties": {"endpointStatus": "Enabled"} | props,
+            }
+        )
 
     @staticmethod
     def render(record: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +197,10 @@ class TrafficManager:
     def render_profile(self, record: dict[str, Any]) -> dict[str, Any]:
         endpoints = [self.render(r) for r in self.resources.children(record["id"])]
         return {
-            "id": record["id"], "name": record["name"], "type": PROFILE_TYPE, "location": "global", "tags": {},
+            "id": record["id"],
+            "name": record["name"],
+            "type": PROFILE_TYPE,
+            "location": "global",
+            "tags": {},
             "properties": dict(record["properties"]) | {"endpoints": endpoints},
-        }  # fmt: skip
+        }

@@ -84,7 +84,10 @@ class KeyVaultApi:
             raise KeyVaultError(400, "BadParameter", "The 'api-version' query parameter is missing.")
         if version not in API_VERSIONS:
             raise KeyVaultError(
-                400, "BadParameter", f"The specified version ({version}) is not recognized. Consider using the latest supported version ({API_VERSIONS[0]})."
+                400,
+                "BadParameter",
+                f"The specified version ({version}) is not recognized. "
+                f"Consider using the latest supported version ({API_VERSIONS[0]}).",
             )
         segments = [unquote(s) for s in req.path.split("/") if s]
         if not segments or segments[0] not in ("secrets", "certificates"):
@@ -117,7 +120,9 @@ class KeyVaultApi:
             raise KeyVaultError(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.")
         return claims
 
-    def _authorize(self, vault: dict[str, Any], claims: dict[str, Any], action: str, kind: str | None, name: str | None) -> None:
+    def _authorize(
+        self, vault: dict[str, Any], claims: dict[str, Any], action: str, kind: str | None, name: str | None
+    ) -> None:
         oid = str(claims.get("oid") or claims.get("sub")).lower()
         if self.vaults.authorized(vault, oid, action, kind, name):
             return
@@ -126,7 +131,8 @@ class KeyVaultApi:
             "Caller is not authorized to perform action on resource.\r\n"
             "If role assignments, deny assignments or role definitions were changed recently, please observe "
             "propagation time.\r\n"
-            f"Caller: appid={claims.get('appid', '')};oid={oid};iss=https://sts.windows.net/{claims.get('tid', self.tenant)}/\r\n"
+            f"Caller: appid={claims.get('appid', '')};oid={oid};"
+            f"iss=https://sts.windows.net/{claims.get('tid', self.tenant)}/\r\n"
             f"Action: '{action}'\r\n"
             f"Resource: '{resource}'\r\n"
             "Assignment: (not found)\r\n"
@@ -137,7 +143,9 @@ class KeyVaultApi:
         raise KeyVaultError(403, "Forbidden", message, inner="ForbiddenByRbac")
 
     # -- secrets -------------------------------------------------------------------------------
-    def _secrets(self, req: Request, vault: dict[str, Any], claims: dict[str, Any], rest: list[str], version: str) -> Response:
+    def _secrets(
+        self, req: Request, vault: dict[str, Any], claims: dict[str, Any], rest: list[str], version: str
+    ) -> Response:
         if not rest:
             if req.method != "GET":
                 raise KeyVaultError(405, "MethodNotAllowed", f"{req.method} is not supported on /secrets.")
@@ -157,9 +165,13 @@ class KeyVaultApi:
             if entry is None:
                 raise _secret_not_found(name)
             items = [self._secret_item(vault, entry["name"], record) for record in entry["versions"]]
-            return self._page(req, items, f"{vault_url(vault['name'])}:443/secrets/{quote(entry['name'])}/versions", version)
+            return self._page(
+                req, items, f"{vault_url(vault['name'])}:443/secrets/{quote(entry['name'])}/versions", version
+            )
         if len(rest) > 2 or (len(rest) == 2 and not VERSION_RE.match(rest[1])):
-            raise KeyVaultError(400, "BadParameter", f"The request URI contains an invalid version: {'/'.join(rest[1:])}")
+            raise KeyVaultError(
+                400, "BadParameter", f"The request URI contains an invalid version: {'/'.join(rest[1:])}"
+            )
         if req.method == "PUT" and len(rest) == 1:
             return self._set_secret(req, vault, claims, name)
         if req.method != "GET":
@@ -171,7 +183,9 @@ class KeyVaultApi:
         if entry is None or record is None:
             raise _secret_not_found(name if wanted is None else f"{name}/{wanted}")
         if not record["enabled"]:
-            raise KeyVaultError(403, "Forbidden", "Operation get is not allowed on a disabled secret.", inner="SecretDisabled")
+            raise KeyVaultError(
+                403, "Forbidden", "Operation get is not allowed on a disabled secret.", inner="SecretDisabled"
+            )
         return json_response(200, self._secret_bundle(vault, entry["name"], record))
 
     def _set_secret(self, req: Request, vault: dict[str, Any], claims: dict[str, Any], name: str) -> Response:
@@ -187,9 +201,13 @@ class KeyVaultApi:
         attributes = body.get("attributes") or {}
         enabled = attributes.get("enabled", True) if isinstance(attributes, dict) else True
         record = self.vaults.set_secret(
-            vault["name"], name, body.get("value"), content_type=body.get("contentType"),
-            enabled=bool(enabled), tags=body.get("tags"),
-        )  # fmt: skip
+            vault["name"],
+            name,
+            body.get("value"),
+            content_type=body.get("contentType"),
+            enabled=bool(enabled),
+            tags=body.get("tags"),
+        )
         return json_response(200, self._secret_bundle(vault, name, record))
 
     @staticmethod
@@ -233,7 +251,9 @@ class KeyVaultApi:
         size = MAX_RESULTS
         if size_text:
             if not size_text.isdigit() or not 1 <= int(size_text) <= MAX_RESULTS:
-                raise KeyVaultError(400, "BadParameter", f"Invalid value for maxresults: {size_text}. It must be 1-{MAX_RESULTS}.")
+                raise KeyVaultError(
+                    400, "BadParameter", f"Invalid value for maxresults: {size_text}. It must be 1-{MAX_RESULTS}."
+                )
             size = int(size_text)
         token = req.param("$skiptoken") or "0"
         start = int(token) if token.isdigit() else 0
@@ -244,9 +264,13 @@ class KeyVaultApi:
         return json_response(200, {"value": chosen, "nextLink": next_link})
 
     # -- certificates --------------------------------------------------------------------------
-    def _certificates(self, req: Request, vault: dict[str, Any], claims: dict[str, Any], rest: list[str], version: str) -> Response:
+    def _certificates(
+        self, req: Request, vault: dict[str, Any], claims: dict[str, Any], rest: list[str], version: str
+    ) -> Response:
         if req.method != "GET":
-            raise KeyVaultError(405, "MethodNotAllowed", f"{req.method} is not supported on certificates by the emulator.")
+            raise KeyVaultError(
+                405, "MethodNotAllowed", f"{req.method} is not supported on certificates by the emulator."
+            )
         name = rest[0] if rest else None
         self._authorize(vault, claims, roles.READ_CERTIFICATE, "certificates" if name else None, name)
         if name is None:
@@ -261,14 +285,20 @@ class KeyVaultApi:
             if entry is None:
                 raise _certificate_not_found(name)
             items = [self._certificate_item(vault, entry["name"], r) for r in entry["versions"]]
-            return self._page(req, items, f"{vault_url(vault['name'])}:443/certificates/{quote(entry['name'])}/versions", version)
+            return self._page(
+                req, items, f"{vault_url(vault['name'])}:443/certificates/{quote(entry['name'])}/versions", version
+            )
         if len(rest) > 2 or (len(rest) == 2 and not VERSION_RE.match(rest[1])):
-            raise KeyVaultError(400, "BadParameter", f"The request URI contains an invalid version: {'/'.join(rest[1:])}")
+            raise KeyVaultError(
+                400, "BadParameter", f"The request URI contains an invalid version: {'/'.join(rest[1:])}"
+            )
         wanted = rest[1].lower() if len(rest) == 2 else None
         record = None
         if entry is not None and entry["versions"]:
-            record = entry["versions"][-1] if wanted is None else next(
-                (r for r in entry["versions"] if r["version"] == wanted), None
+            record = (
+                entry["versions"][-1]
+                if wanted is None
+                else next((r for r in entry["versions"] if r["version"] == wanted), None)
             )
         if entry is None or record is None:
             raise _certificate_not_found(name if wanted is None else f"{name}/{wanted}")

@@ -128,7 +128,8 @@ class Vaults:
 
     # -- admin ---------------------------------------------------------------------------------
     def create_vault(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """A vault from ``{name, location, resourceGroup, subscriptionId?, roleAssignments?, secrets?, certificates?}``."""
+        """A vault from ``{name, location, resourceGroup, subscriptionId?, roleAssignments?, secrets?,
+        certificates?}``."""
         name = raw.get("name")
         if not isinstance(name, str) or not VAULT_NAME_RE.match(name):
             raise ValueError(
@@ -142,7 +143,7 @@ class Vaults:
         with self._lock:
             if self.vault(name) is not None:
                 raise ValueError(f"vault '{name}' already exists (vault names are global)")
-            vault = {
+            vault: dict[str, Any] = {
                 "name": name.lower(),
                 "location": location.replace(" ", "").lower(),
                 "resourceGroup": group,
@@ -240,16 +241,24 @@ class Vaults:
             raise KeyVaultError(400, "BadParameter", "Property 'value' is required and must be a string.")
         if len(value.encode()) > MAX_SECRET_VALUE_BYTES:
             raise KeyVaultError(
-                400, "BadParameter", f"The secret value is {len(value.encode())} bytes: the limit is 25 KB (25600 bytes)."
+                400,
+                "BadParameter",
+                f"The secret value is {len(value.encode())} bytes: the limit is 25 KB (25600 bytes).",
             )
         if content_type is not None and (not isinstance(content_type, str) or len(content_type) > 255):
-            raise KeyVaultError(400, "BadParameter", "Property 'contentType' must be a string of at most 255 characters.")
+            raise KeyVaultError(
+                400, "BadParameter", "Property 'contentType' must be a string of at most 255 characters."
+            )
         if tags is not None and (
             not isinstance(tags, dict)
             or len(tags) > 15
-            or not all(isinstance(k, str) and isinstance(v, str) and len(k) <= 512 and len(v) <= 512 for k, v in tags.items())
+            or not all(
+                isinstance(k, str) and isinstance(v, str) and len(k) <= 512 and len(v) <= 512 for k, v in tags.items()
+            )
         ):
-            raise KeyVaultError(400, "BadParameter", "Tags must map at most 15 names to strings of at most 512 characters.")
+            raise KeyVaultError(
+                400, "BadParameter", "Tags must map at most 15 names to strings of at most 512 characters."
+            )
         now = int(self._clock.now())
         record = {
             "version": version or secrets.token_hex(16),
@@ -273,7 +282,9 @@ class Vaults:
             entry = vault["secrets"].get(name.lower())
             if entry is None:
                 raise KeyError(f"secret {name}")
-            targets = entry["versions"] if version is None else [v for v in entry["versions"] if v["version"] == version]
+            targets = (
+                entry["versions"] if version is None else [v for v in entry["versions"] if v["version"] == version]
+            )
             if not targets:
                 raise KeyError(f"secret {name}/{version}")
             for record in targets:
@@ -300,7 +311,7 @@ class Vaults:
         record = {
             "version": version,
             "cer": base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode(),
-            "thumbprint": cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - what x5t is
+            "thumbprint": cert.fingerprint(hashes.SHA1()).hex().upper(),
             "subject": subject,
             "dnsNames": dns_names,
             "notBefore": int(cert.not_valid_before_utc.timestamp()),
@@ -355,7 +366,9 @@ class Vaults:
             return dict(versions[-1])
         return next((dict(v) for v in versions if v["version"] == version.lower()), None)
 
-    def authorized(self, vault: dict[str, Any], principal: str, action: str, kind: str | None, name: str | None) -> bool:
+    def authorized(
+        self, vault: dict[str, Any], principal: str, action: str, kind: str | None, name: str | None
+    ) -> bool:
         """Whether ``principal`` holds ``action`` on the vault or on the object ``{kind}/{name}``."""
         target = f"{kind}/{name}".lower() if kind and name else ""
         for assignment in vault["roleAssignments"]:
@@ -413,7 +426,7 @@ def certificate_info(pfx_b64: str) -> dict[str, str]:
         raise ValueError("the PKCS#12 holds no certificate")
     return {
         "expiry": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
-        "thumbprint": cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - APIM's thumbprint is SHA-1
+        "thumbprint": cert.fingerprint(hashes.SHA1()).hex().upper(),
         "subject": cert.subject.rfc4514_string(),
     }
 

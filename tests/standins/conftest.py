@@ -10,11 +10,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from standins_support import STANDIN_SEED, IdentityCredential  # noqa: E402
+from standins_support import STANDIN_SEED, IdentityCredential
 
-from emulator.apim import ApimEmulator, storage_accounts  # noqa: E402
-from emulator.azurite import Azurite  # noqa: E402
-from emulator.certs import TlsFiles, ensure_tls_files  # noqa: E402
+from emulator.apim import ApimEmulator, storage_accounts
+from emulator.azurite import Azurite
+from emulator.certs import TlsFiles, ensure_tls_files
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,9 @@ def si_azurite(tmp_path_factory: pytest.TempPathFactory, si_tls: TlsFiles) -> It
 
 
 @pytest.fixture(scope="session")
-def session_emu(tmp_path_factory: pytest.TempPathFactory, si_tls: TlsFiles, si_azurite: Azurite) -> Iterator[ApimEmulator]:
+def session_emu(
+    tmp_path_factory: pytest.TempPathFactory, si_tls: TlsFiles, si_azurite: Azurite
+) -> Iterator[ApimEmulator]:
     emu = ApimEmulator(
         tmp_path_factory.mktemp("standins"),
         STANDIN_SEED,

@@ -45,7 +45,9 @@ STANDIN_SEED: dict[str, Any] = copy.deepcopy(EXAMPLE_SEED) | {
                 {"principalId": DR_UA_PRINCIPAL, "role": CERTIFICATE_USER},
                 {"principalId": FUNC_UA["principalId"], "role": SECRETS_USER},
             ],
-            "secrets": [{"name": "partner-signing-key", "value": "emulator-only-signing-key", "contentType": "text/plain"}],
+            "secrets": [
+                {"name": "partner-signing-key", "value": "emulator-only-signing-key", "contentType": "text/plain"}
+            ],
             "certificates": [{"name": "api-contoso-com", "subject": "CN=api.contoso.com"}],
         },
         {
@@ -64,8 +66,20 @@ STANDIN_SEED: dict[str, Any] = copy.deepcopy(EXAMPLE_SEED) | {
                 {
                     "name": AFD_GROUP,
                     "origins": [
-                        {"name": "prod", "hostName": "apim-contoso-prod.azure-api.net", "priority": 1, "weight": 1000, "enabledState": "Enabled"},
-                        {"name": "dr", "hostName": "apim-contoso-dr.azure-api.net", "priority": 2, "weight": 1000, "enabledState": "Disabled"},
+                        {
+                            "name": "prod",
+                            "hostName": "apim-contoso-prod.azure-api.net",
+                            "priority": 1,
+                            "weight": 1000,
+                            "enabledState": "Enabled",
+                        },
+                        {
+                            "name": "dr",
+                            "hostName": "apim-contoso-dr.azure-api.net",
+                            "priority": 2,
+                            "weight": 1000,
+                            "enabledState": "Disabled",
+                        },
                     ],
                 }
             ],
@@ -77,8 +91,20 @@ STANDIN_SEED: dict[str, Any] = copy.deepcopy(EXAMPLE_SEED) | {
             "resourceGroup": PROD_RG,
             "dnsName": "contoso-api",
             "endpoints": [
-                {"type": "externalEndpoints", "name": "prod", "target": "apim-contoso-prod.azure-api.net", "priority": 1, "endpointLocation": "westeurope"},
-                {"type": "externalEndpoints", "name": "dr", "target": "apim-contoso-dr.azure-api.net", "priority": 2, "endpointLocation": "northeurope"},
+                {
+                    "type": "externalEndpoints",
+                    "name": "prod",
+                    "target": "apim-contoso-prod.azure-api.net",
+                    "priority": 1,
+                    "endpointLocation": "westeurope",
+                },
+                {
+                    "type": "externalEndpoints",
+                    "name": "dr",
+                    "target": "apim-contoso-dr.azure-api.net",
+                    "priority": 2,
+                    "endpointLocation": "northeurope",
+                },
             ],
         }
     ],

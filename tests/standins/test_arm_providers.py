@@ -36,25 +36,38 @@ def grant(emu: ApimEmulator, *actions: str, scope: str = SCOPE) -> None:
 
 
 def mgmt(emu: ApimEmulator, cls: Any, **extra: Any) -> Any:
-    return cls(IdentityCredential(emu), SUB, base_url=emu.arm_url, connection_verify=str(emu.ca_bundle),
-               polling_interval=0.1, **extra)  # fmt: skip
+    return cls(
+        IdentityCredential(emu),
+        SUB,
+        base_url=emu.arm_url,
+        connection_verify=str(emu.ca_bundle),
+        polling_interval=0.1,
+        **extra,
+    )
 
 
 # -- Front Door ------------------------------------------------------------------------------------
 def test_front_door_origin_switch_is_a_long_running_update(emu: ApimEmulator) -> None:
-    grant(emu, "Microsoft.Cdn/profiles/originGroups/origins/read", "Microsoft.Cdn/profiles/originGroups/origins/write",
-          "Microsoft.Cdn/operationresults/read")  # fmt: skip
+    grant(
+        emu,
+        "Microsoft.Cdn/profiles/originGroups/origins/read",
+        "Microsoft.Cdn/profiles/originGroups/origins/write",
+        "Microsoft.Cdn/operationresults/read",
+    )
     with mgmt(emu, CdnManagementClient) as cdn:
         origins = {o.name: o for o in cdn.afd_origins.list_by_origin_group(AFD_RG, AFD_PROFILE, AFD_GROUP)}
         assert origins["dr"].enabled_state == "Disabled" and origins["prod"].priority == 1
-        poller = cdn.afd_origins.begin_update(AFD_RG, AFD_PROFILE, AFD_GROUP, "dr",
-                                              {"properties": {"enabledState": "Enabled", "priority": 1}})  # fmt: skip
+        poller = cdn.afd_origins.begin_update(
+            AFD_RG, AFD_PROFILE, AFD_GROUP, "dr", {"properties": {"enabledState": "Enabled", "priority": 1}}
+        )
         assert cdn.afd_origins.get(AFD_RG, AFD_PROFILE, AFD_GROUP, "dr").provisioning_state == "Updating"
         result = poller.result()
         assert result.enabled_state == "Enabled" and result.priority == 1
         assert result.provisioning_state == "Succeeded"
         assert result.host_name == "apim-contoso-dr.azure-api.net"  # a PATCH keeps what it does not name
-        cdn.afd_origins.begin_update(AFD_RG, AFD_PROFILE, AFD_GROUP, "prod", {"properties": {"enabledState": "Disabled"}}).result()
+        cdn.afd_origins.begin_update(
+            AFD_RG, AFD_PROFILE, AFD_GROUP, "prod", {"properties": {"enabledState": "Disabled"}}
+        ).result()
         assert cdn.afd_origins.get(AFD_RG, AFD_PROFILE, AFD_GROUP, "prod").enabled_state == "Disabled"
     monitors = emu.admin.requests(path_contains="/providers/Microsoft.Cdn/operationresults/")
     assert monitors and all(r["status"] == 200 for r in monitors)
@@ -65,11 +78,15 @@ def test_front_door_write_needs_write_action(emu: ApimEmulator) -> None:
     with mgmt(emu, CdnManagementClient) as cdn:
         assert cdn.afd_origins.get(AFD_RG, AFD_PROFILE, AFD_GROUP, "prod").name == "prod"
         with pytest.raises(HttpResponseError) as caught:
-            cdn.afd_origins.begin_update(AFD_RG, AFD_PROFILE, AFD_GROUP, "dr", {"properties": {"enabledState": "Enabled"}}).result()
+            cdn.afd_origins.begin_update(
+                AFD_RG, AFD_PROFILE, AFD_GROUP, "dr", {"properties": {"enabledState": "Enabled"}}
+            ).result()
     assert caught.value.status_code == 403
     assert "'Microsoft.Cdn/profiles/originGroups/origins/write'" in str(caught.value)
     assert emu.admin._call("GET", "/arm-resources")["value"]  # nothing was changed:
-    dr = next(r for r in emu.admin._call("GET", "/arm-resources")["value"] if r["name"] == "dr" and "origins" in r["type"])
+    dr = next(
+        r for r in emu.admin._call("GET", "/arm-resources")["value"] if r["name"] == "dr" and "origins" in r["type"]
+    )
     assert dr["properties"]["enabledState"] == "Disabled"
 
 
@@ -107,14 +124,23 @@ def test_front_door_unknown_origin_and_hostile_names(emu: ApimEmulator) -> None:
 def test_front_door_oversized_body_is_refused(emu: ApimEmulator) -> None:
     emu.admin.set_arm_roles(None)
     with mgmt(emu, CdnManagementClient, retry_total=0) as cdn, pytest.raises(HttpResponseError) as caught:
-        cdn.afd_origins.begin_update(AFD_RG, AFD_PROFILE, AFD_GROUP, "dr",
-                                     {"properties": {"originHostHeader": "a.example.com"}, "padding": "x" * 100_000}).result()  # fmt: skip
+        cdn.afd_origins.begin_update(
+            AFD_RG,
+            AFD_PROFILE,
+            AFD_GROUP,
+            "dr",
+            {"properties": {"originHostHeader": "a.example.com"}, "padding": "x" * 100_000},
+        ).result()
     assert caught.value.status_code == 413
 
 
 # -- Traffic Manager -------------------------------------------------------------------------------
 def test_traffic_manager_priority_swap(emu: ApimEmulator) -> None:
-    grant(emu, "Microsoft.Network/trafficManagerProfiles/read", "Microsoft.Network/trafficManagerProfiles/externalEndpoints/*")
+    grant(
+        emu,
+        "Microsoft.Network/trafficManagerProfiles/read",
+        "Microsoft.Network/trafficManagerProfiles/externalEndpoints/*",
+    )
     with mgmt(emu, TrafficManagerManagementClient) as tm:
         profile = tm.profiles.get(PROD_RG, TM_PROFILE)
         assert {e.name: e.priority for e in profile.endpoints} == {"prod": 1, "dr": 2}
@@ -123,7 +149,9 @@ def test_traffic_manager_priority_swap(emu: ApimEmulator) -> None:
         assert caught.value.status_code == 400 and "unique" in str(caught.value)
         tm.endpoints.update(PROD_RG, TM_PROFILE, "ExternalEndpoints", "prod", {"properties": {"priority": 3}})
         tm.endpoints.update(PROD_RG, TM_PROFILE, "ExternalEndpoints", "dr", {"properties": {"priority": 1}})
-        disabled = tm.endpoints.update(PROD_RG, TM_PROFILE, "ExternalEndpoints", "prod", {"properties": {"endpointStatus": "Disabled"}})
+        disabled = tm.endpoints.update(
+            PROD_RG, TM_PROFILE, "ExternalEndpoints", "prod", {"properties": {"endpointStatus": "Disabled"}}
+        )
         assert disabled.endpoint_status == "Disabled" and disabled.target == "apim-contoso-prod.azure-api.net"
         assert tm.endpoints.get(PROD_RG, TM_PROFILE, "ExternalEndpoints", "dr").priority == 1
 
@@ -138,7 +166,9 @@ def test_traffic_manager_write_refused_without_role(emu: ApimEmulator) -> None:
     assert "Microsoft.Network/trafficManagerProfiles/externalEndpoints/write" in str(caught.value)
 
 
-@pytest.mark.parametrize("properties", [{"priority": 0}, {"priority": 1001}, {"endpointStatus": "Off"}, {"weight": "heavy"}])
+@pytest.mark.parametrize(
+    "properties", [{"priority": 0}, {"priority": 1001}, {"endpointStatus": "Off"}, {"weight": "heavy"}]
+)
 def test_traffic_manager_bad_values(emu: ApimEmulator, properties: dict[str, Any]) -> None:
     emu.admin.set_arm_roles(None)
     with mgmt(emu, TrafficManagerManagementClient) as tm, pytest.raises(HttpResponseError) as caught:
@@ -159,7 +189,10 @@ def test_dns_cname_switch_with_etags(emu: ApimEmulator) -> None:
         with pytest.raises(HttpResponseError) as exists:
             dns.record_sets.create_or_update(PROD_RG, "contoso.com", "api", "CNAME", body, if_none_match="*")
         assert exists.value.status_code == 412
-        assert dns.record_sets.get(PROD_RG, "contoso.com", "api", "CNAME").cname_record.cname == "apim-contoso-prod.azure-api.net"
+        assert (
+            dns.record_sets.get(PROD_RG, "contoso.com", "api", "CNAME").cname_record.cname
+            == "apim-contoso-prod.azure-api.net"
+        )
         switched = dns.record_sets.create_or_update(PROD_RG, "contoso.com", "api", "CNAME", body, if_match=current.etag)
         assert switched.cname_record.cname == "apim-contoso-dr.azure-api.net" and switched.etag != current.etag
         created = dns.record_sets.create_or_update(PROD_RG, "contoso.com", "new", "CNAME", body, if_none_match="*")
@@ -195,9 +228,16 @@ def test_dns_bad_input(emu: ApimEmulator, name: str, body: dict[str, Any]) -> No
 # -- diagnostic settings ---------------------------------------------------------------------------
 def test_diagnostic_settings_on_the_service(emu: ApimEmulator) -> None:
     grant(emu, "Microsoft.Insights/diagnosticSettings/*")
-    workspace = f"/subscriptions/{SUB}/resourceGroups/{PROD_RG}/providers/Microsoft.OperationalInsights/workspaces/law-contoso"
-    body = {"properties": {"workspaceId": workspace, "logs": [{"category": "GatewayLogs", "enabled": True}],
-                           "metrics": [{"category": "AllMetrics", "enabled": True}]}}  # fmt: skip
+    workspace = (
+        f"/subscriptions/{SUB}/resourceGroups/{PROD_RG}/providers/Microsoft.OperationalInsights/workspaces/law-contoso"
+    )
+    body = {
+        "properties": {
+            "workspaceId": workspace,
+            "logs": [{"category": "GatewayLogs", "enabled": True}],
+            "metrics": [{"category": "AllMetrics", "enabled": True}],
+        }
+    }
     with mgmt(emu, MonitorManagementClient) as monitor:
         assert list(monitor.diagnostic_settings.list(SERVICE_ID)) == []
         created = monitor.diagnostic_settings.create_or_update(SERVICE_ID, "to-law", body)

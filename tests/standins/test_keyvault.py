@@ -24,7 +24,7 @@ def test_granted_identity_reads_the_secret_value(emu: ApimEmulator) -> None:
     with SecretClient(VAULT_URL, credential, **client_kwargs(emu)) as client:
         secret = client.get_secret("partner-signing-key")
     assert secret.value == "emulator-only-signing-key"
-    assert secret.id.startswith(f"{VAULT_URL}/secrets/partner-signing-key/")
+    assert (secret.id or "").startswith(f"{VAULT_URL}/secrets/partner-signing-key/")
     assert credential.scopes == ["https://vault.azure.net/.default"]  # from the 401 challenge
 
 
@@ -37,7 +37,7 @@ def test_identity_without_a_role_gets_forbidden_by_rbac(emu: ApimEmulator) -> No
 
 
 def test_versions_are_listed_and_each_version_is_readable(emu: ApimEmulator) -> None:
-    first = emu.admin._call("POST", f"/keyvaults/kv-contoso-apim/secrets", {"name": "rotated", "value": "one"})
+    first = emu.admin._call("POST", "/keyvaults/kv-contoso-apim/secrets", {"name": "rotated", "value": "one"})
     emu.admin._call("POST", "/keyvaults/kv-contoso-apim/secrets", {"name": "rotated", "value": "two"})
     with secret_client(emu, FUNC_UA["clientId"]) as client:
         versions = list(client.list_properties_of_secret_versions("rotated"))
@@ -49,18 +49,30 @@ def test_versions_are_listed_and_each_version_is_readable(emu: ApimEmulator) -> 
 
 
 def test_metadata_role_lists_but_cannot_read_values(emu: ApimEmulator) -> None:
-    emu.admin._call("POST", "/keyvaults/kv-contoso-apim/role-assignments",
-                    {"principalId": FUNC_SYSTEM["principalId"], "role": "Key Vault Reader"})
+    emu.admin._call(
+        "POST",
+        "/keyvaults/kv-contoso-apim/role-assignments",
+        {"principalId": FUNC_SYSTEM["principalId"], "role": "Key Vault Reader"},
+    )
     with secret_client(emu) as client:
-        assert [p.name for p in client.list_properties_of_secret_versions("partner-signing-key")] == ["partner-signing-key"]
+        assert [p.name for p in client.list_properties_of_secret_versions("partner-signing-key")] == [
+            "partner-signing-key"
+        ]
         with pytest.raises(HttpResponseError) as caught:
             client.get_secret("partner-signing-key")
     assert caught.value.status_code == 403
 
 
 def test_assignment_scoped_to_one_secret_covers_only_that_secret(emu: ApimEmulator) -> None:
-    emu.admin._call("POST", "/keyvaults/kv-contoso-apim/role-assignments",
-                    {"principalId": FUNC_SYSTEM["principalId"], "role": "Key Vault Secrets User", "scope": "secrets/partner-signing-key"})
+    emu.admin._call(
+        "POST",
+        "/keyvaults/kv-contoso-apim/role-assignments",
+        {
+            "principalId": FUNC_SYSTEM["principalId"],
+            "role": "Key Vault Secrets User",
+            "scope": "secrets/partner-signing-key",
+        },
+    )
     with secret_client(emu) as client:
         assert client.get_secret("partner-signing-key").value == "emulator-only-signing-key"
         with pytest.raises(HttpResponseError) as caught:
@@ -86,7 +98,7 @@ def test_certificate_is_stored_as_key_vault_does(emu: ApimEmulator) -> None:
     assert secret.properties.content_type == "application/x-pkcs12"
     assert secret.properties.managed is True
     assert secret.id == cert["secretId"]
-    _, leaf, _ = pkcs12.load_key_and_certificates(base64.b64decode(secret.value), None)
+    _, leaf, _ = pkcs12.load_key_and_certificates(base64.b64decode(secret.value or ""), None)
     assert leaf is not None and leaf.fingerprint(hashes.SHA1()).hex().upper() == cert["thumbprint"]
     assert leaf.subject.rfc4514_string() == "CN=api.contoso.com"
 
@@ -94,8 +106,11 @@ def test_certificate_is_stored_as_key_vault_does(emu: ApimEmulator) -> None:
 def test_certificate_client_reads_with_certificate_user(emu: ApimEmulator) -> None:
     from azure.keyvault.certificates import CertificateClient
 
-    emu.admin._call("POST", "/keyvaults/kv-contoso-apim/role-assignments",
-                    {"principalId": FUNC_SYSTEM["principalId"], "role": "db79e9a7-68ee-4b58-9aeb-b90e7c24fcba"})
+    emu.admin._call(
+        "POST",
+        "/keyvaults/kv-contoso-apim/role-assignments",
+        {"principalId": FUNC_SYSTEM["principalId"], "role": "db79e9a7-68ee-4b58-9aeb-b90e7c24fcba"},
+    )
     with CertificateClient(VAULT_URL, IdentityCredential(emu), **client_kwargs(emu)) as client:
         cert = client.get_certificate("api-contoso-com")
     assert cert.secret_id is not None and cert.secret_id.startswith(f"{VAULT_URL}/secrets/api-contoso-com/")
@@ -120,8 +135,11 @@ def test_hostile_secret_names_are_bad_parameters(emu: ApimEmulator, name: str) -
 
 
 def test_oversized_secret_value_is_refused(emu: ApimEmulator) -> None:
-    emu.admin._call("POST", "/keyvaults/kv-contoso-apim/role-assignments",
-                    {"principalId": FUNC_SYSTEM["principalId"], "role": "Key Vault Secrets Officer"})
+    emu.admin._call(
+        "POST",
+        "/keyvaults/kv-contoso-apim/role-assignments",
+        {"principalId": FUNC_SYSTEM["principalId"], "role": "Key Vault Secrets Officer"},
+    )
     with secret_client(emu) as client:
         assert client.set_secret("small", "fits").value == "fits"
         with pytest.raises(HttpResponseError) as caught:
@@ -159,7 +177,9 @@ def test_wrong_audience_and_missing_token_answer_the_challenge(emu: ApimEmulator
     wrong = session.get(url, headers={"Authorization": f"Bearer {arm_token}"}, timeout=10)
     assert wrong.status_code == 401
     assert "AKV10022" in wrong.json()["error"]["message"]
-    bad_version = session.get(url.replace("7.5", "1999-01-01"), headers={"Authorization": f"Bearer {arm_token}"}, timeout=10)
+    bad_version = session.get(
+        url.replace("7.5", "1999-01-01"), headers={"Authorization": f"Bearer {arm_token}"}, timeout=10
+    )
     assert bad_version.status_code == 401  # authentication comes first
 
 
@@ -174,9 +194,13 @@ def test_managed_identity_credential_works_unchanged(emu: ApimEmulator, monkeypa
 
 
 def test_unknown_vault_does_not_resolve(emu: ApimEmulator) -> None:
-    with SecretClient("https://kv-nowhere.vault.azure.net", IdentityCredential(emu), **client_kwargs(emu, retry_total=0)) as client:
-        with pytest.raises(ServiceRequestError):
-            client.get_secret("anything")
+    with (
+        SecretClient(
+            "https://kv-nowhere.vault.azure.net", IdentityCredential(emu), **client_kwargs(emu, retry_total=0)
+        ) as client,
+        pytest.raises(ServiceRequestError),
+    ):
+        client.get_secret("anything")
 
 
 def test_vault_region_outage_and_recovery(emu: ApimEmulator) -> None:
