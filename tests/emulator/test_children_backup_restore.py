@@ -49,14 +49,14 @@ def read_configuration(client: ApiManagementClient, rg: str, name: str) -> dict[
             operations = {}
             for op in c.api_operation.list_by_api(rg, name, rev_name):
                 policies = [_props(p) for p in c.api_operation_policy.list_by_operation(rg, name, rev_name,
-                                                                                         str(op.name)).value]
+                                                                                         str(op.name)).value or []]
                 tags = sorted(str(t.name) for t in c.tag.list_by_operation(rg, name, rev_name, str(op.name)))
                 operations[str(op.name)] = {"op": _props(op), "policies": policies, "tags": tags}
             revisions[str(rev.api_revision)] = {
                 "api": {k: v for k, v in _props(c.api.get(rg, name, rev_name)).items() if k != "name"},
                 "current": rev.is_current,
                 "operations": operations,
-                "policies": [_props(p) for p in c.api_policy.list_by_api(rg, name, rev_name).value],
+                "policies": [_props(p) for p in c.api_policy.list_by_api(rg, name, rev_name).value or []],
                 "schemas": [_props(s) for s in c.api_schema.list_by_api(rg, name, rev_name)],
                 "tags": sorted(str(t.name) for t in c.tag.list_by_api(rg, name, rev_name)),
                 "diagnostics": [_props(d) for d in c.api_diagnostic.list_by_service(rg, name, rev_name)],

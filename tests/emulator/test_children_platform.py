@@ -144,7 +144,8 @@ def test_before_2021_04_01_preview_backup_takes_an_access_key_only(raw: RawArm, 
     for version in ("2019-12-01", "2020-06-01-preview", "2020-12-01", "2021-01-01-preview"):
         refused = raw.start("backup", PROD, identity, api_version=version)
         assert refused.status_code == 400, version
-        assert refused.json()["error"]["message"] == "Invalid parameter: Value cannot be null.\r\nParameter name: accessKey"
+        message = refused.json()["error"]["message"]
+        assert message == "Invalid parameter: Value cannot be null.\r\nParameter name: accessKey"
     for version in ("2021-04-01-preview", "2021-08-01"):
         assert raw.start("backup", "apim-contoso-dev", identity | {"accessType": "AccessKey", "accessKey": ACCOUNT_KEY},
                          api_version=version).status_code == 202

@@ -186,7 +186,7 @@ def test_certificates_from_pfx_data_keep_data_and_password_to_themselves(strict:
     assert created.status_code == 201, created.text
     props = created.json()["properties"]
     assert props["subject"] == "CN=backend.contoso.com"
-    assert props["thumbprint"] == cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+    assert props["thumbprint"] == cert.fingerprint(hashes.SHA1()).hex().upper()
     assert props["expirationDate"] == "2030-01-01T00:00:00Z"
     assert "pfx-password" not in created.text and data[:40] not in created.text
     wrong = strict.request("PUT", f"{S}/certificates/other", body={"properties": {"data": data, "password": "no"}})
@@ -220,7 +220,8 @@ def test_unknown_entities_and_parents_are_404(strict: RawArm) -> None:
     for path, message in (("apis/nope", "Api not found."), ("apis/nope/operations", "Api not found."),
                           ("apis/echo-api/operations/nope", "Operation not found."),
                           ("products/nope/apis", "Product not found."), ("namedValues/nope", "NamedValue not found."),
-                          ("apis/echo-api;rev=9", "Api not found."), ("policyFragments/nope", "PolicyFragment not found.")):
+                          ("apis/echo-api;rev=9", "Api not found."),
+                          ("policyFragments/nope", "PolicyFragment not found.")):
         answer = strict.request("GET", f"{S}/{path}")
         assert answer.status_code == 404, path
         assert answer.json()["error"] == {"code": "ResourceNotFound", "message": message, "details": None}
