@@ -215,15 +215,15 @@ class Engine:
             self.store.put("clockOffset", 0.0)
             if signing_key is not None:
                 self.store.put("signingKey", signing_key)
-            built: dict[str, list[Entity]] = {}  # equal documents (bench seeds) are built once
+            built: dict[str, list[tuple[Any, ...]]] = {}  # equal documents (bench seeds) are built once
             for index, raw in enumerate(seed["services"]):
                 svc = dict(raw)
                 document = svc.pop("configuration", None) or {}
                 key = f"{svc['sku']['name']}|{configuration.canonical(document)}"
                 if key not in built:
                     try:
-                        built[key] = self.build_configuration(
-                            svc, document, mode="import", where=f"services[{index}].configuration")
+                        built[key] = self.store.entity_rows(self.build_configuration(
+                            svc, document, mode="import", where=f"services[{index}].configuration"))
                     except configuration.ConfigurationError as exc:
                         raise SeedError(str(exc)) from exc
                 self.store.put_service(svc)

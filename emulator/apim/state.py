@@ -269,12 +269,20 @@ class Store:
     def put_entity(self, service: str, entity: Entity) -> None:
         self.put_entities(service, [entity])
 
-    def put_entities(self, service: str, entities: list[Entity]) -> None:
+    @staticmethod
+    def entity_rows(entities: list[Entity]) -> list[tuple[Any, ...]]:
+        """Entities as table rows (without the service), to write the same configuration to many services."""
+        return [
+            (e.path, e.kind, e.parent, e.rpath, e.name, e.akey, int(e.hidden), e.seq, e.etag, json.dumps(e.props))
+            for e in entities
+        ]
+
+    def put_entities(self, service: str, entities: list[Entity] | list[tuple[Any, ...]]) -> None:
+        """Insert or replace entities (or rows from ``entity_rows``) of one service."""
         svc = service.lower()
         rows = [
-            (svc, e.path, e.kind, e.parent, e.rpath, e.name, e.akey, int(e.hidden), e.seq, e.etag,
-             json.dumps(e.props))
-            for e in entities
+            (svc, *(row if isinstance(row, tuple) else self.entity_rows([row])[0]))
+            for row in entities
         ]
         with self._lock:
             self._db.executemany(
