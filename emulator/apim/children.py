@@ -230,8 +230,12 @@ class ChildApi:
             name = contracts.split_revision(name)[0] if kind.link == "apis" else name
         if kind.key == "groups" and existing is None and not tiers.has_builtin_groups(ctx.service.tier):
             tiers.require(ctx.service.tier, "groups")
+        if kind.key == "portalsettings":
+            name = name.lower()
         entity, created = configuration.put(ctx, kind, parent, name, props, existing=existing, patch=patch)
-        status = 201 if created else 200
+        if patch and kind.patch_status == 204:
+            return Response(204)
+        status = 201 if created and kind.creates else 200
         if kind.link is not None:
             target = contracts.link_target(ctx, kind, entity.name)
             assert target is not None
@@ -283,6 +287,10 @@ class ChildApi:
             value = [{"id": contracts.resource_id(ctx, e.rpath), "name": e.name, "type": KINDS[e.kind].arm_type}
                      for e in users]
             return json_response(200, {"value": value, "count": len(value)})
+        if action == "listsecrets" and kind.key == "portalsettings":
+            if entity.name.lower() != "delegation":
+                raise not_found(kind.entity)
+            return json_response(200, {"validationKey": entity.props.get("validationKey")}, etag)
         if action == "listsecrets":
             return json_response(200, {"primaryKey": entity.props["primaryKey"],
                                        "secondaryKey": entity.props["secondaryKey"]}, etag)

@@ -30,6 +30,7 @@ from . import tiers
 from .contracts import (
     BUILTIN_GROUPS,
     DEFAULT_SERVICE_POLICY,
+    PORTAL_DEFAULTS,
     Write,
     behaviour,
     clean_properties,
@@ -261,6 +262,11 @@ def import_document(ctx: Ctx, document: Any, *, where: str = "configuration") ->
             _import_users(ctx, items, f"{where}.{export_key}")
         else:
             _import_list(ctx, KINDS[key], None, items, f"{where}.{export_key}")
+    if tiers.has(ctx.service.tier, "developerPortal"):
+        for name, props in PORTAL_DEFAULTS.items():
+            if ctx.view.get(f"portalsettings/{name}") is None:
+                _guarded(f"{where}.portalSettings", lambda n=name, p=props: put(
+                    ctx, KINDS["portalsettings"], None, n, dict(p), existing=None))
     policy = document.get("policy")
     if policy is None:
         policy = {"value": DEFAULT_SERVICE_POLICY, "format": "xml"}

@@ -64,6 +64,8 @@ SUBSCRIPTION_KEY_NAMES = {"header": "Ocp-Apim-Subscription-Key", "query": "subsc
 def clean_properties(kind: Kind, props: dict[str, Any], *, mode: str, partial: bool) -> dict[str, Any]:
     """The properties of a body that the kind's contract knows, checked; unknown ones are dropped (APIM's
     deserializer ignores them), read-only ones too unless a configuration document is imported."""
+    if kind.free_form:
+        return dict(props)
     by_lower = {name.lower(): name for name in kind.fields}
     out: dict[str, Any] = {}
     for key, value in props.items():
@@ -833,6 +835,65 @@ def subscription_scope(ctx: Ctx, scope: str) -> str:
                                     "/products/{productId}).")
 
 
+class ContentTypeBehaviour(Behaviour):
+    """Developer portal content types: custom ones are named ``c-...``; built-in ones (a seed may list them)
+    cannot be changed or removed (ContentType_CreateOrUpdate and ContentType_Delete in the spec)."""
+
+    def prepare(self, w: Write) -> dict[str, Any]:
+        if w.ctx.mode == "arm" and not w.name.lower().startswith("c-"):
+            raise entity_error(400, "ValidationError", "Built-in content types can't be modified; custom content "
+                                                       "type identifiers need to start with the 'c-' prefix.")
+        return w.props
+
+    def check_delete(self, ctx: Ctx, kind: Kind, entity: Entity, query: dict[str, str]) -> None:
+        if not entity.name.lower().startswith("c-"):
+            raise entity_error(400, "ValidationError", "Built-in content types can't be removed.")
+
+
+PORTAL_SETTINGS = {
+    "signin": ("enabled",),
+    "signup": ("enabled", "termsOfService"),
+    "delegation": ("url", "validationKey", "subscriptions", "userRegistration"),
+}
+PORTAL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "signin": {"enabled": False},
+    "signup": {"enabled": True, "termsOfService": {"enabled": False, "consentRequired": False}},
+    "delegation": {"subscriptions": {"enabled": False}, "userRegistration": {"enabled": False}},
+}
+
+
+class PortalSettingsBehaviour(Behaviour):
+    """Sign-in, sign-up and delegation settings of the developer portal: each keeps its own properties."""
+
+    def prepare(self, w: Write) -> dict[str, Any]:
+        which = w.name.lower()
+        props = {k: v for k, v in w.props.items() if k in PORTAL_SETTINGS[which]}
+        if which == "delegation":
+            key = props.get("validationKey")
+            if key is not None:
+                try:
+                    base64.b64decode(key, validate=True)
+                except ValueError:
+                    raise validation_error("validationKey", "validationKey must be base64.") from None
+            elif w.existing is not None and w.existing.props.get("validationKey"):
+                props["validationKey"] = w.existing.props["validationKey"]
+            else:
+                props["validationKey"] = base64.b64encode(secrets.token_bytes(64)).decode()
+            delegated = any((props.get(k) or {}).get("enabled") for k in ("subscriptions", "userRegistration"))
+            url = props.get("url")
+            if url:
+                parsed = urlsplit(url)
+                if parsed.scheme.lower() not in ("http", "https") or not parsed.netloc:
+                    raise validation_error("url", f"'{url}' is not a valid absolute URL.")
+            elif delegated:
+                raise validation_error("url", "Delegation needs the url of the delegation endpoint.")
+        return props
+
+    def render(self, ctx: Ctx, kind: Kind, entity: Entity) -> dict[str, Any]:
+        which = entity.name.lower()
+        return {k: v for k, v in (PORTAL_DEFAULTS[which] | entity.props).items() if k != "validationKey"}
+
+
 class ContentItemBehaviour(Behaviour):
     def render(self, ctx: Ctx, kind: Kind, entity: Entity) -> dict[str, Any]:
         return dict(entity.props)
@@ -864,8 +925,9 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "certificates": CertificateBehaviour(),
     "schemas": GlobalSchemaBehaviour(),
     "subscriptions": SubscriptionBehaviour(),
-    "contenttypes": Behaviour(),
+    "contenttypes": ContentTypeBehaviour(),
     "contenttypes/contentitems": ContentItemBehaviour(),
+    "portalsettings": PortalSettingsBehaviour(),
 }
 
 

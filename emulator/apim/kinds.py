@@ -86,6 +86,9 @@ class Kind:
     feature: str | None = None  # a tier feature (tiers.py) the kind needs
     virtual: bool = False  # a list computed from other kinds (revisions, an API's products)
     counted: bool = True  # the collection definition has ``count``
+    free_form: bool = False  # properties are free-form (additionalProperties): stored as sent
+    creates: bool = True  # PUT answers 201 for a new entity (portal settings always exist: 200)
+    patch_status: int = 200  # PATCH answers the entity (200) or nothing (204: portal settings)
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -260,6 +263,16 @@ SUBSCRIPTION_FIELDS = _fields(
     stateComment=S,
 )
 CONTENT_TYPE_FIELDS = _fields(id=S, name=S, description=S, schema=OBJ, version=S)
+# PortalSigninSettings, PortalSignupSettings, PortalDelegationSettings (apimportalsettings.json): one kind, the
+# name says which of them a resource is.
+PORTAL_SETTINGS_FIELDS = _fields(
+    enabled=B,
+    termsOfService=OBJ,
+    url=S,
+    validationKey=Field("string", secret=True),
+    subscriptions=OBJ,
+    userRegistration=OBJ,
+)
 
 READ = frozenset({"list", "get", "head"})
 CRUD = READ | {"put", "delete"}
@@ -286,6 +299,7 @@ SEGMENTS: dict[str, str] = {
     "subscriptions": "subscriptions",
     "contenttypes": "contentTypes",
     "contentitems": "contentItems",
+    "portalsettings": "portalsettings",
 }
 
 _POLICY_NAME = NameRule("policyId", 64)
@@ -357,7 +371,12 @@ _KINDS: tuple[Kind, ...] = (
          feature="developerPortal", counted=False),
     Kind("contenttypes/contentitems", "contentItems", "ContentItem", NameRule("contentItemId", 80),
          "ContentItemContract", "ContentItemCollection", CRUD, "contentItems", feature="developerPortal",
-         counted=False),
+         counted=False, free_form=True),
+    Kind("portalsettings", "portalsettings", "PortalSettings",
+         NameRule("portalSettingsName", 10, r"^(?i:signin|signup|delegation)$"), "PortalSettingsContract",
+         "PortalSettingsCollection", frozenset({"list", "get", "head", "put", "patch"}), "portalSettings",
+         PORTAL_SETTINGS_FIELDS, actions=frozenset({"listsecrets"}), feature="developerPortal", paged=False,
+         creates=False, patch_status=204),
 )
 KINDS: Mapping[str, Kind] = MappingProxyType({k.key: k for k in _KINDS})
 
@@ -369,7 +388,7 @@ USERS_KEY = "users"
 IMPORT_ORDER: tuple[str, ...] = (
     "tags", "groups", USERS_KEY, "namedvalues", "certificates", "backends", "loggers", "diagnostics",
     "policyfragments", "schemas", "apiversionsets", "apis", "products", "subscriptions", "contenttypes",
-    "policies",
+    "portalsettings", "policies",
 )
 # Children of each parent kind, in import order.
 CHILD_ORDER: dict[str, tuple[str, ...]] = {

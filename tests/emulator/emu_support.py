@@ -384,7 +384,10 @@ class RawArm:
     def _definition(self, method: str, path: str, status: int) -> str | None:
         if "/operationresults/" in path.lower():
             return "ApiManagementServiceResource"  # not a path of the spec: the service, as the recordings show
-        if self.validator is not None:
+        # ../shared/apim-spec does not ship apimportalsettings.json or apimreports.json: models only for those.
+        outside = path.split("/Microsoft.ApiManagement/service/", 1)[-1].split("/")[1:2] in (["portalsettings"],
+                                                                                              ["reports"])
+        if self.validator is not None and not outside:
             return self.validator.response_definition(method, path, status)
         if path.rstrip("/").lower().endswith("/microsoft.apimanagement/service"):
             return None

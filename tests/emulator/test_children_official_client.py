@@ -333,3 +333,40 @@ def test_consumption_has_no_groups(client: ApiManagementClient) -> None:
     with pytest.raises(HttpResponseError):
         client.product_group.create_or_update(rg, CONSUMPTION, "starter", "developers")
     assert names(client.api.list_by_service(rg, CONSUMPTION)) == ["webhooks"]
+
+
+def test_developer_portal_settings_and_content(client: ApiManagementClient, raw: Any) -> None:
+    signup = client.sign_up_settings.get(PROD_RG, PROD)
+    assert signup.enabled is True
+    client.sign_up_settings.update(PROD_RG, PROD, if_match="*", parameters=m.PortalSignupSettings(
+        enabled=False, terms_of_service=m.TermsOfServiceProperties(text="Terms", enabled=True, consent_required=True)))
+    changed = client.sign_up_settings.get(PROD_RG, PROD)
+    assert changed.enabled is False and changed.terms_of_service is not None
+    assert changed.terms_of_service.text == "Terms"
+    client.sign_in_settings.create_or_update(PROD_RG, PROD, m.PortalSigninSettings(enabled=True))
+    assert client.sign_in_settings.get(PROD_RG, PROD).enabled is True
+    delegation = client.delegation_settings.create_or_update(PROD_RG, PROD, m.PortalDelegationSettings(
+        url="https://contoso.com/delegation", subscriptions=m.SubscriptionsDelegationSettingsProperties(enabled=True),
+        validation_key="bm90LWEtcmVhbC1rZXk="))
+    assert delegation.url == "https://contoso.com/delegation" and delegation.validation_key is None
+    assert client.delegation_settings.list_secrets(PROD_RG, PROD).validation_key == "bm90LWEtcmVhbC1rZXk="
+    assert sorted(str(s.name) for s in client.portal_settings.list_by_service(PROD_RG, PROD).value or []) == [
+        "delegation", "signin", "signup"]
+    with pytest.raises(HttpResponseError) as no_url:
+        client.delegation_settings.create_or_update(PROD_RG, PROD, m.PortalDelegationSettings(
+            user_registration=m.RegistrationDelegationSettingsProperties(enabled=True)))
+    assert no_url.value.status_code == 400
+
+    with pytest.raises(HttpResponseError) as builtin:
+        client.content_type.create_or_update(PROD_RG, PROD, "page", m.ContentTypeContract(name="Page"))
+    assert builtin.value.status_code == 400
+    content_type = client.content_type.create_or_update(PROD_RG, PROD, "c-faq", m.ContentTypeContract(
+        name="FAQ", description="Questions", schema={"properties": {"q": {"type": "string"}}}, version="1.0.0"))
+    assert content_type.name == "c-faq"
+    item = client.content_item.create_or_update(PROD_RG, PROD, "c-faq", "first", m.ContentItemContract(
+        properties={"q": "What is this?", "nested": {"a": [1, 2]}}))
+    assert item.properties == {"q": "What is this?", "nested": {"a": [1, 2]}}
+    assert names(client.content_item.list_by_service(PROD_RG, PROD, "c-faq")) == ["first"]
+    assert "c-faq" in names(client.content_type.list_by_service(PROD_RG, PROD))
+    client.content_type.delete(PROD_RG, PROD, "c-faq", if_match="*")
+    assert "c-faq" not in names(client.content_type.list_by_service(PROD_RG, PROD))
