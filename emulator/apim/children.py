@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from . import configuration, contracts, tiers
+from . import configuration, contracts, reports, tiers
 from .entity import Entity
 from .errors import ArmError, entity_error, not_found, validation_error
 from .kinds import KINDS, ChildRoute, Kind
@@ -52,6 +53,8 @@ class ChildApi:
                                                              f"{problem}.")
         if route.operation in ("get", "head", "list"):
             ctx = self._ctx(svc, api_version)
+            if kind.key == "reports":
+                return self._report(req, ctx, route, api_version)
             if route.operation == "list":
                 return self._list(req, ctx, route, api_version)
             return self._read(req, ctx, route)
@@ -207,6 +210,25 @@ class ChildApi:
         revisions.sort(key=lambda e: int(str(e.props.get("apiRevision", "1")) or 1))
         shown_base = current.name if current is not None else base
         return [_revision_contract(ctx, e, shown_base) for e in revisions]
+
+    def _report(self, req: Request, ctx: Ctx, route: ChildRoute, api_version: str) -> Response:
+        which = route.names[-1].lower()
+        if which not in reports.REPORTS:
+            raise ArmError(404, "NotFound", f"The emulator does not serve the '{route.names[-1]}' report (it serves "
+                                            f"{', '.join(reports.REPORTS.values())}).")
+        query = {key: values[0] for key, values in req.query.items() if values}
+        records = reports.order(reports.report(ctx, which, query, self.engine.clock.now()), query.get("$orderby"))
+        top = _int_param(req.param("$top"), "$top", minimum=1)
+        skip = _int_param(req.param("$skip"), "$skip", minimum=0) or 0
+        size = min(top, int(self.engine.settings()["pageSize"])) if top else int(self.engine.settings()["pageSize"])
+        page = records[skip : skip + size]
+        payload: dict[str, Any] = {"value": page, "count": len(records)}
+        if page and skip + len(page) < len(records):
+            kept = "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items()
+                            if k not in ("api-version", "$skip", "$top"))
+            payload["nextLink"] = (f"{req.base_url}{req.path}?api-version={api_version}&{kept}"
+                                   + (f"&$top={top}" if top else "") + f"&$skip={skip + len(page)}")
+        return json_response(200, payload)
 
     # -- writes ------------------------------------------------------------------------------------
     def _put(self, req: Request, ctx: Ctx, route: ChildRoute, *, patch: bool) -> Response:

@@ -657,7 +657,7 @@ class LoggerBehaviour(Behaviour):
                 raise entity_error(400, "ValidationError", f"Validation failed for logger-id '{name}'. Exception "
                                                            "Received 'Invalid instrumentation key for Application "
                                                            "Insights Logger'")
-            credentials[key] = "{{" + store_logger_secret(ctx, previous.get(key), value) + "}}"
+            credentials[key] = "{{" + store_logger_secret(ctx, f"{name}|{key}", previous.get(key), value) + "}}"
         if credentials:
             props["credentials"] = credentials
         return props
@@ -679,12 +679,18 @@ class LoggerBehaviour(Behaviour):
                     ctx.view.delete_tree(named.path)
 
 
-def store_logger_secret(ctx: Ctx, previous: str | None, value: str) -> str:
-    """Keep a logger's secret as APIM does: in a secret named value ``Logger-Credentials--{24 hex}``."""
+def store_logger_secret(ctx: Ctx, owner: str, previous: str | None, value: str) -> str:
+    """Keep a logger's secret as APIM does: in a secret named value ``Logger-Credentials--{24 hex}``.
+
+    Random through ARM, as APIM's; derived from the logger and the value when a document is imported, so that
+    a seed builds the same configuration every time.
+    """
     reference = NAMED_VALUE_REF_RE.fullmatch(previous.strip()) if previous else None
     name = reference[1] if reference and reference[1].startswith(LOGGER_CREDENTIALS_PREFIX) else None
     if name is None:
-        name = LOGGER_CREDENTIALS_PREFIX + secrets.token_hex(12)
+        suffix = (secrets.token_hex(12) if ctx.mode == "arm"
+                  else hashlib.sha256(f"{owner}|{value}".encode()).hexdigest()[:24])
+        name = LOGGER_CREDENTIALS_PREFIX + suffix
     existing = ctx.view.get(f"namedvalues/{name.lower()}")
     version = ctx.view.next_version()
     ctx.view.put(Entity(

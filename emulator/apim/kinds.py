@@ -300,6 +300,7 @@ SEGMENTS: dict[str, str] = {
     "contenttypes": "contentTypes",
     "contentitems": "contentItems",
     "portalsettings": "portalsettings",
+    "reports": "reports",
 }
 
 _POLICY_NAME = NameRule("policyId", 64)
@@ -377,6 +378,9 @@ _KINDS: tuple[Kind, ...] = (
          "PortalSettingsCollection", frozenset({"list", "get", "head", "put", "patch"}), "portalSettings",
          PORTAL_SETTINGS_FIELDS, actions=frozenset({"listsecrets"}), feature="developerPortal", paged=False,
          creates=False, patch_status=204),
+    # Reports_ListBy* (apimreports.json): GET reports/{byApi|byOperation|...}, a list of records (reports.py).
+    Kind("reports", "reports", "Report", NameRule("report", 20), "ReportCollection", "ReportCollection",
+         frozenset({"get"}), "reports", feature="reports", virtual=True),
 )
 KINDS: Mapping[str, Kind] = MappingProxyType({k.key: k for k in _KINDS})
 
@@ -442,7 +446,7 @@ def match_child(method: str, segments: tuple[str, ...]) -> ChildRoute:
     names = tuple(segments[1::2])
     if len(segments) % 2 == 0:
         kind = kind_for(parts)
-        if kind is None or kind.virtual:
+        if kind is None or (kind.virtual and kind.key != "reports"):
             raise ChildRouteError(404)
         operation = METHOD_OPERATIONS.get(method.upper())
         if operation is None or operation not in kind.ops:

@@ -384,10 +384,19 @@ class RawArm:
     def _definition(self, method: str, path: str, status: int) -> str | None:
         if "/operationresults/" in path.lower():
             return "ApiManagementServiceResource"  # not a path of the spec: the service, as the recordings show
-        # ../shared/apim-spec does not ship apimportalsettings.json or apimreports.json: models only for those.
-        outside = path.split("/Microsoft.ApiManagement/service/", 1)[-1].split("/")[1:2] in (["portalsettings"],
-                                                                                              ["reports"])
-        if self.validator is not None and not outside:
+        # ../shared/apim-spec ships their definitions (definitions.json) but not the path files
+        # apimportalsettings.json and apimreports.json: the answers those files name, by path.
+        tail = [p.lower() for p in path.split("/Microsoft.ApiManagement/service/", 1)[-1].split("/")[1:]]
+        if tail[:1] == ["reports"]:
+            return "ReportCollection"
+        if tail[:1] == ["portalsettings"]:
+            if len(tail) == 1:
+                return "PortalSettingsCollection"
+            if tail[-1] == "listsecrets":
+                return "PortalSettingValidationKeyContract"
+            return {"signin": "PortalSigninSettings", "signup": "PortalSignupSettings",
+                    "delegation": "PortalDelegationSettings"}[tail[1]]
+        if self.validator is not None:
             return self.validator.response_definition(method, path, status)
         if path.rstrip("/").lower().endswith("/microsoft.apimanagement/service"):
             return None

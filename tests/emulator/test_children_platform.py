@@ -168,6 +168,7 @@ def test_the_official_client_backs_up_with_an_old_api_version(emu: ApimEmulator,
                 storage_account=ACCOUNT, container_name=CONTAINER, backup_name=unique(),
                 access_type="SystemAssignedManagedIdentity"), polling=False)
         assert error_of(refused.value).code == "InvalidParameters"
-        assert [t.name for t in old.tag.list_by_service(PROD_RG, PROD)] == []
-        assert SERVICE_RGS[PROD] == PROD_RG
+        # Child resources answer in 2020-12-01 too (its spec has them).
+        assert [t.name for t in old.tag.list_by_service(PROD_RG, PROD)] == ["public", "partner"]
         old.tag.create_or_update(PROD_RG, PROD, "t", m.TagCreateUpdateParameters(display_name="T"))
+        assert SERVICE_RGS[PROD] == PROD_RG

@@ -12,11 +12,12 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
-from emu_support import API_VERSION, CONSUMPTION, PROD, RawArm, SpecValidator, service_path
+from emu_support import API_VERSION, CONSUMPTION, DR, PROD, RawArm, SpecValidator, service_path
 
 from emulator.apim import ApimEmulator
 
 S = service_path(PROD)
+D = service_path(DR)  # the standby: a sparse configuration to build on
 GUID = "11111111-2222-3333-4444-555555555555"
 POLICY = "<policies><inbound><base /></inbound><backend><base /></backend><outbound><base /></outbound></policies>"
 
@@ -50,7 +51,7 @@ CASES: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = [
     ("apis/a1/schemas/sc1", {"properties": {"contentType": "application/vnd.oai.openapi.components+json",
                                             "document": {"components": {"schemas": {}}}}}, None),
     ("apis/a1/tags/t1", None, None),
-    ("apis/a1/diagnostics/applicationinsights", {"properties": {"loggerId": f"{S}/loggers/l1"}}, {"metrics": True}),
+    ("apis/a1/diagnostics/applicationinsights", {"properties": {"loggerId": f"{D}/loggers/l1"}}, {"metrics": True}),
     ("products/p1", {"properties": {"displayName": "P1", "state": "published"}}, {"terms": "Be nice."}),
     ("products/p1/apis/a1", None, None),
     ("products/p1/groups/g1", None, None),
@@ -104,41 +105,41 @@ def test_every_kind_round_trips_and_each_answer_matches_the_spec(strict: RawArm)
     raw = strict
     etags: dict[str, str] = {}
     for path, body, patch in CASES:
-        created = raw.request("PUT", f"{S}/{path}", body=body)
+        created = raw.request("PUT", f"{D}/{path}", body=body)
         # Every instance has its global policy from the start.
         assert created.status_code == (200 if path == "policies/policy" else 201), (path, created.text)
-        again = raw.request("PUT", f"{S}/{path}", body=body)
+        again = raw.request("PUT", f"{D}/{path}", body=body)
         assert again.status_code == 200, (path, again.text)
         if path not in NO_GET:
-            got = raw.request("GET", f"{S}/{path}")
+            got = raw.request("GET", f"{D}/{path}")
             assert got.status_code == 200, (path, got.text)
             etags[path] = etag(got)
             assert got.json()["name"] == path.rsplit("/", 1)[1]
-        head = raw.request("HEAD", f"{S}/{path}")
+        head = raw.request("HEAD", f"{D}/{path}")
         assert head.status_code in (200, 204), path
-        listed = raw.request("GET", f"{S}/{collection(path)}")
+        listed = raw.request("GET", f"{D}/{collection(path)}")
         assert listed.status_code == 200
         assert path.rsplit("/", 1)[1] in [item["name"] for item in listed.json()["value"]], path
         if patch is not None:
-            patched = raw.request("PATCH", f"{S}/{path}", body={"properties": patch},
+            patched = raw.request("PATCH", f"{D}/{path}", body={"properties": patch},
                                   headers={"If-Match": etags[path]})
             assert patched.status_code == 200, (path, patched.text)
             for key, value in patch.items():
                 assert patched.json()["properties"][key] == value, path
             assert etag(patched) != etags[path]
-            stale = raw.request("PATCH", f"{S}/{path}", body={"properties": patch}, headers={"If-Match": etags[path]})
+            stale = raw.request("PATCH", f"{D}/{path}", body={"properties": patch}, headers={"If-Match": etags[path]})
             assert stale.status_code == 412 and stale.json()["error"]["code"] == "PreconditionFailed"
     for path, body, _ in reversed(CASES):
         headers = {} if body is None else {"If-Match": "*"}
-        deleted = raw.request("DELETE", f"{S}/{path}", headers=headers)
+        deleted = raw.request("DELETE", f"{D}/{path}", headers=headers)
         if path == "policies/policy":
             assert deleted.status_code == 200
             continue
         assert deleted.status_code == (204 if path == "apis/a1" else 200), (path, deleted.text)
-        gone = raw.request("DELETE", f"{S}/{path}", headers=headers)
+        gone = raw.request("DELETE", f"{D}/{path}", headers=headers)
         assert gone.status_code == 204, path
         if path not in NO_GET:
-            missing = raw.request("GET", f"{S}/{path}")
+            missing = raw.request("GET", f"{D}/{path}")
             assert missing.status_code == 404 and missing.json()["error"]["code"] == "ResourceNotFound", path
 
 
@@ -251,7 +252,8 @@ def test_hostile_but_valid_names_are_stored_exactly(strict: RawArm) -> None:
     assert created.status_code == 201, created.text
     assert created.json()["name"] == name
     listed = strict.request("GET", f"{S}/tags").json()
-    assert [t["name"] for t in listed["value"]] == [name]
+    assert name in [t["name"] for t in listed["value"]]
+    assert strict.request("GET", f"{S}/tags/{quote(name, safe='')}").json()["properties"]["displayName"] == name
 
 
 @pytest.mark.parametrize(("path", "body", "target"), [
@@ -391,3 +393,19 @@ def test_deleting_an_api_removes_its_links_and_revisions(strict: RawArm) -> None
     assert raw.request("DELETE", f"{S}/apis/echo-api", headers={"If-Match": "*"}).status_code == 204
     assert raw.request("GET", f"{S}/apis/echo-api;rev=2").status_code == 404
     assert raw.request("GET", f"{S}/products/starter/apis").json()["value"] == []
+
+
+def test_portal_settings_answers_match_the_spec_definitions(strict: RawArm) -> None:
+    for name in ("signin", "signup", "delegation"):
+        got = strict.request("GET", f"{S}/portalsettings/{name}")
+        assert got.status_code == 200 and got.json()["name"] == name
+        assert got.json()["type"] == "Microsoft.ApiManagement/service/portalsettings"
+    put = strict.request("PUT", f"{S}/portalsettings/signin", body={"properties": {"enabled": True}})
+    assert put.status_code == 200  # the settings always exist: never 201
+    patched = strict.request("PATCH", f"{S}/portalsettings/signin", body={"properties": {"enabled": False}},
+                             headers={"If-Match": "*"})
+    assert patched.status_code == 204 and patched.content == b""
+    assert strict.request("GET", f"{S}/portalsettings").json()["count"] == 3
+    assert strict.request("POST", f"{S}/portalsettings/delegation/listSecrets").status_code == 200
+    assert strict.request("POST", f"{S}/portalsettings/signin/listSecrets").status_code == 404
+    assert strict.request("GET", f"{S}/portalsettings/other").status_code == 400
