@@ -55,6 +55,9 @@ from .views import Ctx, MemoryView, Mode, ServiceInfo
 logger = logging.getLogger(__name__)
 
 DEFAULT_WRITE_THROTTLING = {"enabled": False, "burst": 200, "refillPerSecond": 10}
+# The developer portal's content: not in a native backup, untouched by a restore.
+PORTAL_CONTENT_KEY = "contentTypes"
+PORTAL_CONTENT_KINDS = ("contenttypes", "contenttypes/contentitems")
 # ARM's read bucket per subscription and principal: 250 tokens, 25 per second (apim-arm.md §4.3).
 DEFAULT_READ_THROTTLING = {"enabled": False, "burst": 250, "refillPerSecond": 25}
 THROTTLING_SETTINGS = {"writeThrottling": DEFAULT_WRITE_THROTTLING, "readThrottling": DEFAULT_READ_THROTTLING}
@@ -175,9 +178,13 @@ class Engine:
         ctx = Ctx(MemoryView(self.store.next_version), self.service_info(svc), mode)
         return configuration.build(ctx, document, where=where)
 
-    def configuration_document(self, name: str) -> dict[str, Any]:
-        """The service's configuration as a document (what a native backup carries)."""
-        return configuration.export(self.store.entities(name))
+    def configuration_document(self, name: str, *, backup: bool = False) -> dict[str, Any]:
+        """The service's configuration as a document; ``backup``: what a native backup carries (everything but
+        the developer portal's content, which APIM's backup omits: DOC "What is not backed up")."""
+        document = configuration.export(self.store.entities(name))
+        if backup:
+            document.pop(PORTAL_CONTENT_KEY, None)
+        return document
 
     # -- seeding -------------------------------------------------------------------------------
     def initialize(self, seed_source: dict[str, Any] | Path | None, *, reset: bool) -> None:
@@ -635,7 +642,8 @@ class Engine:
                 account = storage_account_for(op, svc, self.store.get("storageAccounts", {}))
                 if op["kind"] == "backup":
                     write_backup(
-                        self.blobs, op, svc, account, now=now, document=self.configuration_document(svc["name"])
+                        self.blobs, op, svc, account, now=now,
+                        document=self.configuration_document(svc["name"], backup=True),
                     )
                 else:
                     snapshot = read_snapshot(self.blobs, op, account)
@@ -670,9 +678,11 @@ class Engine:
                 op["error"] = {"status": failure.status, "code": failure.code, "message": failure.message}
             with self.store.transaction():
                 if failure is None and restored is not None:
-                    # Restore replaces the whole configuration (hostnames, identity, SKU stay: DOC).
+                    # Restore replaces the configuration (hostnames, identity, SKU stay: DOC); the developer
+                    # portal's content, which backups do not carry, stays as it was.
+                    kept = self.store.entities_of_kinds(svc["name"], PORTAL_CONTENT_KINDS)
                     self.store.delete_service_entities(svc["name"])
-                    self.store.put_entities(svc["name"], restored)
+                    self.store.put_entities(svc["name"], [*restored, *kept])
                 self.store.put_service(svc)
                 self.store.put_operation(op)
         logger.info("%s %s of %s: %s", op["kind"], op["id"], op["service"], op["status"])
