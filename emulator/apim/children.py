@@ -316,6 +316,9 @@ class ChildApi:
         if action == "listsecrets":
             return json_response(200, {"primaryKey": entity.props["primaryKey"],
                                        "secondaryKey": entity.props["secondaryKey"]}, etag)
+        if action == "reconnect":
+            # Backend_Reconnect: 202, the gateway drops its connections to the backend (there is no gateway).
+            return Response(202)
         if action in ("regenerateprimarykey", "regeneratesecondarykey"):
             changed = entity.copy()
             key = "primaryKey" if action == "regenerateprimarykey" else "secondaryKey"

@@ -344,7 +344,7 @@ _KINDS: tuple[Kind, ...] = (
          "NamedValueContract", "NamedValueCollection", CRUDP, "namedValues", NAMED_VALUE_FIELDS, ("displayName",),
          actions=frozenset({"listvalue", "refreshsecret"}), lro=True),
     Kind("backends", "backends", "Backend", NameRule("backendId", 80), "BackendContract", "BackendCollection",
-         CRUDP, "backends", BACKEND_FIELDS, ("url", "protocol")),
+         CRUDP, "backends", BACKEND_FIELDS, ("url", "protocol"), actions=frozenset({"reconnect"})),
     Kind("loggers", "loggers", "Logger", NameRule("loggerId", 256, NO_SPECIALS), "LoggerContract",
          "LoggerCollection", CRUDP, "loggers", LOGGER_FIELDS, ("loggerType",)),
     Kind("diagnostics", "diagnostics", "Diagnostic", NameRule("diagnosticId", 80, NO_SPECIALS),

@@ -172,3 +172,41 @@ def test_the_official_client_backs_up_with_an_old_api_version(emu: ApimEmulator,
         assert [t.name for t in old.tag.list_by_service(PROD_RG, PROD)] == ["public", "partner"]
         old.tag.create_or_update(PROD_RG, PROD, "t", m.TagCreateUpdateParameters(display_name="T"))
         assert SERVICE_RGS[PROD] == PROD_RG
+
+
+# -- concurrent writers ----------------------------------------------------------------------------
+def test_concurrent_writers_on_one_service_keep_it_consistent(raw: RawArm, emu: ApimEmulator) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    raw.request("PUT", f"{S}/apis/busy", body={"properties": {"displayName": "Busy", "path": "busy"}})
+
+    def create(i: int) -> int:
+        return raw.request("PUT", f"{S}/apis/busy/operations/op{i}", body={"properties": {
+            "displayName": f"op {i}", "method": "GET", "urlTemplate": f"/op/{i}"}}).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(create, range(64))) == {201}
+    listed = raw.request("GET", f"{S}/apis/busy/operations?api-version=2024-05-01&$top=100", api_version=None)
+    assert listed.json()["count"] == 64
+
+    # Two writers holding the same ETag: exactly one wins, the other gets 412.
+    etag = raw.request("GET", f"{S}/apis/busy").headers["ETag"]
+
+    def patch(i: int) -> int:
+        return raw.request("PATCH", f"{S}/apis/busy", body={"properties": {"description": f"writer {i}"}},
+                           headers={"If-Match": etag}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(patch, range(8)))
+    assert statuses == [200] + [412] * 7
+    # Two creators of the same operation name: one 201, the rest 200 (replaced), one row.
+    with ThreadPoolExecutor(8) as pool:
+        created = sorted(pool.map(lambda _: raw.request("PUT", f"{S}/apis/busy/operations/same", body={
+            "properties": {"displayName": "same", "method": "POST", "urlTemplate": "/same"}}).status_code, range(8)))
+    assert created == [200] * 7 + [201]
+
+
+def test_backend_reconnect(raw: RawArm) -> None:
+    raw.request("PUT", f"{S}/backends/b", body={"properties": {"url": "https://b.example.com", "protocol": "http"}})
+    assert raw.request("POST", f"{S}/backends/b/reconnect").status_code == 202
+    assert raw.request("POST", f"{S}/backends/none/reconnect").status_code == 404
