@@ -203,9 +203,8 @@ class ChildApi:
             return products
         # apis/revisions: the current revision and the others, in revision order.
         current = ctx.view.get(f"apis/{base.lower()}")
-        revisions = [e for e in ctx.view.by_akey(("apis",), parent.akey or "")
-                     if contracts.split_revision(e.name)[0].lower() == base.lower()]
-        if current is not None and all(e.path != current.path for e in revisions):
+        revisions = contracts.other_revisions(ctx, base)
+        if current is not None:
             revisions.append(current)
         revisions.sort(key=lambda e: int(str(e.props.get("apiRevision", "1")) or 1))
         shown_base = current.name if current is not None else base

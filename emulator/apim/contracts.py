@@ -377,13 +377,17 @@ class ApiBehaviour(Behaviour):
         if entity.hidden:
             return  # one revision; the API, its links and subscriptions stay
         base = split_revision(entity.name)[0].lower()
-        for other in ctx.view.by_akey(("apis",), entity.akey or ""):
-            if other.hidden and split_revision(other.name)[0].lower() == base:
-                ctx.view.delete_tree(other.path)
+        for other in other_revisions(ctx, base):
+            ctx.view.delete_tree(other.path)
         for link in ctx.view.by_akey(("products/apis",), base):
             ctx.view.delete_tree(link.path)
         for sub in ctx.view.by_akey(("subscriptions",), f"/apis/{base}"):
             ctx.view.delete_tree(sub.path)
+
+
+def other_revisions(ctx: Ctx, base: str) -> list[Entity]:
+    """The API's revisions that are not current (at ``apis/{base};rev={n}``), whatever their path says."""
+    return [e for e in ctx.view.with_prefix(f"apis/{base.lower()};rev=") if e.kind == "apis" and e.hidden]
 
 
 class OperationBehaviour(Behaviour):

@@ -309,6 +309,15 @@ class Store:
             ).fetchall()
         return [self._entity(r) for r in rows]
 
+    def entities_with_prefix(self, service: str, prefix: str) -> list[Entity]:
+        """Entities whose path starts with ``prefix`` (an API's other revisions: ``apis/x;rev=``)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {ENTITY_COLUMNS} FROM entities WHERE service = ? AND path >= ? AND path < ? ORDER BY seq",
+                (service.lower(), prefix, prefix + "\U0010ffff"),
+            ).fetchall()
+        return [self._entity(r) for r in rows]
+
     def delete_service_entities(self, service: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM entities WHERE service = ?", (service.lower(),))

@@ -41,6 +41,8 @@ class ConfigView(Protocol):
 
     def tree(self, path: str) -> list[Entity]: ...
 
+    def with_prefix(self, prefix: str) -> list[Entity]: ...
+
     def put(self, entity: Entity) -> None: ...
 
     def delete_tree(self, path: str) -> None: ...
@@ -79,6 +81,9 @@ class StoreView:
 
     def tree(self, path: str) -> list[Entity]:
         return self.store.entity_tree(self.service, path)
+
+    def with_prefix(self, prefix: str) -> list[Entity]:
+        return self.store.entities_with_prefix(self.service, prefix)
 
     def put(self, entity: Entity) -> None:
         self.store.put_entity(self.service, entity)
@@ -124,6 +129,9 @@ class MemoryView:
     def tree(self, path: str) -> list[Entity]:
         prefix = path + "/"
         return sorted((e for p, e in self.rows.items() if p == path or p.startswith(prefix)), key=lambda e: e.seq)
+
+    def with_prefix(self, prefix: str) -> list[Entity]:
+        return sorted((e for p, e in self.rows.items() if p.startswith(prefix)), key=lambda e: e.seq)
 
     def put(self, entity: Entity) -> None:
         old = self.rows.get(entity.path)

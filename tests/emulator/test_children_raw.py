@@ -409,3 +409,16 @@ def test_portal_settings_answers_match_the_spec_definitions(strict: RawArm) -> N
     assert strict.request("POST", f"{S}/portalsettings/delegation/listSecrets").status_code == 200
     assert strict.request("POST", f"{S}/portalsettings/signin/listSecrets").status_code == 404
     assert strict.request("GET", f"{S}/portalsettings/other").status_code == 400
+
+
+def test_revisions_stay_together_when_paths_change(strict: RawArm) -> None:
+    raw = strict
+    raw.request("PUT", f"{S}/apis/echo-api;rev=2", body={"properties": {"path": "echo"}})
+    moved = raw.request("PATCH", f"{S}/apis/echo-api", body={"properties": {"path": "echo-moved"}},
+                        headers={"If-Match": "*"})
+    assert moved.status_code == 200 and moved.json()["properties"]["path"] == "echo-moved"
+    revisions = raw.request("GET", f"{S}/apis/echo-api/revisions").json()
+    assert [(r["apiRevision"], r["isCurrent"]) for r in revisions["value"]] == [("1", True), ("2", False)]
+    assert revisions["value"][1]["privateUrl"] == "/echo;rev=2"
+    assert raw.request("DELETE", f"{S}/apis/echo-api", headers={"If-Match": "*"}).status_code == 204
+    assert raw.request("GET", f"{S}/apis/echo-api;rev=2").status_code == 404
