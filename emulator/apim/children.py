@@ -249,8 +249,6 @@ class ChildApi:
                 return self._entity_response(200, ctx, kind, existing,
                                              body=contracts.render_link(ctx, kind, existing, target))
             name = contracts.split_revision(name)[0] if kind.link == "apis" else name
-        if kind.key == "groups" and existing is None and not tiers.has_builtin_groups(ctx.service.tier):
-            tiers.require(ctx.service.tier, "groups")
         if kind.key == "portalsettings":
             name = name.lower()
         entity, created = configuration.put(ctx, kind, parent, name, props, existing=existing, patch=patch)
