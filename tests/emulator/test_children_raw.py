@@ -422,3 +422,30 @@ def test_revisions_stay_together_when_paths_change(strict: RawArm) -> None:
     assert revisions["value"][1]["privateUrl"] == "/echo;rev=2"
     assert raw.request("DELETE", f"{S}/apis/echo-api", headers={"If-Match": "*"}).status_code == 204
     assert raw.request("GET", f"{S}/apis/echo-api;rev=2").status_code == 404
+
+
+def test_the_kind_table_serves_exactly_what_the_spec_defines(spec: SpecValidator) -> None:
+    """Each kind's methods against the spec's operations for its paths, both ways (portal settings and
+    reports have no path file in ../shared; virtual lists and actions are checked by their own tests)."""
+    from emulator.apim.kinds import KINDS
+
+    problems = []
+    for kind in KINDS.values():
+        if kind.key in ("portalsettings", "reports"):
+            continue
+        names = [f"n{i}" for i in range(len(kind.parts))]
+        if kind.singleton:
+            names[-1] = kind.singleton
+        entity = S + "".join(f"/{KINDS['/'.join(kind.parts[: i + 1])].segment}/{n}" for i, n in enumerate(names))
+        collection = entity.rsplit("/", 1)[0]
+        wanted = {("GET", collection)} if "list" in kind.ops else set()
+        wanted |= {(op.upper(), entity) for op in kind.ops - {"list"}}
+        for method, path in sorted(wanted):
+            if spec.operation(method, path) is None:
+                problems.append(f"{kind.key}: the emulator serves {method} {path}, the spec does not define it")
+        if kind.virtual:
+            continue
+        for method in ("GET", "HEAD", "PUT", "PATCH", "DELETE"):
+            if spec.operation(method, entity) is not None and (method, entity) not in wanted:
+                problems.append(f"{kind.key}: the spec defines {method} on the entity, the emulator does not serve it")
+    assert problems == []
