@@ -393,7 +393,9 @@ class Standins:
         if not host.endswith(GATEWAY_SUFFIX) and not _binds(svc, host):
             # Reached through DNS, but the instance has no such custom hostname.
             return json_response(404, {"statusCode": 404, "message": "Resource not found"})
-        return gateway.serve(req, svc, svc["location"])
+        # The gateway reads the configuration as a document (the entities table holds it item by item).
+        configured = svc | {"configuration": self.engine.configuration_document(svc["name"])}
+        return gateway.serve(req, configured, svc["location"])
 
     def sni_context(self, server_name: str | None) -> ssl.SSLContext | None:
         """The TLS context for a custom hostname: the Key Vault certificate the instance has bound to it."""

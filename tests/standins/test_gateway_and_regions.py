@@ -30,12 +30,15 @@ HEALTH_API = {
     "path": "health",
     "subscriptionRequired": False,
     "operations": [
-        {"id": "ping", "method": "GET", "urlTemplate": "/ping"},
-        {"id": "item", "method": "GET", "urlTemplate": "/items/{id}"},
+        {"id": "ping", "displayName": "Ping", "method": "GET", "urlTemplate": "/ping"},
+        {"id": "item", "displayName": "Item", "method": "GET", "urlTemplate": "/items/{id}",
+         "templateParameters": [{"name": "id", "type": "string", "required": True}]},
     ],
 }
-KEYED_API = {"id": "orders-api", "path": "orders", "operations": [{"id": "list", "method": "GET", "urlTemplate": "/"}]}
-SUBSCRIPTION = {"id": "probe", "state": "active", "primaryKey": "probe-key-1", "secondaryKey": "probe-key-2"}
+KEYED_API = {"id": "orders-api", "displayName": "Orders", "path": "orders",
+             "operations": [{"id": "list", "displayName": "List", "method": "GET", "urlTemplate": "/"}]}
+SUBSCRIPTION = {"id": "probe", "displayName": "Probe", "scope": "/apis", "state": "active",
+                "primaryKey": "probe-key-1", "secondaryKey": "probe-key-2"}
 
 
 def session(emu: ApimEmulator) -> requests.Session:
