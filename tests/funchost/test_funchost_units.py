@@ -199,8 +199,15 @@ def test_settings_become_environment_and_are_restored(monkeypatch: pytest.Monkey
     try:
         assert os.environ["SAMPLE_QUEUE"] == "offline-queue"
         assert "sample_blueprint" in sys.modules
-        with pytest.raises(HostAlreadyRunningError):
-            offline_host().start()
+        # Another app, or the same app with other settings, cannot share the process's environment.
+        with pytest.raises(HostAlreadyRunningError, match="different app or different settings"):
+            offline_host(settings={**OFFLINE_SETTINGS, "SAMPLE_QUEUE": "other-queue"}).start()
+        assert os.environ["SAMPLE_QUEUE"] == "offline-queue"
+        # The same app with the same settings is a second instance of it: it shares the loaded app.
+        second = offline_host().start()
+        assert second.module is host.module and second.instance_id != host.instance_id
+        second.stop()
+        assert os.environ["SAMPLE_QUEUE"] == "offline-queue"  # the first instance still runs
     finally:
         host.stop()
     assert os.environ["SAMPLE_QUEUE"] == "before"
