@@ -223,8 +223,9 @@ class FunctionsHost:
         return bool(timer and timer.listening and not self._run.dead)
 
     def wait_timer_lock(self, name: str, timeout: float) -> bool:
+        """Wait until this instance holds the timer's lock and its timer listener has started."""
         timer = self._timers.get(name)
-        return bool(timer and timer.lock.wait_held(timeout))
+        return bool(timer and timer.wait_listening(timeout))
 
     def timer_uses_monitor(self, name: str) -> bool:
         timer = self._timers.get(name)
@@ -297,8 +298,12 @@ class FunctionsHost:
         ``past_due`` is the stand-in's own knob (the admin API always passes false).
         """
         spec = self._spec(name, "timerTrigger")
-        firing = TimerFiring(past_due=past_due, schedule_status=self._stored_status(spec),
-                             reason="Timer fired on demand", details={"past_due": past_due})
+        status = self._stored_status(spec)
+        details: dict[str, Any] = {"past_due": past_due}
+        if status is not None:
+            details["schedule_status"] = status.to_json()
+        firing = TimerFiring(past_due=past_due, schedule_status=status, reason="Timer fired on demand",
+                             details=details)
         return self._fire_timer(spec, firing)
 
     def invoke_queue_function(self, name: str, body: str | bytes) -> InvocationRecord:

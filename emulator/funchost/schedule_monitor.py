@@ -61,7 +61,9 @@ def status_blob(host_id: str, timer_name: str) -> str:
 def format_dotnet_date(value: datetime) -> str:
     """Newtonsoft.Json's ISO form of a local DateTime in UTC: ``yyyy-MM-ddTHH:mm:ss[.FFFFFFF]+00:00``."""
     value = value.astimezone(UTC)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    # strftime("%Y") does not pad year 1 (DateTime.MinValue) to four digits.
+    text = (f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+            f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}")
     if value.microsecond:
         text += "." + f"{value.microsecond:06d}".rstrip("0")
     return text + "+00:00"

@@ -105,9 +105,6 @@ class ListenerLock:
     def held(self) -> bool:
         return self._held.is_set()
 
-    def wait_held(self, timeout: float) -> bool:
-        return self._held.wait(timeout)
-
     def start(self) -> None:
         self._thread.start()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -64,8 +65,18 @@ class SingletonTimer:
 
     @property
     def listening(self) -> bool:
-        """Whether this instance runs the timer now (it holds the listener lock)."""
-        return self.lock.held
+        """Whether this instance runs the timer now: it holds the listener lock and its listener has started."""
+        with self._listener_lock:
+            listener = self._listener
+        return self.lock.held and listener is not None and listener.started.is_set()
+
+    def wait_listening(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.listening:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def start(self) -> None:
         self.lock.start()

@@ -85,6 +85,8 @@ class TimerListener:
         self._dead = False
         self._thread: threading.Thread | None = None
         self.status: ScheduleStatus | None = None
+        # Set once StartAsync's work is done: the status is read and the first wait (or startup run) is decided.
+        self.started = threading.Event()
 
     @property
     def uses_monitor(self) -> bool:
@@ -117,6 +119,7 @@ class TimerListener:
         except Exception:
             logger.exception("%s: the timer listener could not start (schedule status unreadable)", self.spec.name)
             return
+        self.started.set()
         if startup is not None and not self._stop.is_set():
             self._invoke(*startup)
         while not self._stop.is_set():

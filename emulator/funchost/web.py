@@ -285,6 +285,8 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("%s - %s", self.address_string(), _REDACT_CODE.sub(r"\1***", format % args))
 
     def handle_any(self) -> None:
+        # The request thread is the host's (the function runs on the worker's pool): name it so.
+        threading.current_thread().name = "funchost-http-request"
         try:
             self._send(self._answer())
         except Exception:

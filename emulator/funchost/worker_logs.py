@@ -54,6 +54,12 @@ INVOCATION_ID_LOCAL = threading.local()
 TASK_INVOCATION_ID = "__azure_function_invocation_id__"
 _SYSTEM_PREFIXES = ("azure_functions_worker", "azure.functions")
 _STAND_IN_PREFIX = "emulator.funchost"
+# Threads the stand-in runs as "the host" (pollers, lease renewers, lock and timer threads, HTTP
+# request threads) are named funchost-*; what they log (e.g. azure.core's request lines for the
+# host's own storage calls) is the host's, not the app's. The worker's pool and event loop threads
+# run the app's code.
+_HOST_THREAD_PREFIX = "funchost-"
+_APP_THREAD_PREFIXES = ("funchost-worker-", "funchost-asyncio")
 _MAX_DROPPED_KEPT = 10_000
 
 
@@ -197,6 +203,9 @@ class WorkerLogRouter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         name = record.name
         if name.startswith(_SYSTEM_PREFIXES) or name.startswith(_STAND_IN_PREFIX):
+            return
+        thread = record.threadName or ""
+        if thread.startswith(_HOST_THREAD_PREFIX) and not thread.startswith(_APP_THREAD_PREFIXES):
             return
         invocation_id = current_invocation_id()
         try:

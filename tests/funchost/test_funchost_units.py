@@ -35,6 +35,7 @@ OFFLINE_SETTINGS = {
     "SAMPLE_QUEUE": "offline-queue",
     "SAMPLE_OUT_QUEUE": "offline-out",
     "SAMPLE_SCHEDULE": "*/5 * * * * *",
+    "SAMPLE_MONITORED_SCHEDULE": "0 0 2 * * *",
     "SAMPLE_RECORD_FILE": "/dev/null",
 }
 
@@ -175,8 +176,9 @@ def test_crash_point_spec() -> None:
 def test_binding_metadata_is_read_from_the_app() -> None:
     with offline_host() as host:
         functions = host.functions
-        assert set(functions) == {"sample_timer", "sample_queue", "items", "hello", "boom", "admin_only",
-                                  "enqueue", "with_context"}
+        assert set(functions) == {"sample_timer", "sample_monitored_timer", "sample_queue", "items", "hello",
+                                  "boom", "admin_only", "enqueue", "with_context", "log_from_threads",
+                                  "async_log_from_threads"}
         timer = functions["sample_timer"]
         assert timer.trigger.type == "timerTrigger" and timer.trigger.get("schedule") == "%SAMPLE_SCHEDULE%"
         assert timer.trigger.get("useMonitor") is False
