@@ -153,11 +153,12 @@ class _Lease:
 
 @dataclass(frozen=True)
 class PollEvent:
-    """One poll of the queue: when (monotonic seconds), how many messages, and the delay chosen after it."""
+    """One poll of the queue: when it was sent (monotonic seconds), how many messages it got, and the
+    delay chosen after it (None: the next poll waited for the batch threshold instead)."""
 
     at: float
     received: int
-    delay_after: float | None  # None: the next poll waited for the batch threshold instead
+    delay_after: float | None
 
 
 class QueueListener:
@@ -247,6 +248,7 @@ class QueueListener:
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
+            polled_at = time.monotonic()
             # Counted as activity from before the receive, so drain() never sees "queue empty, nothing
             # running" while messages are in our hands but not yet dispatched.
             with self._activity.busy():
@@ -259,12 +261,12 @@ class QueueListener:
                     self._dispatch(message)
             if messages:
                 self._found_since_last_delay = True
-                self.polls.append(PollEvent(time.monotonic(), len(messages), None))
+                self.polls.append(PollEvent(polled_at, len(messages), None))
                 self._wait_for_new_batch_threshold()
                 continue
             delay = self._backoff.next_delay(self._found_since_last_delay)
             self._found_since_last_delay = False
-            self.polls.append(PollEvent(time.monotonic(), 0, delay))
+            self.polls.append(PollEvent(polled_at, 0, delay))
             self._wake.wait(delay)
 
     def _wait_for_new_batch_threshold(self) -> None:

@@ -1,4 +1,4 @@
-"""The timer schedule monitor (host.json-free ``useMonitor``, on by default) as the real host keeps it.
+"""The timer schedule monitor (the trigger's ``useMonitor``, on by default) as the real host keeps it.
 
 Sources (Azure/azure-webjobs-sdk-extensions, src/WebJobs.Extensions/Extensions/Timers/):
 
