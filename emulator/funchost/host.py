@@ -247,6 +247,8 @@ class FunctionsHost:
 
     def stop(self) -> None:
         """Stop triggers, release timer locks, wait up to ``stop_grace`` for running invocations, leave the app."""
+        if not self._started and self._app is None:
+            return  # never started, already stopped, or killed
         if self._http:
             self._http.stop()
             self._http = None

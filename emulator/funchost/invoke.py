@@ -224,7 +224,8 @@ class AsyncRunner:
 
     def stop(self, timeout: float = 5.0) -> None:
         if not self._started:
-            self._loop.close()
+            if not self._loop.is_running():
+                self._loop.close()
             return
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)

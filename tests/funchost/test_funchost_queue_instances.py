@@ -183,3 +183,17 @@ def test_a_message_held_by_a_killed_instance_comes_back_to_another_one(sample_en
     assert [r["dequeue_count"] for r in rows] == [1, 2]
     assert [r.details["disposition"] for r in survivor.invocations] == ["deleted"]
     assert taker.invocations == []  # a killed instance records nothing
+
+
+def test_stop_after_kill_is_harmless_and_the_instance_can_start_again(sample_env: SampleEnv) -> None:
+    host = FunctionsHost(SAMPLE_APP, sample_env.settings, http_port=None)
+    with host:
+        host.kill()
+        assert not host.running
+    host.start()  # a replacement process on the same instance ID
+    try:
+        sample_env.send("after a restart")
+        host.wait_for(lambda r: r.function == "sample_queue", timeout=15)
+    finally:
+        host.stop()
+    assert [r.details["disposition"] for r in host.invocations] == ["deleted"]
