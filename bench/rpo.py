@@ -25,11 +25,11 @@ from azure.storage.blob import BlobServiceClient
 
 from dr_core.backup_store import BlobBackupStore
 from dr_core.catalog import backup_blob_name, backup_tags
-from dr_core.clock import ManualClock
 from dr_core.context import DrContext
+from dr_core.kernel.clock import ManualClock
+from dr_core.kernel.settings import load_settings
 from dr_core.notify import LogNotifier
 from dr_core.rpo import RpoMonitor, RpoState
-from dr_core.settings import load_settings
 from emulator.apim.seed import storage_accounts
 from emulator.azurite import Azurite
 from emulator.certs import ensure_tls_files

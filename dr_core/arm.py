@@ -20,12 +20,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .azure_errors import arm_errors
-from .errors import ArmCallError, ArmError, parse_arm_error
-from .ids import ApimResourceId
+from dr_core.azure_errors import arm_errors
+from dr_core.kernel.errors import ArmCallError, ArmError, parse_arm_error
+from dr_core.kernel.ids import ApimResourceId
 
 if TYPE_CHECKING:
-    from .clients import AzureClients
+    from dr_core.clients import AzureClients
 
 __all__ = [
     "API_VERSION",
@@ -197,7 +197,7 @@ class ApimOperations(ApimManagement):
         """One ``GET`` of the operation's ``Location``; anything short of an answer is "ask again later"."""
         from azure.core.rest import HttpRequest
 
-        from .errors import AzureUnavailableError
+        from dr_core.kernel.errors import AzureUnavailableError
 
         self._check_location(location)
         client = self._clients.arm(instance.subscription_id)
@@ -247,7 +247,7 @@ class ApimOperations(ApimManagement):
 
         The pager follows ``nextLink`` inside :func:`arm_errors`, so a failure on any page is an
         :class:`ArmCallError` (e.g. ``AuthorizationFailed`` without ``service/apis/read``) or an
-        :class:`~dr_core.errors.AzureUnavailableError`.
+        :class:`~dr_core.kernel.errors.AzureUnavailableError`.
         """
         client = self._clients.arm(instance.subscription_id)
         rg, name = instance.resource_group, instance.service_name

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import ArmCallError, ArmError, AzureUnavailableError, DrError, NoAnswerError, parse_arm_error
+from dr_core.kernel.errors import ArmCallError, ArmError, AzureUnavailableError, DrError, NoAnswerError, parse_arm_error
 
 __all__ = ["arm_error_from", "arm_errors", "retry_after_of", "storage_errors"]
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from .azure_errors import storage_errors
-from .catalog import TAG_CATALOG, CatalogEntry, catalog_query, entry_from_tags, finished_query
+from dr_core.azure_errors import storage_errors
+from dr_core.catalog import TAG_CATALOG, CatalogEntry, catalog_query, entry_from_tags, finished_query
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient

@@ -8,7 +8,7 @@ on time, moves it itself (every step is conditional, so the two never double up)
 
 Exit codes: 0 done/succeeded/passed, 1 the job failed or timed out (prune: a deletion failed), 2 usage, 3 refused by
 preflight, 4 configuration error, 5 not found, 6 Azure unreachable (ARM or storage: no
-connection, token failure, 5xx), 130 interrupted. One table in :mod:`dr_core.errors` maps
+connection, token failure, 5xx), 130 interrupted. One table in :mod:`dr_core.kernel.errors` maps
 errors to them. ``apim-dr status`` without a job ID (the posture table) exits 0 when every
 instance is within its RPO target (ok or at-risk), 1 when any is breached, 6 when none is
 breached but some instance's catalog could not be read.
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .errors import (
+from dr_core.kernel.errors import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -39,8 +39,8 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .context import DrContext
-    from .jobs import Job
+    from dr_core.context import DrContext
+    from dr_core.jobs import Job
 
 __all__ = ["main"]
 
@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None) ->
             out.line(f"error: cannot read {args.settings}: {e}")
             out.result({"error": {"code": "SettingsFileUnreadable", "message": str(e)}})
             return EXIT_CONFIG
-    from .settings import SettingsError
+    from dr_core.kernel.settings import SettingsError
 
     try:
         return _run(args, out)
@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None) ->
 
 
 def _run(args: argparse.Namespace, out: _Output) -> int:
-    from .context import get_context
+    from dr_core.context import get_context
 
     ctx = get_context()
     if args.command == "backups" and args.action == "relabel":
@@ -235,8 +235,8 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
     if args.command == "prune":
         return _prune(ctx, args, out)
     if args.command == "status":
-        from .errors import InvalidRequestError, NotFoundError
-        from .jobs import parse_job_id
+        from dr_core.jobs import parse_job_id
+        from dr_core.kernel.errors import InvalidRequestError, NotFoundError
 
         if args.job_id is None:
             if args.wait:
@@ -353,7 +353,7 @@ def _drills(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
 
 
 def _drill_start(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
-    from .drills import public_view
+    from dr_core.drills import public_view
 
     runner = ctx.drills()
     drill = public_view(runner.start(args.instance, trigger="cli"))
@@ -389,7 +389,7 @@ def _standbys(ctx: DrContext, out: _Output) -> int:
 
 
 def _restore(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
-    from .restore import Outcome, RestoreRequest
+    from dr_core.restore import Outcome, RestoreRequest
 
     dry_run = args.command == "preflight" or args.dry_run
     request = RestoreRequest(target=args.target, source=args.source, backup=args.backup, dry_run=dry_run,
@@ -419,7 +419,7 @@ def _restore(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
 
 
 def _prune(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
-    from .retention import Outcome
+    from dr_core.retention import Outcome
 
     report = ctx.retention().run(service=args.service, dry_run=args.dry_run)
     marks = {Outcome.KEPT: "keep", Outcome.WOULD_DELETE: "DELETE", Outcome.DELETED: "deleted",
@@ -452,7 +452,7 @@ def _prune(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
 
 
 def _relabel(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
-    from .labels import RelabelOutcome, relabel_older_backups
+    from dr_core.labels import RelabelOutcome, relabel_older_backups
 
     selected = ctx.resolver().select(args.service)
     instances, problems = selected.instances, selected.problems
@@ -479,7 +479,7 @@ def _relabel(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
 
 def _finish(ctx: DrContext, job_id: str, args: argparse.Namespace, out: _Output, *,
             extra: dict[str, Any] | None = None) -> int:
-    from .jobs import JobState
+    from dr_core.jobs import JobState
 
     job = _follow(ctx, job_id, args, out) if getattr(args, "wait", False) else ctx.store.get(job_id)
     assert job is not None
@@ -508,8 +508,8 @@ def _describe(view: dict[str, Any]) -> str:
 
 def _follow(ctx: DrContext, job_id: str, args: argparse.Namespace, out: _Output) -> Job:
     """Poll the job row until it ends; step in when its next step is overdue."""
-    from .jobs import JobState
-    from .messages import WorkMessage
+    from dr_core.jobs import JobState
+    from dr_core.messages import WorkMessage
 
     takeover = max(0.0, float(args.takeover_after))
     worker = ctx.worker()

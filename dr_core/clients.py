@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .settings import JOBS_TABLE, POLL_QUEUE, WORK_QUEUE, Settings
+from dr_core.kernel.settings import JOBS_TABLE, POLL_QUEUE, WORK_QUEUE, Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from .clock import from_iso, utc
+from dr_core.kernel.clock import from_iso, utc
 
 __all__ = ["CONTENT_SECURITY_POLICY", "TIMELINE_DAYS", "page_headers", "render_dashboard"]
 

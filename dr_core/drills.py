@@ -30,25 +30,32 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .clock import from_iso, iso, iso_or_none
-from .errors import ArmCallError, AzureUnavailableError, ConflictError, DrError, InvalidRequestError, NotFoundError
-from .jobs import Job, JobKind, JobState
-from .manifest import COLLECTIONS, manifest_blob_name, summary_from_manifest
-from .notify import Event, log_event
-from .restore import RestoreRequest
-from .settings import ProtectedInstance
-from .store import JobConflictError, Record
+from dr_core.jobs import Job, JobKind, JobState
+from dr_core.kernel.clock import from_iso, iso, iso_or_none
+from dr_core.kernel.errors import (
+    ArmCallError,
+    AzureUnavailableError,
+    ConflictError,
+    DrError,
+    InvalidRequestError,
+    NotFoundError,
+)
+from dr_core.kernel.settings import ProtectedInstance
+from dr_core.manifest import COLLECTIONS, manifest_blob_name, summary_from_manifest
+from dr_core.notify import Event, log_event
+from dr_core.restore import RestoreRequest
+from dr_core.store import JobConflictError, Record
 
 if TYPE_CHECKING:
-    from .arm import ApimManagement, ConfigurationSummary
-    from .backup_store import BackupStore
-    from .catalog import CatalogEntry
-    from .clock import Clock
-    from .inventory import InstanceResolver
-    from .notify import Notifier
-    from .restore import Restorer
-    from .settings import Settings
-    from .store import JobStore
+    from dr_core.arm import ApimManagement, ConfigurationSummary
+    from dr_core.backup_store import BackupStore
+    from dr_core.catalog import CatalogEntry
+    from dr_core.inventory import InstanceResolver
+    from dr_core.kernel.clock import Clock
+    from dr_core.kernel.settings import Settings
+    from dr_core.notify import Notifier
+    from dr_core.restore import Restorer
+    from dr_core.store import JobStore
 
 __all__ = [
     "KIND",

@@ -12,12 +12,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import DrError, InvalidRequestError, NotFoundError
-from .ids import ApimResourceId, InvalidResourceIdError
-from .settings import ProtectedInstance, Settings
+from dr_core.kernel.errors import DrError, InvalidRequestError, NotFoundError
+from dr_core.kernel.ids import ApimResourceId, InvalidResourceIdError
+from dr_core.kernel.settings import ProtectedInstance, Settings
 
 if TYPE_CHECKING:
-    from .arm import ApimManagement
+    from dr_core.arm import ApimManagement
 
 __all__ = ["InstanceResolver", "Inventory", "Resolved", "UnknownInstanceError"]
 

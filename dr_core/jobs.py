@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from .clock import iso_or_none
-from .errors import ArmError
-from .ids import ApimResourceId
+from dr_core.kernel.clock import iso_or_none
+from dr_core.kernel.errors import ArmError
+from dr_core.kernel.ids import ApimResourceId
 
 __all__ = [
     "InvalidTransitionError",

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from .catalog import CatalogEntry, catalog_tags_for, entry_from_tags
-from .errors import DrError
+from dr_core.catalog import CatalogEntry, catalog_tags_for, entry_from_tags
+from dr_core.kernel.errors import DrError
 
 if TYPE_CHECKING:
-    from .backup_store import BackupStore
-    from .settings import ProtectedInstance
+    from dr_core.backup_store import BackupStore
+    from dr_core.kernel.settings import ProtectedInstance
 
 __all__ = ["LOG_PREFIX", "RelabelOutcome", "RelabelResult", "relabel_in_a_run", "relabel_older_backups"]
 

@@ -22,15 +22,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .arm import ConfigurationSummary
-from .clock import iso, iso_or_none
-from .errors import DrError
-from .jobs import Job, JobKind, JobState
+from dr_core.arm import ConfigurationSummary
+from dr_core.jobs import Job, JobKind, JobState
+from dr_core.kernel.clock import iso, iso_or_none
+from dr_core.kernel.errors import DrError
 
 if TYPE_CHECKING:
-    from .arm import ApimManagement
-    from .backup_store import BackupStore
-    from .clock import Clock
+    from dr_core.arm import ApimManagement
+    from dr_core.backup_store import BackupStore
+    from dr_core.kernel.clock import Clock
 
 __all__ = [
     "COLLECTIONS",

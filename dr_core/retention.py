@@ -33,20 +33,20 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from .backup_store import DeleteOutcome
-from .clock import iso
-from .errors import DrError
-from .jobs import JobKind
-from .labels import RelabelOutcome, RelabelResult, relabel_in_a_run
-from .manifest import MANIFEST_SUFFIX
+from dr_core.backup_store import DeleteOutcome
+from dr_core.jobs import JobKind
+from dr_core.kernel.clock import iso
+from dr_core.kernel.errors import DrError
+from dr_core.labels import RelabelOutcome, RelabelResult, relabel_in_a_run
+from dr_core.manifest import MANIFEST_SUFFIX
 
 if TYPE_CHECKING:
-    from .backup_store import BackupStore
-    from .catalog import CatalogEntry
-    from .clock import Clock
-    from .inventory import InstanceResolver
-    from .settings import ProtectedInstance, Settings
-    from .store import JobStore
+    from dr_core.backup_store import BackupStore
+    from dr_core.catalog import CatalogEntry
+    from dr_core.inventory import InstanceResolver
+    from dr_core.kernel.clock import Clock
+    from dr_core.kernel.settings import ProtectedInstance, Settings
+    from dr_core.store import JobStore
 
 __all__ = [
     "LOG_PREFIX",

@@ -29,23 +29,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .catalog import entry_from_tags, parse_backup_blob_name
-from .clock import from_iso, iso, iso_or_none
-from .errors import DrError
-from .ids import ApimResourceId, InvalidResourceIdError
-from .jobs import Job, JobKind, JobState
-from .notify import Event, log_event
-from .restore import RestoreRequest
-from .store import JobConflictError, Record, record_key
+from dr_core.catalog import entry_from_tags, parse_backup_blob_name
+from dr_core.jobs import Job, JobKind, JobState
+from dr_core.kernel.clock import from_iso, iso, iso_or_none
+from dr_core.kernel.errors import DrError
+from dr_core.kernel.ids import ApimResourceId, InvalidResourceIdError
+from dr_core.notify import Event, log_event
+from dr_core.restore import RestoreRequest
+from dr_core.store import JobConflictError, Record, record_key
 
 if TYPE_CHECKING:
-    from .backup_store import BackupStore
-    from .clock import Clock
-    from .inventory import InstanceResolver
-    from .notify import Notifier
-    from .restore import Restorer
-    from .settings import ProtectedInstance, Settings
-    from .store import JobStore
+    from dr_core.backup_store import BackupStore
+    from dr_core.inventory import InstanceResolver
+    from dr_core.kernel.clock import Clock
+    from dr_core.kernel.settings import ProtectedInstance, Settings
+    from dr_core.notify import Notifier
+    from dr_core.restore import Restorer
+    from dr_core.store import JobStore
 
 __all__ = ["KIND", "LOG_FIELDS", "LOG_PREFIX", "TRIGGER", "StandbySync", "SyncOutcome", "lag_hours", "standby_view"]
 

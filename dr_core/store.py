@@ -7,7 +7,7 @@ can never both move a job forward: the loser gets :class:`JobConflictError` and 
 Row layout: ``PartitionKey = {kind}-{yyyyMMdd}`` of the job's slot, ``RowKey = job ID``. The
 partition is derivable from the ID (point reads), and a timer's jobs share one partition, so
 planning 1,000 instances is ten 100-row transactions. The restore lock is one row per target
-in the partition ``restore-lock``. Times are stored as ISO-8601 text (:func:`dr_core.clock.iso`).
+in the partition ``restore-lock``. Times are stored as ISO-8601 text (:func:`dr_core.kernel.clock.iso`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from .azure_errors import storage_errors
-from .clock import from_iso, iso
-from .errors import ConflictError
-from .ids import ApimResourceId
-from .jobs import Job, JobKind, JobState, parse_job_id, partition_of
+from dr_core.azure_errors import storage_errors
+from dr_core.jobs import Job, JobKind, JobState, parse_job_id, partition_of
+from dr_core.kernel.clock import from_iso, iso
+from dr_core.kernel.errors import ConflictError
+from dr_core.kernel.ids import ApimResourceId
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient

@@ -24,22 +24,22 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from .arm import API_VERSION, ArmCallError, BackupTarget, ServiceInfo, StartedOperation
-from .catalog import backup_metadata, backup_tags
-from .errors import ArmError, AzureUnavailableError, NoAnswerError
-from .jobs import Job, JobKind, JobState, ServiceFacts, Step
-from .messages import WorkMessage
-from .notify import log_transition
-from .store import JobConflictError
+from dr_core.arm import API_VERSION, ArmCallError, BackupTarget, ServiceInfo, StartedOperation
+from dr_core.catalog import backup_metadata, backup_tags
+from dr_core.jobs import Job, JobKind, JobState, ServiceFacts, Step
+from dr_core.kernel.errors import ArmError, AzureUnavailableError, NoAnswerError
+from dr_core.messages import WorkMessage
+from dr_core.notify import log_transition
+from dr_core.store import JobConflictError
 
 if TYPE_CHECKING:
-    from .arm import ApimManagement
-    from .backup_store import BackupStore
-    from .clock import Clock
-    from .messages import WorkQueue
-    from .notify import Notifier
-    from .settings import Settings
-    from .store import JobStore
+    from dr_core.arm import ApimManagement
+    from dr_core.backup_store import BackupStore
+    from dr_core.kernel.clock import Clock
+    from dr_core.kernel.settings import Settings
+    from dr_core.messages import WorkQueue
+    from dr_core.notify import Notifier
+    from dr_core.store import JobStore
 
 __all__ = ["JobFollower", "Worker"]
 

@@ -10,7 +10,7 @@ import logging
 
 import azure.functions as func
 
-from dr_core.settings import POLL_QUEUE, WORK_QUEUE
+from dr_core.kernel.settings import POLL_QUEUE, WORK_QUEUE
 
 from .http_adapter import base_url, respond
 

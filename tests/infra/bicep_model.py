@@ -24,8 +24,8 @@ from pycep import BicepParser
 
 from dr_core import drills, standby
 from dr_core.drills import LOG_PREFIX as DRILL_LOG_PREFIX
+from dr_core.kernel.settings import JOBS_TABLE, POLL_QUEUE, SETTINGS, WORK_QUEUE
 from dr_core.rpo import LOG_PREFIX as RPO_LOG_PREFIX
-from dr_core.settings import JOBS_TABLE, POLL_QUEUE, SETTINGS, WORK_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from dr_core.errors import ArmError
+from dr_core.kernel.errors import ArmError
 from dr_core.notify import LOG_PREFIX, log_transition
 from dr_core.planner import new_backup_job
 from tests.infra.bicep_model import LOG_LINE_FIELDS, ROOT, Infra, workbook_fields, workbook_queries

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dr_core.clock import ManualClock
 from dr_core.context import DrContext
-from dr_core.errors import InvalidRequestError
 from dr_core.inventory import UnknownInstanceError
 from dr_core.jobs import JobState
+from dr_core.kernel.clock import ManualClock
+from dr_core.kernel.errors import InvalidRequestError
+from dr_core.kernel.settings import load_settings
 from dr_core.messages import WorkMessage
-from dr_core.settings import load_settings
 from dr_core.store import JobConflictError, job_to_entity
 
 SUB = "00000000-0000-0000-0000-0000000000aa"

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from dr_core.api import MAX_BODY_BYTES, ApiResponse, guarded
-from dr_core.errors import (
+from dr_core.jobs import JobState
+from dr_core.kernel.errors import (
     EXIT_CONFIG,
     EXIT_NOT_FOUND,
     EXIT_UNAVAILABLE,
@@ -24,8 +25,7 @@ from dr_core.errors import (
     exit_code,
     http_status,
 )
-from dr_core.jobs import JobState
-from dr_core.settings import SettingsError
+from dr_core.kernel.settings import SettingsError
 from tests.unit.fakes import SUB, T0, World, rid, settings, world
 from tests.unit.test_restore_preflight import add_backup, ready_world
 

@@ -4,7 +4,7 @@ import json
 import re
 from pathlib import Path
 
-from dr_core.settings import POLL_QUEUE, SETTINGS, WORK_QUEUE
+from dr_core.kernel.settings import POLL_QUEUE, SETTINGS, WORK_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 AZURE_ONLY = {s.name for s in SETTINGS if s.name.startswith("AzureWebJobsStorage__")}

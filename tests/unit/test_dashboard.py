@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from dr_core.clock import iso
 from dr_core.dashboard import (
     CONTENT_SECURITY_POLICY,
     TIMELINE_DAYS,
@@ -21,6 +20,7 @@ from dr_core.dashboard import (
     page_headers,
     render_dashboard,
 )
+from dr_core.kernel.clock import iso
 from tests.unit.fakes import rid
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from dr_core.api import ApiResponse, guarded
 from dr_core.catalog import backup_blob_name, backup_tags
 from dr_core.dashboard import page_headers
-from dr_core.errors import AzureUnavailableError
 from dr_core.jobs import Job, JobKind, JobState
+from dr_core.kernel.errors import AzureUnavailableError
 from tests.unit.fakes import T0, World, rid, world
 
 PROD, DEV, STANDBY = "apim-prod", "apim-dev", "apim-dr"

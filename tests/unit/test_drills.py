@@ -12,10 +12,11 @@ import pytest
 from dr_core.api import ApiResponse, guarded
 from dr_core.arm import ConfigurationSummary, PollResult
 from dr_core.cli import main
-from dr_core.clock import iso
 from dr_core.context import reset_context
 from dr_core.drills import KIND, TRIGGER, DrillRefusedError, NoVerifiableBackupError, compare
-from dr_core.errors import (
+from dr_core.jobs import JobState
+from dr_core.kernel.clock import iso
+from dr_core.kernel.errors import (
     EXIT_FAILED,
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -24,7 +25,6 @@ from dr_core.errors import (
     ArmError,
     AzureUnavailableError,
 )
-from dr_core.jobs import JobState
 from dr_core.manifest import MANIFEST_FORMAT, ManifestRecorder, manifest_blob_name, summary_from_manifest
 from dr_core.store import Record
 from tests.unit.continuity_support import (

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from dr_core.errors import parse_arm_error, remediation_for
+from dr_core.kernel.errors import parse_arm_error, remediation_for
 from dr_core.messages import InvalidMessageError, WorkMessage
 
 JOB = "backup-20261122T020000Z-apim-one-0123abcd"

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from dr_core.catalog import backup_blob_name, backup_tags
-from dr_core.errors import ArmError, InvalidRequestError
 from dr_core.inventory import UnknownInstanceError
 from dr_core.jobs import JobKind, JobState
+from dr_core.kernel.errors import ArmError, InvalidRequestError
 from dr_core.restore import Outcome, RestoreRequest, parse_restore_request
 from tests.unit.fakes import T0, World, rid, settings, world
 
@@ -77,8 +77,8 @@ def test_each_check_refuses_with_its_name_and_status(check: str, setup: Setup, s
 
 
 def _running_restore(w: World, target: str) -> None:
-    from dr_core.ids import ApimResourceId
     from dr_core.jobs import Job
+    from dr_core.kernel.ids import ApimResourceId
 
     job_id = f"restore-20261130T010000Z-{target}-0000abcd"
     w.store.put(Job(job_id=job_id, kind=JobKind.RESTORE, instance=rid(target), service_name=target,

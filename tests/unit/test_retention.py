@@ -14,10 +14,10 @@ from dr_core import cli
 from dr_core.backup_store import DeleteOutcome
 from dr_core.catalog import TAG_CATALOG, CatalogEntry, backup_blob_name, backup_tags, catalog_tags_for
 from dr_core.context import reset_context
-from dr_core.errors import AzureUnavailableError, InvalidRequestError
-from dr_core.ids import ApimResourceId
 from dr_core.inventory import UnknownInstanceError
 from dr_core.jobs import Job, JobKind, JobState, make_job_id
+from dr_core.kernel.errors import AzureUnavailableError, InvalidRequestError
+from dr_core.kernel.ids import ApimResourceId
 from dr_core.labels import RelabelOutcome
 from dr_core.retention import (
     CURSOR_KEY,
@@ -504,7 +504,7 @@ def test_cli_needs_valid_settings():
 
 
 def test_the_daily_timer_is_bound_to_a_fixed_schedule(function_metadata):
-    from dr_core.schedule import Ncrontab
+    from dr_core.kernel.schedule import Ncrontab
     from triggers.retention import RETENTION_SCHEDULE
 
     binding = json.loads(function_metadata["prune_backups"])["bindings"][0]

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from dr_core.catalog import backup_blob_name, backup_tags, entry_from_tags
-from dr_core.clock import iso
-from dr_core.errors import AzureUnavailableError
-from dr_core.ids import ApimResourceId
 from dr_core.jobs import Job, JobKind, JobState
+from dr_core.kernel.clock import iso
+from dr_core.kernel.errors import AzureUnavailableError
+from dr_core.kernel.ids import ApimResourceId
+from dr_core.kernel.settings import Posture, ProtectedInstance, StorageAccessType
 from dr_core.rpo import LOG_PREFIX, RECORD_KIND, RpoFollower, RpoMonitor, RpoState, assess, rpo_key
-from dr_core.settings import Posture, ProtectedInstance, StorageAccessType
 from dr_core.store import Record
 from tests.unit.fakes import T0, World, rid, settings, world
 

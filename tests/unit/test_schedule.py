@@ -1,4 +1,4 @@
-"""``dr_core.schedule``: NCRONTAB as the Functions timer reads it (no ../shared needed here).
+"""``dr_core.kernel.schedule``: NCRONTAB as the Functions timer reads it (no ../shared needed here).
 
 The reference vectors and the comparison with the host stand-in's own NCrontab are in
 test_schedule_reference.py.
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from dr_core.schedule import InvalidScheduleError, Ncrontab
+from dr_core.kernel.schedule import InvalidScheduleError, Ncrontab
 
 NOW = datetime(2026, 11, 22, 3, 14, 5, tzinfo=UTC)  # a Sunday
 

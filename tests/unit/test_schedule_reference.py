@@ -1,4 +1,4 @@
-"""Schedules against NCrontab: the app's parser (``dr_core.schedule``) and the host stand-in's own
+"""Schedules against NCrontab: the app's parser (``dr_core.kernel.schedule``) and the host stand-in's own
 NCrontab (``emulator.funchost.ncrontab``) each against NCrontab's test vectors (../shared, read in
 place), then against each other on random expressions and instants.
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dr_core.schedule import InvalidScheduleError, Ncrontab
+from dr_core.kernel.schedule import InvalidScheduleError, Ncrontab
 from emulator.funchost.ncrontab import CronSchedule, CrontabError, parse_timer_schedule
 from tests.conftest import shared_dir
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from dr_core.settings import SETTINGS, SettingsError, StorageAccessType, load_settings
+from dr_core.kernel.settings import SETTINGS, SettingsError, StorageAccessType, load_settings
 
 SUB = "00000000-0000-0000-0000-000000000001"
 RID = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.ApiManagement/service/apim-one"

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from dr_core.arm import PollResult
-from dr_core.clock import iso
-from dr_core.errors import ArmError
 from dr_core.jobs import JobState
+from dr_core.kernel.clock import iso
+from dr_core.kernel.errors import ArmError
 from dr_core.restore import RestoreRequest
 from dr_core.standby import KIND, TRIGGER, lag_hours, standby_view
 from dr_core.store import record_key

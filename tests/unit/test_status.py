@@ -13,11 +13,11 @@ import pytest
 
 from dr_core.api import ApiResponse, guarded
 from dr_core.catalog import backup_blob_name, backup_tags
-from dr_core.clock import iso
 from dr_core.context import reset_context
-from dr_core.errors import AzureUnavailableError
-from dr_core.ids import ApimResourceId
 from dr_core.jobs import Job, JobKind, JobState, make_job_id
+from dr_core.kernel.clock import iso
+from dr_core.kernel.errors import AzureUnavailableError
+from dr_core.kernel.ids import ApimResourceId
 from dr_core.rpo import RECORD_KIND
 from dr_core.status import MAX_BACKUPS_LISTED, open_failures
 from dr_core.store import Record, record_key

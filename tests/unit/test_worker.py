@@ -8,8 +8,8 @@ import pytest
 
 from dr_core.arm import PollResult, StartedOperation
 from dr_core.catalog import TAG_CREATED, TAG_SIZE, TAG_SKU, TAG_STATE
-from dr_core.errors import ArmError
 from dr_core.jobs import Job, JobKind, JobState, make_job_id
+from dr_core.kernel.errors import ArmError
 from dr_core.messages import InvalidMessageError, WorkMessage
 from dr_core.planner import new_backup_job
 from tests.unit.fakes import T0, World, rid, world
@@ -346,7 +346,7 @@ def test_an_announcement_that_fails_is_retried_by_the_next_delivery() -> None:
 
 def test_other_instances_of_the_same_service_name_get_other_job_ids() -> None:
     a = make_job_id(JobKind.BACKUP, world().ctx.settings.instances[0].resource_id, T0)
-    from dr_core.ids import ApimResourceId
+    from dr_core.kernel.ids import ApimResourceId
 
     b = make_job_id(JobKind.BACKUP, ApimResourceId.parse(rid(PROD, rg="rg-other")), T0)
     assert a != b and a.split("-")[:-1] == b.split("-")[:-1]
@@ -355,7 +355,7 @@ def test_other_instances_of_the_same_service_name_get_other_job_ids() -> None:
 # -- issue 8: answers that never came, and ARM's Retry-After -------------------------------------------
 
 def test_a_post_that_was_never_sent_goes_back_to_planned() -> None:
-    from dr_core.errors import AzureUnavailableError
+    from dr_core.kernel.errors import AzureUnavailableError
 
     w = world()
     job = backup_job(w)
@@ -367,7 +367,7 @@ def test_a_post_that_was_never_sent_goes_back_to_planned() -> None:
 
 
 def test_a_lost_answer_then_409_is_treated_as_maybe_ours() -> None:
-    from dr_core.errors import NoAnswerError
+    from dr_core.kernel.errors import NoAnswerError
 
     w = world()
     job = backup_job(w)
@@ -401,7 +401,7 @@ def test_a_refused_start_waits_exactly_as_long_as_arm_said(code: str, status: in
 
 
 def test_reading_the_instance_with_arm_unreachable_waits() -> None:
-    from dr_core.errors import AzureUnavailableError
+    from dr_core.kernel.errors import AzureUnavailableError
 
     w = world()
     job = backup_job(w, JobState.STARTING)
