@@ -23,8 +23,8 @@ from pathlib import Path
 import requests
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from dr_core.backup_store import BlobBackupStore
-from dr_core.catalog import backup_blob_name, backup_tags
+from dr_core.azure.blobs import BlobBackupStore
+from dr_core.catalog.tags import backup_blob_name, backup_tags
 from dr_core.kernel.settings import DEFAULT_CONTAINER
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -23,13 +23,13 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
-from dr_core.backup_store import BlobBackupStore
-from dr_core.catalog import backup_blob_name, backup_tags
+from dr_core.azure.blobs import BlobBackupStore
+from dr_core.catalog.tags import backup_blob_name, backup_tags
 from dr_core.context import DrContext
+from dr_core.jobs.notify import LogNotifier
 from dr_core.kernel.clock import ManualClock
 from dr_core.kernel.settings import load_settings
-from dr_core.notify import LogNotifier
-from dr_core.rpo import RpoMonitor, RpoState
+from dr_core.posture.rpo import RpoMonitor, RpoState
 from emulator.apim.seed import storage_accounts
 from emulator.azurite import Azurite
 from emulator.certs import ensure_tls_files

@@ -2,9 +2,8 @@
 
 One :class:`DrContext` per worker process, built on first use. Adapters (job store, work
 queue, backup store, ARM, notifier) are created lazily, so the timer never imports the APIM
-SDK. Use cases (:class:`~dr_core.worker.Worker`, :class:`~dr_core.planner.BackupPlanner`,
-:class:`~dr_core.restore.Restorer`, :class:`~dr_core.rpo.RpoMonitor`, ...) take the adapters they need, not the context:
-tests build them with in-memory fakes.
+SDK. Use cases (the worker, the planner, the restorer, the RPO monitor, ...) take the adapters
+they need, not the context: tests build them with in-memory fakes.
 """
 
 from __future__ import annotations
@@ -19,23 +18,23 @@ from dr_core.kernel.clock import Clock, SystemClock
 from dr_core.kernel.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from dr_core.api import Api
-    from dr_core.arm import ApimManagement
-    from dr_core.backup_store import BackupStore
-    from dr_core.clients import AzureClients
-    from dr_core.drills import Drills
-    from dr_core.inventory import InstanceResolver
-    from dr_core.manifest import ManifestRecorder
-    from dr_core.messages import WorkQueue
-    from dr_core.notify import Notifier
-    from dr_core.planner import BackupPlanner
-    from dr_core.restore import Restorer
-    from dr_core.retention import RetentionPruner
-    from dr_core.rpo import RpoMonitor
-    from dr_core.standby import StandbySync
-    from dr_core.status import PostureStatus
-    from dr_core.store import JobStore
-    from dr_core.worker import Worker
+    from dr_core.api.handlers import Api
+    from dr_core.azure.arm import ApimManagement
+    from dr_core.azure.blobs import BackupStore
+    from dr_core.azure.clients import AzureClients
+    from dr_core.azure.tables import JobStore
+    from dr_core.backup.manifest import ManifestRecorder
+    from dr_core.backup.planner import BackupPlanner
+    from dr_core.drills.drills import Drills
+    from dr_core.inventory.resolver import InstanceResolver
+    from dr_core.jobs.messages import WorkQueue
+    from dr_core.jobs.notify import Notifier
+    from dr_core.jobs.worker import Worker
+    from dr_core.posture.rpo import RpoMonitor
+    from dr_core.posture.status import PostureStatus
+    from dr_core.restore.restorer import Restorer
+    from dr_core.retention.pruner import RetentionPruner
+    from dr_core.standby.sync import StandbySync
 
 __all__ = ["DrContext", "get_context", "reset_context"]
 
@@ -57,7 +56,7 @@ class DrContext:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> DrContext:
-        from dr_core.clients import AzureClients
+        from dr_core.azure.clients import AzureClients
 
         return cls(settings=settings, clients=AzureClients(settings), clock=clock or SystemClock())
 
@@ -65,7 +64,7 @@ class DrContext:
     @property
     def store(self) -> JobStore:
         if self._store is None:
-            from dr_core.store import TableJobStore
+            from dr_core.azure.tables import TableJobStore
 
             self._store = TableJobStore(self.clients.jobs_table())
         self._ensure_storage()
@@ -74,7 +73,7 @@ class DrContext:
     @property
     def queue(self) -> WorkQueue:
         if self._queue is None:
-            from dr_core.messages import StorageWorkQueue
+            from dr_core.jobs.messages import StorageWorkQueue
 
             self._queue = StorageWorkQueue(self.clients.work_queue(), self.clients.poll_queue())
         self._ensure_storage()
@@ -83,7 +82,7 @@ class DrContext:
     @property
     def arm(self) -> ApimManagement:
         if self._arm is None:
-            from dr_core.arm import ApimOperations
+            from dr_core.azure.arm import ApimOperations
 
             self._arm = ApimOperations(self.clients)
         return self._arm
@@ -91,7 +90,7 @@ class DrContext:
     @property
     def backups(self) -> BackupStore:
         if self._backups is None:
-            from dr_core.backup_store import BlobBackupStore
+            from dr_core.azure.blobs import BlobBackupStore
 
             self._backups = BlobBackupStore(self.clients.backup_blobs(), account=self.settings.backup_account)
         return self._backups
@@ -99,7 +98,7 @@ class DrContext:
     @property
     def notifier(self) -> Notifier:
         if self._notifier is None:
-            from dr_core.notify import LogNotifier, WebhookNotifier
+            from dr_core.jobs.notify import LogNotifier, WebhookNotifier
 
             url = self.settings.webhook_url
             self._notifier = WebhookNotifier(url.reveal()) if url else LogNotifier()
@@ -108,7 +107,7 @@ class DrContext:
     # -- use cases ---------------------------------------------------------------------------------
     def resolver(self) -> InstanceResolver:
         """A fresh resolver: discovery results are not kept across invocations."""
-        from dr_core.inventory import InstanceResolver
+        from dr_core.inventory.resolver import InstanceResolver
 
         return InstanceResolver(self.settings, self.arm if self.settings.discovery_subscriptions else None)
 
@@ -117,8 +116,8 @@ class DrContext:
 
         The manifest comes first: it is read from the source, and the sooner after the backup the better.
         """
-        from dr_core.rpo import RpoFollower
-        from dr_core.worker import Worker
+        from dr_core.jobs.worker import Worker
+        from dr_core.posture.rpo import RpoFollower
 
         resolver = self.resolver()  # one per invocation, shared: discovery runs at most once for all followers
         return Worker(settings=self.settings, store=self.store, queue=self.queue, arm=self.arm,
@@ -127,56 +126,56 @@ class DrContext:
                                  self.standby_sync(resolver=resolver), self.drills(resolver=resolver)])
 
     def manifests(self) -> ManifestRecorder:
-        from dr_core.manifest import ManifestRecorder
+        from dr_core.backup.manifest import ManifestRecorder
 
         return ManifestRecorder(arm=self.arm, backups=self.backups, clock=self.clock)
 
     def standby_sync(self, *, resolver: InstanceResolver | None = None) -> StandbySync:
-        from dr_core.standby import StandbySync
+        from dr_core.standby.sync import StandbySync
 
         resolver = resolver or self.resolver()
         return StandbySync(settings=self.settings, store=self.store, restorer=self.restorer(resolver=resolver),
                            resolver=resolver, backups=self.backups, notifier=self.notifier, clock=self.clock)
 
     def drills(self, *, resolver: InstanceResolver | None = None) -> Drills:
-        from dr_core.drills import Drills
+        from dr_core.drills.drills import Drills
 
         resolver = resolver or self.resolver()
         return Drills(settings=self.settings, store=self.store, restorer=self.restorer(resolver=resolver),
                       resolver=resolver, arm=self.arm, backups=self.backups, notifier=self.notifier, clock=self.clock)
 
     def planner(self) -> BackupPlanner:
-        from dr_core.planner import BackupPlanner
+        from dr_core.backup.planner import BackupPlanner
 
         return BackupPlanner(settings=self.settings, store=self.store, queue=self.queue, resolver=self.resolver(),
                              clock=self.clock)
 
     def restorer(self, *, resolver: InstanceResolver | None = None) -> Restorer:
-        from dr_core.restore import Restorer
+        from dr_core.restore.restorer import Restorer
 
         return Restorer(settings=self.settings, store=self.store, queue=self.queue, arm=self.arm,
                         backups=self.backups, resolver=resolver or self.resolver(), clock=self.clock)
 
     def rpo_monitor(self, *, resolver: InstanceResolver | None = None) -> RpoMonitor:
-        from dr_core.rpo import RpoMonitor
+        from dr_core.posture.rpo import RpoMonitor
 
         return RpoMonitor(settings=self.settings, store=self.store, backups=self.backups, notifier=self.notifier,
                           resolver=resolver or self.resolver(), clock=self.clock)
 
     def posture_status(self) -> PostureStatus:
-        from dr_core.status import PostureStatus
+        from dr_core.posture.status import PostureStatus
 
         return PostureStatus(settings=self.settings, store=self.store, backups=self.backups,
                              resolver=self.resolver(), clock=self.clock)
 
     def retention(self) -> RetentionPruner:
-        from dr_core.retention import RetentionPruner
+        from dr_core.retention.pruner import RetentionPruner
 
         return RetentionPruner(settings=self.settings, store=self.store, backups=self.backups,
                                resolver=self.resolver(), clock=self.clock)
 
     def api(self) -> Api:
-        from dr_core.api import Api
+        from dr_core.api.handlers import Api
 
         return Api(self)
 
@@ -190,7 +189,7 @@ class DrContext:
                 return
             from azure.core.exceptions import ResourceExistsError
 
-            from dr_core.azure_errors import storage_errors
+            from dr_core.azure.errors import storage_errors
 
             with storage_errors("the app's storage (jobs table and work queue)"):
                 with contextlib.suppress(ResourceExistsError):

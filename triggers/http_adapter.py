@@ -1,4 +1,4 @@
-"""``func.HttpRequest`` -> ``dr_core.api`` -> ``func.HttpResponse``."""
+"""``func.HttpRequest`` -> ``dr_core.api.handlers`` -> ``func.HttpResponse``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from dr_core.api import Api, ApiResponse, guarded
+from dr_core.api.handlers import Api, ApiResponse, guarded
 
 
 def base_url(req: func.HttpRequest) -> str:

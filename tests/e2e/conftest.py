@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import requests
 
+from dr_core.azure.tables import is_job_row, job_from_entity
 from dr_core.context import get_context, reset_context
-from dr_core.jobs import Job
-from dr_core.store import is_job_row, job_from_entity
+from dr_core.jobs.job import Job
 from emulator.apim import EmulatorAdmin
 from emulator.certs import TlsFiles
 from emulator.clock import LinkedClock

@@ -13,8 +13,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from dr_core.context import get_context
-from dr_core.jobs import JobState
-from dr_core.messages import WorkMessage, send_messages
+from dr_core.jobs.job import JobState
+from dr_core.jobs.messages import WorkMessage, send_messages
 
 from .conftest import E2E, PREMIUM, PROD, V2, eventually
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from dr_core.azure.tables import record_key
+from dr_core.backup.manifest import manifest_blob_name
 from dr_core.context import get_context
-from dr_core.jobs import Job, JobKind, JobState
-from dr_core.manifest import manifest_blob_name
-from dr_core.standby import KIND as STANDBY_KIND
-from dr_core.standby import standby_view
-from dr_core.store import record_key
+from dr_core.jobs.job import Job, JobKind, JobState
+from dr_core.standby.sync import KIND as STANDBY_KIND
+from dr_core.standby.sync import standby_view
 
 from .conftest import E2E, PROD, PROJECT_ROOT, STANDBY, eventually
 

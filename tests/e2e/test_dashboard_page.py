@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import requests
 
+from dr_core.azure.tables import Record, record_key
 from dr_core.context import get_context
-from dr_core.jobs import Job, JobKind, JobState
+from dr_core.jobs.job import Job, JobKind, JobState
 from dr_core.kernel.clock import iso
-from dr_core.store import Record, record_key
 from emulator import browser
 from tests.e2e.conftest import E2E, PROD, STANDBY, V2, eventually
 

@@ -21,10 +21,10 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from dr_core import cli
-from dr_core.catalog import TAG_JOB, TAG_SIZE, backup_blob_name, backup_tags
+from dr_core.catalog.tags import TAG_JOB, TAG_SIZE, backup_blob_name, backup_tags
 from dr_core.context import get_context
-from dr_core.jobs import JobState
-from dr_core.retention import LOG_PREFIX
+from dr_core.jobs.job import JobState
+from dr_core.retention.pruner import LOG_PREFIX
 from emulator.stack import LocalAzure
 from tests.infra.bicep_model import Infra
 from tests.infra.rbac_model import BACKUP_STORAGE, grants
@@ -214,7 +214,7 @@ def test_backups_labelled_before_the_catalog_tag_are_relabelled_through_infra_ro
     """An upgrade: backups whose labels predate the catalog tag are invisible to the catalog until relabelled,
     by the CLI or by the daily retention run, with the Function App's roles (RBAC enforced by the front), also
     under a time-based immutability policy (Azure allows tag changes there)."""
-    from dr_core.catalog import TAG_CATALOG
+    from dr_core.catalog.tags import TAG_CATALOG
 
     front = e2e.stack.front
     assert front is not None

@@ -22,10 +22,11 @@ from typing import Any
 
 from pycep import BicepParser
 
-from dr_core import drills, standby
-from dr_core.drills import LOG_PREFIX as DRILL_LOG_PREFIX
+from dr_core.drills import drills
+from dr_core.drills.drills import LOG_PREFIX as DRILL_LOG_PREFIX
 from dr_core.kernel.settings import JOBS_TABLE, POLL_QUEUE, SETTINGS, WORK_QUEUE
-from dr_core.rpo import LOG_PREFIX as RPO_LOG_PREFIX
+from dr_core.posture.rpo import LOG_PREFIX as RPO_LOG_PREFIX
+from dr_core.standby import sync as standby
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -656,7 +657,7 @@ def check_backup_storage(infra: Infra) -> list[str]:
 def check_backup_lifecycle_backstop(infra: Infra) -> list[str]:
     """The lifecycle rule behind the app's retention deletes apim-dr's backups only (selected by the catalog's
     index tag), only by age since creation, and only after the longest retention any instance has plus a delay."""
-    from dr_core.catalog import TAG_STATE
+    from dr_core.catalog.tags import TAG_STATE
 
     tree = infra.tree(BACKUP_STORAGE)
     problems: list[str] = []

@@ -202,20 +202,20 @@ def test_delete_on_the_backup_account_only_through_the_retention_role(infra):
 
 def test_only_retention_deletes_backups():
     """The permission is granted for retention alone: the one SDK delete sits in BackupStore.delete, and the only
-    code that calls that is dr_core/retention.py."""
+    code that calls that is the retention package."""
     import ast
 
     from tests.infra.rbac_model import DR_CORE
 
     calls, _ = scan_dr_core()
-    assert {c.file for c in calls if c.method == "delete_blob"} == {"dr_core/backup_store.py"}
+    assert {c.file for c in calls if c.method == "delete_blob"} == {"dr_core/azure/blobs.py"}
     callers = set()
     for path in DR_CORE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "delete" \
                     and "backups" in ast.unparse(node.func.value):
-                callers.add(path.name)
-    assert callers == {"retention.py"}
+                callers.add(path.relative_to(DR_CORE.parent).as_posix())
+    assert callers == {"dr_core/retention/pruner.py"}
 
 
 def test_no_delete_when_storage_blob_data_contributor_is_back(infra):

@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dr_core.azure.tables import JobConflictError, job_to_entity
 from dr_core.context import DrContext
-from dr_core.inventory import UnknownInstanceError
-from dr_core.jobs import JobState
+from dr_core.inventory.resolver import UnknownInstanceError
+from dr_core.jobs.job import JobState
+from dr_core.jobs.messages import WorkMessage
 from dr_core.kernel.clock import ManualClock
 from dr_core.kernel.errors import InvalidRequestError
 from dr_core.kernel.settings import load_settings
-from dr_core.messages import WorkMessage
-from dr_core.store import JobConflictError, job_to_entity
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 

@@ -15,7 +15,7 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
-from dr_core.clients import AzureClients
+from dr_core.azure.clients import AzureClients
 from dr_core.kernel.settings import load_settings
 from emulator.azurite import Azurite
 

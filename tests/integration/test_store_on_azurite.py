@@ -8,9 +8,9 @@ import pytest
 from azure.data.tables import TableClient
 from azure.storage.blob import BlobServiceClient
 
-from dr_core.backup_store import BlobBackupStore, DeleteOutcome
+from dr_core.azure.blobs import BlobBackupStore, DeleteOutcome
+from dr_core.azure.tables import JobConflictError, Record, TableJobStore, record_key
 from dr_core.kernel.ids import ApimResourceId
-from dr_core.store import JobConflictError, Record, TableJobStore, record_key
 
 TARGET = ApimResourceId.parse("/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg/providers/"
                               "Microsoft.ApiManagement/service/apim-x")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from dr_core.arm import ConfigurationSummary, PollResult
-from dr_core.catalog import backup_blob_name, backup_tags
-from dr_core.jobs import Job, JobKind, JobState
-from dr_core.manifest import MANIFEST_FORMAT, manifest_blob_name
-from dr_core.messages import WorkMessage
-from dr_core.planner import new_backup_job
+from dr_core.azure.arm import ConfigurationSummary, PollResult
+from dr_core.backup.manifest import MANIFEST_FORMAT, manifest_blob_name
+from dr_core.backup.planner import new_backup_job
+from dr_core.catalog.tags import backup_blob_name, backup_tags
+from dr_core.jobs.job import Job, JobKind, JobState
+from dr_core.jobs.messages import WorkMessage
 from tests.unit.fakes import SUB, T0, World, rid, settings, world
 
 PROD, STANDBY, DRILL, DEV = "apim-prod", "apim-dr", "apim-drill", "apim-dev"

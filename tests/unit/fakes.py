@@ -17,19 +17,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dr_core.arm import ApimManagement, BackupTarget, ConfigurationSummary, PollResult, ServiceInfo, StartedOperation
-from dr_core.backup_store import BackupStore, BlobFacts, DeleteOutcome
-from dr_core.catalog import CatalogEntry, entry_from_tags
-from dr_core.clients import AzureClients
+from dr_core.azure.arm import (
+    ApimManagement,
+    BackupTarget,
+    ConfigurationSummary,
+    PollResult,
+    ServiceInfo,
+    StartedOperation,
+)
+from dr_core.azure.blobs import BackupStore, BlobFacts, DeleteOutcome
+from dr_core.azure.clients import AzureClients
+from dr_core.azure.tables import JobConflictError, JobStore, Record
+from dr_core.catalog.tags import CatalogEntry, entry_from_tags
 from dr_core.context import DrContext
-from dr_core.jobs import Job, JobKind, parse_job_id
+from dr_core.jobs.job import Job, JobKind, parse_job_id
+from dr_core.jobs.messages import WorkMessage, WorkQueue
+from dr_core.jobs.notify import Event
 from dr_core.kernel.clock import ManualClock
 from dr_core.kernel.errors import ArmCallError, ArmError, DrError
 from dr_core.kernel.ids import ApimResourceId
 from dr_core.kernel.settings import Settings, load_settings
-from dr_core.messages import WorkMessage, WorkQueue
-from dr_core.notify import Event
-from dr_core.store import JobConflictError, JobStore, Record
 
 SUB = "00000000-0000-0000-0000-0000000000cc"
 T0 = datetime(2026, 11, 30, 2, 0, 0, tzinfo=UTC)

@@ -27,7 +27,7 @@ def test_local_settings_example_agrees_with_the_code():
 def test_host_json_queue_settings():
     host = json.loads((ROOT / "host.json").read_text())
     queues = host["extensions"]["queues"]
-    assert queues["messageEncoding"] == "base64"  # matches TextBase64EncodePolicy in dr_core.clients
+    assert queues["messageEncoding"] == "base64"  # matches TextBase64EncodePolicy in dr_core.azure.clients
     assert queues["maxDequeueCount"] >= 3
     assert host["extensionBundle"]["version"] == "[4.*, 5.0.0)"
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from dr_core.dashboard import (
+from dr_core.kernel.clock import iso
+from dr_core.posture.dashboard import (
     CONTENT_SECURITY_POLICY,
     TIMELINE_DAYS,
     _duration,
@@ -20,7 +21,6 @@ from dr_core.dashboard import (
     page_headers,
     render_dashboard,
 )
-from dr_core.kernel.clock import iso
 from tests.unit.fakes import rid
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timedelta
 
-from dr_core.api import ApiResponse, guarded
-from dr_core.catalog import backup_blob_name, backup_tags
-from dr_core.dashboard import page_headers
-from dr_core.jobs import Job, JobKind, JobState
+from dr_core.api.handlers import ApiResponse, guarded
+from dr_core.catalog.tags import backup_blob_name, backup_tags
+from dr_core.jobs.job import Job, JobKind, JobState
 from dr_core.kernel.errors import AzureUnavailableError
+from dr_core.posture.dashboard import page_headers
 from tests.unit.fakes import T0, World, rid, world
 
 PROD, DEV, STANDBY = "apim-prod", "apim-dev", "apim-dr"

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
-from dr_core.api import ApiResponse, guarded
-from dr_core.arm import ConfigurationSummary, PollResult
+from dr_core.api.handlers import ApiResponse, guarded
+from dr_core.azure.arm import ConfigurationSummary, PollResult
+from dr_core.azure.tables import Record
+from dr_core.backup.manifest import MANIFEST_FORMAT, ManifestRecorder, manifest_blob_name, summary_from_manifest
 from dr_core.cli import main
 from dr_core.context import reset_context
-from dr_core.drills import KIND, TRIGGER, DrillRefusedError, NoVerifiableBackupError, compare
-from dr_core.jobs import JobState
+from dr_core.drills.drills import KIND, TRIGGER, DrillRefusedError, NoVerifiableBackupError, compare
+from dr_core.jobs.job import JobState
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import (
     EXIT_FAILED,
@@ -25,8 +27,6 @@ from dr_core.kernel.errors import (
     ArmError,
     AzureUnavailableError,
 )
-from dr_core.manifest import MANIFEST_FORMAT, ManifestRecorder, manifest_blob_name, summary_from_manifest
-from dr_core.store import Record
 from tests.unit.continuity_support import (
     CONTAINER,
     DRILL,
@@ -173,7 +173,7 @@ def test_a_drill_target_that_is_a_primary_is_refused_by_name() -> None:
 def test_a_drill_target_busy_with_another_restore_is_not_drilled_now() -> None:
     w = continuity_world(sync=False)
     add_backup(w)
-    from dr_core.restore import RestoreRequest
+    from dr_core.restore.restorer import RestoreRequest
 
     _, other = w.ctx.restorer().start(RestoreRequest(target=DRILL, source=PROD))
     assert other is not None
@@ -477,7 +477,7 @@ def run_cli(w: World, *argv: str) -> tuple[int, str]:
 
 def test_cli_drill_start_wait_verifies_and_prints_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
     w = continuity_world(sync=False)
-    monkeypatch.setattr("dr_core.cli.time.sleep", w.clock.advance)
+    monkeypatch.setattr("dr_core.cli.commands.time.sleep", w.clock.advance)
     add_backup(w)
     w.arm.configurations[DRILL] = PROD_CONFIG
     w.arm.poll_answers.append(PollResult("succeeded", 0, resource={"sku": {"name": "Standard"}}))
@@ -492,7 +492,7 @@ def test_cli_drill_start_wait_verifies_and_prints_the_result(monkeypatch: pytest
 
 def test_cli_drill_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     w = continuity_world(sync=False)
-    monkeypatch.setattr("dr_core.cli.time.sleep", w.clock.advance)
+    monkeypatch.setattr("dr_core.cli.commands.time.sleep", w.clock.advance)
     add_backup(w)
     w.arm.configurations[DRILL] = ConfigurationSummary(("echo-api",))
     w.arm.poll_answers.append(PollResult("succeeded", 0, resource={"sku": {"name": "Standard"}}))
@@ -527,7 +527,7 @@ def test_records_of_other_kinds_do_not_count_as_drills() -> None:
 
 
 def test_a_drill_target_is_a_restore_target_whose_source_defaults_to_its_primary() -> None:
-    from dr_core.restore import RestoreRequest
+    from dr_core.restore.restorer import RestoreRequest
 
     w = continuity_world(sync=False)
     add_backup(w)
@@ -537,7 +537,7 @@ def test_a_drill_target_is_a_restore_target_whose_source_defaults_to_its_primary
 
 
 def test_each_drill_transition_is_one_structured_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    from dr_core.drills import LOG_FIELDS, LOG_PREFIX
+    from dr_core.drills.drills import LOG_FIELDS, LOG_PREFIX
 
     w = continuity_world(sync=False)
     add_backup(w)
@@ -553,7 +553,7 @@ def test_each_drill_transition_is_one_structured_log_line(caplog: pytest.LogCapt
 
 
 def test_a_drill_that_cannot_start_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
-    from dr_core.drills import LOG_PREFIX
+    from dr_core.drills.drills import LOG_PREFIX
 
     w = continuity_world(sync=False)
     caplog.set_level("INFO", logger="apim_dr.events")

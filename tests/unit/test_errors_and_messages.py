@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from dr_core.jobs.messages import InvalidMessageError, WorkMessage
 from dr_core.kernel.errors import parse_arm_error, remediation_for
-from dr_core.messages import InvalidMessageError, WorkMessage
 
 JOB = "backup-20261122T020000Z-apim-one-0123abcd"
 

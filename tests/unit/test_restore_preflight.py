@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from dr_core.catalog import backup_blob_name, backup_tags
-from dr_core.inventory import UnknownInstanceError
-from dr_core.jobs import JobKind, JobState
+from dr_core.catalog.tags import backup_blob_name, backup_tags
+from dr_core.inventory.resolver import UnknownInstanceError
+from dr_core.jobs.job import JobKind, JobState
 from dr_core.kernel.errors import ArmError, InvalidRequestError
-from dr_core.restore import Outcome, RestoreRequest, parse_restore_request
+from dr_core.restore.restorer import Outcome, RestoreRequest, parse_restore_request
 from tests.unit.fakes import T0, World, rid, settings, world
 
 PROD, STANDBY, DEV = "apim-prod", "apim-dr", "apim-dev"
@@ -77,7 +77,7 @@ def test_each_check_refuses_with_its_name_and_status(check: str, setup: Setup, s
 
 
 def _running_restore(w: World, target: str) -> None:
-    from dr_core.jobs import Job
+    from dr_core.jobs.job import Job
     from dr_core.kernel.ids import ApimResourceId
 
     job_id = f"restore-20261130T010000Z-{target}-0000abcd"

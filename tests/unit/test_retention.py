@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 
 from dr_core import cli
-from dr_core.backup_store import DeleteOutcome
-from dr_core.catalog import TAG_CATALOG, CatalogEntry, backup_blob_name, backup_tags, catalog_tags_for
+from dr_core.azure.blobs import DeleteOutcome
+from dr_core.azure.tables import Record
+from dr_core.catalog.relabel import RelabelOutcome
+from dr_core.catalog.tags import TAG_CATALOG, CatalogEntry, backup_blob_name, backup_tags, catalog_tags_for
 from dr_core.context import reset_context
-from dr_core.inventory import UnknownInstanceError
-from dr_core.jobs import Job, JobKind, JobState, make_job_id
+from dr_core.inventory.resolver import UnknownInstanceError
+from dr_core.jobs.job import Job, JobKind, JobState, make_job_id
 from dr_core.kernel.errors import AzureUnavailableError, InvalidRequestError
 from dr_core.kernel.ids import ApimResourceId
-from dr_core.labels import RelabelOutcome
-from dr_core.retention import (
+from dr_core.retention.pruner import (
     CURSOR_KEY,
     CURSOR_KIND,
     LOG_PREFIX,
@@ -30,7 +31,6 @@ from dr_core.retention import (
     RetentionPruner,
     plan_instance,
 )
-from dr_core.store import Record
 from tests.unit.fakes import T0, World, rid, settings, world
 
 CONTAINER = "apim-backups"

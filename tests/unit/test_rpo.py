@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from dr_core.catalog import backup_blob_name, backup_tags, entry_from_tags
-from dr_core.jobs import Job, JobKind, JobState
+from dr_core.azure.tables import Record
+from dr_core.catalog.tags import backup_blob_name, backup_tags, entry_from_tags
+from dr_core.jobs.job import Job, JobKind, JobState
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import AzureUnavailableError
 from dr_core.kernel.ids import ApimResourceId
 from dr_core.kernel.settings import Posture, ProtectedInstance, StorageAccessType
-from dr_core.rpo import LOG_PREFIX, RECORD_KIND, RpoFollower, RpoMonitor, RpoState, assess, rpo_key
-from dr_core.store import Record
+from dr_core.posture.rpo import LOG_PREFIX, RECORD_KIND, RpoFollower, RpoMonitor, RpoState, assess, rpo_key
 from tests.unit.fakes import T0, World, rid, settings, world
 
 PROD, DEV = "apim-prod", "apim-dev"
@@ -402,7 +402,7 @@ def test_the_follower_checks_a_discovered_instance_with_the_default_target() -> 
 
 
 def test_the_worker_runs_the_follower_after_a_backup_succeeds() -> None:
-    from dr_core.arm import PollResult
+    from dr_core.azure.arm import PollResult
 
     w = breach_world()
     monitor(w).check_all()
@@ -430,7 +430,7 @@ def test_record_written_by_an_older_version_is_read_defensively() -> None:
 
 
 def test_rpo_records_are_not_job_rows() -> None:
-    from dr_core.store import is_job_row
+    from dr_core.azure.tables import is_job_row
 
     assert is_job_row({"PartitionKey": "backup-20261130", "RowKey": "backup-x"})
     assert not is_job_row({"PartitionKey": "record-rpo", "RowKey": rpo_key(ApimResourceId.parse(rid(PROD)))})

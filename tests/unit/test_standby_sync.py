@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from dr_core.arm import PollResult
-from dr_core.jobs import JobState
+from dr_core.azure.arm import PollResult
+from dr_core.azure.tables import record_key
+from dr_core.jobs.job import JobState
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import ArmError
-from dr_core.restore import RestoreRequest
-from dr_core.standby import KIND, TRIGGER, lag_hours, standby_view
-from dr_core.store import record_key
+from dr_core.restore.restorer import RestoreRequest
+from dr_core.standby.sync import KIND, TRIGGER, lag_hours, standby_view
 from tests.unit.continuity_support import (
     CONTAINER,
     PROD_CONFIG,
@@ -244,7 +244,7 @@ def test_the_standbys_view_lists_each_record_with_its_lag() -> None:
 
 
 def test_each_record_change_is_one_structured_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    from dr_core.standby import LOG_FIELDS, LOG_PREFIX
+    from dr_core.standby.sync import LOG_FIELDS, LOG_PREFIX
 
     w = continuity_world()
     caplog.set_level("INFO", logger="apim_dr.events")

@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from dr_core.api import ApiResponse, guarded
-from dr_core.catalog import backup_blob_name, backup_tags
+from dr_core.api.handlers import ApiResponse, guarded
+from dr_core.azure.tables import Record, record_key
+from dr_core.catalog.tags import backup_blob_name, backup_tags
 from dr_core.context import reset_context
-from dr_core.jobs import Job, JobKind, JobState, make_job_id
+from dr_core.jobs.job import Job, JobKind, JobState, make_job_id
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import AzureUnavailableError
 from dr_core.kernel.ids import ApimResourceId
-from dr_core.rpo import RECORD_KIND
-from dr_core.status import MAX_BACKUPS_LISTED, open_failures
-from dr_core.store import Record, record_key
+from dr_core.posture.rpo import RECORD_KIND
+from dr_core.posture.status import MAX_BACKUPS_LISTED, open_failures
 from tests.unit.fakes import T0, World, rid, settings, world
 
 PROD, DEV, STANDBY = "apim-prod", "apim-dev", "apim-dr"

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from dr_core.arm import PollResult, StartedOperation
-from dr_core.catalog import TAG_CREATED, TAG_SIZE, TAG_SKU, TAG_STATE
-from dr_core.jobs import Job, JobKind, JobState, make_job_id
+from dr_core.azure.arm import PollResult, StartedOperation
+from dr_core.backup.planner import new_backup_job
+from dr_core.catalog.tags import TAG_CREATED, TAG_SIZE, TAG_SKU, TAG_STATE
+from dr_core.jobs.job import Job, JobKind, JobState, make_job_id
+from dr_core.jobs.messages import InvalidMessageError, WorkMessage
 from dr_core.kernel.errors import ArmError
-from dr_core.messages import InvalidMessageError, WorkMessage
-from dr_core.planner import new_backup_job
 from tests.unit.fakes import T0, World, rid, world
 
 PROD = "apim-prod"
@@ -432,7 +432,7 @@ def test_followers_run_once_after_the_end_and_their_failure_never_fails_the_job(
         def announces(self, ended: Job) -> bool:
             return False
 
-    from dr_core.worker import Worker
+    from dr_core.jobs.worker import Worker
 
     worker = Worker(settings=w.ctx.settings, store=w.store, queue=w.queue, arm=w.arm, backups=w.backups,
                     notifier=w.notifier, clock=w.clock, followers=[Broken(), Recorder()])

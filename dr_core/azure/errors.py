@@ -1,7 +1,7 @@
 """azure-core's exceptions, turned into the app's own errors at the adapter edge.
 
-The adapters (:mod:`dr_core.store`, :mod:`dr_core.backup_store`, :mod:`dr_core.messages`,
-:mod:`dr_core.arm`) wrap their SDK calls in :func:`storage_errors` or :func:`arm_errors`, so
+The adapters (:mod:`dr_core.azure.tables`, :mod:`dr_core.azure.blobs`, :mod:`dr_core.jobs.messages`,
+:mod:`dr_core.azure.arm`) wrap their SDK calls in :func:`storage_errors` or :func:`arm_errors`, so
 no ``ServiceRequestError``, ``ClientAuthenticationError`` or stray ``HttpResponseError``
 reaches a use case, an HTTP answer or the CLI: each becomes an :class:`AzureUnavailableError`
 or :class:`ArmCallError` that says what failed and what to do.

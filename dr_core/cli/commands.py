@@ -40,7 +40,7 @@ from dr_core.kernel.errors import (
 
 if TYPE_CHECKING:
     from dr_core.context import DrContext
-    from dr_core.jobs import Job
+    from dr_core.jobs.job import Job
 
 __all__ = ["main"]
 
@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
     if args.command == "prune":
         return _prune(ctx, args, out)
     if args.command == "status":
-        from dr_core.jobs import parse_job_id
+        from dr_core.jobs.job import parse_job_id
         from dr_core.kernel.errors import InvalidRequestError, NotFoundError
 
         if args.job_id is None:
@@ -353,7 +353,7 @@ def _drills(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
 
 
 def _drill_start(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
-    from dr_core.drills import public_view
+    from dr_core.drills.drills import public_view
 
     runner = ctx.drills()
     drill = public_view(runner.start(args.instance, trigger="cli"))
@@ -389,7 +389,7 @@ def _standbys(ctx: DrContext, out: _Output) -> int:
 
 
 def _restore(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
-    from dr_core.restore import Outcome, RestoreRequest
+    from dr_core.restore.restorer import Outcome, RestoreRequest
 
     dry_run = args.command == "preflight" or args.dry_run
     request = RestoreRequest(target=args.target, source=args.source, backup=args.backup, dry_run=dry_run,
@@ -419,7 +419,7 @@ def _restore(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
 
 
 def _prune(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
-    from dr_core.retention import Outcome
+    from dr_core.retention.pruner import Outcome
 
     report = ctx.retention().run(service=args.service, dry_run=args.dry_run)
     marks = {Outcome.KEPT: "keep", Outcome.WOULD_DELETE: "DELETE", Outcome.DELETED: "deleted",
@@ -452,7 +452,7 @@ def _prune(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
 
 
 def _relabel(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
-    from dr_core.labels import RelabelOutcome, relabel_older_backups
+    from dr_core.catalog.relabel import RelabelOutcome, relabel_older_backups
 
     selected = ctx.resolver().select(args.service)
     instances, problems = selected.instances, selected.problems
@@ -479,7 +479,7 @@ def _relabel(ctx: DrContext, args: argparse.Namespace, out: _Output) -> int:
 
 def _finish(ctx: DrContext, job_id: str, args: argparse.Namespace, out: _Output, *,
             extra: dict[str, Any] | None = None) -> int:
-    from dr_core.jobs import JobState
+    from dr_core.jobs.job import JobState
 
     job = _follow(ctx, job_id, args, out) if getattr(args, "wait", False) else ctx.store.get(job_id)
     assert job is not None
@@ -508,8 +508,8 @@ def _describe(view: dict[str, Any]) -> str:
 
 def _follow(ctx: DrContext, job_id: str, args: argparse.Namespace, out: _Output) -> Job:
     """Poll the job row until it ends; step in when its next step is overdue."""
-    from dr_core.jobs import JobState
-    from dr_core.messages import WorkMessage
+    from dr_core.jobs.job import JobState
+    from dr_core.jobs.messages import WorkMessage
 
     takeover = max(0.0, float(args.takeover_after))
     worker = ctx.worker()

@@ -17,26 +17,26 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from dr_core.arm import ServiceInfo
-from dr_core.catalog import RESTORABLE_TIERS, CatalogEntry, entry_from_tags, parse_backup_blob_name
-from dr_core.inventory import Resolved, UnknownInstanceError
-from dr_core.jobs import Job, JobKind, JobState, make_job_id
+from dr_core.azure.arm import ServiceInfo
+from dr_core.azure.tables import JobConflictError
+from dr_core.catalog.tags import RESTORABLE_TIERS, CatalogEntry, entry_from_tags, parse_backup_blob_name
+from dr_core.inventory.resolver import Resolved, UnknownInstanceError
+from dr_core.jobs.job import Job, JobKind, JobState, make_job_id
+from dr_core.jobs.messages import WorkMessage
+from dr_core.jobs.notify import log_transition
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import ArmCallError, AzureUnavailableError, DrError, InvalidRequestError
 from dr_core.kernel.ids import ApimResourceId
 from dr_core.kernel.settings import StorageAccessType
-from dr_core.messages import WorkMessage
-from dr_core.notify import log_transition
-from dr_core.store import JobConflictError
 
 if TYPE_CHECKING:
-    from dr_core.arm import ApimManagement
-    from dr_core.backup_store import BackupStore
-    from dr_core.inventory import InstanceResolver
+    from dr_core.azure.arm import ApimManagement
+    from dr_core.azure.blobs import BackupStore
+    from dr_core.azure.tables import JobStore
+    from dr_core.inventory.resolver import InstanceResolver
+    from dr_core.jobs.messages import WorkQueue
     from dr_core.kernel.clock import Clock
     from dr_core.kernel.settings import Settings
-    from dr_core.messages import WorkQueue
-    from dr_core.store import JobStore
 
 __all__ = [
     "Check",

@@ -29,8 +29,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from dr_core.azure_errors import storage_errors
-from dr_core.jobs import Job, JobKind, JobState, parse_job_id, partition_of
+from dr_core.azure.errors import storage_errors
+from dr_core.jobs.job import Job, JobKind, JobState, parse_job_id, partition_of
 from dr_core.kernel.clock import from_iso, iso
 from dr_core.kernel.errors import ConflictError
 from dr_core.kernel.ids import ApimResourceId

@@ -24,23 +24,23 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from dr_core.catalog import CatalogEntry
-from dr_core.drills import KIND as DRILL_KIND
-from dr_core.jobs import Job, JobKind, JobState
+from dr_core.azure.tables import Record
+from dr_core.catalog.tags import CatalogEntry
+from dr_core.drills.drills import KIND as DRILL_KIND
+from dr_core.jobs.job import Job, JobKind, JobState
 from dr_core.kernel.clock import from_iso, iso, iso_or_none
 from dr_core.kernel.errors import DrError
 from dr_core.kernel.ids import ApimResourceId, InvalidResourceIdError
-from dr_core.rpo import PARALLEL_QUERIES, RECORD_KIND, assess, next_record_data, rpo_key, rpo_view, unreadable
-from dr_core.standby import KIND as STANDBY_KIND
-from dr_core.standby import lag_hours
-from dr_core.store import Record
+from dr_core.posture.rpo import PARALLEL_QUERIES, RECORD_KIND, assess, next_record_data, rpo_key, rpo_view, unreadable
+from dr_core.standby.sync import KIND as STANDBY_KIND
+from dr_core.standby.sync import lag_hours
 
 if TYPE_CHECKING:
-    from dr_core.backup_store import BackupStore
-    from dr_core.inventory import InstanceResolver
+    from dr_core.azure.blobs import BackupStore
+    from dr_core.azure.tables import JobStore
+    from dr_core.inventory.resolver import InstanceResolver
     from dr_core.kernel.clock import Clock
     from dr_core.kernel.settings import ProtectedInstance, Settings
-    from dr_core.store import JobStore
 
 __all__ = ["BACKUP_DAYS", "MAX_BACKUPS_LISTED", "OPEN_FAILURE_DAYS", "PostureStatus", "open_failures"]
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from dr_core.jobs import parse_job_id
+from dr_core.jobs.job import parse_job_id
 from dr_core.kernel.errors import DrError
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class StorageWorkQueue(WorkQueue):
         self._polls = polls
 
     def send(self, messages: Sequence[tuple[WorkMessage, int]]) -> None:
-        from dr_core.azure_errors import storage_errors
+        from dr_core.azure.errors import storage_errors
 
         polls = [m for m in messages if m[0].op == "poll"]
         others = [m for m in messages if m[0].op != "poll"]

@@ -17,7 +17,7 @@ from dr_core.kernel.ids import ApimResourceId, InvalidResourceIdError
 from dr_core.kernel.settings import ProtectedInstance, Settings
 
 if TYPE_CHECKING:
-    from dr_core.arm import ApimManagement
+    from dr_core.azure.arm import ApimManagement
 
 __all__ = ["InstanceResolver", "Inventory", "Resolved", "UnknownInstanceError"]
 

@@ -4,11 +4,11 @@ For every protected instance with a ``drillTarget``, the hourly timer (:meth:`Dr
 starts a drill once the last one is ``drillEveryDays`` old; operators start one on demand
 (``apim-dr drill start``, ``POST /api/drills``). A drill is:
 
-1. The newest restorable backup of the instance that has a manifest (:mod:`dr_core.manifest`):
+1. The newest restorable backup of the instance that has a manifest (:mod:`dr_core.backup.manifest`):
    normally the newest backup. One without a manifest cannot be verified and is passed over (the
    drill record names it in ``passedOver``); with none at all, no drill starts
    (:class:`NoVerifiableBackupError`) and the timer tries again the next hour.
-2. A restore job (trigger ``drill``) through :meth:`dr_core.restore.Restorer.start`: every
+2. A restore job (trigger ``drill``) through :meth:`dr_core.restore.restorer.Restorer.start`: every
    preflight check, no confirmation. A drill target that is a protected instance (a primary) is
    refused by name before that; the preflight would refuse it too.
 3. When the restore ends (:meth:`Drills.after`, a job follower; the timer catches up if it was
@@ -30,7 +30,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from dr_core.jobs import Job, JobKind, JobState
+from dr_core.azure.tables import JobConflictError, Record
+from dr_core.backup.manifest import COLLECTIONS, manifest_blob_name, summary_from_manifest
+from dr_core.jobs.job import Job, JobKind, JobState
+from dr_core.jobs.notify import Event, log_event
 from dr_core.kernel.clock import from_iso, iso, iso_or_none
 from dr_core.kernel.errors import (
     ArmCallError,
@@ -41,21 +44,18 @@ from dr_core.kernel.errors import (
     NotFoundError,
 )
 from dr_core.kernel.settings import ProtectedInstance
-from dr_core.manifest import COLLECTIONS, manifest_blob_name, summary_from_manifest
-from dr_core.notify import Event, log_event
-from dr_core.restore import RestoreRequest
-from dr_core.store import JobConflictError, Record
+from dr_core.restore.restorer import RestoreRequest
 
 if TYPE_CHECKING:
-    from dr_core.arm import ApimManagement, ConfigurationSummary
-    from dr_core.backup_store import BackupStore
-    from dr_core.catalog import CatalogEntry
-    from dr_core.inventory import InstanceResolver
+    from dr_core.azure.arm import ApimManagement, ConfigurationSummary
+    from dr_core.azure.blobs import BackupStore
+    from dr_core.azure.tables import JobStore
+    from dr_core.catalog.tags import CatalogEntry
+    from dr_core.inventory.resolver import InstanceResolver
+    from dr_core.jobs.notify import Notifier
     from dr_core.kernel.clock import Clock
     from dr_core.kernel.settings import Settings
-    from dr_core.notify import Notifier
-    from dr_core.restore import Restorer
-    from dr_core.store import JobStore
+    from dr_core.restore.restorer import Restorer
 
 __all__ = [
     "KIND",
@@ -232,7 +232,7 @@ class Drills:
 
     # -- finishing -----------------------------------------------------------------------------------
     def after(self, job: Job) -> None:
-        """:class:`~dr_core.worker.JobFollower`: a drill's restore ended."""
+        """:class:`~dr_core.jobs.worker.JobFollower`: a drill's restore ended."""
         if job.kind is JobKind.RESTORE and job.trigger == TRIGGER and job.state.terminal:
             self.finish(job)
 

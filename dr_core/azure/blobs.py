@@ -2,7 +2,7 @@
 
 APIM itself writes and reads the backup blobs; the app only looks at them and labels them.
 :class:`BackupStore` is the interface the use cases see; :class:`BlobBackupStore` talks to
-Azure Blob Storage. Naming and the meaning of the tags live in :mod:`dr_core.catalog`.
+Azure Blob Storage. Naming and the meaning of the tags live in :mod:`dr_core.catalog.tags`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from dr_core.azure_errors import storage_errors
-from dr_core.catalog import TAG_CATALOG, CatalogEntry, catalog_query, entry_from_tags, finished_query
+from dr_core.azure.errors import storage_errors
+from dr_core.catalog.tags import TAG_CATALOG, CatalogEntry, catalog_query, entry_from_tags, finished_query
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient

@@ -4,7 +4,7 @@ A :class:`Job` changes only through its step methods (:meth:`Job.begin_start`,
 :meth:`Job.record_started`, :meth:`Job.poll_again`, :meth:`Job.succeed`, :meth:`Job.fail`,
 ...). Each sets every field its step touches and returns a :class:`Step`: which message the
 job needs next, and when. The caller saves the job (conditionally, see
-:mod:`dr_core.store`) and only then sends that message, so state lives in the row, never in
+:mod:`dr_core.azure.tables`) and only then sends that message, so state lives in the row, never in
 messages.
 
 Moments are ``datetime`` objects here; they become text only at the storage edge.

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from dr_core.catalog import CatalogEntry, catalog_tags_for, entry_from_tags
+from dr_core.catalog.tags import CatalogEntry, catalog_tags_for, entry_from_tags
 from dr_core.kernel.errors import DrError
 
 if TYPE_CHECKING:
-    from dr_core.backup_store import BackupStore
+    from dr_core.azure.blobs import BackupStore
     from dr_core.kernel.settings import ProtectedInstance
 
 __all__ = ["LOG_PREFIX", "RelabelOutcome", "RelabelResult", "relabel_in_a_run", "relabel_older_backups"]

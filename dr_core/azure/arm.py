@@ -20,12 +20,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from dr_core.azure_errors import arm_errors
+from dr_core.azure.errors import arm_errors
 from dr_core.kernel.errors import ArmCallError, ArmError, parse_arm_error
 from dr_core.kernel.ids import ApimResourceId
 
 if TYPE_CHECKING:
-    from dr_core.clients import AzureClients
+    from dr_core.azure.clients import AzureClients
 
 __all__ = [
     "API_VERSION",

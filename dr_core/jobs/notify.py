@@ -16,13 +16,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dr_core.jobs import JobState
+from dr_core.jobs.job import JobState
 from dr_core.kernel.clock import iso_or_none
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from dr_core.jobs import Job
+    from dr_core.jobs.job import Job
 
 __all__ = ["Event", "LogNotifier", "Notifier", "WebhookNotifier", "announcement", "log_event", "log_transition"]
 

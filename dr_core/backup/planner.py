@@ -14,19 +14,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from dr_core.catalog import backup_blob_name
-from dr_core.jobs import Job, JobKind, JobState, make_job_id
+from dr_core.azure.tables import JobConflictError
+from dr_core.catalog.tags import backup_blob_name
+from dr_core.jobs.job import Job, JobKind, JobState, make_job_id
+from dr_core.jobs.messages import FANOUT_SIZE, WorkMessage
+from dr_core.jobs.notify import log_transition
 from dr_core.kernel.clock import iso
-from dr_core.messages import FANOUT_SIZE, WorkMessage
-from dr_core.notify import log_transition
-from dr_core.store import JobConflictError
 
 if TYPE_CHECKING:
-    from dr_core.inventory import InstanceResolver
+    from dr_core.azure.tables import JobStore
+    from dr_core.inventory.resolver import InstanceResolver
+    from dr_core.jobs.messages import WorkQueue
     from dr_core.kernel.clock import Clock
     from dr_core.kernel.settings import ProtectedInstance, Settings
-    from dr_core.messages import WorkQueue
-    from dr_core.store import JobStore
 
 __all__ = ["BackupPlanner", "PlanReport", "new_backup_job", "paced_fanouts"]
 

@@ -38,24 +38,24 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from dr_core.catalog import CatalogEntry, entry_from_tags
-from dr_core.jobs import JobKind, JobState
+from dr_core.azure.tables import JobConflictError, Record, record_key
+from dr_core.catalog.relabel import relabel_in_a_run
+from dr_core.catalog.tags import CatalogEntry, entry_from_tags
+from dr_core.jobs.job import JobKind, JobState
+from dr_core.jobs.notify import Event
 from dr_core.kernel.clock import from_iso, iso
 from dr_core.kernel.errors import DrError
 from dr_core.kernel.ids import ApimResourceId
 from dr_core.kernel.settings import ProtectedInstance
-from dr_core.labels import relabel_in_a_run
-from dr_core.notify import Event
-from dr_core.store import JobConflictError, Record, record_key
 
 if TYPE_CHECKING:
-    from dr_core.backup_store import BackupStore
-    from dr_core.inventory import InstanceResolver
-    from dr_core.jobs import Job
+    from dr_core.azure.blobs import BackupStore
+    from dr_core.azure.tables import JobStore
+    from dr_core.inventory.resolver import InstanceResolver
+    from dr_core.jobs.job import Job
+    from dr_core.jobs.notify import Notifier
     from dr_core.kernel.clock import Clock
     from dr_core.kernel.settings import Settings
-    from dr_core.notify import Notifier
-    from dr_core.store import JobStore
 
 __all__ = [
     "LOG_PREFIX",

@@ -10,7 +10,7 @@ deleted only when **all** of these hold:
 
 Only backups the catalog knows are considered: blobs carrying apim-dr's success tags, found
 with the catalog's index-tag query (:meth:`BackupStore.find`), plus those labelled before the
-catalog tag, which each run gives that tag first (:mod:`dr_core.labels`). Nothing else in a container is
+catalog tag, which each run gives that tag first (:mod:`dr_core.catalog.relabel`). Nothing else in a container is
 ever listed or deleted, except a deleted backup's sidecar documents (``<blob>.manifest.json``),
 which go with it. Blobs under a time-based immutability policy or a legal hold are skipped and
 reported: Blob Storage refuses their deletion (409), and they go once the policy allows it.
@@ -33,20 +33,20 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from dr_core.backup_store import DeleteOutcome
-from dr_core.jobs import JobKind
+from dr_core.azure.blobs import DeleteOutcome
+from dr_core.backup.manifest import MANIFEST_SUFFIX
+from dr_core.catalog.relabel import RelabelOutcome, RelabelResult, relabel_in_a_run
+from dr_core.jobs.job import JobKind
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import DrError
-from dr_core.labels import RelabelOutcome, RelabelResult, relabel_in_a_run
-from dr_core.manifest import MANIFEST_SUFFIX
 
 if TYPE_CHECKING:
-    from dr_core.backup_store import BackupStore
-    from dr_core.catalog import CatalogEntry
-    from dr_core.inventory import InstanceResolver
+    from dr_core.azure.blobs import BackupStore
+    from dr_core.azure.tables import JobStore
+    from dr_core.catalog.tags import CatalogEntry
+    from dr_core.inventory.resolver import InstanceResolver
     from dr_core.kernel.clock import Clock
     from dr_core.kernel.settings import ProtectedInstance, Settings
-    from dr_core.store import JobStore
 
 __all__ = [
     "LOG_PREFIX",

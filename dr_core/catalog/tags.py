@@ -281,7 +281,7 @@ def finished_query(service_name: str) -> str:
     """Every backup of ``service_name`` labelled finished, whether or not it has the catalog tag.
 
     The query of the catalog before the catalog tag; only the relabelling of such older backups
-    uses it (:mod:`dr_core.labels`): it returns the names, the catalog query the entries.
+    uses it (:mod:`dr_core.catalog.relabel`): it returns the names, the catalog query the entries.
     """
     return f"\"{TAG_SERVICE}\" = '{service_name.lower()}' AND \"{TAG_STATE}\" = 'succeeded'"
 

@@ -147,7 +147,7 @@ class Api:
 
     def get_operation(self, job_id: str | None) -> ApiResponse:
         """``GET /api/operations/{id}`` -> the job as JSON (``200``), ``404`` if unknown."""
-        from dr_core.jobs import parse_job_id
+        from dr_core.jobs.job import parse_job_id
 
         try:
             parse_job_id(job_id)
@@ -166,8 +166,8 @@ class Api:
         Refusals answer ``409`` (state: busy, locked, needs confirmation) or ``422`` (backup, tier,
         identity, CORS) with every check by name; nothing was sent to ARM.
         """
-        from dr_core.jobs import JobState
-        from dr_core.restore import parse_restore_request
+        from dr_core.jobs.job import JobState
+        from dr_core.restore.restorer import parse_restore_request
 
         data = parse_json_object(body, allowed={"target", "source", "backup", "dryRun", "confirm"})
         request = parse_restore_request(data)
@@ -235,7 +235,7 @@ class Api:
 
     def dashboard(self) -> ApiResponse:
         """``GET /api/dashboard``: the status page (one self-contained HTML document, no external fetch)."""
-        from dr_core.dashboard import page_headers, render_dashboard
+        from dr_core.posture.dashboard import page_headers, render_dashboard
 
         status = self._ctx.posture_status().build(None)  # the same document as GET /api/status
         return ApiResponse.page(render_dashboard(status, now=self._ctx.clock.now()), page_headers())
@@ -256,7 +256,7 @@ class Api:
         data = parse_json_object(body, allowed={"instance"})
         if "instance" not in data:
             raise InvalidRequestError("field 'instance' is required", fields={"instance": "required"})
-        from dr_core.drills import public_view
+        from dr_core.drills.drills import public_view
 
         try:
             drill = public_view(self._ctx.drills().start(data["instance"]))

@@ -1,7 +1,7 @@
 """Standby sync: after each successful backup of a primary, restore that backup into its standby.
 
 Opt-in per instance (``standbySync`` with a ``standby``). The sync is an ordinary restore job
-(trigger ``standby-sync``) started through :meth:`dr_core.restore.Restorer.start`, so every
+(trigger ``standby-sync``) started through :meth:`dr_core.restore.restorer.Restorer.start`, so every
 preflight check applies; the standby is never confirmed over, so a standby that is itself a
 protected instance (a primary) is refused by the preflight too. It is refused by name before
 that, at run time, because discovery can make an instance protected after the settings were
@@ -29,23 +29,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from dr_core.catalog import entry_from_tags, parse_backup_blob_name
-from dr_core.jobs import Job, JobKind, JobState
+from dr_core.azure.tables import JobConflictError, Record, record_key
+from dr_core.catalog.tags import entry_from_tags, parse_backup_blob_name
+from dr_core.jobs.job import Job, JobKind, JobState
+from dr_core.jobs.notify import Event, log_event
 from dr_core.kernel.clock import from_iso, iso, iso_or_none
 from dr_core.kernel.errors import DrError
 from dr_core.kernel.ids import ApimResourceId, InvalidResourceIdError
-from dr_core.notify import Event, log_event
-from dr_core.restore import RestoreRequest
-from dr_core.store import JobConflictError, Record, record_key
+from dr_core.restore.restorer import RestoreRequest
 
 if TYPE_CHECKING:
-    from dr_core.backup_store import BackupStore
-    from dr_core.inventory import InstanceResolver
+    from dr_core.azure.blobs import BackupStore
+    from dr_core.azure.tables import JobStore
+    from dr_core.inventory.resolver import InstanceResolver
+    from dr_core.jobs.notify import Notifier
     from dr_core.kernel.clock import Clock
     from dr_core.kernel.settings import ProtectedInstance, Settings
-    from dr_core.notify import Notifier
-    from dr_core.restore import Restorer
-    from dr_core.store import JobStore
+    from dr_core.restore.restorer import Restorer
 
 __all__ = ["KIND", "LOG_FIELDS", "LOG_PREFIX", "TRIGGER", "StandbySync", "SyncOutcome", "lag_hours", "standby_view"]
 
@@ -85,7 +85,7 @@ def standby_view(data: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 class StandbySync:
-    """:class:`~dr_core.worker.JobFollower` and hourly catch-up that keep opted-in standbys on the newest backup."""
+    """Job follower and hourly catch-up that keep opted-in standbys on the newest backup."""
 
     def __init__(self, *, settings: Settings, store: JobStore, restorer: Restorer, resolver: InstanceResolver,
                  backups: BackupStore, notifier: Notifier, clock: Clock) -> None:

@@ -12,7 +12,7 @@ Limits, on purpose:
   the default polling) shows up in the manifest but not in the backup. A drill would then report
   it as missing or unexpected.
 - A manifest cannot be made later: by then the source has changed. A backup without one (the
-  follower never ran, or ARM refused the reads) is not used for drills; see :mod:`dr_core.drills`.
+  follower never ran, or ARM refused the reads) is not used for drills; see :mod:`dr_core.drills.drills`.
 - Written once: an existing manifest is never overwritten (backup containers may be immutable,
   where an overwrite is refused, and the first read is the closest to the backup).
 """
@@ -22,14 +22,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from dr_core.arm import ConfigurationSummary
-from dr_core.jobs import Job, JobKind, JobState
+from dr_core.azure.arm import ConfigurationSummary
+from dr_core.jobs.job import Job, JobKind, JobState
 from dr_core.kernel.clock import iso, iso_or_none
 from dr_core.kernel.errors import DrError
 
 if TYPE_CHECKING:
-    from dr_core.arm import ApimManagement
-    from dr_core.backup_store import BackupStore
+    from dr_core.azure.arm import ApimManagement
+    from dr_core.azure.blobs import BackupStore
     from dr_core.kernel.clock import Clock
 
 __all__ = [
@@ -71,7 +71,7 @@ def summary_from_manifest(document: dict[str, Any] | None) -> ConfigurationSumma
 
 
 class ManifestRecorder:
-    """:class:`~dr_core.worker.JobFollower`: after a backup succeeds, write its manifest (once)."""
+    """:class:`~dr_core.jobs.worker.JobFollower`: after a backup succeeds, write its manifest (once)."""
 
     def __init__(self, *, arm: ApimManagement, backups: BackupStore, clock: Clock) -> None:
         self._arm = arm

@@ -14,7 +14,7 @@ Order of writes, so a crash at any point loses nothing and never sends a second 
 
 Every step goes through :meth:`Worker._commit`: save the row (conditionally), log the
 transition, then send the message the step asked for. A message whose send was lost (crash
-after the save) is picked up by the watchdog (:meth:`dr_core.planner.BackupPlanner.requeue_stalled`).
+after the save) is picked up by the watchdog (:meth:`dr_core.backup.planner.BackupPlanner.requeue_stalled`).
 """
 
 from __future__ import annotations
@@ -24,22 +24,22 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from dr_core.arm import API_VERSION, ArmCallError, BackupTarget, ServiceInfo, StartedOperation
-from dr_core.catalog import backup_metadata, backup_tags
-from dr_core.jobs import Job, JobKind, JobState, ServiceFacts, Step
+from dr_core.azure.arm import API_VERSION, ArmCallError, BackupTarget, ServiceInfo, StartedOperation
+from dr_core.azure.tables import JobConflictError
+from dr_core.catalog.tags import backup_metadata, backup_tags
+from dr_core.jobs.job import Job, JobKind, JobState, ServiceFacts, Step
+from dr_core.jobs.messages import WorkMessage
+from dr_core.jobs.notify import log_transition
 from dr_core.kernel.errors import ArmError, AzureUnavailableError, NoAnswerError
-from dr_core.messages import WorkMessage
-from dr_core.notify import log_transition
-from dr_core.store import JobConflictError
 
 if TYPE_CHECKING:
-    from dr_core.arm import ApimManagement
-    from dr_core.backup_store import BackupStore
+    from dr_core.azure.arm import ApimManagement
+    from dr_core.azure.blobs import BackupStore
+    from dr_core.azure.tables import JobStore
+    from dr_core.jobs.messages import WorkQueue
+    from dr_core.jobs.notify import Notifier
     from dr_core.kernel.clock import Clock
     from dr_core.kernel.settings import Settings
-    from dr_core.messages import WorkQueue
-    from dr_core.notify import Notifier
-    from dr_core.store import JobStore
 
 __all__ = ["JobFollower", "Worker"]
 
