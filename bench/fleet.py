@@ -58,7 +58,8 @@ def run(size: int, *, duration: float, retry_after: int, timeout: float) -> dict
 
     from dr_core.azure.tables import job_from_entity
     from dr_core.context import reset_context
-    from dr_core.jobs.job import JobKind, JobState
+    from dr_core.jobs.ids import JobKind
+    from dr_core.kernel.phases import JobState
     from emulator.funchost import FunctionsHost
     from emulator.stack import LocalAzure
 

@@ -98,7 +98,7 @@ def main(runs: int = 3) -> None:
 def _wait(get_context: Any, job_id: str, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = get_context().store.get(job_id)
+        job = get_context().jobs.get(job_id)
         if job is not None and job.state.terminal:
             return job
         time.sleep(0.05)

@@ -1,7 +1,7 @@
-"""APIM management calls through ``azure-mgmt-apimanagement``: start an operation, poll it once.
+"""The ARM calls through ``azure-mgmt-apimanagement``: start an operation, poll it once, read instances.
 
-Functions must never block on a 30-minute operation, so the long-running operation is
-split across invocations:
+Functions must never block on a 30-minute operation, so the long-running operation is split
+across invocations:
 
 - :meth:`ApimOperations.begin_backup` / :meth:`begin_restore` send only the ``POST``
   (``begin_*`` with ``polling=False``) and return the operation's ``Location`` and
@@ -16,105 +16,48 @@ from __future__ import annotations
 
 import json
 import logging
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from dr_core.azure.errors import arm_errors
-from dr_core.kernel.errors import ArmCallError, ArmError, parse_arm_error
+from azure.core.exceptions import AzureError
+
+from dr_core.kernel.errors import ArmCallError, ArmError, AzureUnavailableError, parse_arm_error
 from dr_core.kernel.ids import ApimResourceId
+from dr_core.ports import BackupTarget, ConfigurationSummary, PollResult, ServiceInfo, StartedOperation
+
+from .errors import AzureCall, Service, translate, translates
 
 if TYPE_CHECKING:
-    from dr_core.azure.clients import AzureClients
+    from .clients import AzureClients
 
-__all__ = [
-    "API_VERSION",
-    "ApimManagement",
-    "ApimOperations",
-    "ArmCallError",
-    "BackupTarget",
-    "ConfigurationSummary",
-    "PollResult",
-    "ServiceInfo",
-    "StartedOperation",
-]
+__all__ = ["ApimOperations"]
 
 logger = logging.getLogger(__name__)
 
-API_VERSION = "2024-05-01"  # azure-mgmt-apimanagement 5.x default
 _DEFAULT_RETRY_AFTER = 60.0  # real APIM answers Retry-After: 60
 _UNREACHABLE_RETRY_AFTER = 30.0  # no answer at all: ask again in half a minute
+# What each call is, in the words of its errors ({name}: the instance; {sub}: the subscription).
+_CALLS = {
+    "begin_backup": "POST .../service/{name}/backup",
+    "begin_restore": "POST .../service/{name}/restore",
+    "poll_once": "GET the operation of {name}",
+    "get_service": "GET {name}",
+    "list_tagged": "list the APIM instances of subscription {sub}",
+    "configuration_summary": "list the APIs, products and named values of {name}",
+}
 
 
-@dataclass(frozen=True)
-class BackupTarget:
-    """Where APIM writes or reads a backup, and how it reaches the storage account."""
+def _parameters(target: BackupTarget) -> Any:
+    from azure.mgmt.apimanagement.models import ApiManagementServiceBackupRestoreParameters
 
-    storage_account: str
-    container: str
-    blob_name: str
-    access_type: str
-    client_id: str | None = None
-    access_key: str | None = None  # only for AccessKey; never logged or stored
-
-    def to_parameters(self) -> Any:
-        from azure.mgmt.apimanagement.models import ApiManagementServiceBackupRestoreParameters
-
-        return ApiManagementServiceBackupRestoreParameters(
-            storage_account=self.storage_account,
-            container_name=self.container,
-            backup_name=self.blob_name,
-            access_type=self.access_type,
-            access_key=self.access_key if self.access_type == "AccessKey" else None,
-            client_id=self.client_id if self.access_type == "UserAssignedManagedIdentity" else None,
-        )
-
-
-@dataclass(frozen=True)
-class StartedOperation:
-    location: str | None  # None when ARM finished synchronously (200)
-    retry_after: float
-    resource: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class PollResult:
-    status: Literal["running", "succeeded", "failed", "retry"]
-    retry_after: float
-    resource: dict[str, Any] | None = None
-    error: ArmError | None = None
-
-
-@dataclass(frozen=True)
-class ServiceInfo:
-    resource_id: ApimResourceId
-    sku: str
-    sku_capacity: int | None
-    location: str
-    provisioning_state: str
-    identity_type: str | None
-    user_assigned_client_ids: tuple[str, ...]
-    tags: dict[str, str]
-
-    @property
-    def has_system_identity(self) -> bool:
-        return "systemassigned" in (self.identity_type or "").replace(" ", "").lower()
-
-
-@dataclass(frozen=True)
-class ConfigurationSummary:
-    """What an instance's configuration holds, by name: its APIs, products and named values.
-
-    What a restore drill compares: the backup's source at backup time (its manifest) against the
-    drill instance after the restore. Names are ARM resource names (``echo-api``), sorted.
-    """
-
-    apis: tuple[str, ...] = ()
-    products: tuple[str, ...] = ()
-    named_values: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, list[str]]:
-        return {"apis": list(self.apis), "products": list(self.products), "namedValues": list(self.named_values)}
+    return ApiManagementServiceBackupRestoreParameters(
+        storage_account=target.storage_account,
+        container_name=target.container,
+        backup_name=target.blob_name,
+        access_type=target.access_type,
+        access_key=target.access_key if target.access_type == "AccessKey" else None,
+        client_id=target.client_id if target.access_type == "UserAssignedManagedIdentity" else None,
+    )
 
 
 def _retry_after(headers: Any, default: float = _DEFAULT_RETRY_AFTER) -> float:
@@ -126,39 +69,17 @@ def _retry_after(headers: Any, default: float = _DEFAULT_RETRY_AFTER) -> float:
     return seconds if seconds > 0 else default
 
 
-class ApimManagement(ABC):
-    """The management-plane calls apim-dr makes. Refusals raise :class:`ArmCallError`."""
-
-    @abstractmethod
-    def begin_backup(self, instance: ApimResourceId, target: BackupTarget) -> StartedOperation:
-        """Send ``POST .../backup`` and return without waiting."""
-
-    @abstractmethod
-    def begin_restore(self, instance: ApimResourceId, target: BackupTarget) -> StartedOperation:
-        """Send ``POST .../restore`` and return without waiting."""
-
-    @abstractmethod
-    def poll_once(self, instance: ApimResourceId, location: str) -> PollResult:
-        """One ``GET`` of an operation's ``Location``."""
-
-    @abstractmethod
-    def get_service(self, instance: ApimResourceId) -> ServiceInfo:
-        """The instance's tier, region, state and identities."""
-
-    @abstractmethod
-    def list_tagged(self, subscription_id: str, tag: tuple[str, str]) -> list[ServiceInfo]:
-        """Every instance in the subscription carrying ``tag``."""
-
-    @abstractmethod
-    def configuration_summary(self, instance: ApimResourceId) -> ConfigurationSummary:
-        """Names of the instance's APIs, products and named values (every page of each list)."""
-
-
-class ApimOperations(ApimManagement):
-    """:class:`ApimManagement` through ``azure-mgmt-apimanagement``; one per worker, clients reused."""
+@translates(Service.ARM, sent_once=("begin_backup", "begin_restore"))
+class ApimOperations:
+    """:class:`~dr_core.ports.ApimManagement` through ``azure-mgmt-apimanagement``; one per worker, clients reused."""
 
     def __init__(self, clients: AzureClients) -> None:
         self._clients = clients
+
+    def _describe(self, method: str, args: Sequence[Any]) -> str:
+        first = args[0] if args else None
+        name = first.service_name if isinstance(first, ApimResourceId) else "?"
+        return _CALLS.get(method, method).format(name=name, sub=first)
 
     def begin_backup(self, instance: ApimResourceId, target: BackupTarget) -> StartedOperation:
         """Send ``POST .../backup`` and return without waiting.
@@ -174,15 +95,14 @@ class ApimOperations(ApimManagement):
     def _begin(self, action: str, instance: ApimResourceId, target: BackupTarget) -> StartedOperation:
         client = self._clients.arm(instance.subscription_id)
         method = getattr(client.api_management_service, f"begin_{action}")
-        with arm_errors(f"POST .../service/{instance.service_name}/{action}", sent_once=True):
-            poller = method(
-                instance.resource_group, instance.service_name, target.to_parameters(),
-                polling=False, cls=lambda pipeline_response, _deserialized, _headers: pipeline_response,
-                # Never repeat the POST: a retry after a lost answer meets our own operation's
-                # 409 ServiceLocked. The worker's recovery path finds out what happened instead.
-                retry_total=0,
-            )
-            pipeline_response = poller.result()
+        poller = method(
+            instance.resource_group, instance.service_name, _parameters(target),
+            polling=False, cls=lambda pipeline_response, _deserialized, _headers: pipeline_response,
+            # Never repeat the POST: a retry after a lost answer meets our own operation's
+            # 409 ServiceLocked. The worker's recovery path finds out what happened instead.
+            retry_total=0,
+        )
+        pipeline_response = poller.result()
         response = pipeline_response.http_response
         if response.status_code == 200:
             return StartedOperation(location=None, retry_after=0, resource=_json_or_none(response))
@@ -197,22 +117,22 @@ class ApimOperations(ApimManagement):
         """One ``GET`` of the operation's ``Location``; anything short of an answer is "ask again later"."""
         from azure.core.rest import HttpRequest
 
-        from dr_core.kernel.errors import AzureUnavailableError
-
         self._check_location(location)
         client = self._clients.arm(instance.subscription_id)
         try:
-            with arm_errors(f"GET the operation of {instance.service_name}"):
-                # ``_send_request`` is the management clients' documented raw-request entry point
-                # (aka.ms/azsdk/dpcodegen/python/send_request): the client's own pipeline and
-                # bearer auth. One try: the queue, not a sleep in this invocation, waits.
-                response = client._send_request(HttpRequest("GET", location), retry_total=0)
-        except AzureUnavailableError as e:
-            return PollResult("retry", _UNREACHABLE_RETRY_AFTER, error=ArmError(e.error_code, e.message))
-        except ArmCallError as e:
-            if e.error.retryable:
-                return PollResult("retry", e.error.retry_after or _UNREACHABLE_RETRY_AFTER, error=e.error)
-            return PollResult("failed", 0, error=e.error)
+            # ``_send_request`` is the management clients' documented raw-request entry point
+            # (aka.ms/azsdk/dpcodegen/python/send_request): the client's own pipeline and
+            # bearer auth. One try: the queue, not a sleep in this invocation, waits.
+            response = client._send_request(HttpRequest("GET", location), retry_total=0)
+        except AzureError as raw:
+            e = translate(raw, AzureCall(Service.ARM, self._describe("poll_once", [instance])))
+            if isinstance(e, ArmCallError):
+                if e.error.retryable:
+                    return PollResult("retry", e.error.retry_after or _UNREACHABLE_RETRY_AFTER, error=e.error)
+                return PollResult("failed", 0, error=e.error)
+            if isinstance(e, AzureUnavailableError):
+                return PollResult("retry", _UNREACHABLE_RETRY_AFTER, error=ArmError(e.error_code, e.message))
+            raise e from raw
         retry_after = _retry_after(response.headers)
         if response.status_code == 202:
             return PollResult("running", retry_after)
@@ -226,8 +146,7 @@ class ApimOperations(ApimManagement):
     def get_service(self, instance: ApimResourceId) -> ServiceInfo:
         """:raises ArmCallError: e.g. ``ResourceNotFound``. :raises AzureUnavailableError: ARM unreachable."""
         client = self._clients.arm(instance.subscription_id)
-        with arm_errors(f"GET {instance.service_name}"):
-            svc = client.api_management_service.get(instance.resource_group, instance.service_name)
+        svc = client.api_management_service.get(instance.resource_group, instance.service_name)
         return _service_info(instance, svc)
 
     def list_tagged(self, subscription_id: str, tag: tuple[str, str]) -> list[ServiceInfo]:
@@ -235,28 +154,24 @@ class ApimOperations(ApimManagement):
         client = self._clients.arm(subscription_id)
         name, value = tag[0].lower(), tag[1].lower()
         found: list[ServiceInfo] = []
-        with arm_errors(f"list the APIM instances of subscription {subscription_id}"):
-            for svc in client.api_management_service.list():
-                tags = {k.lower(): (v or "").lower() for k, v in (svc.tags or {}).items()}
-                if tags.get(name) == value:
-                    found.append(_service_info(ApimResourceId.parse(svc.id), svc))
+        for svc in client.api_management_service.list():
+            tags = {k.lower(): (v or "").lower() for k, v in (svc.tags or {}).items()}
+            if tags.get(name) == value:
+                found.append(_service_info(ApimResourceId.parse(svc.id), svc))
         return found
 
     def configuration_summary(self, instance: ApimResourceId) -> ConfigurationSummary:
         """Three list calls (``Api_ListByService``, ``Product_ListByService``, ``NamedValue_ListByService``).
 
-        The pager follows ``nextLink`` inside :func:`arm_errors`, so a failure on any page is an
+        The pagers follow ``nextLink`` inside this method, so a failure on any page is an
         :class:`ArmCallError` (e.g. ``AuthorizationFailed`` without ``service/apis/read``) or an
         :class:`~dr_core.kernel.errors.AzureUnavailableError`.
         """
         client = self._clients.arm(instance.subscription_id)
         rg, name = instance.resource_group, instance.service_name
-        with arm_errors(f"list the APIs of {name}"):
-            apis = sorted(str(item.name) for item in client.api.list_by_service(rg, name))
-        with arm_errors(f"list the products of {name}"):
-            products = sorted(str(item.name) for item in client.product.list_by_service(rg, name))
-        with arm_errors(f"list the named values of {name}"):
-            named_values = sorted(str(item.name) for item in client.named_value.list_by_service(rg, name))
+        apis = sorted(str(item.name) for item in client.api.list_by_service(rg, name))
+        products = sorted(str(item.name) for item in client.product.list_by_service(rg, name))
+        named_values = sorted(str(item.name) for item in client.named_value.list_by_service(rg, name))
         return ConfigurationSummary(tuple(apis), tuple(products), tuple(named_values))
 
     def _check_location(self, location: str) -> None:

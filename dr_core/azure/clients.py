@@ -14,6 +14,7 @@ HTTPS stand-ins need no switch in this code.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -181,6 +182,22 @@ class AzureClients:
                 self._backup_blobs = BlobServiceClient(self.settings.backup_blob_endpoint, credential=credential,
                                                        retry_policy=_storage_retry("blob"))
             return self._backup_blobs
+
+    def ensure_app_storage(self) -> None:
+        """Create the jobs table and the work queues if they are missing.
+
+        In Azure, infra/ creates them; locally they may not exist yet. The caller does this once per process.
+        """
+        from azure.core.exceptions import ResourceExistsError
+
+        from .errors import AzureCall, Service, translated
+
+        with translated(AzureCall(Service.STORAGE, "the app's storage (jobs table and work queue)")):
+            with contextlib.suppress(ResourceExistsError):
+                self.jobs_table().create_table()
+            for queue in (self.work_queue(), self.poll_queue()):
+                with contextlib.suppress(ResourceExistsError):
+                    queue.create_queue()
 
     def _app_storage_credential_unlocked(self) -> TokenCredential:
         # Called with self._lock held: build the credential without re-entering the lock.

@@ -12,7 +12,7 @@ Limits, on purpose:
   the default polling) shows up in the manifest but not in the backup. A drill would then report
   it as missing or unexpected.
 - A manifest cannot be made later: by then the source has changed. A backup without one (the
-  follower never ran, or ARM refused the reads) is not used for drills; see :mod:`dr_core.drills.drills`.
+  follower never ran, or ARM refused the reads) is not used for drills; see :mod:`dr_core.drills`.
 - Written once: an existing manifest is never overwritten (backup containers may be immutable,
   where an overwrite is refused, and the first read is the closest to the backup).
 """
@@ -22,15 +22,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from dr_core.azure.arm import ConfigurationSummary
-from dr_core.jobs.job import Job, JobKind, JobState
+from dr_core.jobs.ids import JobKind
 from dr_core.kernel.clock import iso, iso_or_none
 from dr_core.kernel.errors import DrError
+from dr_core.kernel.phases import JobState
+from dr_core.ports import ConfigurationSummary
 
 if TYPE_CHECKING:
-    from dr_core.azure.arm import ApimManagement
-    from dr_core.azure.blobs import BackupStore
+    from dr_core.jobs.job import Job
     from dr_core.kernel.clock import Clock
+    from dr_core.ports import ApimManagement, BackupStore
 
 __all__ = [
     "COLLECTIONS",

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from dr_core.catalog.tags import CatalogEntry, catalog_tags_for, entry_from_tags
 from dr_core.kernel.errors import DrError
 
+from .entry import CatalogEntry
+from .tags import catalog_tags_for, entry_from_tags
+
 if TYPE_CHECKING:
-    from dr_core.azure.blobs import BackupStore
     from dr_core.kernel.settings import ProtectedInstance
+    from dr_core.ports import BackupStore
 
 __all__ = ["LOG_PREFIX", "RelabelOutcome", "RelabelResult", "relabel_in_a_run", "relabel_older_backups"]
 

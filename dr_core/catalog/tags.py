@@ -1,46 +1,35 @@
-"""Backup blobs: their names, metadata and index tags, built and parsed in one place.
+"""Index tags and metadata of finished backups, and the tag queries of the catalog.
 
-Name: ``{service}/{yyyy}/{mm}/{dd}/{service}-{yyyyMMddTHHmmssZ}.apimbackup``, the time being
-the job's slot. APIM service names are globally unique (they are DNS names), and one job
-exists per instance and slot, so a name is never reused by another job: no backup is
-overwritten. The date folders keep listings of one service cheap.
-
-After a backup succeeds, the blob gets metadata (for humans and ``az storage blob show``)
-and index tags (so "latest restorable backup of X" is one ``find_blobs_by_tags`` query).
+After a backup succeeds, the blob gets metadata (for humans and ``az storage blob show``) and index
+tags (so "latest restorable backup of X" is one ``find_blobs_by_tags`` query). Names live in
+:mod:`.naming`, the entries the tags make in :mod:`.entry`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+
+from .entry import CatalogEntry, stamp
+from .naming import BACKUP_RETENTION, parse_backup_blob_name
 
 __all__ = [
-    "BACKUP_RETENTION",
-    "RESTORABLE_TIERS",
     "TAG_CATALOG",
     "TAG_CREATED",
     "TAG_EXPIRES",
+    "TAG_JOB",
+    "TAG_LOCATION",
     "TAG_SERVICE",
+    "TAG_SIZE",
     "TAG_SKU",
     "TAG_STATE",
-    "BackupBlob",
-    "CatalogEntry",
-    "backup_blob_name",
     "backup_metadata",
     "backup_tags",
     "catalog_query",
     "catalog_tags_for",
     "entry_from_tags",
     "finished_query",
-    "parse_backup_blob_name",
 ]
-
-# APIM refuses to restore a backup older than 30 days ("Cannot restore: backup expired").
-BACKUP_RETENTION = timedelta(days=30)
-# The only tiers with backup and restore (lower case, as compared).
-RESTORABLE_TIERS = frozenset({"developer", "basic", "standard", "premium"})
-SUFFIX = ".apimbackup"
 
 TAG_SERVICE = "apimdr_service"
 TAG_SKU = "apimdr_sku"
@@ -56,52 +45,6 @@ TAG_CATALOG = "apimdr_catalog"
 _CATALOG_VERSION = "v1"
 _TAG_VALUE_RE = re.compile(r"[^A-Za-z0-9 +\-./:=_]")
 
-_NAME_RE = re.compile(
-    r"^(?P<service>[A-Za-z0-9-]{1,50})/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/"
-    r"(?P=service)-(?P<stamp>\d{8}T\d{6}Z)\.apimbackup$"
-)
-
-
-@dataclass(frozen=True)
-class BackupBlob:
-    service_name: str
-    created: datetime
-
-    @property
-    def name(self) -> str:
-        return backup_blob_name(self.service_name, self.created)
-
-    @property
-    def expires(self) -> datetime:
-        return self.created + BACKUP_RETENTION
-
-
-def backup_blob_name(service_name: str, moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return f"{service_name}/{moment:%Y/%m/%d}/{service_name}-{moment:%Y%m%dT%H%M%SZ}{SUFFIX}"
-
-
-def parse_backup_blob_name(name: str) -> BackupBlob:
-    """:raises ValueError: if ``name`` is not a blob name apim-dr makes."""
-    if not isinstance(name, str) or len(name) > 200:
-        raise ValueError("not an apim-dr backup blob name")
-    match = _NAME_RE.match(name)
-    if not match:
-        raise ValueError(
-            "not an apim-dr backup blob name: expected {service}/{yyyy}/{mm}/{dd}/{service}-{yyyyMMddTHHmmssZ}"
-            + SUFFIX
-        )
-    created = datetime.strptime(match.group("stamp"), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    if (match.group("y"), match.group("m"), match.group("d")) != (
-        f"{created:%Y}", f"{created:%m}", f"{created:%d}"
-    ):
-        raise ValueError("backup blob name: the date folders do not match the time stamp")
-    return BackupBlob(match.group("service"), created)
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def backup_metadata(
     *, source_resource_id: str, sku: str, sku_capacity: int | None, location: str, job_id: str,
@@ -115,8 +58,8 @@ def backup_metadata(
         "location": _ascii(location),
         "job_id": job_id,
         "api_version": api_version,
-        "created": _stamp(created),
-        "expires": _stamp(created + BACKUP_RETENTION),
+        "created": stamp(created),
+        "expires": stamp(created + BACKUP_RETENTION),
     }
 
 
@@ -129,13 +72,13 @@ def backup_tags(*, service_name: str, sku: str, created: datetime, job_id: str, 
     tags = {
         TAG_SERVICE: service_name.lower(),
         TAG_SKU: _tag_value(sku),
-        TAG_CREATED: _stamp(created),
-        TAG_EXPIRES: _stamp(created + BACKUP_RETENTION),
+        TAG_CREATED: stamp(created),
+        TAG_EXPIRES: stamp(created + BACKUP_RETENTION),
         TAG_STATE: "succeeded",
         TAG_JOB: job_id,
         TAG_SIZE: str(int(size)),
         TAG_LOCATION: _tag_value(location),
-        TAG_CATALOG: _catalog_value(_stamp(created), sku, str(int(size)), job_id, location),
+        TAG_CATALOG: _catalog_value(stamp(created), sku, str(int(size)), job_id, location),
     }
     # An empty value (no location known) is left out rather than sent: not every store accepts it.
     return {name: value for name, value in tags.items() if value}
@@ -171,60 +114,6 @@ def catalog_tags_for(tags: dict[str, str]) -> dict[str, str] | None:
 
 def _tag_value(text: str) -> str:
     return _TAG_VALUE_RE.sub("_", text)[:256]
-
-
-@dataclass(frozen=True)
-class CatalogEntry:
-    """One backup as the catalog knows it (from index tags, no extra reads)."""
-
-    container: str
-    blob_name: str
-    service_name: str
-    sku: str
-    created: datetime
-    expires: datetime
-    size: int | None
-    location: str
-    job_id: str
-
-    def restorable_for(self, target_sku: str | None, *, now: datetime,
-                       margin: timedelta = timedelta(0)) -> tuple[bool, str | None]:
-        """Whether APIM would accept this backup for a target of ``target_sku``, and if not, why."""
-        if now >= self.expires:
-            return False, f"expired on {_stamp(self.expires)} (backups are restorable for 30 days)"
-        if now + margin >= self.expires:
-            return False, f"expires on {_stamp(self.expires)}, within the configured margin"
-        if target_sku is not None and target_sku.lower() != self.sku.lower():
-            return False, f"backup tier is {self.sku}, the target's is {target_sku}"
-        return True, None
-
-    def restorable(self, *, now: datetime, margin: timedelta = timedelta(0)) -> tuple[bool, str | None]:
-        """Whether APIM would restore this backup into some instance of its tier, and if not, why.
-
-        Not expired (with ``margin``) and of a tier that has restore at all; no target in view.
-        """
-        restorable, reason = self.restorable_for(None, now=now, margin=margin)
-        if restorable and self.sku.lower() not in RESTORABLE_TIERS:
-            return False, (f"the {self.sku or 'unrecorded'} tier cannot be restored (only Developer, Basic, "
-                           "Standard and Premium)")
-        return restorable, reason
-
-    def to_json(self, *, now: datetime, target_sku: str | None = None,
-                margin: timedelta = timedelta(0)) -> dict[str, object]:
-        restorable, reason = self.restorable_for(target_sku, now=now, margin=margin)
-        return {
-            "container": self.container,
-            "blobName": self.blob_name,
-            "serviceName": self.service_name,
-            "sku": self.sku,
-            "createdAt": _stamp(self.created),
-            "expiresAt": _stamp(self.expires),
-            "sizeBytes": self.size,
-            "location": self.location,
-            "jobId": self.job_id,
-            "restorable": restorable,
-            "notRestorableBecause": reason,
-        }
 
 
 def entry_from_tags(container: str, blob_name: str, tags: dict[str, str]) -> CatalogEntry | None:

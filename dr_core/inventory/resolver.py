@@ -17,7 +17,7 @@ from dr_core.kernel.ids import ApimResourceId, InvalidResourceIdError
 from dr_core.kernel.settings import ProtectedInstance, Settings
 
 if TYPE_CHECKING:
-    from dr_core.azure.arm import ApimManagement
+    from dr_core.ports import ApimManagement
 
 __all__ = ["InstanceResolver", "Inventory", "Resolved", "UnknownInstanceError"]
 
@@ -42,10 +42,6 @@ class Resolved:
 
     resource_id: ApimResourceId
     protected: ProtectedInstance | None
-
-    @property
-    def is_standby_only(self) -> bool:
-        return self.protected is None
 
 
 class InstanceResolver:

@@ -1,70 +1,61 @@
-"""Jobs: one per backup or restore, and the state machine that moves them.
+"""A job: one backup or restore, the row that says where it stands, and the state machine that moves it.
 
-A :class:`Job` changes only through its step methods (:meth:`Job.begin_start`,
-:meth:`Job.record_started`, :meth:`Job.poll_again`, :meth:`Job.succeed`, :meth:`Job.fail`,
-...). Each sets every field its step touches and returns a :class:`Step`: which message the
-job needs next, and when. The caller saves the job (conditionally, see
-:mod:`dr_core.azure.tables`) and only then sends that message, so state lives in the row, never in
-messages.
+A :class:`Job` is made by :meth:`Job.new_backup` or :meth:`Job.new_restore` and changes only through
+its step methods (:meth:`Job.begin_start`, :meth:`Job.record_started`, :meth:`Job.poll_again`,
+:meth:`Job.succeed`, :meth:`Job.fail`, ...). Each sets every field its step touches and returns a
+:class:`Step`: whether the job must be resumed, and when. The caller saves the job (conditionally)
+and only then sends the message that resumes it (:meth:`WorkMessage.resume
+<dr_core.jobs.messages.WorkMessage.resume>`), so state lives in the row, never in messages.
 
 Moments are ``datetime`` objects here; they become text only at the storage edge.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from dr_core.catalog.naming import backup_blob_name
 from dr_core.kernel.clock import iso_or_none
 from dr_core.kernel.errors import ArmError
 from dr_core.kernel.ids import ApimResourceId
+from dr_core.kernel.phases import JobState
+from dr_core.kernel.settings import StorageAccessType
+
+from .ids import JobKind, make_job_id
+
+if TYPE_CHECKING:
+    from dr_core.catalog.entry import CatalogEntry
+    from dr_core.kernel.settings import ProtectedInstance, Settings
 
 __all__ = [
+    "TRANSITIONS",
     "InvalidTransitionError",
     "Job",
     "JobKind",
     "JobState",
     "ServiceFacts",
     "Step",
-    "make_job_id",
-    "parse_job_id",
-    "partition_of",
+    "Trigger",
 ]
 
 
-class JobKind(StrEnum):
-    BACKUP = "backup"
-    RESTORE = "restore"
+class Trigger(StrEnum):
+    """What asked for a job (or a drill): recorded on it, shown by the API, the CLI and the log lines."""
 
+    SCHEDULE = "schedule"  # a timer
+    ON_DEMAND = "on-demand"  # POST /api/backups, POST /api/drills
+    HTTP = "http"  # POST /api/restores
+    CLI = "cli"
+    STANDBY_SYNC = "standby-sync"  # a restore that keeps a standby on its primary's newest backup
+    DRILL = "drill"  # a drill's restore
+    UNKNOWN = "unknown"  # a drill rebuilt from its job, whose own trigger was never recorded
 
-class JobState(StrEnum):
-    PLANNED = "Planned"
-    STARTING = "Starting"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    TIMED_OUT = "TimedOut"
-    REFUSED = "Refused"
-
-    @property
-    def terminal(self) -> bool:
-        return self in _TERMINAL
-
-    @property
-    def announced_on_end(self) -> bool:
-        """States a person must hear about (once)."""
-        return self in (JobState.FAILED, JobState.TIMED_OUT)
-
-
-_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED})
 
 # The only moves a job may make. Starting -> Planned is "ARM said not now (409/429), wait".
-_ALLOWED: dict[JobState, frozenset[JobState]] = {
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.PLANNED: frozenset({JobState.STARTING, JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED}),
     JobState.STARTING: frozenset({JobState.PLANNED, JobState.STARTING, JobState.RUNNING, JobState.SUCCEEDED,
                                   JobState.FAILED, JobState.TIMED_OUT}),
@@ -75,61 +66,19 @@ _ALLOWED: dict[JobState, frozenset[JobState]] = {
     JobState.REFUSED: frozenset(),
 }
 
-_JOB_ID_RE = re.compile(
-    r"^(?P<kind>backup|restore)-(?P<slot>\d{8}T\d{6}Z)-(?P<service>[A-Za-z0-9-]{1,50})-(?P<h>[0-9a-f]{8})$"
-)
-_MAX_JOB_ID = 100
-
 
 class InvalidTransitionError(ValueError):
     """A state change the state machine does not allow."""
 
 
-def make_job_id(kind: JobKind, instance: ApimResourceId, slot: datetime, *, unique: bool = False) -> str:
-    """The job of ``instance`` in ``slot``.
-
-    By default the same inputs always give the same ID (idempotent planning: a re-fired timer
-    or a double-clicked backup finds its job). ``unique`` mixes in a random nonce, for jobs
-    that must never meet an earlier one (restores: a refused request must not block the next).
-    """
-    slot = slot.astimezone(UTC).replace(microsecond=0)
-    nonce = f"|{uuid.uuid4().hex}" if unique else ""
-    digest = hashlib.sha256(f"{kind.value}|{instance.key}{nonce}".encode()).hexdigest()[:8]
-    return f"{kind.value}-{slot:%Y%m%dT%H%M%SZ}-{instance.service_name}-{digest}"
-
-
-def parse_job_id(job_id: object) -> tuple[JobKind, datetime]:
-    """Validate a job ID (it may come from an HTTP path or a queue message) and return its kind and slot.
-
-    :raises ValueError: if it is not a job ID apim-dr makes.
-    """
-    if not isinstance(job_id, str) or len(job_id) > _MAX_JOB_ID:
-        raise ValueError("not a job ID")
-    match = _JOB_ID_RE.match(job_id)
-    if not match:
-        raise ValueError("not a job ID: expected {backup|restore}-{yyyyMMddTHHmmssZ}-{service}-{8 hex}")
-    try:
-        slot = datetime.strptime(match.group("slot"), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError as e:
-        raise ValueError("not a job ID: its time stamp is not a date") from e
-    return JobKind(match.group("kind")), slot
-
-
-def partition_of(kind: JobKind, slot: datetime) -> str:
-    """The table partition of a job: one per kind and UTC day of its slot (derivable from the ID)."""
-    return f"{kind.value}-{slot.astimezone(UTC):%Y%m%d}"
-
-
 @dataclass(frozen=True)
 class Step:
-    """What a step produced: the message the job needs next (after ``delay`` seconds), once the row is saved.
-
-    ``transition`` says whether the step is worth a structured log line (state changes and
-    new attempts are; a poll that found the operation still running is not).
+    """What a step produced, for the one who saves it: resume the job after ``resume_after`` seconds (None: not
+    at all), and whether the step is worth a structured log line (state changes and new attempts are; a poll
+    that found the operation still running is not). Which message resumes it follows from the job itself.
     """
 
-    next_op: Literal["start", "poll"] | None = None
-    delay: int = 0
+    resume_after: int | None = None
     transition: bool = True
 
 
@@ -149,7 +98,7 @@ class Job:
     instance: str
     service_name: str
     state: JobState
-    trigger: str
+    trigger: Trigger
     slot: datetime
     created_at: datetime
     updated_at: datetime
@@ -180,6 +129,56 @@ class Job:
     remediation: str | None = None
     announced: bool = False
     etag: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def new_backup(cls, settings: Settings, instance: ProtectedInstance, slot: datetime, *, trigger: Trigger,
+                   now: datetime) -> Job:
+        """The backup of ``instance`` for ``slot``: the same inputs make the same job (and blob name)."""
+        slot = slot.astimezone(UTC).replace(microsecond=0)
+        return cls(
+            job_id=make_job_id(JobKind.BACKUP, instance.resource_id, slot),
+            kind=JobKind.BACKUP,
+            instance=str(instance.resource_id),
+            service_name=instance.name,
+            state=JobState.PLANNED,
+            trigger=trigger,
+            slot=slot,
+            created_at=now,
+            updated_at=now,
+            deadline=now + timedelta(minutes=settings.backup_timeout_minutes),
+            storage_account=settings.backup_account,
+            container=instance.container,
+            blob_name=backup_blob_name(instance.name, slot),
+            access_type=instance.access_type.value,
+            client_id=instance.client_id,
+            next_action_at=now,
+        )
+
+    @classmethod
+    def new_restore(cls, *, target: ApimResourceId, source: ApimResourceId, backup: CatalogEntry | None,
+                    storage_account: str, access_type: StorageAccessType, client_id: str | None,
+                    timeout_minutes: int, trigger: Trigger, now: datetime) -> Job:
+        """A restore of ``backup`` (of ``source``) into ``target``; every restore gets a new ID."""
+        return cls(
+            job_id=make_job_id(JobKind.RESTORE, target, now, unique=True),
+            kind=JobKind.RESTORE,
+            instance=str(target),
+            service_name=target.service_name,
+            state=JobState.PLANNED,
+            trigger=trigger,
+            slot=now,
+            created_at=now,
+            updated_at=now,
+            deadline=now + timedelta(minutes=timeout_minutes),
+            storage_account=storage_account,
+            container=backup.container if backup else "",
+            blob_name=backup.blob_name if backup else "",
+            access_type=access_type.value,
+            client_id=client_id if access_type is StorageAccessType.USER_ASSIGNED else None,
+            source_instance=str(source),
+            sku=backup.sku if backup else None,
+            next_action_at=now,
+        )
 
     @property
     def resource_id(self) -> ApimResourceId:
@@ -222,13 +221,13 @@ class Job:
         self.poll_seq = 1
         self.wait_reason = None
         self.next_action_at = now + timedelta(seconds=delay)
-        return Step("poll", delay)
+        return Step(delay)
 
     def retry_start_later(self, now: datetime, *, reason: str, delay: int) -> Step:
         """ARM refused the start and nothing runs (409 ServiceLocked, 429): back to Planned, try again later."""
         self._move(JobState.PLANNED, now)
         self.start_uncertain = False
-        return self._schedule(now, "start", reason, delay)
+        return self._schedule(now, reason, delay)
 
     def await_start_outcome(self, now: datetime, *, reason: str, delay: int, unanswered: bool = False) -> Step:
         """The start's outcome is unknown (no answer, 5xx, or the instance is busy): stay Starting, check later.
@@ -240,7 +239,7 @@ class Job:
         self.start_uncertain = True
         if unanswered:
             self.unanswered_posts += 1
-        return self._schedule(now, "start", reason, delay, transition=self.wait_reason != reason)
+        return self._schedule(now, reason, delay, transition=self.wait_reason != reason)
 
     def count_poll(self) -> None:
         self.polls += 1
@@ -249,7 +248,7 @@ class Job:
         """The operation still runs (or the poll should be repeated): the next poll, with a new sequence number."""
         self._touch(now)
         self.poll_seq += 1
-        return self._schedule(now, "poll", reason, delay, transition=False)
+        return self._schedule(now, reason, delay, transition=False)
 
     def succeed(self, now: datetime, *, facts: ServiceFacts | None = None, blob_size: int | None = None) -> Step:
         if facts is not None:
@@ -291,7 +290,7 @@ class Job:
         return Step(transition=False)
 
     def _move(self, new_state: JobState, now: datetime) -> None:
-        if new_state not in _ALLOWED[self.state]:
+        if new_state not in TRANSITIONS[self.state]:
             raise InvalidTransitionError(f"job {self.job_id}: {self.state.value} -> {new_state.value} is not allowed")
         self.state = new_state
         self._touch(now)
@@ -302,11 +301,10 @@ class Job:
     def _touch(self, now: datetime) -> None:
         self.updated_at = now
 
-    def _schedule(self, now: datetime, op: Literal["start", "poll"], reason: str | None, delay: int, *,
-                  transition: bool = True) -> Step:
+    def _schedule(self, now: datetime, reason: str | None, delay: int, *, transition: bool = True) -> Step:
         self.wait_reason = reason
         self.next_action_at = now + timedelta(seconds=delay)
-        return Step(op, delay, transition)
+        return Step(delay, transition)
 
     # -- views ------------------------------------------------------------------------------------
     def public_view(self, *, now: datetime) -> dict[str, Any]:
@@ -318,7 +316,7 @@ class Job:
             "state": self.state.value,
             "instance": self.instance,
             "serviceName": self.service_name,
-            "trigger": self.trigger,
+            "trigger": self.trigger.value,
             "createdAt": iso_or_none(self.created_at),
             "updatedAt": iso_or_none(self.updated_at),
             "startedAt": iso_or_none(self.started_at),

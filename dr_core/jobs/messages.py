@@ -1,34 +1,31 @@
-"""The work queue and its messages: "work on job X" (plus a poll sequence), never the job's state itself.
+"""The work messages: "work on job X" (plus a poll sequence), never the job's state itself.
 
 ``{"v": 1, "op": "start" | "poll" | "fanout", "job": id, "seq": n, "jobs": [ids]}``
 
 ``fanout`` carries many job IDs so that the timer sends a few messages for a thousand jobs;
-the worker that receives it enqueues one ``start`` per job.
+the worker that receives it enqueues one ``start`` per job. Which message resumes a job follows
+from the job alone (:meth:`WorkMessage.resume`): the worker after each step, the watchdog for a
+stalled job and the CLI taking a job over all ask it.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from dr_core.jobs.job import parse_job_id
 from dr_core.kernel.errors import DrError
+from dr_core.kernel.phases import JobState
+
+from .ids import parse_job_id
 
 if TYPE_CHECKING:
-    from azure.storage.queue import QueueClient
+    from .job import Job
 
-__all__ = ["FANOUT_SIZE", "InvalidMessageError", "StorageWorkQueue", "WorkMessage", "WorkQueue", "send_messages"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["FANOUT_SIZE", "InvalidMessageError", "WorkMessage"]
 
 FANOUT_SIZE = 32
 _MAX_MESSAGE_CHARS = 48_000  # queue messages are at most 64 KiB once base64-encoded
-_SEND_THREADS = 16
 
 Op = Literal["start", "poll", "fanout"]
 
@@ -45,6 +42,14 @@ class WorkMessage:
     job: str = ""
     seq: int = 0
     jobs: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def resume(cls, job: Job) -> WorkMessage:
+        """The message that moves ``job`` on from where its row says it stands: a poll of the running
+        operation (with the row's sequence number, so an older poll is recognised as stale), else a start."""
+        if job.state is JobState.RUNNING:
+            return cls("poll", job=job.job_id, seq=job.poll_seq)
+        return cls("start", job=job.job_id)
 
     def encode(self) -> str:
         body: dict[str, object] = {"v": 1, "op": self.op}
@@ -89,51 +94,3 @@ def _check_job_id(job_id: object) -> None:
         parse_job_id(job_id)
     except ValueError as e:
         raise InvalidMessageError(f"bad job ID: {e}") from e
-
-
-def send_messages(queue: QueueClient, messages: list[tuple[WorkMessage, int]]) -> None:
-    """Send ``(message, visibility delay in seconds)`` pairs, in parallel when there are several.
-
-    Queue storage has no batch send, so parallel requests keep the timer fast.
-    """
-    if not messages:
-        return
-
-    def send(item: tuple[WorkMessage, int]) -> None:
-        message, delay = item
-        queue.send_message(message.encode(), visibility_timeout=max(0, int(delay)) or None)
-
-    if len(messages) == 1:
-        send(messages[0])
-        return
-    with ThreadPoolExecutor(max_workers=min(_SEND_THREADS, len(messages))) as pool:
-        list(pool.map(send, messages))
-
-
-class WorkQueue(ABC):
-    """Where the next step of a job is announced: ``(message, visibility delay in seconds)``."""
-
-    @abstractmethod
-    def send(self, messages: Sequence[tuple[WorkMessage, int]]) -> None:
-        """Send every message; a message becomes visible after its delay."""
-
-
-class StorageWorkQueue(WorkQueue):
-    """Azure Queue storage: starts and fan-outs on the work queue, polls on the poll queue.
-
-    Two queues (and two functions) so that polls never wait behind a backlog of starts: a
-    thousand planned starts must not delay the status of operations that already run.
-    """
-
-    def __init__(self, work: QueueClient, polls: QueueClient) -> None:
-        self._work = work
-        self._polls = polls
-
-    def send(self, messages: Sequence[tuple[WorkMessage, int]]) -> None:
-        from dr_core.azure.errors import storage_errors
-
-        polls = [m for m in messages if m[0].op == "poll"]
-        others = [m for m in messages if m[0].op != "poll"]
-        with storage_errors("the work queues"):
-            send_messages(self._polls, polls)
-            send_messages(self._work, others)

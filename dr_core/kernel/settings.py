@@ -1,8 +1,10 @@
-"""Typed, validated app settings.
+"""Typed, validated app settings, and the schedules of the timers.
 
-Every setting the code reads is declared once in :data:`SETTINGS` (name, default, meaning).
-``docs/configuration.md``, ``local.settings.example.json`` and ``infra/`` are checked against
-this table by the tests, so the four cannot drift apart.
+Every setting the code reads is declared once in :data:`SETTINGS`: its name, its default (the
+only place a default is written in the code) and its meaning. ``docs/configuration.md``,
+``local.settings.example.json`` and ``infra/`` are checked against this table by the tests, by
+name and by default value, so they cannot drift apart. The timers' schedules are here too:
+``BACKUP_SCHEDULE`` (a setting) and the five fixed in code (:data:`TIMER_SCHEDULES`).
 
 Loading collects every problem before raising, so an operator fixes all of them in one
 round; one bad entry in ``APIM_DR_INSTANCES`` is reported on its own and does not stop
@@ -23,9 +25,15 @@ from .ids import ApimResourceId, InvalidResourceIdError
 from .schedule import InvalidScheduleError, Ncrontab
 
 __all__ = [
+    "DRILL_SCHEDULE",
     "JOBS_TABLE",
     "POLL_QUEUE",
+    "RETENTION_SCHEDULE",
+    "RPO_SCHEDULE",
     "SETTINGS",
+    "STANDBY_SYNC_SCHEDULE",
+    "TIMER_SCHEDULES",
+    "WATCHDOG_SCHEDULE",
     "WORK_QUEUE",
     "AppStorage",
     "Posture",
@@ -35,6 +43,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "StorageAccessType",
+    "default_of",
     "load_settings",
 ]
 
@@ -44,10 +53,21 @@ WORK_QUEUE = "apim-dr-jobs"
 # Polls have their own queue (and function), so a backlog of starts never delays a poll.
 POLL_QUEUE = "apim-dr-polls"
 
-DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
-DEFAULT_SCHEDULE = "0 0 2 * * *"
-DEFAULT_DISCOVERY_TAG = "apim-dr:backup=true"
-DEFAULT_CONTAINER = "apim-backups"
+# The timers whose schedules are fixed in code (no app setting), by function name; all UTC, NCRONTAB with seconds.
+# Backups follow BACKUP_SCHEDULE (a setting, default in SETTINGS). The hourly ones sit at minutes away from
+# the watchdog's and from each other.
+WATCHDOG_SCHEDULE = "0 */5 * * * *"  # requeue_stalled_jobs: a lost step costs minutes, not hours
+RPO_SCHEDULE = "0 */15 * * * *"  # check_rpo: a breach is noticed within a quarter of an hour
+RETENTION_SCHEDULE = "0 30 3 * * *"  # prune_backups: after the default 02:00 backups; ages move by days
+STANDBY_SYNC_SCHEDULE = "0 20 * * * *"  # sync_standbys: catches up on what a crash skipped
+DRILL_SCHEDULE = "0 40 * * * *"  # run_drills: starts the drills that are due, finishes missed ones
+TIMER_SCHEDULES = {
+    "requeue_stalled_jobs": WATCHDOG_SCHEDULE,
+    "check_rpo": RPO_SCHEDULE,
+    "prune_backups": RETENTION_SCHEDULE,
+    "sync_standbys": STANDBY_SYNC_SCHEDULE,
+    "run_drills": DRILL_SCHEDULE,
+}
 # Bounds against absurd values that would silently disable the safety net.
 # Sized for fleets of tens of thousands (a resource ID is about 130 characters); larger fleets are
 # better served by tag discovery than by one app setting.
@@ -83,7 +103,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("AZURE_CLIENT_ID", "Client ID of the Function App's user-assigned identity (ARM and backup storage). "
                 "Empty: system-assigned identity / developer credentials."),
     SettingSpec("BACKUP_SCHEDULE", "NCRONTAB of scheduled backups as the Functions timer reads it: five fields "
-                "(minute first) or six (seconds first), UTC.", default=DEFAULT_SCHEDULE),
+                "(minute first) or six (seconds first), UTC.", default="0 0 2 * * *"),
     SettingSpec("APIM_DR_INSTANCES", "JSON list of protected instances: APIM resource IDs, or objects "
                 "`{\"resourceId\", \"container\", \"accessType\", \"clientId\", \"alias\", \"standby\", "
                 "\"standbySync\", \"drillTarget\", \"drillEveryDays\", \"rpoHours\", \"keepLast\", \"maxAgeDays\"}`.",
@@ -91,9 +111,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("APIM_DR_DISCOVERY_SUBSCRIPTIONS", "Comma-separated subscription IDs searched for tagged instances.",
                 default=""),
     SettingSpec("APIM_DR_DISCOVERY_TAG", "Tag that marks an instance for backup in discovery, `name=value`.",
-                default=DEFAULT_DISCOVERY_TAG),
+                default="apim-dr:backup=true"),
     SettingSpec("APIM_DR_BACKUP_STORAGE_ACCOUNT", "Name of the storage account that holds backups.", required=True),
-    SettingSpec("APIM_DR_BACKUP_CONTAINER", "Default blob container for backups.", default=DEFAULT_CONTAINER),
+    SettingSpec("APIM_DR_BACKUP_CONTAINER", "Default blob container for backups.", default="apim-backups"),
     SettingSpec("APIM_DR_BACKUP_BLOB_ENDPOINT", "Blob endpoint of the backup account as the app reaches it; "
                 "default `https://{account}.blob.core.windows.net` (override for sovereign clouds or Azurite)."),
     SettingSpec("APIM_DR_STORAGE_ACCESS_TYPE", "How APIM reaches the backup account: `SystemAssignedManagedIdentity`, "
@@ -102,7 +122,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "(for `UserAssignedManagedIdentity`)."),
     SettingSpec("APIM_DR_BACKUP_STORAGE_KEY", "Backup account key for `AccessKey`; a Key Vault reference in Azure. "
                 "Never logged.", secret=True),
-    SettingSpec("APIM_DR_ARM_ENDPOINT", "Azure Resource Manager endpoint.", default=DEFAULT_ARM_ENDPOINT),
+    SettingSpec("APIM_DR_ARM_ENDPOINT", "Azure Resource Manager endpoint.", default="https://management.azure.com"),
     SettingSpec("APIM_DR_WEBHOOK_URL", "Webhook that receives failure and time-out announcements and RPO breaches "
                 "and recoveries (JSON; Teams and Slack compatible). Empty: log only.", secret=True),
     SettingSpec("APIM_DR_BACKUP_TIMEOUT_MINUTES", "A backup still running after this becomes `TimedOut`.",
@@ -127,8 +147,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "assumes the first one died and checks the instance (never re-sending a backup that runs). "
                 "Keep it above host.json `functionTimeout`.", default="360", minimum=1, maximum=3600),
 )
-SETTING_NAMES = frozenset(s.name for s in SETTINGS)
 _SPECS = {s.name: s for s in SETTINGS}
+
+
+def default_of(name: str) -> str:
+    """The default of the setting ``name`` (as its text), from :data:`SETTINGS`."""
+    default = _SPECS[name].default
+    assert default is not None, f"{name} has no default"
+    return default
+
+
+_default = default_of
 
 
 class StorageAccessType(StrEnum):
@@ -162,14 +191,17 @@ class Secret:
 
 @dataclass(frozen=True)
 class Posture:
-    """What an instance's protection promises: RPO target, retention, standby sync, restore drills."""
+    """What an instance's protection promises: RPO target, retention, standby sync, restore drills.
 
-    rpo_hours: int = 26
-    keep_last: int = 3
-    max_age_days: int = 37
+    The defaults are the settings' (``APIM_DR_RPO_HOURS``, ...), as :data:`SETTINGS` declares them.
+    """
+
+    rpo_hours: int = int(default_of("APIM_DR_RPO_HOURS"))
+    keep_last: int = int(default_of("APIM_DR_RETENTION_KEEP_LAST"))
+    max_age_days: int = int(default_of("APIM_DR_RETENTION_MAX_AGE_DAYS"))
     standby_sync: bool = False
     drill_target: ApimResourceId | None = None
-    drill_every_days: int = 7
+    drill_every_days: int = int(default_of("APIM_DR_DRILL_EVERY_DAYS"))
 
 
 @dataclass(frozen=True)
@@ -264,9 +296,63 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     env = os.environ if env is None else env
     problems: list[str] = []
-
     app_storage = _load_app_storage(env, problems)
+    account, container, endpoint = _load_backup_account(env, problems)
+    access_type, identity_client_id, backup_key = _load_storage_access(env, problems)
+    schedule = _load_schedule(env, problems)
+    arm_endpoint, azure_client_id, webhook = _load_azure(env, problems)
+    posture = Posture(
+        rpo_hours=_int_setting(env, "APIM_DR_RPO_HOURS", problems),
+        keep_last=_int_setting(env, "APIM_DR_RETENTION_KEEP_LAST", problems),
+        max_age_days=_int_setting(env, "APIM_DR_RETENTION_MAX_AGE_DAYS", problems),
+        drill_every_days=_int_setting(env, "APIM_DR_DRILL_EVERY_DAYS", problems),
+    )
+    timing = {name: _int_setting(env, setting, problems) for name, setting in _TIMING.items()}
+    subscriptions, discovery_tag = _load_discovery(env, problems)
+    instances, instance_errors = _parse_instances(
+        env.get("APIM_DR_INSTANCES") or "[]", default_container=container, default_access=access_type,
+        default_client_id=identity_client_id, default_posture=posture, problems=problems,
+    )
+    if not instances and not instance_errors and not subscriptions and "APIM_DR_INSTANCES" not in _fatal(problems):
+        problems.append(
+            "APIM_DR_INSTANCES is empty and APIM_DR_DISCOVERY_SUBSCRIPTIONS is not set; nothing would be protected."
+            " List APIM resource IDs in APIM_DR_INSTANCES or subscriptions to search for tagged instances"
+        )
+    if problems or schedule is None:
+        raise SettingsError(problems)
+    return Settings(
+        app_storage=app_storage,
+        backup_account=account,
+        backup_container=container,
+        backup_blob_endpoint=endpoint.rstrip("/"),
+        access_type=access_type,
+        identity_client_id=identity_client_id,
+        backup_storage_key=backup_key,
+        schedule=schedule,
+        arm_endpoint=arm_endpoint,
+        azure_client_id=azure_client_id,
+        webhook_url=webhook,
+        posture=posture,
+        instances=tuple(instances),
+        instance_errors=tuple(instance_errors),
+        discovery_subscriptions=tuple(subscriptions),
+        discovery_tag=discovery_tag,
+        **timing,
+    )
 
+
+# Settings fields from whole-number settings (their defaults and ranges are in SETTINGS).
+_TIMING = {
+    "backup_timeout_minutes": "APIM_DR_BACKUP_TIMEOUT_MINUTES",
+    "restore_timeout_minutes": "APIM_DR_RESTORE_TIMEOUT_MINUTES",
+    "max_poll_delay_seconds": "APIM_DR_MAX_POLL_DELAY_SECONDS",
+    "start_lease_seconds": "APIM_DR_START_LEASE_SECONDS",
+    "expiry_margin_hours": "APIM_DR_EXPIRY_MARGIN_HOURS",
+}
+
+
+def _load_backup_account(env: Mapping[str, str], problems: list[str]) -> tuple[str, str, str]:
+    """The backup account's name, the default container, and the account's blob endpoint."""
     account = _clean(env, "APIM_DR_BACKUP_STORAGE_ACCOUNT")
     if not account:
         problems.append("APIM_DR_BACKUP_STORAGE_ACCOUNT is missing; expected the name of the backup storage account")
@@ -275,24 +361,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"APIM_DR_BACKUP_STORAGE_ACCOUNT={_show(account)} is not a storage account name;"
             " expected 3-24 lowercase letters and digits"
         )
-
-    container = _clean(env, "APIM_DR_BACKUP_CONTAINER") or DEFAULT_CONTAINER
+    container = _clean(env, "APIM_DR_BACKUP_CONTAINER") or _default("APIM_DR_BACKUP_CONTAINER")
     if not is_valid_container(container):
         problems.append(
             f"APIM_DR_BACKUP_CONTAINER={_show(container)} is not a container name; expected 3-63 lowercase letters,"
             " digits and single hyphens, starting and ending with a letter or digit"
         )
-
     endpoint = _clean(env, "APIM_DR_BACKUP_BLOB_ENDPOINT") or (
         f"https://{account}.blob.core.windows.net" if account else ""
     )
     if endpoint and not _is_url(endpoint):
         problems.append(f"APIM_DR_BACKUP_BLOB_ENDPOINT={_show(endpoint)} is not an http(s) URL")
+    return account, container, endpoint
 
-    access_type = _parse_access_type(
-        _clean(env, "APIM_DR_STORAGE_ACCESS_TYPE") or StorageAccessType.SYSTEM_ASSIGNED.value,
-        "APIM_DR_STORAGE_ACCESS_TYPE", problems,
-    ) or StorageAccessType.SYSTEM_ASSIGNED
+
+def _load_storage_access(env: Mapping[str, str],
+                         problems: list[str]) -> tuple[StorageAccessType, str | None, Secret | None]:
+    """How APIM reaches the backup account: the access type, APIM's user-assigned identity, the account key."""
+    default = StorageAccessType(_default("APIM_DR_STORAGE_ACCESS_TYPE"))
+    access_type = _parse_access_type(_clean(env, "APIM_DR_STORAGE_ACCESS_TYPE") or default.value,
+                                     "APIM_DR_STORAGE_ACCESS_TYPE", problems) or default
     identity_client_id = _clean(env, "APIM_DR_STORAGE_IDENTITY_CLIENT_ID") or None
     if identity_client_id and not _GUID_RE.match(identity_client_id):
         problems.append(f"APIM_DR_STORAGE_IDENTITY_CLIENT_ID={_show(identity_client_id)} is not a client ID (GUID)")
@@ -308,91 +396,50 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "APIM_DR_BACKUP_STORAGE_KEY is missing; APIM_DR_STORAGE_ACCESS_TYPE=AccessKey needs the backup account"
             " key (a Key Vault reference in Azure)"
         )
+    return access_type, identity_client_id, backup_key
 
+
+def _load_schedule(env: Mapping[str, str], problems: list[str]) -> Ncrontab | None:
     # Not stripped: the timer reads the value as it is, and a stray tab or newline leaves it in error.
     raw_schedule = env.get("BACKUP_SCHEDULE")
-    schedule_text = DEFAULT_SCHEDULE if raw_schedule is None else raw_schedule
-    schedule: Ncrontab | None = None
     try:
-        schedule = Ncrontab.parse(schedule_text)
+        return Ncrontab.parse(_default("BACKUP_SCHEDULE") if raw_schedule is None else raw_schedule)
     except InvalidScheduleError as e:
         problems.append(f"BACKUP_SCHEDULE: {e}")
+        return None
 
-    arm_endpoint = (_clean(env, "APIM_DR_ARM_ENDPOINT") or DEFAULT_ARM_ENDPOINT).rstrip("/")
+
+def _load_azure(env: Mapping[str, str], problems: list[str]) -> tuple[str, str | None, Secret | None]:
+    """The ARM endpoint, the app's own identity, and the webhook."""
+    arm_endpoint = (_clean(env, "APIM_DR_ARM_ENDPOINT") or _default("APIM_DR_ARM_ENDPOINT")).rstrip("/")
     if not arm_endpoint.startswith("https://") or not _is_url(arm_endpoint):
         problems.append(
             f"APIM_DR_ARM_ENDPOINT={_show(arm_endpoint)} must be an https URL (bearer tokens are never sent over http)"
         )
-
     azure_client_id = _clean(env, "AZURE_CLIENT_ID") or None
     if azure_client_id and not _GUID_RE.match(azure_client_id):
         problems.append(f"AZURE_CLIENT_ID={_show(azure_client_id)} is not a client ID (GUID)")
-
     webhook_text = _clean(env, "APIM_DR_WEBHOOK_URL")
-    webhook = Secret(webhook_text) if webhook_text else None
     if webhook_text and not _is_url(webhook_text):
         # The URL itself may carry a token: name the setting, never echo the value.
         problems.append("APIM_DR_WEBHOOK_URL is not an http(s) URL")
+    return arm_endpoint, azure_client_id, Secret(webhook_text) if webhook_text else None
 
-    backup_timeout = _int_setting(env, "APIM_DR_BACKUP_TIMEOUT_MINUTES", problems)
-    restore_timeout = _int_setting(env, "APIM_DR_RESTORE_TIMEOUT_MINUTES", problems)
-    max_delay = _int_setting(env, "APIM_DR_MAX_POLL_DELAY_SECONDS", problems)
-    expiry_margin = _int_setting(env, "APIM_DR_EXPIRY_MARGIN_HOURS", problems)
-    start_lease = _int_setting(env, "APIM_DR_START_LEASE_SECONDS", problems)
-    posture = Posture(
-        rpo_hours=_int_setting(env, "APIM_DR_RPO_HOURS", problems),
-        keep_last=_int_setting(env, "APIM_DR_RETENTION_KEEP_LAST", problems),
-        max_age_days=_int_setting(env, "APIM_DR_RETENTION_MAX_AGE_DAYS", problems),
-        drill_every_days=_int_setting(env, "APIM_DR_DRILL_EVERY_DAYS", problems),
-    )
 
-    subs_text = _clean(env, "APIM_DR_DISCOVERY_SUBSCRIPTIONS")
+def _load_discovery(env: Mapping[str, str], problems: list[str]) -> tuple[list[str], tuple[str, str]]:
+    """The subscriptions searched for tagged instances, and the tag."""
     subscriptions: list[str] = []
-    for sub in filter(None, (s.strip() for s in subs_text.split(","))):
+    for sub in filter(None, (s.strip() for s in _clean(env, "APIM_DR_DISCOVERY_SUBSCRIPTIONS").split(","))):
         if _GUID_RE.match(sub):
             subscriptions.append(sub.lower())
         else:
             problems.append(f"APIM_DR_DISCOVERY_SUBSCRIPTIONS: {_show(sub)} is not a subscription ID (GUID)")
-    tag_text = _clean(env, "APIM_DR_DISCOVERY_TAG") or DEFAULT_DISCOVERY_TAG
+    default = _default("APIM_DR_DISCOVERY_TAG")
+    tag_text = _clean(env, "APIM_DR_DISCOVERY_TAG") or default
     tag_name, sep, tag_value = tag_text.partition("=")
     if not sep or not tag_name.strip() or not tag_value.strip():
-        problems.append(f"APIM_DR_DISCOVERY_TAG={_show(tag_text)} must be name=value, e.g. {DEFAULT_DISCOVERY_TAG}")
-
-    instances, instance_errors = _parse_instances(
-        env.get("APIM_DR_INSTANCES") or "[]", default_container=container, default_access=access_type,
-        default_client_id=identity_client_id, default_posture=posture, problems=problems,
-    )
-    if not instances and not instance_errors and not subscriptions and "APIM_DR_INSTANCES" not in _fatal(problems):
-        problems.append(
-            "APIM_DR_INSTANCES is empty and APIM_DR_DISCOVERY_SUBSCRIPTIONS is not set; nothing would be protected."
-            " List APIM resource IDs in APIM_DR_INSTANCES or subscriptions to search for tagged instances"
-        )
-
-    if problems or schedule is None:
-        raise SettingsError(problems)
-    return Settings(
-        app_storage=app_storage,
-        backup_account=account,
-        backup_container=container,
-        backup_blob_endpoint=endpoint.rstrip("/"),
-        access_type=access_type,
-        identity_client_id=identity_client_id,
-        backup_storage_key=backup_key,
-        schedule=schedule,
-        arm_endpoint=arm_endpoint,
-        azure_client_id=azure_client_id,
-        webhook_url=webhook,
-        backup_timeout_minutes=backup_timeout,
-        restore_timeout_minutes=restore_timeout,
-        max_poll_delay_seconds=max_delay,
-        start_lease_seconds=start_lease,
-        expiry_margin_hours=expiry_margin,
-        posture=posture,
-        instances=tuple(instances),
-        instance_errors=tuple(instance_errors),
-        discovery_subscriptions=tuple(subscriptions),
-        discovery_tag=(tag_name.strip(), tag_value.strip()),
-    )
+        problems.append(f"APIM_DR_DISCOVERY_TAG={_show(tag_text)} must be name=value, e.g. {default}")
+    return subscriptions, (tag_name.strip(), tag_value.strip())
 
 
 def _fatal(problems: list[str]) -> str:

@@ -15,7 +15,7 @@ that has restore) and compares its age with the target:
 A newly protected instance without any backup is ``at-risk`` for one target period from the
 moment the monitor first saw it (it has had no chance to be backed up yet), then ``breached``.
 
-State lives in one ``rpo`` record per instance (:data:`RECORD_KIND`), written conditionally
+State lives in one ``rpo`` record per instance (:class:`~.record.RpoRecord`), written conditionally
 and only when something in it changes. A breach is announced once, and the recovery (back to
 ``ok`` or ``at-risk``) once; the record's ``announced`` flag is set only after the notifier
 succeeded, so a failed announcement is retried on the next run. Each state change writes one
@@ -32,51 +32,49 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from dr_core.azure.tables import JobConflictError, Record, record_key
+from dr_core.catalog.entry import CatalogEntry
 from dr_core.catalog.relabel import relabel_in_a_run
-from dr_core.catalog.tags import CatalogEntry, entry_from_tags
-from dr_core.jobs.job import JobKind, JobState
-from dr_core.jobs.notify import Event
-from dr_core.kernel.clock import from_iso, iso
+from dr_core.catalog.tags import entry_from_tags
+from dr_core.jobs.ids import JobKind
+from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import DrError
-from dr_core.kernel.ids import ApimResourceId
+from dr_core.kernel.events import Event
+from dr_core.kernel.phases import JobState, RpoState
 from dr_core.kernel.settings import ProtectedInstance
+from dr_core.kernel.threads import parallel_map
+from dr_core.ports import RecordConflictError
+from dr_core.records import Versioned
+
+from .record import AnnounceClaim, NewestBackup, RpoRecord, rpo_key
 
 if TYPE_CHECKING:
-    from dr_core.azure.blobs import BackupStore
-    from dr_core.azure.tables import JobStore
     from dr_core.inventory.resolver import InstanceResolver
     from dr_core.jobs.job import Job
-    from dr_core.jobs.notify import Notifier
     from dr_core.kernel.clock import Clock
     from dr_core.kernel.settings import Settings
+    from dr_core.ports import BackupStore, Notifier
+    from dr_core.records import Records
 
 __all__ = [
     "LOG_PREFIX",
-    "RECORD_KIND",
     "RpoAssessment",
     "RpoFollower",
     "RpoMonitor",
     "RpoReport",
     "RpoResult",
-    "RpoState",
+    "age_hours",
     "assess",
-    "next_record_data",
-    "rpo_key",
-    "rpo_view",
+    "next_record",
     "unreadable",
 ]
 
 logger = logging.getLogger("apim_dr.rpo")
 _module_logger = logging.getLogger(__name__)
 
-RECORD_KIND = "rpo"
 LOG_PREFIX = "APIMDR_RPO "
 # At-risk from 4/5 (80 %) of the target: integer arithmetic on timedeltas, exact at the boundary.
 _AT_RISK_NUMERATOR, _AT_RISK_DENOMINATOR = 4, 5
@@ -93,18 +91,6 @@ _BREACH_REMEDIATION = (
     "Then take a backup now (`apim-dr backup start --instance {name} --wait` or POST /api/backups). "
     "docs/runbook.md, section \"RPO breached\"."
 )
-
-
-class RpoState(StrEnum):
-    OK = "ok"
-    AT_RISK = "at-risk"
-    BREACHED = "breached"
-    UNKNOWN = "unknown"
-
-
-def rpo_key(instance: ApimResourceId) -> str:
-    """The key of an instance's ``rpo`` record."""
-    return record_key(str(instance))
 
 
 @dataclass(frozen=True)
@@ -162,78 +148,45 @@ def unreadable(instance: ProtectedInstance, reason: str) -> RpoAssessment:
     return RpoAssessment(instance, RpoState.UNKNOWN, f"the backup catalog could not be read: {reason}"[:500])
 
 
-def next_record_data(previous: dict[str, Any] | None, assessment: RpoAssessment, *, now: datetime) -> dict[str, Any]:
-    """The ``rpo`` record's data after ``assessment`` (the contract of issue 11), given the stored data.
+def next_record(previous: RpoRecord | None, assessment: RpoAssessment, *, now: datetime) -> RpoRecord:
+    """The ``rpo`` record after ``assessment`` (the contract of issue 11), given the stored one.
 
     ``since`` is kept while the state stays the same; ``announced`` is carried over (only an
-    announcement changes it); an ``unknown`` state keeps the last known newest backup.
+    announcement changes it); an ``unknown`` state keeps the last known newest backup; a claim
+    to announce is kept while it is active.
     """
-    previous = previous or {}
     state = assessment.state
-    if previous.get("state") == state.value and from_iso(previous.get("since")) is not None:
-        since = previous["since"]
+    if previous is not None and previous.state is state and previous.since is not None:
+        since = previous.since
     else:
-        since = iso(min(assessment.since or now, now))
+        since = min(assessment.since or now, now)
     if assessment.newest is not None:
-        newest: dict[str, str] | None = _newest_json(assessment.newest)
-    elif state is RpoState.UNKNOWN:
-        newest = _newest_from(previous)
+        newest: NewestBackup | None = _newest(assessment.newest)
+    elif state is RpoState.UNKNOWN and previous is not None:
+        newest = previous.newest_restorable
     else:
         newest = None
-    announced = previous.get("announced")
-    data: dict[str, Any] = {
-        "instance": str(assessment.instance.resource_id),
-        "state": state.value,
-        "since": since,
-        "targetHours": assessment.target_hours,
-        "newestRestorable": newest,
-        "announced": announced if isinstance(announced, str) else None,
-        "watchedSince": previous.get("watchedSince") if from_iso(previous.get("watchedSince")) else iso(now),
-    }
-    claim = previous.get("announcing")
-    if _claim_active(claim, now):
-        data["announcing"] = claim
-    return data
+    claim = previous.announcing if previous is not None else None
+    return RpoRecord(
+        instance=str(assessment.instance.resource_id),
+        state=state,
+        since=since,
+        target_hours=assessment.target_hours,
+        newest_restorable=newest,
+        announced=previous.announced if previous is not None else None,
+        watched_since=(previous.watched_since if previous is not None else None) or now,
+        announcing=claim if claim is not None and claim.active(now) else None,
+    )
 
 
-def rpo_view(data: dict[str, Any], *, now: datetime, reason: str | None = None) -> dict[str, Any]:
-    """What ``GET /api/status`` shows of an ``rpo`` record's data."""
-    newest = _newest_from(data)
-    created = from_iso(newest["createdAt"]) if newest else None
-    view: dict[str, Any] = {
-        "targetHours": data.get("targetHours"),
-        "state": data.get("state"),
-        "since": data.get("since"),
-        "newestRestorable": None if newest is None or created is None else {
-            **newest, "ageHours": _age_hours(created, now)},
-    }
-    if reason:
-        view["reason"] = reason
-    return view
+Due = Literal["breached", "recovered"]
 
 
-def _newest_from(data: dict[str, Any]) -> dict[str, str] | None:
-    newest = data.get("newestRestorable")
-    if not isinstance(newest, dict):
-        return None
-    name, created = newest.get("blobName"), newest.get("createdAt")
-    if not isinstance(name, str) or from_iso(created) is None:
-        return None
-    return {"blobName": name[:300], "createdAt": str(created)}
-
-
-def _claim_active(claim: object, now: datetime) -> bool:
-    if not isinstance(claim, dict):
-        return False
-    until = from_iso(claim.get("until"))
-    return until is not None and until > now
-
-
-def _due(state: RpoState, announced: object) -> str | None:
+def _due(state: RpoState, announced: RpoState | None) -> Due | None:
     """Which announcement the state calls for: ``breached`` once per breach, ``recovered`` once after one."""
-    if state is RpoState.BREACHED and announced != RpoState.BREACHED.value:
+    if state is RpoState.BREACHED and announced is not RpoState.BREACHED:
         return "breached"
-    if state in (RpoState.OK, RpoState.AT_RISK) and announced == RpoState.BREACHED.value:
+    if state in (RpoState.OK, RpoState.AT_RISK) and announced is RpoState.BREACHED:
         return "recovered"
     return None
 
@@ -249,7 +202,7 @@ class RpoResult:
     instance: str
     state: RpoState
     changed: bool = False
-    announced: str | None = None
+    announced: Due | None = None
     error: str | None = None
 
 
@@ -276,10 +229,10 @@ class RpoReport:
 class RpoMonitor:
     """Keeps every protected instance's ``rpo`` record current and announces breaches and recoveries once."""
 
-    def __init__(self, *, settings: Settings, store: JobStore, backups: BackupStore, notifier: Notifier,
+    def __init__(self, *, settings: Settings, records: Records[RpoRecord], backups: BackupStore, notifier: Notifier,
                  resolver: InstanceResolver, clock: Clock, parallel: int = PARALLEL_QUERIES) -> None:
         self._settings = settings
-        self._store = store
+        self._records = records
         self._backups = backups
         self._notifier = notifier
         self._resolver = resolver
@@ -296,12 +249,9 @@ class RpoMonitor:
         started = time.perf_counter()
         inventory = self._resolver.inventory()
         report = RpoReport(problems=list(inventory.problems))
-        records = {r.key: r for r in self._store.records(RECORD_KIND)}
-        instances = inventory.instances
-        workers = min(self._parallel, len(instances) or 1)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpo") as pool:
-            report.results = list(pool.map(
-                lambda inst: self._check_guarded(inst, records.get(rpo_key(inst.resource_id))), instances))
+        records = {r.key: r for r in self._records.all()}
+        report.results = parallel_map(lambda inst: self._check_guarded(inst, records.get(rpo_key(inst.resource_id))),
+                                      inventory.instances, max_workers=self._parallel, name="rpo")
         report.seconds = time.perf_counter() - started
         _module_logger.info(
             "RPO check of %d instances in %.2f s: %d ok, %d at-risk, %d breached, %d unknown; %d announced, "
@@ -317,11 +267,11 @@ class RpoMonitor:
         so it counts even before the index-tag query sees it (Azure updates that index
         asynchronously).
         """
-        record = self._store.get_record(RECORD_KIND, rpo_key(instance.resource_id))
+        record = self._records.get(rpo_key(instance.resource_id))
         return self._check_guarded(instance, record, new_backup=new_backup)
 
     # -- one instance --------------------------------------------------------------------------------
-    def _check_guarded(self, instance: ProtectedInstance, record: Record | None, *,
+    def _check_guarded(self, instance: ProtectedInstance, record: Versioned[RpoRecord] | None, *,
                        new_backup: tuple[str, str] | None = None) -> RpoResult:
         try:
             return self._check(instance, record, new_backup)
@@ -331,7 +281,7 @@ class RpoMonitor:
             detail = e.message if isinstance(e, DrError) else type(e).__name__
             return RpoResult(str(instance.resource_id), RpoState.UNKNOWN, error=detail)
 
-    def _check(self, instance: ProtectedInstance, record: Record | None,
+    def _check(self, instance: ProtectedInstance, record: Versioned[RpoRecord] | None,
                new_backup: tuple[str, str] | None) -> RpoResult:
         key = rpo_key(instance.resource_id)
         for attempt in range(_ATTEMPTS):
@@ -339,14 +289,14 @@ class RpoMonitor:
             assessment = self._assess(instance, record, now, new_backup)
             try:
                 return self._settle(instance, record, assessment, now)
-            except JobConflictError:
+            except RecordConflictError:
                 # Someone else (the timer, a follower) wrote first: read their record and the
                 # catalog again, so a stale view never overwrites a newer one.
                 _module_logger.info("rpo record of %s changed meanwhile (attempt %d)", instance.name, attempt + 1)
-                record = self._store.get_record(RECORD_KIND, key)
-        raise JobConflictError(f"rpo record of {instance.name} kept changing; left for the next run")
+                record = self._records.get(key)
+        raise RecordConflictError(f"rpo record of {instance.name} kept changing; left for the next run")
 
-    def _assess(self, instance: ProtectedInstance, record: Record | None, now: datetime,
+    def _assess(self, instance: ProtectedInstance, record: Versioned[RpoRecord] | None, now: datetime,
                 new_backup: tuple[str, str] | None) -> RpoAssessment:
         try:
             entries = self._backups.find(instance.container, instance.name)
@@ -357,9 +307,9 @@ class RpoMonitor:
                     entries = [entry, *entries]
         except DrError as e:
             return unreadable(instance, e.message)
-        watched = from_iso(record.data.get("watchedSince")) if record is not None else None
+        watched = record.value.watched_since if record is not None else None
         assessment = assess(instance, entries, now=now, margin=self._margin, watched_since=watched or now)
-        turning = record is None or record.data.get("state") != assessment.state.value
+        turning = record is None or record.value.state is not assessment.state
         if turning and assessment.state in (RpoState.AT_RISK, RpoState.BREACHED):
             # Right after an upgrade the catalog query misses backups labelled before the catalog tag (the
             # daily retention run relabels them): relabel now rather than announce a false breach. Only an
@@ -371,23 +321,23 @@ class RpoMonitor:
                                     watched_since=watched or now)
         return assessment
 
-    def _settle(self, instance: ProtectedInstance, record: Record | None, assessment: RpoAssessment,
+    def _settle(self, instance: ProtectedInstance, record: Versioned[RpoRecord] | None, assessment: RpoAssessment,
                 now: datetime) -> RpoResult:
         """Write the record if it changed, log a state change, announce what is due (once)."""
-        previous = record.data if record is not None else None
-        data = next_record_data(previous, assessment, now=now)
-        due = _due(assessment.state, data["announced"])
-        if due and "announcing" in data:
+        previous = record.value if record is not None else None
+        new = next_record(previous, assessment, now=now)
+        due = _due(assessment.state, new.announced)
+        if due and new.announcing is not None:
             due = None  # another runner is announcing right now
         if due:
-            data["announcing"] = {"state": assessment.state.value, "until": iso(now + _ANNOUNCE_LEASE)}
+            new = replace(new, announcing=AnnounceClaim(assessment.state, now + _ANNOUNCE_LEASE))
         result = RpoResult(str(instance.resource_id), assessment.state)
-        if previous is None or data != previous:
-            written = self._store.put_record(Record(RECORD_KIND, rpo_key(instance.resource_id), data,
-                                                    etag=record.etag if record is not None else None))
+        if previous is None or new != previous:
+            written = self._records.put(Versioned(rpo_key(instance.resource_id), new,
+                                                  record.etag if record is not None else None))
             result.changed = True
-            previous_state = previous.get("state") if previous else None
-            if previous_state != assessment.state.value:
+            previous_state = previous.state if previous is not None else None
+            if previous_state is not assessment.state:
                 _log_change(assessment, previous_state, now=now)
             record = written
         if due:
@@ -395,8 +345,8 @@ class RpoMonitor:
             result.announced = self._announce(instance, record, assessment, due, now)
         return result
 
-    def _announce(self, instance: ProtectedInstance, record: Record, assessment: RpoAssessment, due: str,
-                  now: datetime) -> str | None:
+    def _announce(self, instance: ProtectedInstance, record: Versioned[RpoRecord], assessment: RpoAssessment,
+                  due: Due, now: datetime) -> Due | None:
         try:
             self._notifier.announce_event(_event(instance, assessment, due, now=now))
         except Exception:
@@ -407,47 +357,51 @@ class RpoMonitor:
         self._mark_announced(record, assessment.state)
         return due
 
-    def _mark_announced(self, record: Record, state: RpoState) -> None:
+    def _mark_announced(self, record: Versioned[RpoRecord], state: RpoState) -> None:
         """Set ``announced`` (the notifier has succeeded), on whatever the record is now; never announce again."""
-        def mark(old: dict[str, Any]) -> dict[str, Any] | None:
-            return {**{k: v for k, v in old.items() if k != "announcing"}, "announced": state.value} if old else None
+        def mark(old: RpoRecord | None) -> RpoRecord | None:
+            return replace(old, announcing=None, announced=state) if old is not None else None
 
         try:
-            self._store.update_record(record.kind, record.key, mark, attempts=_ATTEMPTS, current=record)
+            self._records.update(record.key, mark, attempts=_ATTEMPTS, current=record)
             return
-        except JobConflictError:
+        except RecordConflictError:
             pass
         _module_logger.error("rpo record %s: announced %s but could not record it; it may be announced again",
                              record.key, state.value)
 
-    def _release_claim(self, record: Record) -> None:
-        record.data.pop("announcing", None)
+    def _release_claim(self, record: Versioned[RpoRecord]) -> None:
+        record.value = replace(record.value, announcing=None)
         # If this write fails too, the claim lapses on its own after _ANNOUNCE_LEASE.
         with contextlib.suppress(DrError):
-            self._store.put_record(record)
+            self._records.put(record)
+
+
+def _newest(entry: CatalogEntry) -> NewestBackup:
+    return NewestBackup(entry.blob_name, entry.created)
 
 
 def _newest_json(entry: CatalogEntry | None) -> dict[str, str] | None:
     """The newest restorable backup as the record, the log line and the event carry it."""
-    return None if entry is None else {"blobName": entry.blob_name, "createdAt": iso(entry.created)}
+    return None if entry is None else _newest(entry).to_json()
 
 
-def _age_hours(created: datetime, now: datetime) -> float:
+def age_hours(created: datetime, now: datetime) -> float:
     """Hours since ``created``, two decimals; a backup dated in the future counts as new (0), as in assess."""
     return round(max((now - created).total_seconds(), 0.0) / 3600, 2)
 
 
-def _log_change(assessment: RpoAssessment, previous: str | None, *, now: datetime) -> None:
+def _log_change(assessment: RpoAssessment, previous: RpoState | None, *, now: datetime) -> None:
     """One structured line per RPO state change; the alert rules in infra/monitor read it."""
     newest = assessment.newest
     line = {
         "instance": str(assessment.instance.resource_id),
         "serviceName": assessment.instance.name,
         "state": assessment.state.value,
-        "previous": previous,
+        "previous": None if previous is None else previous.value,
         "targetHours": assessment.target_hours,
         "since": iso(now),
-        "ageHours": None if newest is None else _age_hours(newest.created, now),
+        "ageHours": None if newest is None else age_hours(newest.created, now),
         # The same shape as the rpo record's (the workbook and the alert rule read it).
         "newestRestorable": _newest_json(newest),
         "reason": assessment.reason,
@@ -456,7 +410,7 @@ def _log_change(assessment: RpoAssessment, previous: str | None, *, now: datetim
     logger.log(level, "%s%s", LOG_PREFIX, json.dumps(line, separators=(",", ":")))
 
 
-def _event(instance: ProtectedInstance, assessment: RpoAssessment, due: str, *, now: datetime) -> Event:
+def _event(instance: ProtectedInstance, assessment: RpoAssessment, due: Due, *, now: datetime) -> Event:
     name = instance.alias or instance.name
     newest = assessment.newest
     details: dict[str, Any] = {
@@ -465,7 +419,7 @@ def _event(instance: ProtectedInstance, assessment: RpoAssessment, due: str, *, 
         "alias": instance.alias,
         "state": assessment.state.value,
         "targetHours": assessment.target_hours,
-        "ageHours": None if newest is None else _age_hours(newest.created, now),
+        "ageHours": None if newest is None else age_hours(newest.created, now),
         "newestRestorable": _newest_json(newest),
         "reason": assessment.reason,
     }

@@ -26,42 +26,36 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import StrEnum
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from dr_core.azure.blobs import DeleteOutcome
 from dr_core.backup.manifest import MANIFEST_SUFFIX
-from dr_core.catalog.relabel import RelabelOutcome, RelabelResult, relabel_in_a_run
-from dr_core.jobs.job import JobKind
+from dr_core.catalog.relabel import relabel_in_a_run
+from dr_core.jobs.ids import JobKind
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import DrError
+from dr_core.kernel.threads import thread_pool
+from dr_core.ports import DeleteOutcome
+
+from .cursor import CURSOR_KEY, RetentionCursor
+from .plan import Action, Decision, plan_instance
+from .report import BackupResult, InstanceReport, Outcome, RetentionReport
 
 if TYPE_CHECKING:
-    from dr_core.azure.blobs import BackupStore
-    from dr_core.azure.tables import JobStore
-    from dr_core.catalog.tags import CatalogEntry
+    from dr_core.catalog.entry import CatalogEntry
     from dr_core.inventory.resolver import InstanceResolver
     from dr_core.kernel.clock import Clock
     from dr_core.kernel.settings import ProtectedInstance, Settings
+    from dr_core.ports import BackupStore, JobStore
+    from dr_core.records import Records
 
 __all__ = [
     "LOG_PREFIX",
     "SCHEDULED_BUDGET_SECONDS",
     "SIDECAR_SUFFIXES",
-    "Action",
-    "BackupResult",
-    "Decision",
-    "InstanceReport",
-    "Outcome",
-    "Reason",
     "RetentionIncompleteError",
     "RetentionPruner",
-    "RetentionReport",
-    "plan_instance",
 ]
 
 logger = logging.getLogger("apim_dr.retention")
@@ -77,9 +71,6 @@ PARALLEL_INSTANCES = 8
 # The timer stops starting instances after this long, within host.json's 5-minute functionTimeout;
 # the next run begins with the instances this one did not reach.
 SCHEDULED_BUDGET_SECONDS = 240.0
-CURSOR_KIND = "retention"
-CURSOR_KEY = "cursor"
-_DAY = 86400.0
 
 _DELETE_FORBIDDEN = (
     "The identity running the prune lacks Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete on "
@@ -92,182 +83,6 @@ _IMMUTABLE = (
 )
 
 
-class Action(StrEnum):
-    KEEP = "keep"
-    DELETE = "delete"
-
-
-class Reason(StrEnum):
-    """Why a backup is kept or deleted; the first rule that keeps it is named."""
-
-    KEEP_LAST = "keep-last"
-    NEWEST_RESTORABLE = "newest-restorable"
-    WITHIN_MAX_AGE = "within-max-age"
-    IN_USE = "in-use-by-restore"
-    PAST_MAX_AGE = "past-max-age"
-
-
-class Outcome(StrEnum):
-    KEPT = "kept"
-    WOULD_DELETE = "would-delete"  # dry run
-    DELETED = "deleted"
-    MISSING = "missing"  # already gone (another run, a person): nothing to do
-    SKIPPED_IMMUTABLE = "skipped-immutable"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class Decision:
-    entry: CatalogEntry
-    action: Action
-    reason: Reason
-    why: str
-    age_days: float
-
-
-def plan_instance(entries: Iterable[CatalogEntry], *, keep_last: int, max_age_days: int, now: datetime,
-                  in_use: Mapping[tuple[str, str], str] | None = None) -> list[Decision]:
-    """Keep or delete each backup of one instance, newest first, with the reason (pure: no I/O).
-
-    ``in_use`` maps ``(container, blob name)`` to the unfinished restore job that reads it.
-    """
-    ordered = sorted(entries, key=lambda e: (e.created, e.blob_name), reverse=True)
-    newest_restorable = next((e for e in ordered if e.restorable(now=now)[0]), None)
-    max_age = timedelta(days=max_age_days)
-    in_use = in_use or {}
-    decisions: list[Decision] = []
-    for index, entry in enumerate(ordered):
-        age = now - entry.created
-        days = age.total_seconds() / _DAY
-
-        def keep(reason: Reason, why: str, entry: CatalogEntry = entry, days: float = days) -> Decision:
-            return Decision(entry, Action.KEEP, reason, why, days)
-
-        if index < keep_last:
-            decisions.append(keep(Reason.KEEP_LAST, f"one of the newest {keep_last} (keepLast)"))
-        elif entry is newest_restorable:
-            decisions.append(keep(Reason.NEWEST_RESTORABLE,
-                                  f"the newest restorable backup (expires {iso(entry.expires)})"))
-        elif age <= max_age:
-            decisions.append(keep(Reason.WITHIN_MAX_AGE, f"{days:.1f} days old, within maxAgeDays {max_age_days}"))
-        elif (entry.container, entry.blob_name) in in_use:
-            decisions.append(keep(Reason.IN_USE,
-                                  f"read by unfinished restore {in_use[(entry.container, entry.blob_name)]}"))
-        else:
-            able, why_not = entry.restorable(now=now)
-            if not able:
-                restorable = f"not restorable: {why_not}"
-            else:
-                assert newest_restorable is not None  # this one is restorable, so a newest one exists
-                restorable = f"a newer backup is restorable ({newest_restorable.blob_name})"
-            why = (f"{days:.1f} days old, past maxAgeDays {max_age_days}; not among the newest {keep_last}; "
-                   f"{restorable}")
-            decisions.append(Decision(entry, Action.DELETE, Reason.PAST_MAX_AGE, why, days))
-    return decisions
-
-
-@dataclass
-class BackupResult:
-    decision: Decision
-    outcome: Outcome
-    detail: str | None = None
-    sidecars_deleted: list[str] = field(default_factory=list)
-    sidecar_problems: list[str] = field(default_factory=list)
-    sidecar_failed: bool = False
-
-    @property
-    def failed(self) -> bool:
-        return self.outcome is Outcome.FAILED or self.sidecar_failed
-
-    def to_json(self) -> dict[str, Any]:
-        entry = self.decision.entry
-        return {
-            "blobName": entry.blob_name,
-            "createdAt": iso(entry.created),
-            "expiresAt": iso(entry.expires),
-            "ageDays": round(self.decision.age_days, 1),
-            "sku": entry.sku,
-            "action": self.decision.action.value,
-            "reason": self.decision.reason.value,
-            "why": self.decision.why,
-            "outcome": self.outcome.value,
-            "detail": self.detail,
-            "sidecarsDeleted": list(self.sidecars_deleted),
-            "sidecarProblems": list(self.sidecar_problems),
-        }
-
-
-@dataclass
-class InstanceReport:
-    instance: ProtectedInstance
-    results: list[BackupResult] = field(default_factory=list)
-    error: DrError | None = None
-    # Older backups (labelled before the catalog tag) found and given it, or that would be (dry run).
-    relabelled: list[RelabelResult] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        posture = self.instance.posture
-        error = None if self.error is None else {"code": self.error.error_code, "message": self.error.message,
-                                                 "remediation": self.error.remediation}
-        return {
-            "instance": str(self.instance.resource_id),
-            "serviceName": self.instance.name,
-            "container": self.instance.container,
-            "keepLast": posture.keep_last,
-            "maxAgeDays": posture.max_age_days,
-            "backups": [r.to_json() for r in self.results],
-            "relabelled": [r.to_json() for r in self.relabelled],
-            "error": error,
-        }
-
-
-@dataclass
-class RetentionReport:
-    dry_run: bool
-    generated_at: datetime
-    instances: list[InstanceReport] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    not_reached: list[str] = field(default_factory=list)
-
-    @property
-    def results(self) -> list[BackupResult]:
-        return [r for inst in self.instances for r in inst.results]
-
-    def totals(self) -> dict[str, int]:
-        counts = {outcome.value: 0 for outcome in Outcome}
-        for result in self.results:
-            counts[result.outcome.value] += 1
-        return {
-            "instances": len(self.instances),
-            "backups": len(self.results),
-            "kept": counts[Outcome.KEPT],
-            "wouldDelete": counts[Outcome.WOULD_DELETE],
-            "deleted": counts[Outcome.DELETED],
-            "missing": counts[Outcome.MISSING],
-            "skippedImmutable": counts[Outcome.SKIPPED_IMMUTABLE],
-            "failed": sum(1 for r in self.results if r.failed),
-            "instanceErrors": sum(1 for inst in self.instances if inst.error is not None),
-            "relabelled": sum(1 for inst in self.instances for r in inst.relabelled
-                              if r.outcome is not RelabelOutcome.FAILED),
-            "notReached": len(self.not_reached),
-        }
-
-    @property
-    def failed(self) -> bool:
-        totals = self.totals()
-        return bool(totals["failed"] or totals["instanceErrors"])
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "dryRun": self.dry_run,
-            "generatedAt": iso(self.generated_at),
-            "instances": [inst.to_json() for inst in self.instances],
-            "problems": list(self.problems),
-            "notReached": list(self.not_reached),
-            "totals": self.totals(),
-        }
-
-
 class RetentionIncompleteError(DrError):
     """A scheduled prune could not delete everything it decided to (or could not read an instance's catalog)."""
 
@@ -277,11 +92,12 @@ class RetentionIncompleteError(DrError):
 class RetentionPruner:
     """Decides, per protected instance, which backups to delete, and deletes them (unless a dry run)."""
 
-    def __init__(self, *, settings: Settings, store: JobStore, backups: BackupStore, resolver: InstanceResolver,
-                 clock: Clock, parallel: int = PARALLEL_INSTANCES,
+    def __init__(self, *, settings: Settings, jobs: JobStore, cursor: Records[RetentionCursor], backups: BackupStore,
+                 resolver: InstanceResolver, clock: Clock, parallel: int = PARALLEL_INSTANCES,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
-        self._store = store
+        self._jobs = jobs
+        self._cursor = cursor
         self._backups = backups
         self._resolver = resolver
         self._clock = clock
@@ -311,7 +127,7 @@ class RetentionPruner:
         if use_cursor:
             instances = _rotate(instances, self._resume_after())
         processed = 0
-        with ThreadPoolExecutor(max_workers=self._parallel, thread_name_prefix="retention") as pool:
+        with thread_pool(self._parallel, name="retention") as pool:
             for first in range(0, len(instances), self._parallel):
                 if budget_seconds is not None and self._monotonic() - started >= budget_seconds:
                     report.not_reached = [str(i.resource_id) for i in instances[first:]]
@@ -413,24 +229,23 @@ class RetentionPruner:
     def _backups_in_use(self, now: datetime) -> dict[tuple[str, str], str]:
         """Backups that unfinished restore jobs (incidents, standby syncs, drills) read."""
         return {(job.container, job.blob_name): job.job_id
-                for job in self._store.recent_jobs([JobKind.RESTORE], days=_IN_USE_DAYS, now=now)
+                for job in self._jobs.recent_jobs([JobKind.RESTORE], days=_IN_USE_DAYS, now=now)
                 if not job.state.terminal and job.blob_name}
 
     def _resume_after(self) -> str | None:
         try:
-            record = self._store.get_record(CURSOR_KIND, CURSOR_KEY)
+            record = self._cursor.get(CURSOR_KEY)
         except DrError as e:
             _module_logger.warning("retention: the cursor could not be read (%s); starting from the first instance",
                                    e.message)
             return None
-        value = record.data.get("resumeAfter") if record is not None else None
-        return value if isinstance(value, str) else None
+        return record.value.resume_after if record is not None else None
 
     def _save_cursor(self, resume_after: str | None, now: datetime, not_reached: int) -> None:
-        data = {"resumeAfter": resume_after, "at": iso(now), "notReached": not_reached}
+        cursor = RetentionCursor(resume_after, now, not_reached)
         try:
-            self._store.update_record(CURSOR_KIND, CURSOR_KEY, lambda _: data, attempts=1)
-        except DrError as e:  # JobConflictError included: another run wrote it meanwhile
+            self._cursor.update(CURSOR_KEY, lambda _: cursor, attempts=1)
+        except DrError as e:  # RecordConflictError included: another run wrote it meanwhile
             # The next run merely starts elsewhere.
             _module_logger.warning("retention: the cursor was not saved: %s", e.message)
 

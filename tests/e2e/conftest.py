@@ -117,7 +117,7 @@ class E2E:
 
     # -- observing ------------------------------------------------------------------------------
     def job(self, job_id: str) -> Job:
-        job = get_context().store.get(job_id)
+        job = get_context().jobs.get(job_id)
         assert job is not None, f"no job {job_id}"
         return job
 

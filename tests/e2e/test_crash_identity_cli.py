@@ -16,7 +16,7 @@ import pytest
 import requests
 from azure.storage.blob import BlobServiceClient
 
-from dr_core.jobs.job import JobState
+from dr_core.kernel.phases import JobState
 from emulator.funchost import FunctionsHostProcess
 from emulator.stack import LocalAzure
 

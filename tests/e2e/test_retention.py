@@ -21,9 +21,10 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from dr_core import cli
-from dr_core.catalog.tags import TAG_JOB, TAG_SIZE, backup_blob_name, backup_tags
+from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.tags import TAG_JOB, TAG_SIZE, backup_tags
 from dr_core.context import get_context
-from dr_core.jobs.job import JobState
+from dr_core.kernel.phases import JobState
 from dr_core.retention.pruner import LOG_PREFIX
 from emulator.stack import LocalAzure
 from tests.infra.bicep_model import Infra

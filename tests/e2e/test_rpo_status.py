@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from dr_core.jobs.job import Job, JobState
+from dr_core.jobs.job import Job
+from dr_core.kernel.phases import JobState
 from dr_core.posture.rpo import LOG_PREFIX
 
 from .conftest import E2E, PROD, PROJECT_ROOT, STANDBY, eventually

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from azure.storage.blob import BlobServiceClient
 
 from dr_core.azure.blobs import BlobBackupStore
-from dr_core.catalog.tags import TAG_CATALOG, TAG_SERVICE, TAG_STATE, backup_blob_name, backup_tags, entry_from_tags
+from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.tags import TAG_CATALOG, TAG_SERVICE, TAG_STATE, backup_tags, entry_from_tags
 
 BACKUP_ACCOUNT = "apimdrbackups"
 

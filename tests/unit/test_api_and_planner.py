@@ -7,8 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from dr_core.api.handlers import MAX_BODY_BYTES, ApiResponse, guarded
-from dr_core.jobs.job import JobState
+from dr_core.api.http import MAX_BODY_BYTES, ApiResponse, guarded
 from dr_core.kernel.errors import (
     EXIT_CONFIG,
     EXIT_NOT_FOUND,
@@ -25,6 +24,7 @@ from dr_core.kernel.errors import (
     exit_code,
     http_status,
 )
+from dr_core.kernel.phases import JobState
 from dr_core.kernel.settings import SettingsError
 from tests.unit.fakes import SUB, T0, World, rid, settings, world
 from tests.unit.test_restore_preflight import add_backup, ready_world
@@ -148,13 +148,13 @@ def test_watchdog_resends_only_overdue_unfinished_jobs() -> None:
     w = world()
     job, _ = w.ctx.planner().request_backup("prod")
     w.queue.take()
-    assert w.ctx.planner().requeue_stalled() == []
+    assert w.ctx.watchdog().requeue_stalled() == []
     w.clock.advance(10 * 60)
-    assert w.ctx.planner().requeue_stalled() == [job.job_id]
+    assert w.ctx.watchdog().requeue_stalled() == [job.job_id]
     assert w.queue.ops() == [("start", 0)]
     w.store.rows[job.job_id].state = JobState.SUCCEEDED
     w.queue.take()
-    assert w.ctx.planner().requeue_stalled() == []
+    assert w.ctx.watchdog().requeue_stalled() == []
 
 
 # -- issue 8: errors that escaped, restores that collided -----------------------------------------------
@@ -167,7 +167,7 @@ def test_nested_json_is_a_400_not_a_recursion_error() -> None:
 
 
 def test_nesting_is_measured_without_recursion_and_ignores_brackets_in_strings() -> None:
-    from dr_core.api.handlers import MAX_JSON_DEPTH, json_depth, parse_json_object
+    from dr_core.api.http import MAX_JSON_DEPTH, json_depth, parse_json_object
     assert json_depth(b'{"instance": "prod"}') == 1
     assert json_depth(b'{"a": "[[[{{{\\"[[["}') == 1  # brackets and an escaped quote inside a string
     assert json_depth(b"[" * 200_000) == 200_000  # far beyond any recursion limit: counted, not recursed
@@ -226,7 +226,7 @@ def test_a_confirmed_restore_right_after_a_refused_one_is_accepted() -> None:
 # -- issue 9: starts paced to ARM's write bucket -------------------------------------------------------
 
 def test_starts_are_paced_per_subscription_to_arms_write_bucket() -> None:
-    from dr_core.backup.planner import ARM_WRITE_BURST, ARM_WRITES_PER_SECOND, paced_fanouts
+    from dr_core.jobs.launcher import ARM_WRITE_BURST, ARM_WRITES_PER_SECOND, paced_fanouts
 
     other_sub = "00000000-0000-0000-0000-0000000000dd"
     names = [f"apim-{i:04d}" for i in range(1000)]

@@ -5,10 +5,13 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timedelta
 
-from dr_core.api.handlers import ApiResponse, guarded
-from dr_core.catalog.tags import backup_blob_name, backup_tags
-from dr_core.jobs.job import Job, JobKind, JobState
+from dr_core.api.http import ApiResponse, guarded
+from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.tags import backup_tags
+from dr_core.jobs.ids import JobKind
+from dr_core.jobs.job import Job, Trigger
 from dr_core.kernel.errors import AzureUnavailableError
+from dr_core.kernel.phases import JobState
 from dr_core.posture.dashboard import page_headers
 from tests.unit.fakes import T0, World, rid, world
 
@@ -27,7 +30,7 @@ def add_backup(w: World, service: str = PROD, *, age: timedelta, sku: str = "Sta
 def add_job(w: World, kind: JobKind, state: JobState, *, service: str = PROD, ended: datetime,
             source: str | None = None, code: str | None = "BackupFailed") -> Job:
     job = Job(job_id=f"{kind.value}-{ended:%Y%m%dT%H%M%SZ}-{service}-{next(_ids):08x}", kind=kind,
-              instance=rid(service), service_name=service, state=state, trigger="schedule", slot=ended,
+              instance=rid(service), service_name=service, state=state, trigger=Trigger.SCHEDULE, slot=ended,
               created_at=ended, updated_at=ended, deadline=ended + timedelta(hours=2), finished_at=ended,
               source_instance=rid(source) if source else None)
     if state in (JobState.FAILED, JobState.TIMED_OUT):

@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 
-from dr_core.api.handlers import ApiResponse, guarded
-from dr_core.azure.arm import ConfigurationSummary, PollResult
-from dr_core.azure.tables import Record
+from dr_core.api.http import ApiResponse, guarded
 from dr_core.backup.manifest import MANIFEST_FORMAT, ManifestRecorder, manifest_blob_name, summary_from_manifest
 from dr_core.cli import main
 from dr_core.context import reset_context
-from dr_core.drills.drills import KIND, TRIGGER, DrillRefusedError, NoVerifiableBackupError, compare
-from dr_core.jobs.job import JobState
+from dr_core.drills.drills import DrillRefusedError, NoVerifiableBackupError
+from dr_core.drills.record import compare
+from dr_core.jobs.job import Trigger
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import (
     EXIT_FAILED,
@@ -27,6 +26,8 @@ from dr_core.kernel.errors import (
     ArmError,
     AzureUnavailableError,
 )
+from dr_core.kernel.phases import JobState
+from dr_core.ports import ConfigurationSummary, PollResult, RecordKind, StoredRecord
 from tests.unit.continuity_support import (
     CONTAINER,
     DRILL,
@@ -44,14 +45,14 @@ BASE = "https://func.example"
 
 
 def drill_record(w: World, job_id: str) -> dict[str, Any]:
-    saved = w.store.get_record(KIND, job_id)
+    saved = w.store.get_record(RecordKind.DRILL, job_id)
     assert saved is not None
     return saved.data
 
 
 def started(w: World) -> dict[str, Any]:
     (drill,) = w.ctx.drills().run_due()
-    return drill
+    return drill.to_json()
 
 
 # -- manifests -------------------------------------------------------------------------------------------
@@ -109,8 +110,8 @@ def test_documents_that_are_not_manifests_are_refused(document: Any) -> None:
 def test_compare_names_missing_and_unexpected(expected: list[str], found: list[str], missing: list[str],
                                               unexpected: list[str]) -> None:
     result = compare(expected, found)
-    assert (result["missing"], result["unexpected"]) == (missing, unexpected)
-    assert result["expected"] == sorted(expected) and result["found"] == sorted(found)
+    assert (list(result.missing), list(result.unexpected)) == (missing, unexpected)
+    assert list(result.expected) == sorted(expected) and list(result.found) == sorted(found)
 
 
 # -- when drills start -----------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ def test_a_due_drill_restores_the_latest_backup_into_the_drill_target() -> None:
     newest = add_backup(w, age=timedelta(hours=5, minutes=30))
     add_backup(w, age=timedelta(hours=30))
     drill = started(w)
-    (job,) = restore_jobs(w, TRIGGER)
+    (job,) = restore_jobs(w, Trigger.DRILL)
     assert job.instance == rid(DRILL) and job.source_instance == rid(PROD) and job.blob_name == newest
     assert drill == drill_record(w, job.job_id)
     assert drill["state"] == "running" and drill["jobId"] == job.job_id and drill["trigger"] == "schedule"
@@ -173,7 +174,7 @@ def test_a_drill_target_that_is_a_primary_is_refused_by_name() -> None:
 def test_a_drill_target_busy_with_another_restore_is_not_drilled_now() -> None:
     w = continuity_world(sync=False)
     add_backup(w)
-    from dr_core.restore.restorer import RestoreRequest
+    from dr_core.restore.request import RestoreRequest
 
     _, other = w.ctx.restorer().start(RestoreRequest(target=DRILL, source=PROD))
     assert other is not None
@@ -196,7 +197,7 @@ def test_no_verifiable_backup_starts_no_drill_and_is_tried_again_the_next_hour()
     add_backup(w, age=timedelta(days=31))  # expired, manifest or not
     with pytest.raises(NoVerifiableBackupError, match="1 newest restorable ones have no manifest"):
         w.ctx.drills().start("prod")
-    assert w.ctx.drills().run_due() == [] and restore_jobs(w) == [] and w.store.records(KIND) == []
+    assert w.ctx.drills().run_due() == [] and restore_jobs(w) == [] and w.store.records(RecordKind.DRILL) == []
     add_backup(w, age=timedelta(minutes=10))
     assert len(w.ctx.drills().run_due()) == 1
 
@@ -332,7 +333,7 @@ def test_a_drill_record_lost_after_its_job_was_created_is_rebuilt() -> None:
     w = continuity_world(sync=False)
     add_backup(w)
     drill = started(w)
-    del w.store.record_rows[(KIND, drill["jobId"])]
+    del w.store.record_rows[(RecordKind.DRILL, drill["jobId"])]
     w.arm.configurations[DRILL] = PROD_CONFIG
     drive_restore(w, drill["jobId"])
     result = drill_record(w, drill["jobId"])
@@ -522,12 +523,12 @@ def test_cli_standbys_shows_lag() -> None:
 
 def test_records_of_other_kinds_do_not_count_as_drills() -> None:
     w = continuity_world(sync=False)
-    w.store.put_record(Record("rpo", "x", {"instance": rid(PROD), "state": "ok"}))
+    w.store.put_record(StoredRecord(RecordKind.RPO, "x", {"instance": rid(PROD), "state": "ok"}))
     assert call(w, "list_drills", None).body == {"drills": []}
 
 
 def test_a_drill_target_is_a_restore_target_whose_source_defaults_to_its_primary() -> None:
-    from dr_core.restore.restorer import RestoreRequest
+    from dr_core.restore.request import RestoreRequest
 
     w = continuity_world(sync=False)
     add_backup(w)

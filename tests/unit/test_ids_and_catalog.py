@@ -2,8 +2,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dr_core.catalog.tags import backup_blob_name, backup_metadata, backup_tags, parse_backup_blob_name
-from dr_core.jobs.job import JobKind, make_job_id, parse_job_id
+from dr_core.catalog.naming import backup_blob_name, parse_backup_blob_name
+from dr_core.catalog.tags import backup_metadata, backup_tags
+from dr_core.jobs.ids import JobKind, make_job_id, parse_job_id
 from dr_core.kernel.ids import ApimResourceId, InvalidResourceIdError
 
 SUB = "00000000-0000-0000-0000-000000000001"

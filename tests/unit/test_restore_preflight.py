@@ -7,11 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from dr_core.catalog.tags import backup_blob_name, backup_tags
+from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.tags import backup_tags
 from dr_core.inventory.resolver import UnknownInstanceError
-from dr_core.jobs.job import JobKind, JobState
+from dr_core.jobs.ids import JobKind
+from dr_core.jobs.job import Trigger
 from dr_core.kernel.errors import ArmError, InvalidRequestError
-from dr_core.restore.restorer import Outcome, RestoreRequest, parse_restore_request
+from dr_core.kernel.phases import JobState
+from dr_core.restore.preflight import Outcome
+from dr_core.restore.request import RestoreRequest, parse_restore_request
 from tests.unit.fakes import T0, World, rid, settings, world
 
 PROD, STANDBY, DEV = "apim-prod", "apim-dr", "apim-dev"
@@ -82,7 +86,7 @@ def _running_restore(w: World, target: str) -> None:
 
     job_id = f"restore-20261130T010000Z-{target}-0000abcd"
     w.store.put(Job(job_id=job_id, kind=JobKind.RESTORE, instance=rid(target), service_name=target,
-                    state=JobState.RUNNING, trigger="http", slot=T0, created_at=T0, updated_at=T0,
+                    state=JobState.RUNNING, trigger=Trigger.HTTP, slot=T0, created_at=T0, updated_at=T0,
                     deadline=T0 + timedelta(hours=3)))
     assert w.store.create_lock(ApimResourceId.parse(rid(target)), job_id)
 

@@ -11,26 +11,22 @@ from typing import Any
 import pytest
 
 from dr_core import cli
-from dr_core.azure.blobs import DeleteOutcome
-from dr_core.azure.tables import Record
+from dr_core.catalog.entry import CatalogEntry
+from dr_core.catalog.naming import backup_blob_name
 from dr_core.catalog.relabel import RelabelOutcome
-from dr_core.catalog.tags import TAG_CATALOG, CatalogEntry, backup_blob_name, backup_tags, catalog_tags_for
+from dr_core.catalog.tags import TAG_CATALOG, backup_tags, catalog_tags_for
 from dr_core.context import reset_context
 from dr_core.inventory.resolver import UnknownInstanceError
-from dr_core.jobs.job import Job, JobKind, JobState, make_job_id
+from dr_core.jobs.ids import JobKind, make_job_id
+from dr_core.jobs.job import Job, Trigger
 from dr_core.kernel.errors import AzureUnavailableError, InvalidRequestError
 from dr_core.kernel.ids import ApimResourceId
-from dr_core.retention.pruner import (
-    CURSOR_KEY,
-    CURSOR_KIND,
-    LOG_PREFIX,
-    Action,
-    Outcome,
-    Reason,
-    RetentionIncompleteError,
-    RetentionPruner,
-    plan_instance,
-)
+from dr_core.kernel.phases import JobState
+from dr_core.ports import DeleteOutcome, RecordKind, StoredRecord
+from dr_core.retention.cursor import CURSOR_KEY
+from dr_core.retention.plan import Action, Reason, plan_instance
+from dr_core.retention.pruner import LOG_PREFIX, RetentionIncompleteError, RetentionPruner
+from dr_core.retention.report import Outcome
 from tests.unit.fakes import T0, World, rid, settings, world
 
 CONTAINER = "apim-backups"
@@ -128,8 +124,8 @@ def add_backup(w: World, age_days: float, *, service: str = PROD, sku: str = "St
 
 
 def pruner(w: World, **kwargs: Any) -> RetentionPruner:
-    return RetentionPruner(settings=w.ctx.settings, store=w.store, backups=w.backups, resolver=w.ctx.resolver(),
-                           clock=w.clock, **kwargs)
+    return RetentionPruner(settings=w.ctx.settings, jobs=w.store, cursor=w.ctx.retention_cursor(), backups=w.backups,
+                           resolver=w.ctx.resolver(), clock=w.clock, **kwargs)
 
 
 def retention_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -289,7 +285,7 @@ def test_a_running_restore_keeps_its_backup_and_a_finished_one_does_not():
 def restore_job(blob: str, state: JobState, *, job_id: str | None = None) -> Job:
     target = ApimResourceId.parse(rid("apim-dr"))
     return Job(job_id=job_id or make_job_id(JobKind.RESTORE, target, T0, unique=True), kind=JobKind.RESTORE,
-               instance=str(target), service_name=target.service_name, state=state, trigger="http", slot=T0,
+               instance=str(target), service_name=target.service_name, state=state, trigger=Trigger.HTTP, slot=T0,
                created_at=T0, updated_at=T0, deadline=T0 + timedelta(hours=3), storage_account="apimdrbackups",
                container=CONTAINER, blob_name=blob, access_type="SystemAssignedManagedIdentity",
                source_instance=rid(PROD), next_action_at=T0)
@@ -382,21 +378,21 @@ def test_the_scheduled_run_stops_at_its_budget_and_the_next_one_resumes():
     first = pruner(w, parallel=1, monotonic=Ticks(100)).run_scheduled()
     assert [i.instance.name for i in first.instances] == ["apim-a", "apim-b"]
     assert first.not_reached == [rid(n) for n in ("apim-c", "apim-d", "apim-e")]
-    cursor = w.store.get_record(CURSOR_KIND, CURSOR_KEY)
+    cursor = w.store.get_record(RecordKind.RETENTION, CURSOR_KEY)
     assert cursor is not None and cursor.data["resumeAfter"] == ApimResourceId.parse(rid("apim-b")).key
     second = pruner(w, parallel=1, monotonic=Ticks(100)).run_scheduled()
     assert [i.instance.name for i in second.instances] == ["apim-c", "apim-d"]
     third = pruner(w, parallel=4, monotonic=Ticks(1)).run_scheduled()
     assert [i.instance.name for i in third.instances] == ["apim-e", "apim-a", "apim-b", "apim-c", "apim-d"]
     assert third.not_reached == []
-    cursor = w.store.get_record(CURSOR_KIND, CURSOR_KEY)
+    cursor = w.store.get_record(RecordKind.RETENTION, CURSOR_KEY)
     assert cursor is not None and cursor.data["resumeAfter"] is None
     assert len(w.backups.deleted) == 5
     # The CLI (no budget) and dry runs neither read nor move the cursor.
-    w.store.put_record(Record(CURSOR_KIND, CURSOR_KEY, {"resumeAfter": "zzz"}, etag=cursor.etag))
+    w.store.put_record(StoredRecord(RecordKind.RETENTION, CURSOR_KEY, {"resumeAfter": "zzz"}, etag=cursor.etag))
     everything = pruner(w, monotonic=Ticks(1000)).run(dry_run=False)
     assert len(everything.instances) == 5 and everything.not_reached == []
-    stored = w.store.get_record(CURSOR_KIND, CURSOR_KEY)
+    stored = w.store.get_record(RecordKind.RETENTION, CURSOR_KEY)
     assert stored is not None and stored.data["resumeAfter"] == "zzz"
 
 
@@ -414,7 +410,7 @@ def test_an_unreadable_or_contested_cursor_does_not_stop_the_run():
     contested.store.conflict_next_record_put = True  # another run writes the cursor just before this one
     report = pruner(contested).run_scheduled()
     assert [i.instance.name for i in report.instances] == ["apim-a", "apim-b"] and not report.failed
-    assert contested.store.get_record(CURSOR_KIND, CURSOR_KEY) is None  # this run's cursor was not forced in
+    assert contested.store.get_record(RecordKind.RETENTION, CURSOR_KEY) is None  # this run's cursor was not forced in
 
 
 # -- the CLI ------------------------------------------------------------------------------------------

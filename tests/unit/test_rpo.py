@@ -9,14 +9,18 @@ from typing import Any
 
 import pytest
 
-from dr_core.azure.tables import Record
-from dr_core.catalog.tags import backup_blob_name, backup_tags, entry_from_tags
-from dr_core.jobs.job import Job, JobKind, JobState
+from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.tags import backup_tags, entry_from_tags
+from dr_core.jobs.ids import JobKind
+from dr_core.jobs.job import Job, Trigger
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import AzureUnavailableError
 from dr_core.kernel.ids import ApimResourceId
+from dr_core.kernel.phases import JobState, RpoState
 from dr_core.kernel.settings import Posture, ProtectedInstance, StorageAccessType
-from dr_core.posture.rpo import LOG_PREFIX, RECORD_KIND, RpoFollower, RpoMonitor, RpoState, assess, rpo_key
+from dr_core.ports import RecordKind, StoredRecord
+from dr_core.posture.record import rpo_key
+from dr_core.posture.rpo import LOG_PREFIX, RpoFollower, RpoMonitor, assess
 from tests.unit.fakes import T0, World, rid, settings, world
 
 PROD, DEV = "apim-prod", "apim-dev"
@@ -48,7 +52,7 @@ def monitor(w: World) -> RpoMonitor:
 
 
 def record(w: World, name: str = PROD) -> dict[str, Any]:
-    found = w.store.get_record(RECORD_KIND, rpo_key(ApimResourceId.parse(rid(name))))
+    found = w.store.get_record(RecordKind.RPO, rpo_key(ApimResourceId.parse(rid(name))))
     assert found is not None, f"no rpo record of {name}"
     return found.data
 
@@ -272,7 +276,7 @@ def test_a_failed_recovery_announcement_is_retried() -> None:
 def test_another_runner_announcing_is_left_alone_until_its_claim_lapses() -> None:
     w = breach_world()
     key = rpo_key(ApimResourceId.parse(rid(PROD)))
-    current = w.store.get_record(RECORD_KIND, key)
+    current = w.store.get_record(RecordKind.RPO, key)
     assert current is not None
     current.data["announcing"] = {"state": "breached", "until": iso(w.clock.now() + timedelta(minutes=2))}
     w.store.put_record(current)
@@ -338,7 +342,7 @@ def test_one_failing_instance_does_not_stop_the_others() -> None:
 
 def test_records_unreadable_fails_the_run() -> None:
     w = world()
-    w.store.record_errors[RECORD_KIND] = AzureUnavailableError("jobs table unreachable")
+    w.store.record_errors[RecordKind.RPO] = AzureUnavailableError("jobs table unreachable")
     with pytest.raises(AzureUnavailableError):
         monitor(w).check_all()
 
@@ -365,7 +369,7 @@ def backup_job(w: World, name: str, *, service: str = PROD, state: JobState = Jo
                kind: JobKind = JobKind.BACKUP) -> Job:
     now = w.clock.now()
     return Job(job_id=f"{kind.value}-20261130T020000Z-{service}-0000abcd", kind=kind, instance=rid(service),
-               service_name=service, state=state, trigger="schedule", slot=now, created_at=now, updated_at=now,
+               service_name=service, state=state, trigger=Trigger.SCHEDULE, slot=now, created_at=now, updated_at=now,
                deadline=now, container="apim-backups", blob_name=name)
 
 
@@ -402,7 +406,7 @@ def test_the_follower_checks_a_discovered_instance_with_the_default_target() -> 
 
 
 def test_the_worker_runs_the_follower_after_a_backup_succeeds() -> None:
-    from dr_core.azure.arm import PollResult
+    from dr_core.ports import PollResult
 
     w = breach_world()
     monitor(w).check_all()
@@ -422,7 +426,7 @@ def test_record_written_by_an_older_version_is_read_defensively() -> None:
     w = world(settings([rid(PROD)]))
     add_backup(w, created=T0 - timedelta(hours=1))
     key = rpo_key(ApimResourceId.parse(rid(PROD)))
-    w.store.put_record(Record(RECORD_KIND, key, {"state": 7, "since": "yesterday", "watchedSince": [],
+    w.store.put_record(StoredRecord(RecordKind.RPO, key, {"state": 7, "since": "yesterday", "watchedSince": [],
                                                  "announced": {"x": 1}, "newestRestorable": "b"}))
     monitor(w).check_all()
     data = record(w)

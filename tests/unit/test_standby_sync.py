@@ -7,13 +7,14 @@ from datetime import timedelta
 
 import pytest
 
-from dr_core.azure.arm import PollResult
-from dr_core.azure.tables import record_key
-from dr_core.jobs.job import JobState
+from dr_core.jobs.job import Trigger
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import ArmError
-from dr_core.restore.restorer import RestoreRequest
-from dr_core.standby.sync import KIND, TRIGGER, lag_hours, standby_view
+from dr_core.kernel.phases import JobState
+from dr_core.ports import PollResult, RecordKind
+from dr_core.records import record_key
+from dr_core.restore.request import RestoreRequest
+from dr_core.standby.record import StandbyRecord
 from tests.unit.continuity_support import (
     CONTAINER,
     PROD_CONFIG,
@@ -30,7 +31,7 @@ KEY = record_key(rid(STANDBY))
 
 
 def record(w: World) -> dict:
-    saved = w.store.get_record(KIND, KEY)
+    saved = w.store.get_record(RecordKind.STANDBY, KEY)
     assert saved is not None, "no standby record"
     return saved.data
 
@@ -38,7 +39,7 @@ def record(w: World) -> dict:
 def test_a_successful_backup_is_restored_into_the_standby_and_the_record_follows_it() -> None:
     w = continuity_world()
     backup = succeed_backup(w)
-    (sync,) = restore_jobs(w, TRIGGER)
+    (sync,) = restore_jobs(w, Trigger.STANDBY_SYNC)
     assert sync.instance == rid(STANDBY) and sync.source_instance == rid("apim-prod")
     assert sync.blob_name == backup.blob_name and sync.state is JobState.PLANNED
     data = record(w)
@@ -56,14 +57,14 @@ def test_a_successful_backup_is_restored_into_the_standby_and_the_record_follows
     assert data["state"] == "Succeeded" and data["finishedAt"] == iso(ended.finished_at)
     assert data["lastSucceeded"] == {"backup": backup.blob_name, "backupCreatedAt": iso(T0),
                                      "finishedAt": iso(ended.finished_at)}
-    assert lag_hours(data, w.clock.now()) == pytest.approx(1 + 600 / 3600, abs=0.01)
+    assert StandbyRecord.from_json("k", data).lag_hours(w.clock.now()) == pytest.approx(1 + 600 / 3600, abs=0.01)
     assert w.notifier.events == [] and w.notifier.announced == []
 
 
 def test_without_opt_in_nothing_is_restored() -> None:
     w = continuity_world(sync=False)
     succeed_backup(w)
-    assert restore_jobs(w) == [] and w.store.get_record(KIND, KEY) is None
+    assert restore_jobs(w) == [] and w.store.get_record(RecordKind.STANDBY, KEY) is None
 
 
 def test_the_follower_is_idempotent() -> None:
@@ -73,7 +74,7 @@ def test_the_follower_is_idempotent() -> None:
     w.store.locks.clear()  # not the restore lock's doing: the record says this backup is already on its way
     sync.after(backup)
     sync.after(backup)
-    assert len(restore_jobs(w, TRIGGER)) == 1
+    assert len(restore_jobs(w, Trigger.STANDBY_SYNC)) == 1
     assert sync.sync(w.ctx.settings.instances[0], backup=backup.blob_name).outcome == "already"
     assert record(w)["lastSkipped"] is None  # never "busy": the record said it was on its way
 
@@ -101,7 +102,7 @@ def test_a_preflight_refusal_is_recorded_with_its_checks() -> None:
     w = continuity_world()
     w.arm.add_service(STANDBY, sku="Premium")
     succeed_backup(w)
-    (refused,) = restore_jobs(w, TRIGGER)
+    (refused,) = restore_jobs(w, Trigger.STANDBY_SYNC)
     assert refused.state is JobState.REFUSED
     data = record(w)
     assert data["state"] == "Refused" and data["jobId"] == refused.job_id
@@ -113,11 +114,11 @@ def test_a_preflight_refusal_is_recorded_with_its_checks() -> None:
 def test_a_busy_standby_skips_the_backup_with_a_reason() -> None:
     w = continuity_world()
     first = succeed_backup(w)
-    (running,) = restore_jobs(w, TRIGGER)
+    (running,) = restore_jobs(w, Trigger.STANDBY_SYNC)
     w.clock.advance(3600)
     second = succeed_backup(w)
     assert second.blob_name != first.blob_name
-    assert len(restore_jobs(w, TRIGGER)) == 1  # no second restore piled up behind the first
+    assert len(restore_jobs(w, Trigger.STANDBY_SYNC)) == 1  # no second restore piled up behind the first
     data = record(w)
     assert data["state"] == "Planned" and data["backup"] == first.blob_name
     assert data["lastSkipped"]["backup"] == second.blob_name and running.job_id in data["lastSkipped"]["reason"]
@@ -125,7 +126,7 @@ def test_a_busy_standby_skips_the_backup_with_a_reason() -> None:
     drive_restore(w, running.job_id)
     outcome, = w.ctx.standby_sync().catch_up()
     assert outcome.outcome == "started"
-    assert record(w)["backup"] == second.blob_name and len(restore_jobs(w, TRIGGER)) == 2
+    assert record(w)["backup"] == second.blob_name and len(restore_jobs(w, Trigger.STANDBY_SYNC)) == 2
 
 
 def test_an_operator_restore_into_the_standby_also_counts_as_busy() -> None:
@@ -141,11 +142,11 @@ def test_an_operator_restore_into_the_standby_also_counts_as_busy() -> None:
 def test_a_failed_sync_keeps_what_the_standby_last_got_and_is_not_retried_for_that_backup() -> None:
     w = continuity_world()
     first = succeed_backup(w)
-    (sync,) = restore_jobs(w, TRIGGER)
+    (sync,) = restore_jobs(w, Trigger.STANDBY_SYNC)
     drive_restore(w, sync.job_id)
     w.clock.advance(86400)
     second = succeed_backup(w)
-    retry = next(j for j in restore_jobs(w, TRIGGER) if j.job_id != sync.job_id)
+    retry = next(j for j in restore_jobs(w, Trigger.STANDBY_SYNC) if j.job_id != sync.job_id)
     failed = drive_restore(w, retry.job_id, outcome=PollResult(
         "failed", 0, error=ArmError("RestoreFailed", "Cannot restore: storage unreachable", 400)))
     assert failed.state is JobState.FAILED
@@ -154,7 +155,7 @@ def test_a_failed_sync_keeps_what_the_standby_last_got_and_is_not_retried_for_th
     assert data["error"]["code"] == "RestoreFailed" and data["lastSucceeded"]["backup"] == first.blob_name
     assert w.notifier.announced == [retry.job_id] and w.notifier.events == []  # the job's own announcement
     assert w.ctx.standby_sync().catch_up() == []
-    assert len(restore_jobs(w, TRIGGER)) == 2
+    assert len(restore_jobs(w, Trigger.STANDBY_SYNC)) == 2
 
 
 def test_catch_up_syncs_a_standby_whose_follower_never_ran_and_follows_its_job() -> None:
@@ -164,7 +165,7 @@ def test_catch_up_syncs_a_standby_whose_follower_never_ran_and_follows_its_job()
     sync = w.ctx.standby_sync()
     (outcome,) = sync.catch_up()
     assert outcome.outcome == "started"
-    (job,) = restore_jobs(w, TRIGGER)
+    (job,) = restore_jobs(w, Trigger.STANDBY_SYNC)
     assert job.blob_name == newest
     # Still running: the catch-up waits for it, and starts nothing else.
     assert [o.outcome for o in sync.catch_up()] == ["busy"]
@@ -184,7 +185,7 @@ def test_catch_up_syncs_a_standby_whose_follower_never_ran_and_follows_its_job()
 def test_catch_up_marks_a_record_whose_job_vanished() -> None:
     w = continuity_world()
     succeed_backup(w)
-    (job,) = restore_jobs(w, TRIGGER)
+    (job,) = restore_jobs(w, Trigger.STANDBY_SYNC)
     del w.store.rows[job.job_id]
     w.store.locks.clear()
     w.ctx.standby_sync().catch_up()
@@ -212,7 +213,7 @@ def test_a_success_after_refusals_re_arms_the_announcement() -> None:
     w.arm.add_service(STANDBY)
     w.clock.advance(3600)
     succeed_backup(w)
-    sync = next(j for j in restore_jobs(w, TRIGGER) if j.state is JobState.PLANNED)
+    sync = next(j for j in restore_jobs(w, Trigger.STANDBY_SYNC) if j.state is JobState.PLANNED)
     drive_restore(w, sync.job_id)
     assert record(w)["state"] == "Succeeded" and record(w)["announced"] is None
     w.arm.add_service(STANDBY, sku="Premium")
@@ -229,16 +230,18 @@ def test_a_success_after_refusals_re_arms_the_announcement() -> None:
     ({"lastSucceeded": {"backupCreatedAt": iso(T0 + timedelta(hours=1))}}, 0.0),  # clock skew: never negative
 ])
 def test_lag_is_the_age_of_the_backup_last_restored(data: dict, expected: float | None) -> None:
-    assert lag_hours(data, T0) == expected
-    assert standby_view(data, T0)["lagHours"] == expected
+    record = StandbyRecord.from_json("k", data)
+    assert record.lag_hours(T0) == expected
+    assert record.view_json(T0)["lagHours"] == expected
 
 
 def test_the_standbys_view_lists_each_record_with_its_lag() -> None:
     w = continuity_world()
     succeed_backup(w)
-    (sync,) = restore_jobs(w, TRIGGER)
+    (sync,) = restore_jobs(w, Trigger.STANDBY_SYNC)
     drive_restore(w, sync.job_id)
-    (view,) = w.ctx.standby_sync().standbys()
+    (record,) = w.ctx.standby_sync().standbys()
+    view = record.view_json(w.clock.now())
     assert view["standby"] == rid(STANDBY) and view["state"] == "Succeeded" and view["lagHours"] is not None
     assert "announced" not in view
 
@@ -249,7 +252,7 @@ def test_each_record_change_is_one_structured_log_line(caplog: pytest.LogCapture
     w = continuity_world()
     caplog.set_level("INFO", logger="apim_dr.events")
     succeed_backup(w)
-    (sync,) = restore_jobs(w, TRIGGER)
+    (sync,) = restore_jobs(w, Trigger.STANDBY_SYNC)
     drive_restore(w, sync.job_id)
     lines = [json.loads(r.getMessage()[len(LOG_PREFIX):]) for r in caplog.records
              if r.getMessage().startswith(LOG_PREFIX)]

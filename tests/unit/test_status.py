@@ -11,16 +11,19 @@ from typing import Any
 
 import pytest
 
-from dr_core.api.handlers import ApiResponse, guarded
-from dr_core.azure.tables import Record, record_key
-from dr_core.catalog.tags import backup_blob_name, backup_tags
+from dr_core.api.http import ApiResponse, guarded
+from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.tags import backup_tags
 from dr_core.context import reset_context
-from dr_core.jobs.job import Job, JobKind, JobState, make_job_id
+from dr_core.jobs.ids import JobKind, make_job_id
+from dr_core.jobs.job import Job, Trigger
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import AzureUnavailableError
 from dr_core.kernel.ids import ApimResourceId
-from dr_core.posture.rpo import RECORD_KIND
+from dr_core.kernel.phases import JobState
+from dr_core.ports import RecordKind, StoredRecord
 from dr_core.posture.status import MAX_BACKUPS_LISTED, open_failures
+from dr_core.records import record_key
 from tests.unit.fakes import T0, World, rid, settings, world
 
 PROD, DEV, STANDBY = "apim-prod", "apim-dev", "apim-dr"
@@ -55,7 +58,7 @@ def job(kind: JobKind, service: str, state: JobState, *, at: datetime, source: s
         code: str | None = None) -> Job:
     rid_ = ApimResourceId.parse(rid(service))
     return Job(job_id=make_job_id(kind, rid_, at, unique=True), kind=kind, instance=rid(service),
-               service_name=service, state=state, trigger="schedule", slot=at, created_at=at, updated_at=at,
+               service_name=service, state=state, trigger=Trigger.SCHEDULE, slot=at, created_at=at, updated_at=at,
                deadline=at + timedelta(hours=2), finished_at=at + timedelta(minutes=5) if state.terminal else None,
                source_instance=rid(source) if source else None, error_code=code,
                error_message=f"{code} happened" if code else None, remediation=f"fix {code}" if code else None)
@@ -138,8 +141,8 @@ def test_an_unreadable_catalog_is_unknown_with_the_reason_and_the_rest_is_answer
     assert view_of(w, DEV)["rpo"]["state"] == "at-risk"
 
 
-@pytest.mark.parametrize("kind", [RECORD_KIND, "standby", "drill"])
-def test_unreadable_records_are_a_problem_not_a_failure(kind: str) -> None:
+@pytest.mark.parametrize("kind", list(RecordKind)[:3])
+def test_unreadable_records_are_a_problem_not_a_failure(kind: RecordKind) -> None:
     w = world()
     w.store.record_errors[kind] = AzureUnavailableError("jobs table unreachable")
     body = body_of(w)
@@ -150,9 +153,8 @@ def test_unreadable_records_are_a_problem_not_a_failure(kind: str) -> None:
 def test_unreadable_jobs_are_a_problem() -> None:
     w = world()
 
-    def broken(*args: Any, **kwargs: Any) -> Iterator[Job]:
+    def broken(*args: Any, **kwargs: Any) -> list[Job]:
         raise AzureUnavailableError("jobs table unreachable")
-        yield  # pragma: no cover
 
     w.store.recent_jobs = broken  # type: ignore[method-assign]
     body = body_of(w)
@@ -213,17 +215,18 @@ def test_open_failures_are_failures_not_followed_by_a_success_of_the_same_kind()
     refused = job(JobKind.RESTORE, STANDBY, JobState.REFUSED, at=T0 - timedelta(hours=1), source=PROD)
     running = job(JobKind.BACKUP, PROD, JobState.RUNNING, at=T0)
     found = open_failures([closed, success, still_open, restore_failed, refused, running])
-    assert [f["jobId"] for f in found] == [still_open.job_id, restore_failed.job_id]
-    assert found[0] == {"jobId": still_open.job_id, "kind": "backup", "state": "TimedOut", "errorCode": "TimedOut",
-                        "message": "TimedOut happened", "remediation": "fix TimedOut",
-                        "at": iso(T0 - timedelta(hours=2) + timedelta(minutes=5))}
+    assert [f.job_id for f in found] == [still_open.job_id, restore_failed.job_id]
+    assert found[0].to_json() == {
+        "jobId": still_open.job_id, "kind": "backup", "state": "TimedOut", "errorCode": "TimedOut",
+        "message": "TimedOut happened", "remediation": "fix TimedOut",
+        "at": iso(T0 - timedelta(hours=2) + timedelta(minutes=5))}
 
 
 def test_a_restore_success_closes_only_restores_into_the_same_target() -> None:
     failed = job(JobKind.RESTORE, STANDBY, JobState.FAILED, at=T0 - timedelta(days=1), source=PROD, code="X")
     other_target = job(JobKind.RESTORE, "apim-drill", JobState.SUCCEEDED, at=T0, source=PROD)
     backup_ok = job(JobKind.BACKUP, PROD, JobState.SUCCEEDED, at=T0)
-    assert [f["jobId"] for f in open_failures([failed, other_target, backup_ok])] == [failed.job_id]
+    assert [f.job_id for f in open_failures([failed, other_target, backup_ok])] == [failed.job_id]
     same_target = job(JobKind.RESTORE, STANDBY, JobState.SUCCEEDED, at=T0, source=PROD)
     assert open_failures([failed, same_target]) == []
 
@@ -243,7 +246,7 @@ def test_open_failures_in_the_view_come_from_the_job_store() -> None:
 # -- standby and drill records (written by other features) --------------------------------------------------
 
 def standby_record(w: World, data: dict[str, Any], *, key: str | None = None) -> None:
-    w.store.put_record(Record("standby", key or record_key(rid(STANDBY)), data))
+    w.store.put_record(StoredRecord(RecordKind.STANDBY, key or record_key(rid(STANDBY)), data))
 
 
 def test_the_standby_record_gives_state_and_lag() -> None:
@@ -290,7 +293,8 @@ def test_a_malformed_standby_record_never_breaks_the_view(data: dict[str, Any]) 
 
 
 def drill(w: World, job_id: str, data: dict[str, Any]) -> None:
-    w.store.put_record(Record("drill", job_id, {"instance": rid(PROD), "target": rid("apim-drill"), **data}))
+    w.store.put_record(StoredRecord(RecordKind.DRILL, job_id,
+                                    {"instance": rid(PROD), "target": rid("apim-drill"), **data}))
 
 
 def test_the_last_drill_is_the_newest_drill_record_of_the_instance() -> None:
@@ -300,7 +304,7 @@ def test_the_last_drill_is_the_newest_drill_record_of_the_instance() -> None:
     drill(w, "restore-new", {"jobId": "restore-new", "state": "failed", "requestedAt": iso(T0 - timedelta(days=1)),
                              "finishedAt": iso(T0 - timedelta(hours=23)), "rtoSeconds": 1200.5,
                              "rpoHoursAtDrill": 3.25, "error": {"code": "VerificationFailed"}})
-    w.store.put_record(Record("drill", "restore-dev", {"instance": rid(DEV), "state": "passed",
+    w.store.put_record(StoredRecord(RecordKind.DRILL, "restore-dev", {"instance": rid(DEV), "state": "passed",
                                                        "requestedAt": iso(T0)}))
     assert view_of(w)["lastDrill"] == {"jobId": "restore-new", "state": "failed", "rtoSeconds": 1200.5,
                                        "rpoHoursAtDrill": 3.25, "finishedAt": iso(T0 - timedelta(hours=23)),

@@ -6,12 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from dr_core.azure.arm import PollResult, StartedOperation
-from dr_core.backup.planner import new_backup_job
 from dr_core.catalog.tags import TAG_CREATED, TAG_SIZE, TAG_SKU, TAG_STATE
-from dr_core.jobs.job import Job, JobKind, JobState, make_job_id
+from dr_core.jobs.ids import JobKind, make_job_id
+from dr_core.jobs.job import Job, Trigger
 from dr_core.jobs.messages import InvalidMessageError, WorkMessage
 from dr_core.kernel.errors import ArmError
+from dr_core.kernel.phases import JobState
+from dr_core.ports import PollResult, StartedOperation
 from tests.unit.fakes import T0, World, rid, world
 
 PROD = "apim-prod"
@@ -19,7 +20,7 @@ PROD = "apim-prod"
 
 def backup_job(w: World, state: JobState = JobState.PLANNED) -> Job:
     instance = w.ctx.settings.instances[0]
-    job = new_backup_job(w.ctx.settings, instance, T0, trigger="schedule", now=T0)
+    job = Job.new_backup(w.ctx.settings, instance, T0, trigger=Trigger.SCHEDULE, now=T0)
     _advance(job, state)
     return w.store.put(job)
 
@@ -432,10 +433,7 @@ def test_followers_run_once_after_the_end_and_their_failure_never_fails_the_job(
         def announces(self, ended: Job) -> bool:
             return False
 
-    from dr_core.jobs.worker import Worker
-
-    worker = Worker(settings=w.ctx.settings, store=w.store, queue=w.queue, arm=w.arm, backups=w.backups,
-                    notifier=w.notifier, clock=w.clock, followers=[Broken(), Recorder()])
+    worker = w.ctx.worker(followers=[Broken(), Recorder()])
     w.arm.poll_answers = [PollResult("succeeded", 0, resource={"sku": {"name": "Standard"}})]
     worker.handle(poll(job))
     worker.handle(poll(job))  # a duplicate message for the ended job: no second follow-up
