@@ -18,7 +18,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--settings", help="a local.settings.json whose Values fill unset environment variables")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
     sub = parser.add_subparsers(dest="command", required=True)
+    _catalog_commands(sub)
+    _job_commands(sub)
+    _status_command(sub)
+    _continuity_commands(sub)
+    return parser
 
+
+Commands = argparse._SubParsersAction  # the type of add_subparsers()' result
+
+
+def _catalog_commands(sub: Commands) -> None:
     backups = sub.add_parser("backups", help="the backup catalog")
     backups_sub = backups.add_subparsers(dest="action", required=True)
     listing = backups_sub.add_parser("list", help="backups of one instance, newest first")
@@ -33,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     relabel.add_argument("--dry-run", action="store_true", help="show what would be relabelled; change nothing")
     relabel.set_defaults(run=commands.backups_relabel)
 
+
+def _job_commands(sub: Commands) -> None:
     backup = sub.add_parser("backup", help="on-demand backup")
     backup_sub = backup.add_subparsers(dest="action", required=True)
     start = backup_sub.add_parser("start", help="start a backup of one protected instance")
@@ -58,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(prune)
     prune.set_defaults(run=commands.prune)
 
+
+def _status_command(sub: Commands) -> None:
     status = sub.add_parser(
         "status", help="the posture of every protected instance, or one job",
         description="Without a job ID: each protected instance's RPO state, newest restorable backup, standby "
@@ -71,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(status)
     status.set_defaults(run=commands.status)
 
+
+def _continuity_commands(sub: Commands) -> None:
     drills = sub.add_parser("drills", help="restore drill history, newest first")
     drills.add_argument("--service", help="only drills of this instance (resource ID, alias or service name)")
     _json_option(drills)
@@ -87,7 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
     standbys = sub.add_parser("standbys", help="standby sync: state and lag of each synced standby")
     _json_option(standbys)
     standbys.set_defaults(run=commands.standbys)
-    return parser
 
 
 def _json_option(cmd: argparse.ArgumentParser) -> None:

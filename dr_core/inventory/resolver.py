@@ -172,23 +172,28 @@ def _check_reference(reference: object) -> str:
 
 
 def _match(reference: str, instances: list[ProtectedInstance], *, standbys: bool) -> Resolved | None:
+    """The instance ``reference`` names: by resource ID when it starts with ``/``, else by alias or service name."""
     if reference.startswith("/"):
-        try:
-            rid = ApimResourceId.parse(reference)
-        except InvalidResourceIdError as e:
-            raise InvalidRequestError(str(e)) from e
-        for inst in instances:
-            if inst.resource_id.key == rid.key:
-                return Resolved(inst.resource_id, inst)
-        if standbys:
-            for other in _restore_targets(instances):
-                if other.key == rid.key:
-                    return Resolved(other, None)
-        return None
+        return _match_id(reference, instances, standbys=standbys)
+    return _match_name(reference, instances, standbys=standbys)
+
+
+def _match_id(reference: str, instances: list[ProtectedInstance], *, standbys: bool) -> Resolved | None:
+    try:
+        rid = ApimResourceId.parse(reference)
+    except InvalidResourceIdError as e:
+        raise InvalidRequestError(str(e)) from e
+    found = next((Resolved(i.resource_id, i) for i in instances if i.resource_id.key == rid.key), None)
+    if found is None and standbys:
+        found = next((Resolved(other, None) for other in _restore_targets(instances) if other.key == rid.key), None)
+    return found
+
+
+def _match_name(reference: str, instances: list[ProtectedInstance], *, standbys: bool) -> Resolved | None:
     lowered = reference.lower()
-    for inst in instances:
-        if inst.alias and inst.alias.lower() == lowered:
-            return Resolved(inst.resource_id, inst)
+    aliased = next((i for i in instances if i.alias and i.alias.lower() == lowered), None)
+    if aliased is not None:
+        return Resolved(aliased.resource_id, aliased)
     matches = [Resolved(i.resource_id, i) for i in instances if i.name.lower() == lowered]
     if standbys:
         seen = {m.resource_id.key for m in matches}

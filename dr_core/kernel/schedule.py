@@ -214,35 +214,30 @@ class Ncrontab:
         year, month, day = start.year, start.month, start.day + (1 if forward else -1)
         while 1 <= year <= _LAST_YEAR:
             if month in self.months:
-                length = calendar.monthrange(year, month)[1]
-                if forward:
-                    candidates = self._days[bisect_left(self._days, day):]
-                else:
-                    candidates = tuple(reversed(self._days[:bisect_right(self._days, day)]))
-                for d in candidates:
-                    if d > length:
-                        if forward:
-                            break
-                        continue
-                    found = date(year, month, d)
-                    if (found.weekday() + 1) % 7 in self.weekdays:
-                        return found
-            # On to the next (previous) month of the month field.
-            if forward:
-                i = bisect_right(self._months, month)
-                if i < len(self._months):
-                    month = self._months[i]
-                else:
-                    year, month = year + 1, self._months[0]
-                day = 1
-            else:
-                i = bisect_left(self._months, month)
-                if i > 0:
-                    month = self._months[i - 1]
-                else:
-                    year, month = year - 1, self._months[-1]
-                day = 31
+                found = self._day_in_month(year, month, day, forward=forward)
+                if found is not None:
+                    return found
+            year, month = self._next_month(year, month, forward=forward)
+            day = 1 if forward else 31
         return None
+
+    def _day_in_month(self, year: int, month: int, day: int, *, forward: bool) -> date | None:
+        """The first matching day of the month from ``day`` on (or the last one up to it, backwards)."""
+        length = calendar.monthrange(year, month)[1]
+        if forward:
+            candidates = [d for d in self._days[bisect_left(self._days, day):] if d <= length]
+        else:
+            candidates = [d for d in reversed(self._days[:bisect_right(self._days, day)]) if d <= length]
+        return next((date(year, month, d) for d in candidates if (date(year, month, d).weekday() + 1) % 7
+                     in self.weekdays), None)
+
+    def _next_month(self, year: int, month: int, *, forward: bool) -> tuple[int, int]:
+        """The next (previous) month of the month field, in the next (previous) year after the last one."""
+        if forward:
+            i = bisect_right(self._months, month)
+            return (year, self._months[i]) if i < len(self._months) else (year + 1, self._months[0])
+        i = bisect_left(self._months, month)
+        return (year, self._months[i - 1]) if i > 0 else (year - 1, self._months[-1])
 
     def _time_after(self, hour: int, minute: int, second: int) -> time | None:
         """The first time of day strictly after ``hour:minute:second``, on a matching date."""

@@ -493,22 +493,8 @@ def _parse_instances(
     default_posture: Posture,
     problems: list[str],
 ) -> tuple[list[ProtectedInstance], list[str]]:
-    if len(text) > _MAX_INSTANCES_JSON:
-        problems.append(f"APIM_DR_INSTANCES is {len(text)} characters long; at most {_MAX_INSTANCES_JSON}")
-        return [], []
-    try:
-        data: Any = json.loads(text)
-    except json.JSONDecodeError as e:
-        problems.append(f"APIM_DR_INSTANCES is not valid JSON ({e.msg} at line {e.lineno} column {e.colno});"
-                        " expected a JSON list of APIM resource IDs or objects")
-        return [], []
-    if not isinstance(data, list):
-        problems.append(f"APIM_DR_INSTANCES must be a JSON list, got a JSON {type(data).__name__}")
-        return [], []
-    if len(data) > _MAX_INSTANCES:
-        problems.append(f"APIM_DR_INSTANCES lists {len(data)} instances; at most {_MAX_INSTANCES} (use "
-                        "APIM_DR_DISCOVERY_SUBSCRIPTIONS and the discovery tag for larger fleets)")
-        return [], []
+    """The instances of ``APIM_DR_INSTANCES``, and one error per entry skipped (each entry on its own)."""
+    data = _instances_list(text, problems)
     instances: list[ProtectedInstance] = []
     errors: list[str] = []
     seen: dict[str, int] = {}
@@ -525,18 +511,45 @@ def _parse_instances(
             continue
         seen[instance.resource_id.key] = index
         instances.append(instance)
-    aliases: dict[str, str] = {}
-    for inst in instances:
-        if inst.alias:
-            if inst.alias.lower() in aliases:
-                errors.append(f"APIM_DR_INSTANCES: alias {inst.alias!r} is used twice")
-            aliases[inst.alias.lower()] = str(inst.resource_id)
+    errors += _duplicate_aliases(instances)
     instances = _refuse_primaries_as_targets(instances, errors)
     if len(errors) > _MAX_REPORTED_ERRORS:
         # Every bad entry is skipped; the report names the first ones, so one bad paste can't flood the logs.
         errors = [*errors[:_MAX_REPORTED_ERRORS], f"APIM_DR_INSTANCES: {len(errors) - _MAX_REPORTED_ERRORS} more "
                   "entries are invalid or duplicated and were skipped"]
     return instances, errors
+
+
+def _duplicate_aliases(instances: list[ProtectedInstance]) -> list[str]:
+    seen: set[str] = set()
+    errors: list[str] = []
+    for inst in instances:
+        if inst.alias:
+            if inst.alias.lower() in seen:
+                errors.append(f"APIM_DR_INSTANCES: alias {inst.alias!r} is used twice")
+            seen.add(inst.alias.lower())
+    return errors
+
+
+def _instances_list(text: str, problems: list[str]) -> list[Any]:
+    """``APIM_DR_INSTANCES`` as a JSON list; empty (and a problem named) when it is not one of a sane size."""
+    if len(text) > _MAX_INSTANCES_JSON:
+        problems.append(f"APIM_DR_INSTANCES is {len(text)} characters long; at most {_MAX_INSTANCES_JSON}")
+        return []
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as e:
+        problems.append(f"APIM_DR_INSTANCES is not valid JSON ({e.msg} at line {e.lineno} column {e.colno});"
+                        " expected a JSON list of APIM resource IDs or objects")
+        return []
+    if not isinstance(data, list):
+        problems.append(f"APIM_DR_INSTANCES must be a JSON list, got a JSON {type(data).__name__}")
+        return []
+    if len(data) > _MAX_INSTANCES:
+        problems.append(f"APIM_DR_INSTANCES lists {len(data)} instances; at most {_MAX_INSTANCES} (use "
+                        "APIM_DR_DISCOVERY_SUBSCRIPTIONS and the discovery tag for larger fleets)")
+        return []
+    return data
 
 
 _INSTANCE_KEYS = {"resourceId", "container", "accessType", "clientId", "alias", "standby", "standbySync",
@@ -586,6 +599,18 @@ def _parse_instance(
     container = entry.get("container", default_container)
     if not isinstance(container, str) or not is_valid_container(container):
         raise ValueError(f"container {_show(str(container))} is not a valid blob container name")
+    access, client_id = _parse_instance_access(entry, default_access, default_client_id)
+    alias = entry.get("alias")
+    if alias is not None and (not isinstance(alias, str) or not _ALIAS_RE.match(alias)):
+        raise ValueError(f"alias {_show(str(alias))} must be 1-63 letters, digits, '.', '_' or '-'")
+    standby = _parse_target(entry, "standby", resource_id)
+    posture = _parse_posture(entry, default_posture, resource_id, standby)
+    return ProtectedInstance(resource_id, container, access, client_id, alias, standby, posture)
+
+
+def _parse_instance_access(entry: dict[str, Any], default_access: StorageAccessType,
+                           default_client_id: str | None) -> tuple[StorageAccessType, str | None]:
+    """How APIM reaches the backup account for this instance: its access type and user-assigned identity."""
     access_text = entry.get("accessType")
     access = default_access
     if access_text is not None:
@@ -600,19 +625,21 @@ def _parse_instance(
     if access is StorageAccessType.USER_ASSIGNED and not client_id:
         raise ValueError(
             "accessType UserAssignedManagedIdentity needs clientId (or APIM_DR_STORAGE_IDENTITY_CLIENT_ID)")
-    alias = entry.get("alias")
-    if alias is not None and (not isinstance(alias, str) or not _ALIAS_RE.match(alias)):
-        raise ValueError(f"alias {_show(str(alias))} must be 1-63 letters, digits, '.', '_' or '-'")
-    standby = None
-    if entry.get("standby") is not None:
-        try:
-            standby = ApimResourceId.parse(entry["standby"])
-        except InvalidResourceIdError as e:
-            raise ValueError(f"standby: {e}") from e
-        if standby.key == resource_id.key:
-            raise ValueError("standby is the instance itself")
-    posture = _parse_posture(entry, default_posture, resource_id, standby)
-    return ProtectedInstance(resource_id, container, access, client_id, alias, standby, posture)
+    return access, client_id
+
+
+def _parse_target(entry: dict[str, Any], key: str, resource_id: ApimResourceId, *,
+                  itself: str | None = None) -> ApimResourceId | None:
+    """An instance another one restores into (``standby``, ``drillTarget``): a resource ID, never the instance."""
+    if entry.get(key) is None:
+        return None
+    try:
+        target = ApimResourceId.parse(entry[key])
+    except InvalidResourceIdError as e:
+        raise ValueError(f"{key}: {e}") from e
+    if target.key == resource_id.key:
+        raise ValueError(itself or f"{key} is the instance itself")
+    return target
 
 
 def _parse_posture(entry: dict[str, Any], default: Posture, resource_id: ApimResourceId,
@@ -633,14 +660,9 @@ def _parse_posture(entry: dict[str, Any], default: Posture, resource_id: ApimRes
         raise ValueError(f"standbySync {_show(str(sync))} must be true or false")
     if sync and standby is None:
         raise ValueError("standbySync needs a standby to restore into")
-    drill_target = None
-    if entry.get("drillTarget") is not None:
-        try:
-            drill_target = ApimResourceId.parse(entry["drillTarget"])
-        except InvalidResourceIdError as e:
-            raise ValueError(f"drillTarget: {e}") from e
-        if drill_target.key == resource_id.key:
-            raise ValueError("drillTarget is the instance itself; a drill restores into a dedicated instance")
+    drill_target = _parse_target(
+        entry, "drillTarget", resource_id,
+        itself="drillTarget is the instance itself; a drill restores into a dedicated instance")
     return Posture(
         rpo_hours=numbers.get("rpoHours", default.rpo_hours),
         keep_last=numbers.get("keepLast", default.keep_last),

@@ -268,10 +268,8 @@ def _day_ranges(days: list[date]) -> str:
     return ", ".join(_day(r[0]) if len(r) == 1 else f"{_day(r[0])} – {_day(r[-1])}" for r in runs)
 
 
-def _timeline_cell(backups: list[Any], now: datetime) -> str:
-    """One mark per UTC day (a picture, hidden from screen readers), then the same in words."""
-    today = now.date()
-    first = today - timedelta(days=TIMELINE_DAYS - 1)
+def _days(backups: list[Any], first: date) -> tuple[list[int], list[int], list[str | None], datetime | None]:
+    """Per UTC day from ``first``: restorable backups, other backups, why one was not restorable; the newest."""
     restorable = [0] * TIMELINE_DAYS
     other = [0] * TIMELINE_DAYS
     reason: list[str | None] = [None] * TIMELINE_DAYS
@@ -291,6 +289,13 @@ def _timeline_cell(backups: list[Any], now: datetime) -> str:
             other[index] += 1
             because = entry.get("notRestorableBecause")
             reason[index] = reason[index] or (because if isinstance(because, str) else None)
+    return restorable, other, reason, newest
+
+
+def _timeline_cell(backups: list[Any], now: datetime) -> str:
+    """One mark per UTC day (a picture, hidden from screen readers), then the same in words."""
+    first = now.date() - timedelta(days=TIMELINE_DAYS - 1)
+    restorable, other, reason, newest = _days(backups, first)
     cells = []
     missing: list[date] = []
     unusable: list[tuple[date, str | None]] = []
