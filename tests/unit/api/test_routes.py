@@ -1,4 +1,4 @@
-"""The HTTP handlers and the planner on in-memory fakes: statuses, bodies, headers, what gets written."""
+"""The HTTP handlers on in-memory fakes: statuses, bodies, headers, what gets written."""
 
 from __future__ import annotations
 
@@ -9,25 +9,11 @@ import pytest
 
 from dr_core.api.http import MAX_BODY_BYTES, ApiResponse, guarded
 from dr_core.kernel.errors import (
-    EXIT_CONFIG,
-    EXIT_NOT_FOUND,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
-    ArmCallError,
-    ArmError,
     AzureUnavailableError,
-    ConfigurationError,
-    DrError,
     InvalidRequestError,
-    NotFoundError,
-    PayloadTooLargeError,
-    exit_code,
-    http_status,
 )
-from dr_core.kernel.phases import JobState
-from dr_core.kernel.settings import SettingsError
-from tests.unit.fakes import SUB, T0, World, rid, settings, world
-from tests.unit.test_restore_preflight import add_backup, ready_world
+from tests.unit.fakes import T0, World, rid, world
+from tests.unit.restore.test_preflight import add_backup, ready_world
 
 BASE = "https://func.example"
 
@@ -35,26 +21,6 @@ BASE = "https://func.example"
 def call(w: World, handler: str, *args: object, **kwargs: object) -> ApiResponse:
     api = w.ctx.api()
     return guarded(lambda: getattr(api, handler)(*args, **kwargs))
-
-
-@pytest.mark.parametrize(("error", "status", "code"), [
-    (InvalidRequestError("x"), 400, EXIT_USAGE),
-    (PayloadTooLargeError("x"), 413, EXIT_USAGE),
-    (NotFoundError("x"), 404, EXIT_NOT_FOUND),
-    (ConfigurationError("x"), 503, EXIT_CONFIG),
-    (SettingsError(["APIM_DR_X is bad"]), 503, EXIT_CONFIG),
-    (AzureUnavailableError("x"), 503, EXIT_UNAVAILABLE),
-    (ArmCallError(ArmError("AuthorizationFailed", "no", 403)), 502, EXIT_UNAVAILABLE),
-])
-def test_one_table_maps_errors_to_statuses_and_exit_codes(error: DrError, status: int, code: int) -> None:
-    assert (http_status(error), exit_code(error)) == (status, code)
-    body = guarded(lambda: (_ for _ in ()).throw(error)).body
-    assert isinstance(body, dict) and body["error"]["code"] == error.error_code
-
-
-def test_unexpected_exceptions_answer_an_opaque_500() -> None:
-    response = guarded(lambda: (_ for _ in ()).throw(KeyError("secret-value")))
-    assert response.status == 500 and "secret-value" not in response.json_bytes().decode()
 
 
 @pytest.mark.parametrize(("body", "status"), [
@@ -118,43 +84,6 @@ def test_post_restore_answers_202_409_422_and_200_for_a_dry_run() -> None:
     other_tier = call(w, "post_restore", b'{"target": "apim-dr"}', base_url=BASE)
     assert other_tier.status in (409, 422)
     assert isinstance(other_tier.body, dict) and other_tier.body["error"]["code"] == "PreflightFailed"
-
-
-def test_timer_plans_every_instance_once_per_slot() -> None:
-    w = world(now=T0 + timedelta(seconds=1))
-    first = w.ctx.planner().plan_scheduled()
-    assert first.slot == T0 and len(first.planned) == 2 and not first.existing
-    assert [m.op for m, _ in w.queue.take()] == ["fanout"]
-    again = w.ctx.planner().plan_scheduled()
-    assert again.planned == [] and sorted(again.existing) == sorted(first.planned) and w.queue.sent == []
-
-
-def test_discovered_instances_are_planned_and_resolvable_everywhere() -> None:
-    cfg = settings([rid("apim-prod")], APIM_DR_DISCOVERY_SUBSCRIPTIONS="00000000-0000-0000-0000-0000000000cc")
-    w = world(cfg)
-    w.arm.add_service("apim-tagged", tags={"apim-dr:backup": "true"})
-    w.arm.add_service("apim-untagged")
-    report = w.ctx.planner().plan_scheduled()
-    assert sorted(w.store.rows[j].service_name for j in report.planned) == ["apim-prod", "apim-tagged"]
-    w.clock.advance(60)
-    job, created = w.ctx.planner().request_backup("apim-tagged")
-    assert created and job.service_name == "apim-tagged"
-    assert call(w, "list_backups", "apim-tagged").status == 200
-    with pytest.raises(NotFoundError):
-        w.ctx.planner().request_backup("apim-untagged")
-
-
-def test_watchdog_resends_only_overdue_unfinished_jobs() -> None:
-    w = world()
-    job, _ = w.ctx.planner().request_backup("prod")
-    w.queue.take()
-    assert w.ctx.watchdog().requeue_stalled() == []
-    w.clock.advance(10 * 60)
-    assert w.ctx.watchdog().requeue_stalled() == [job.job_id]
-    assert w.queue.ops() == [("start", 0)]
-    w.store.rows[job.job_id].state = JobState.SUCCEEDED
-    w.queue.take()
-    assert w.ctx.watchdog().requeue_stalled() == []
 
 
 # -- issue 8: errors that escaped, restores that collided -----------------------------------------------
@@ -224,30 +153,3 @@ def test_a_confirmed_restore_right_after_a_refused_one_is_accepted() -> None:
 
 
 # -- issue 9: starts paced to ARM's write bucket -------------------------------------------------------
-
-def test_starts_are_paced_per_subscription_to_arms_write_bucket() -> None:
-    from dr_core.jobs.launcher import ARM_WRITE_BURST, ARM_WRITES_PER_SECOND, paced_fanouts
-
-    other_sub = "00000000-0000-0000-0000-0000000000dd"
-    names = [f"apim-{i:04d}" for i in range(1000)]
-    instances = [rid(n) for n in names] + [rid("apim-x").replace(SUB, other_sub)]
-    w = world(settings(instances))
-    report = w.ctx.planner().plan_scheduled()
-    jobs = [w.store.rows[j] for j in report.planned]
-    messages = paced_fanouts(jobs)
-    assert all(len(m.jobs) <= 32 for m, _ in messages)
-    assert sorted(j for m, _ in messages for j in m.jobs) == sorted(report.planned)
-    # However the fan-outs run, no second of the schedule asks for more than the bucket holds.
-    by_sub: dict[str, list[tuple[int, int]]] = {}
-    for message, delay in messages:
-        sub = w.store.rows[message.jobs[0]].resource_id.subscription_id
-        by_sub.setdefault(sub, []).append((delay, len(message.jobs)))
-    for schedule in by_sub.values():
-        for t in range(0, 200):
-            due = sum(n for delay, n in schedule if delay <= t)
-            assert due <= ARM_WRITE_BURST + ARM_WRITES_PER_SECOND * t
-    main = by_sub[SUB]
-    assert sum(n for d, n in main if d == 0) >= ARM_WRITE_BURST - 32  # the burst is used at once
-    assert max(d for d, _ in main) == (1000 - ARM_WRITE_BURST) // ARM_WRITES_PER_SECOND  # ... then 10/s
-    assert by_sub[other_sub] == [(0, 1)]  # another subscription has its own bucket
-    assert [(m.op, d) for m, d in w.queue.sent] == [("fanout", d) for _, d in messages]
