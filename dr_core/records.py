@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from dr_core.kernel.clock import from_iso
@@ -31,6 +32,7 @@ __all__ = [
     "TypedRecord",
     "Versioned",
     "mapping",
+    "member",
     "moment",
     "number",
     "record_key",
@@ -132,6 +134,14 @@ def number(value: object) -> float | int | None:
 
 def mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def member(enum: type[E], value: object) -> E | None:
+    """The member of ``enum`` whose value ``value`` is, else None (a state an older or newer version wrote)."""
+    return enum(value) if isinstance(value, str) and value in enum._value2member_map_ else None
 
 
 @dataclass(frozen=True)

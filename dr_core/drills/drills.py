@@ -156,16 +156,7 @@ class Drills:
             trigger=trigger, passed_over=tuple(passed_over))
         if job.state is JobState.REFUSED:
             drill = replace(drill, state=DrillPhase.FAILED, finished_at=job.finished_at, error=ErrorInfo.of_job(job))
-        record = Versioned(job.job_id, drill)
-        try:
-            self._records.put(record)
-        except RecordConflictError:
-            existing = self._records.get(job.job_id)
-            return existing.value if existing is not None else drill
-        _log(drill)
-        if drill.failed:
-            self._announce(record)
-        return drill
+        return self._save(Versioned(job.job_id, drill)) or drill
 
     def _pick_backup(self, inst: ProtectedInstance, now: datetime) -> tuple[CatalogEntry, list[str]]:
         margin = timedelta(hours=self._settings.expiry_margin_hours)
@@ -207,15 +198,22 @@ class Drills:
         if ended is None:
             return None
         record.value = ended
+        return self._save(record)
+
+    def _save(self, record: Versioned[DrillRecord]) -> DrillRecord | None:
+        """Write a drill's new state (conditionally), log it, and announce it if it failed.
+
+        On a lost race, what the other writer wrote (None if it is gone): that one logs and announces.
+        """
         try:
             self._records.put(record)
         except RecordConflictError:
-            latest = self._records.get(job.job_id)
+            latest = self._records.get(record.key)
             return latest.value if latest is not None else None
-        _log(ended)
-        if ended.failed:
+        _log(record.value)
+        if record.value.failed:
             self._announce(record)
-        return ended
+        return record.value
 
     def _ended(self, job: Job, drill: DrillRecord) -> DrillRecord | None:
         """The drill once its restore has ended: verified (passed or failed), or None to verify later."""
@@ -323,13 +321,7 @@ class Drills:
         record.value = replace(drill, state=DrillPhase.FAILED, finished_at=now, error=ErrorInfo(
             "DrillJobMissing", f"the drill's restore job {record.key} no longer exists",
             "Start a new drill (`apim-dr drill start`)."))
-        try:
-            self._records.put(record)
-        except RecordConflictError:
-            return drill
-        _log(record.value)
-        self._announce(record)
-        return record.value
+        return self._save(record) or drill
 
     # -- history -------------------------------------------------------------------------------------
     def history(self, service: object | None = None) -> list[DrillRecord]:

@@ -21,7 +21,7 @@ from dr_core.jobs.job import Trigger
 from dr_core.kernel.clock import iso_or_none
 from dr_core.kernel.phases import DrillPhase
 from dr_core.ports import ConfigurationSummary, RecordKind
-from dr_core.records import ErrorInfo, mapping, moment, number, text
+from dr_core.records import ErrorInfo, mapping, member, moment, number, text
 
 __all__ = ["CollectionCheck", "DrillRecord", "Verification", "compare"]
 
@@ -131,14 +131,6 @@ class Verification:
         return cls(*(CollectionCheck.from_json(value.get(name)) for name in COLLECTIONS))
 
 
-def _phase(value: object) -> DrillPhase | None:
-    return DrillPhase(value) if isinstance(value, str) and value in DrillPhase._value2member_map_ else None
-
-
-def _trigger(value: object) -> Trigger | None:
-    return Trigger(value) if isinstance(value, str) and value in Trigger._value2member_map_ else None
-
-
 @dataclass(frozen=True)
 class DrillRecord:
     KIND: ClassVar[RecordKind] = RecordKind.DRILL
@@ -195,12 +187,12 @@ class DrillRecord:
             backup_created_at=moment(data.get("backupCreatedAt")),
             requested_at=moment(data.get("requestedAt")),
             finished_at=moment(data.get("finishedAt")),
-            state=_phase(data.get("state")),
+            state=member(DrillPhase, data.get("state")),
             rto_seconds=number(data.get("rtoSeconds")),
             rpo_hours_at_drill=number(data.get("rpoHoursAtDrill")),
             verification=Verification.from_json(data.get("verification")),
             error=ErrorInfo.from_json(data.get("error")),
-            trigger=_trigger(data.get("trigger")),
+            trigger=member(Trigger, data.get("trigger")),
             announced=data.get("announced") is True,
             passed_over=_names(data.get("passedOver")),
         )

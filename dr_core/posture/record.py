@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from dr_core.kernel.clock import iso, iso_or_none
 from dr_core.kernel.phases import RpoState
 from dr_core.ports import RecordKind
-from dr_core.records import mapping, moment, record_key, text
+from dr_core.records import mapping, member, moment, record_key, text
 
 __all__ = ["AnnounceClaim", "NewestBackup", "RpoRecord", "rpo_key"]
 
@@ -23,10 +23,6 @@ __all__ = ["AnnounceClaim", "NewestBackup", "RpoRecord", "rpo_key"]
 def rpo_key(instance: object) -> str:
     """The key of an instance's ``rpo`` record (``instance``: its resource ID)."""
     return record_key(str(instance))
-
-
-def _state(value: object) -> RpoState | None:
-    return RpoState(value) if isinstance(value, str) and value in RpoState._value2member_map_ else None
 
 
 @dataclass(frozen=True)
@@ -94,11 +90,11 @@ class RpoRecord:
         target = data.get("targetHours")
         return cls(
             instance=text(data.get("instance")) or "",
-            state=_state(data.get("state")),
+            state=member(RpoState, data.get("state")),
             since=moment(data.get("since")),
             target_hours=target if isinstance(target, int) and not isinstance(target, bool) else None,
             newest_restorable=NewestBackup.from_json(data.get("newestRestorable")),
-            announced=_state(data.get("announced")),
+            announced=member(RpoState, data.get("announced")),
             watched_since=moment(data.get("watchedSince")),
-            announcing=None if until is None else AnnounceClaim(_state(claim.get("state")), until),
+            announcing=None if until is None else AnnounceClaim(member(RpoState, claim.get("state")), until),
         )

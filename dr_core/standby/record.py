@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from dr_core.kernel.clock import iso_or_none
 from dr_core.kernel.phases import SyncPhase
 from dr_core.ports import RecordKind
-from dr_core.records import ErrorInfo, mapping, moment, record_key, text
+from dr_core.records import ErrorInfo, mapping, member, moment, record_key, text
 
 __all__ = ["LastSync", "SkippedSync", "StandbyRecord", "standby_key"]
 
@@ -28,10 +28,6 @@ _VIEW_KEYS = ("primary", "standby", "state", "jobId", "backup", "backupCreatedAt
 def standby_key(standby: object) -> str:
     """The key of a standby's record (``standby``: its resource ID)."""
     return record_key(str(standby))
-
-
-def _phase(value: object) -> SyncPhase | None:
-    return SyncPhase(value) if isinstance(value, str) and value in SyncPhase._value2member_map_ else None
 
 
 @dataclass(frozen=True)
@@ -120,13 +116,13 @@ class StandbyRecord:
             primary=text(data.get("primary")),
             standby=text(data.get("standby")),
             job_id=text(data.get("jobId")),
-            state=_phase(data.get("state")),
+            state=member(SyncPhase, data.get("state")),
             backup=text(data.get("backup")),
             backup_created_at=moment(data.get("backupCreatedAt")),
             requested_at=moment(data.get("requestedAt")),
             finished_at=moment(data.get("finishedAt")),
             error=ErrorInfo.from_json(data.get("error")),
             last_succeeded=LastSync.from_json(data.get("lastSucceeded")),
-            announced=_phase(data.get("announced")),
+            announced=member(SyncPhase, data.get("announced")),
             last_skipped=SkippedSync.from_json(mapping(data).get("lastSkipped")),
         )
