@@ -93,6 +93,13 @@ class ServiceFacts:
 
 @dataclass
 class Job:
+    """One job's row. Every kind has the first and the last group of fields; the middle ones are what a
+    backup or restore (an ARM long-running operation on a backup blob) needs. The row is stored column by
+    column (``dr_core/azure/tables.py``): a column the row lacks takes its default, one the job lacks is
+    ignored, so a new kind adds its own typed part (a field holding a dataclass, as one JSON column)
+    without touching the rows written before it."""
+
+    # -- every job: what, for whom, since when, until when
     job_id: str
     kind: JobKind
     instance: str
@@ -103,12 +110,14 @@ class Job:
     created_at: datetime
     updated_at: datetime
     deadline: datetime
+    # -- the backup blob: where APIM writes (backup) or reads (restore) it, and how it reaches the account
     storage_account: str = ""
     container: str = ""
     blob_name: str = ""
     access_type: str = ""
     client_id: str | None = None
-    source_instance: str | None = None
+    source_instance: str | None = None  # a restore's source instance
+    # -- the ARM operation: its start (never sent twice), then its polls
     starting_at: datetime | None = None
     start_attempts: int = 0
     start_uncertain: bool = False
@@ -120,10 +129,12 @@ class Job:
     polls: int = 0
     next_action_at: datetime | None = None
     wait_reason: str | None = None
+    # -- what a finished backup recorded about its source
     blob_size: int | None = None
     sku: str | None = None
     sku_capacity: int | None = None
     region: str | None = None
+    # -- every job: how it ended, and whether people were told
     error_code: str | None = None
     error_message: str | None = None
     remediation: str | None = None
