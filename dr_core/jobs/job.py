@@ -110,6 +110,8 @@ class Job:
     created_at: datetime
     updated_at: datetime
     deadline: datetime
+    next_action_at: datetime | None = None  # when its next step is due (the watchdog re-sends overdue ones)
+    wait_reason: str | None = None  # why it waits, while it does
     # -- the backup blob: where APIM writes (backup) or reads (restore) it, and how it reaches the account
     storage_account: str = ""
     container: str = ""
@@ -123,18 +125,16 @@ class Job:
     start_uncertain: bool = False
     unanswered_posts: int = 0
     started_at: datetime | None = None
-    finished_at: datetime | None = None
     operation_url: str | None = None
     poll_seq: int = 0
     polls: int = 0
-    next_action_at: datetime | None = None
-    wait_reason: str | None = None
     # -- what a finished backup recorded about its source
     blob_size: int | None = None
     sku: str | None = None
     sku_capacity: int | None = None
     region: str | None = None
     # -- every job: how it ended, and whether people were told
+    finished_at: datetime | None = None
     error_code: str | None = None
     error_message: str | None = None
     remediation: str | None = None
