@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from dr_core.catalog.entry import CatalogEntry
 from dr_core.jobs.ids import JobKind
@@ -34,6 +34,7 @@ from dr_core.kernel.clock import Clock
 from dr_core.kernel.errors import ArmError, ConflictError
 from dr_core.kernel.events import Event
 from dr_core.kernel.ids import ApimResourceId
+from dr_core.kernel.wire import JsonObject
 
 __all__ = [
     "ARM_API_VERSION",
@@ -142,7 +143,7 @@ class StoredRecord:
 
     kind: RecordKind
     key: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: JsonObject = field(default_factory=dict)
     etag: str | None = None
 
 
@@ -217,11 +218,11 @@ class BackupStore(Protocol):
         """Delete a backup (retention only); immutability is an outcome, not an error."""
         ...
 
-    def put_json(self, container: str, blob_name: str, data: dict[str, Any]) -> None:
+    def put_json(self, container: str, blob_name: str, data: JsonObject) -> None:
         """Write a small JSON document beside the backups (e.g. what a backup contained)."""
         ...
 
-    def get_json(self, container: str, blob_name: str) -> dict[str, Any] | None:
+    def get_json(self, container: str, blob_name: str) -> JsonObject | None:
         """Read such a document; None if it does not exist or is not a JSON object."""
         ...
 
@@ -243,14 +244,14 @@ class BackupTarget:
 class StartedOperation:
     location: str | None  # None when ARM finished synchronously (200)
     retry_after: float
-    resource: dict[str, Any] | None = None
+    resource: JsonObject | None = None
 
 
 @dataclass(frozen=True)
 class PollResult:
     status: Literal["running", "succeeded", "failed", "retry"]
     retry_after: float
-    resource: dict[str, Any] | None = None
+    resource: JsonObject | None = None
     error: ArmError | None = None
 
 

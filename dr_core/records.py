@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from dr_core.kernel.clock import from_iso
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import RecordConflictError, RecordKind, RecordStore, StoredRecord
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ __all__ = [
 class TypedRecord(Protocol):
     KIND: ClassVar[RecordKind]
 
-    def to_json(self) -> dict[str, Any]: ...
+    def to_json(self) -> JsonObject: ...
 
     @classmethod
     def from_json(cls, key: str, data: Mapping[str, Any]) -> Self: ...

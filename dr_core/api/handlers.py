@@ -7,10 +7,11 @@ request, calls one use case and writes its typed result as the JSON contract of 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dr_core.kernel.errors import InvalidRequestError, NotFoundError
 from dr_core.kernel.phases import DrillPhase, JobState
+from dr_core.kernel.wire import JsonObject
 from dr_core.posture.dashboard import page_headers, render_dashboard
 from dr_core.restore.request import parse_restore_request
 
@@ -69,7 +70,7 @@ class Api:
                                               "(APIM_DR_INSTANCES: resourceId, alias, standby, drillTarget).")
             raise
         now = self._use.clock.now()
-        body_out: dict[str, Any] = {"dryRun": request.dry_run, "plan": plan.to_json(now=now)}
+        body_out: JsonObject = {"dryRun": request.dry_run, "plan": plan.to_json(now=now)}
         if request.dry_run:
             return ApiResponse(200, body_out)
         if plan.refused or job is None or job.state is JobState.REFUSED:

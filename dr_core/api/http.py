@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dr_core.kernel.errors import DrError, InvalidRequestError, PayloadTooLargeError, http_status
+from dr_core.kernel.wire import JsonObject
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -43,7 +44,7 @@ class ApiResponse:
     """An answer: a JSON ``body``, or an HTML page when ``html`` is set (errors are always JSON)."""
 
     status: int
-    body: dict[str, Any] | list[Any]
+    body: JsonObject | list[Any]
     headers: dict[str, str] = field(default_factory=dict)
     html: str | None = None
 
@@ -79,7 +80,7 @@ def guarded(handler: Callable[[], ApiResponse]) -> ApiResponse:
                                            "message": "unexpected error; see the Function App's logs"}})
 
 
-def parse_json_object(body: bytes | None, *, allowed: set[str]) -> dict[str, Any]:
+def parse_json_object(body: bytes | None, *, allowed: set[str]) -> JsonObject:
     if body is None or not body.strip():
         raise InvalidRequestError("the request body is empty; expected a JSON object")
     if len(body) > MAX_BODY_BYTES:

@@ -23,6 +23,7 @@ from azure.core.exceptions import AzureError
 
 from dr_core.kernel.errors import ArmCallError, ArmError, AzureUnavailableError, parse_arm_error
 from dr_core.kernel.ids import ApimResourceId
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import BackupTarget, ConfigurationSummary, PollResult, ServiceInfo, StartedOperation
 
 from .errors import AzureCall, Service, translate, translates
@@ -197,7 +198,7 @@ def _service_info(instance: ApimResourceId, svc: Any) -> ServiceInfo:
     )
 
 
-def _json_or_none(response: Any) -> dict[str, Any] | None:
+def _json_or_none(response: Any) -> JsonObject | None:
     try:
         body = response.text()
         data = json.loads(body) if body else None

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from dr_core.catalog.entry import CatalogEntry
 from dr_core.catalog.tags import TAG_CATALOG, catalog_query, entry_from_tags, finished_query
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import BlobFacts, DeleteOutcome
 
 from .errors import Service, translates
@@ -104,14 +105,14 @@ class BlobBackupStore:
             raise
         return DeleteOutcome.DELETED
 
-    def put_json(self, container: str, blob_name: str, data: dict[str, Any]) -> None:
+    def put_json(self, container: str, blob_name: str, data: JsonObject) -> None:
         from azure.storage.blob import ContentSettings
 
         body = json.dumps(data, separators=(",", ":"), default=str).encode()
         self._service.get_blob_client(container, blob_name).upload_blob(
             body, overwrite=True, content_settings=ContentSettings(content_type="application/json"))
 
-    def get_json(self, container: str, blob_name: str) -> dict[str, Any] | None:
+    def get_json(self, container: str, blob_name: str) -> JsonObject | None:
         try:
             body = self._service.get_blob_client(container, blob_name).download_blob().readall()
         except ResourceNotFoundError:

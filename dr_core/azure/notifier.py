@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from dr_core.jobs.events import announcement
+from dr_core.kernel.wire import JsonObject
 
 if TYPE_CHECKING:
     from dr_core.jobs.job import Job
@@ -49,7 +50,7 @@ class WebhookNotifier:
         self._post(event.payload())
         _module_logger.info("announced a %s event to the webhook", event.kind)
 
-    def _post(self, payload: dict[str, Any]) -> None:
+    def _post(self, payload: JsonObject) -> None:
         from azure.core.rest import HttpRequest
 
         request = HttpRequest("POST", self._url, json=payload)

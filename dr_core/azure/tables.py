@@ -41,6 +41,7 @@ from dr_core.jobs.job import Job, Trigger
 from dr_core.kernel.clock import from_iso, iso
 from dr_core.kernel.phases import JobState
 from dr_core.kernel.threads import parallel_map
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import JobConflictError, LockHolder, RecordConflictError, RecordKind, StoredRecord
 
 from .errors import Service, translates
@@ -111,10 +112,10 @@ def is_job_row(entity: Mapping[str, Any]) -> bool:
 
 
 # -- job rows ------------------------------------------------------------------------------------------------
-def job_to_entity(job: Job) -> dict[str, Any]:
+def job_to_entity(job: Job) -> JsonObject:
     """The table row of a job: camel-cased properties, times as ISO text, no nulls."""
     kind, slot = parse_job_id(job.job_id)
-    entity: dict[str, Any] = {"PartitionKey": job_partition(kind, slot), "RowKey": job.job_id}
+    entity: JsonObject = {"PartitionKey": job_partition(kind, slot), "RowKey": job.job_id}
     for f in fields(job):
         if f.name in ("job_id", "etag"):
             continue
@@ -131,7 +132,7 @@ def job_to_entity(job: Job) -> dict[str, Any]:
 
 def job_from_entity(entity: Mapping[str, Any]) -> Job:
     """The job a row holds; columns the row lacks take their defaults, columns the job lacks are ignored."""
-    values: dict[str, Any] = {"job_id": entity["RowKey"]}
+    values: JsonObject = {"job_id": entity["RowKey"]}
     for f in fields(Job):
         if f.name in ("job_id", "etag"):
             continue
@@ -183,15 +184,15 @@ class TableJobStore:
         fails as a whole (a re-fired timer); for those, the existing rows are read once per
         partition and only the missing ones are inserted.
         """
-        chunks: list[tuple[str, list[tuple[Job, dict[str, Any]]]]] = []
-        by_partition: dict[str, list[tuple[Job, dict[str, Any]]]] = {}
+        chunks: list[tuple[str, list[tuple[Job, JsonObject]]]] = []
+        by_partition: dict[str, list[tuple[Job, JsonObject]]] = {}
         for job in jobs:
             entity = job_to_entity(job)
             by_partition.setdefault(entity["PartitionKey"], []).append((job, entity))
         for partition, rows in by_partition.items():
             chunks += [(partition, rows[i:i + _TRANSACTION_LIMIT]) for i in range(0, len(rows), _TRANSACTION_LIMIT)]
 
-        def submit(chunk: list[tuple[Job, dict[str, Any]]]) -> bool:
+        def submit(chunk: list[tuple[Job, JsonObject]]) -> bool:
             try:
                 self._table.submit_transaction([("create", entity) for _, entity in chunk])
             except TableTransactionError as e:

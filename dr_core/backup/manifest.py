@@ -20,12 +20,13 @@ Limits, on purpose:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dr_core.jobs.ids import JobKind
 from dr_core.kernel.clock import iso, iso_or_none
 from dr_core.kernel.errors import DrError
 from dr_core.kernel.phases import JobState
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import ConfigurationSummary
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def manifest_blob_name(backup_blob_name: str) -> str:
     return backup_blob_name + MANIFEST_SUFFIX
 
 
-def summary_from_manifest(document: dict[str, Any] | None) -> ConfigurationSummary | None:
+def summary_from_manifest(document: JsonObject | None) -> ConfigurationSummary | None:
     """The names a manifest lists; None if it is missing or not a manifest apim-dr wrote."""
     if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
         return None

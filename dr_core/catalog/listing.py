@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dr_core.kernel.errors import DrError, InvalidRequestError
+from dr_core.kernel.wire import JsonObject
 
 from .relabel import RelabelOutcome, RelabelResult, relabel_older_backups
 
@@ -46,8 +47,8 @@ class CatalogListing:
     margin: timedelta
     warnings: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
+    def to_json(self) -> JsonObject:
+        body: JsonObject = {
             "service": str(self.service),
             "restorableInto": str(self.restorable_into),
             "backups": [b.entry.to_json(now=self.generated_at, target_sku=self.target_sku, margin=self.margin)
@@ -64,7 +65,7 @@ class InstanceRelabel:
     catalogued: int
     results: list[RelabelResult]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"instance": str(self.instance.resource_id), "catalogued": self.catalogued,
                 "relabelled": [r.to_json() for r in self.results]}
 
@@ -79,7 +80,7 @@ class RelabelReport:
     def failed(self) -> int:
         return sum(1 for inst in self.instances for r in inst.results if r.outcome is RelabelOutcome.FAILED)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"dryRun": self.dry_run, "instances": [i.to_json() for i in self.instances],
                 "problems": list(self.problems)}
 

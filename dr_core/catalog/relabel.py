@@ -16,9 +16,10 @@ import json
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dr_core.kernel.errors import DrError
+from dr_core.kernel.wire import JsonObject
 
 from .entry import CatalogEntry
 from .tags import catalog_tags_for, entry_from_tags
@@ -47,7 +48,7 @@ class RelabelResult:
     entry: CatalogEntry | None = None  # what the catalog shows for it from now on
     detail: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"container": self.container, "blobName": self.blob_name, "outcome": self.outcome.value,
                 "detail": self.detail}
 

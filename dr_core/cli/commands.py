@@ -17,6 +17,7 @@ from dr_core.jobs.messages import WorkMessage
 from dr_core.kernel.clock import iso_or_none
 from dr_core.kernel.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, InvalidRequestError
 from dr_core.kernel.phases import DrillPhase, JobState, RpoState
+from dr_core.kernel.wire import JsonObject
 from dr_core.restore.preflight import Outcome
 from dr_core.restore.request import RestoreRequest
 from dr_core.retention.report import Outcome as PruneOutcome
@@ -92,7 +93,7 @@ def restore(use: UseCases, args: argparse.Namespace, out: Output) -> int:
         out.line(f"  [{marks[check.outcome]}] {check.name}: {check.message}")
         if check.outcome is Outcome.FAIL and check.remediation:
             out.line(f"         -> {check.remediation}")
-    result: dict[str, Any] = {"plan": plan.to_json(now=now), "dryRun": dry_run}
+    result: JsonObject = {"plan": plan.to_json(now=now), "dryRun": dry_run}
     if plan.refused:
         out.line("refused: nothing was changed")
         if job is not None:
@@ -285,7 +286,7 @@ def standbys(use: UseCases, args: argparse.Namespace, out: Output) -> int:
 
 # -- following a job --------------------------------------------------------------------------------------
 def _finish(use: UseCases, job_id: str, args: argparse.Namespace, out: Output, *,
-            extra: dict[str, Any] | None = None) -> int:
+            extra: JsonObject | None = None) -> int:
     job = _follow(use, job_id, args, out) if getattr(args, "wait", False) else use.operations().get(job_id)
     now = use.clock.now()
     out.line(_describe(job, now))

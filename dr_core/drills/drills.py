@@ -28,7 +28,7 @@ import contextlib
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dr_core.backup.manifest import manifest_blob_name, summary_from_manifest
 from dr_core.jobs.ids import JobKind
@@ -44,6 +44,7 @@ from dr_core.kernel.errors import (
 from dr_core.kernel.events import Event, log_event
 from dr_core.kernel.phases import DrillPhase, JobState
 from dr_core.kernel.settings import ProtectedInstance
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import RecordConflictError
 from dr_core.records import ErrorInfo, Versioned
 from dr_core.restore.request import RestoreRequest
@@ -374,7 +375,7 @@ def _due(inst: ProtectedInstance, drills: list[DrillRecord], now: datetime) -> b
 
 def _log(drill: DrillRecord) -> None:
     """``APIMDR_DRILL {json}``: the record's contract fields, the verification as counts."""
-    data: dict[str, Any] = drill.to_json()
+    data: JsonObject = drill.to_json()
     counts = drill.verification.counts() if drill.verification is not None else {"missing": 0, "unexpected": 0}
     line = {key: data.get(key) for key in LOG_FIELDS} | counts
     log_event(LOG_PREFIX, line, warning=drill.state in (DrillPhase.FAILED, DrillPhase.NOT_STARTED))

@@ -20,6 +20,7 @@ from dr_core.backup.manifest import COLLECTIONS
 from dr_core.jobs.job import Trigger
 from dr_core.kernel.clock import iso_or_none
 from dr_core.kernel.phases import DrillPhase
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import ConfigurationSummary, RecordKind
 from dr_core.records import ErrorInfo, mapping, member, moment, number, text
 
@@ -48,8 +49,8 @@ class CollectionCheck:
     found_count: int | None = None
     truncated: bool = False
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"expected": list(self.expected), "found": list(self.found),
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {"expected": list(self.expected), "found": list(self.found),
                                 "missing": list(self.missing), "unexpected": list(self.unexpected)}
         if self.expected_count is not None:
             data["expectedCount"] = self.expected_count
@@ -121,7 +122,7 @@ class Verification:
     def _map(self, change: Any) -> Verification:
         return Verification(change(self.apis), change(self.products), change(self.named_values))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {name: part.to_json() for name, part in self.parts()}
 
     @classmethod
@@ -159,8 +160,8 @@ class DrillRecord:
     def failed(self) -> bool:
         return self.state is DrillPhase.FAILED
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {
             "instance": self.instance, "target": self.target, "jobId": self.job_id, "backup": self.backup,
             "backupCreatedAt": iso_or_none(self.backup_created_at), "requestedAt": iso_or_none(self.requested_at),
             "finishedAt": iso_or_none(self.finished_at), "state": None if self.state is None else self.state.value,
@@ -173,7 +174,7 @@ class DrillRecord:
             data["passedOver"] = list(self.passed_over)
         return data
 
-    def public_json(self) -> dict[str, Any]:
+    def public_json(self) -> JsonObject:
         """The drill as the API and the CLI show it (bookkeeping left out)."""
         return {k: v for k, v in self.to_json().items() if k != "announced"}
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dr_core.catalog.tags import backup_metadata, backup_tags
 from dr_core.kernel.errors import ArmCallError, ArmError, AzureUnavailableError, NoAnswerError
 from dr_core.kernel.phases import JobState
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import ARM_API_VERSION, BackupTarget, ServiceInfo, StartedOperation
 
 from .ids import JobKind
@@ -247,7 +248,7 @@ class ArmOperation:
         )
 
 
-def _facts_from_resource(resource: dict[str, Any] | None) -> ServiceFacts | None:
+def _facts_from_resource(resource: JsonObject | None) -> ServiceFacts | None:
     if not resource:
         return None
     sku = resource.get("sku")

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dr_core.kernel.clock import iso_or_none
 from dr_core.kernel.phases import JobState
+from dr_core.kernel.wire import JsonObject
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -51,7 +52,7 @@ def log_transition(job: Job, *, now: datetime) -> None:
     logger.log(level, "%s%s", LOG_PREFIX, json.dumps(record, separators=(",", ":")))
 
 
-def announcement(job: Job) -> dict[str, Any]:
+def announcement(job: Job) -> JsonObject:
     title = f"apim-dr: {job.kind.value} of {job.service_name} {job.state.value}"
     lines = [title, f"Job: {job.job_id}", f"Instance: {job.instance}"]
     if job.error_code:

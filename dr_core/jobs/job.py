@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dr_core.catalog.naming import backup_blob_name
 from dr_core.kernel.clock import iso_or_none
@@ -23,6 +23,7 @@ from dr_core.kernel.errors import ArmError
 from dr_core.kernel.ids import ApimResourceId
 from dr_core.kernel.phases import JobState
 from dr_core.kernel.settings import StorageAccessType
+from dr_core.kernel.wire import JsonObject
 
 from .ids import JobKind, make_job_id
 
@@ -318,10 +319,10 @@ class Job:
         return Step(delay, transition)
 
     # -- views ------------------------------------------------------------------------------------
-    def public_view(self, *, now: datetime) -> dict[str, Any]:
+    def public_view(self, *, now: datetime) -> JsonObject:
         """What status endpoints and the CLI show. Never includes secrets (none are stored)."""
         duration = self.duration_seconds
-        view: dict[str, Any] = {
+        view: JsonObject = {
             "id": self.job_id,
             "kind": self.kind.value,
             "state": self.state.value,
@@ -360,5 +361,5 @@ class Job:
         """Why the job failed or was refused, and what to do, as the API and the records carry it."""
         return {"code": self.error_code, "message": self.error_message, "remediation": self.remediation}
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return asdict(self)

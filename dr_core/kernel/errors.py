@@ -14,7 +14,9 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
+
+from dr_core.kernel.wire import JsonObject
 
 __all__ = [
     "EXIT_CONFIG",
@@ -80,8 +82,8 @@ class DrError(Exception):
         self.retry_after = retry_after
         self.fields = dict(fields or {})
 
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.error_code, "message": self.message}
+    def to_json(self) -> JsonObject:
+        body: JsonObject = {"code": self.error_code, "message": self.message}
         if self.remediation:
             body["remediation"] = self.remediation
         if self.fields:

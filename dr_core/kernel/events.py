@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+
+from dr_core.kernel.wire import JsonObject
 
 __all__ = ["Event", "log_event"]
 
@@ -21,14 +22,14 @@ class Event:
 
     kind: str
     text: str
-    details: dict[str, Any] = field(default_factory=dict)
+    details: JsonObject = field(default_factory=dict)
     severe: bool = True
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> JsonObject:
         return {"text": self.text, "apimDr": {"event": self.kind, **self.details}}
 
 
-def log_event(prefix: str, data: dict[str, Any], *, warning: bool = False) -> None:
+def log_event(prefix: str, data: JsonObject, *, warning: bool = False) -> None:
     """One structured line for a notable transition that is not a job's own: ``prefix`` then the JSON.
 
     ``prefix`` is the caller's literal (``"APIMDR_DRILL "``), so a scan of the code finds every line

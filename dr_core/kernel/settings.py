@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from dr_core.kernel.wire import JsonObject
+
 from .errors import ConfigurationError
 from .ids import ApimResourceId, InvalidResourceIdError
 from .schedule import InvalidScheduleError, Ncrontab
@@ -608,7 +610,7 @@ def _parse_instance(
     return ProtectedInstance(resource_id, container, access, client_id, alias, standby, posture)
 
 
-def _parse_instance_access(entry: dict[str, Any], default_access: StorageAccessType,
+def _parse_instance_access(entry: JsonObject, default_access: StorageAccessType,
                            default_client_id: str | None) -> tuple[StorageAccessType, str | None]:
     """How APIM reaches the backup account for this instance: its access type and user-assigned identity."""
     access_text = entry.get("accessType")
@@ -628,7 +630,7 @@ def _parse_instance_access(entry: dict[str, Any], default_access: StorageAccessT
     return access, client_id
 
 
-def _parse_target(entry: dict[str, Any], key: str, resource_id: ApimResourceId, *,
+def _parse_target(entry: JsonObject, key: str, resource_id: ApimResourceId, *,
                   itself: str | None = None) -> ApimResourceId | None:
     """An instance another one restores into (``standby``, ``drillTarget``): a resource ID, never the instance."""
     if entry.get(key) is None:
@@ -642,7 +644,7 @@ def _parse_target(entry: dict[str, Any], key: str, resource_id: ApimResourceId, 
     return target
 
 
-def _parse_posture(entry: dict[str, Any], default: Posture, resource_id: ApimResourceId,
+def _parse_posture(entry: JsonObject, default: Posture, resource_id: ApimResourceId,
                    standby: ApimResourceId | None) -> Posture:
     numbers: dict[str, int] = {}
     for key, setting in _POSTURE_KEYS.items():

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from dr_core.kernel.clock import iso, iso_or_none
 from dr_core.kernel.phases import DrillPhase, JobState, RpoState, SyncPhase
+from dr_core.kernel.wire import JsonObject
 from dr_core.records import ErrorInfo
 
 __all__ = [
@@ -45,7 +45,7 @@ class NewestRestorableView:
     created_at: datetime
     age_hours: float
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"blobName": self.blob_name, "createdAt": iso(self.created_at), "ageHours": self.age_hours}
 
 
@@ -57,8 +57,8 @@ class RpoView:
     newest_restorable: NewestRestorableView | None
     reason: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {
             "targetHours": self.target_hours,
             "state": None if self.state is None else self.state.value,
             "since": iso_or_none(self.since),
@@ -75,7 +75,7 @@ class LastSyncView:
     backup_created_at: datetime | None
     finished_at: datetime | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"backup": _cut(self.backup), "backupCreatedAt": iso_or_none(self.backup_created_at),
                 "finishedAt": iso_or_none(self.finished_at)}
 
@@ -89,7 +89,7 @@ class StandbyView:
     state: SyncPhase | None
     error: ErrorInfo | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"instance": self.instance, "sync": self.sync, "lagHours": self.lag_hours,
                 "lastSucceeded": None if self.last_succeeded is None else self.last_succeeded.to_json(),
                 "state": None if self.state is None else self.state.value, "error": _error_json(self.error)}
@@ -105,7 +105,7 @@ class DrillView:
     target: str | None
     error: ErrorInfo | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"jobId": _cut(self.job_id), "state": None if self.state is None else self.state.value,
                 "rtoSeconds": self.rto_seconds, "rpoHoursAtDrill": self.rpo_hours_at_drill,
                 "finishedAt": iso_or_none(self.finished_at), "target": _cut(self.target),
@@ -124,7 +124,7 @@ class OpenFailure:
     remediation: str | None
     at: datetime | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"jobId": self.job_id, "kind": self.kind, "state": self.state.value, "errorCode": self.error_code,
                 "message": self.message, "remediation": self.remediation, "at": iso_or_none(self.at)}
 
@@ -138,7 +138,7 @@ class BackupView:
     restorable: bool
     not_restorable_because: str | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"blobName": self.blob_name, "createdAt": iso(self.created_at), "sku": self.sku,
                 "sizeBytes": self.size_bytes, "restorable": self.restorable,
                 "notRestorableBecause": self.not_restorable_because}
@@ -161,8 +161,8 @@ class InstancePosture:
         """How people name it: its alias, else its service name."""
         return self.alias or self.service_name
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {
             "instance": self.instance, "serviceName": self.service_name, "alias": self.alias,
             "rpo": self.rpo.to_json(), "standby": None if self.standby is None else self.standby.to_json(),
             "lastDrill": None if self.last_drill is None else self.last_drill.to_json(),
@@ -180,6 +180,6 @@ class StatusDocument:
     instances: list[InstancePosture]
     problems: list[str]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"generatedAt": iso(self.generated_at), "instances": [i.to_json() for i in self.instances],
                 "problems": list(self.problems)}

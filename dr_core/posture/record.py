@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from dr_core.kernel.clock import iso, iso_or_none
 from dr_core.kernel.phases import RpoState
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import RecordKind
 from dr_core.records import mapping, member, moment, record_key, text
 
@@ -69,8 +70,8 @@ class RpoRecord:
     watched_since: datetime | None
     announcing: AnnounceClaim | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {
             "instance": self.instance,
             "state": None if self.state is None else self.state.value,
             "since": iso_or_none(self.since),

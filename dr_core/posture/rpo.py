@@ -34,7 +34,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from dr_core.catalog.entry import CatalogEntry
 from dr_core.catalog.relabel import relabel_in_a_run
@@ -46,6 +46,7 @@ from dr_core.kernel.events import Event
 from dr_core.kernel.phases import JobState, RpoState
 from dr_core.kernel.settings import ProtectedInstance
 from dr_core.kernel.threads import parallel_map
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import RecordConflictError
 from dr_core.records import Versioned
 
@@ -413,7 +414,7 @@ def _log_change(assessment: RpoAssessment, previous: RpoState | None, *, now: da
 def _event(instance: ProtectedInstance, assessment: RpoAssessment, due: Due, *, now: datetime) -> Event:
     name = instance.alias or instance.name
     newest = assessment.newest
-    details: dict[str, Any] = {
+    details: JsonObject = {
         "instance": str(instance.resource_id),
         "serviceName": instance.name,
         "alias": instance.alias,

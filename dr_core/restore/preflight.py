@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dr_core.catalog.entry import RESTORABLE_TIERS, CatalogEntry
 from dr_core.catalog.tags import entry_from_tags
@@ -22,6 +22,7 @@ from dr_core.inventory.resolver import Resolved, UnknownInstanceError
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import ArmCallError, AzureUnavailableError, DrError, InvalidRequestError
 from dr_core.kernel.settings import StorageAccessType
+from dr_core.kernel.wire import JsonObject
 
 if TYPE_CHECKING:
     from dr_core.inventory.resolver import InstanceResolver
@@ -59,8 +60,8 @@ class Check:
     remediation: str | None = None
     status: int = 422
 
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"name": self.name, "outcome": self.outcome, "message": self.message}
+    def to_json(self) -> JsonObject:
+        body: JsonObject = {"name": self.name, "outcome": self.outcome, "message": self.message}
         if self.remediation:
             body["remediation"] = self.remediation
         return body
@@ -92,7 +93,7 @@ class RestorePlan:
         statuses = {c.status for c in self.failed_checks}
         return next((s for s in (503, 409) if s in statuses), 422)
 
-    def to_json(self, *, now: datetime) -> dict[str, Any]:
+    def to_json(self, *, now: datetime) -> JsonObject:
         target_sku = self.target_info.sku if self.target_info else None
         return {
             "target": str(self.target),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from dr_core.catalog.naming import parse_backup_blob_name
 from dr_core.kernel.errors import InvalidRequestError
+from dr_core.kernel.wire import JsonObject
 
 __all__ = ["RestoreRequest", "parse_restore_request"]
 
@@ -23,7 +23,7 @@ class RestoreRequest:
 _REQUEST_FIELDS = {"target", "source", "backup", "dryRun", "confirm"}
 
 
-def parse_restore_request(data: dict[str, Any]) -> RestoreRequest:
+def parse_restore_request(data: JsonObject) -> RestoreRequest:
     """Validate the JSON body of ``POST /api/restores``; every bad field is named at once."""
     bad: dict[str, str] = {}
     for key in sorted(set(data) - _REQUEST_FIELDS):
@@ -47,7 +47,7 @@ def parse_restore_request(data: dict[str, Any]) -> RestoreRequest:
     return RestoreRequest(target=target, source=source, backup=backup, dry_run=bool(dry_run), confirm=confirm)
 
 
-def _text(data: dict[str, Any], name: str, bad: dict[str, str], *, required: bool = False,
+def _text(data: JsonObject, name: str, bad: dict[str, str], *, required: bool = False,
           limit: int = 400) -> str | None:
     """The field ``name`` as stripped text, or None; what is wrong with it goes into ``bad``."""
     value = data.get(name)

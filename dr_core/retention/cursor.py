@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from dr_core.kernel.clock import iso_or_none
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import RecordKind
 from dr_core.records import moment, text
 
@@ -26,7 +27,7 @@ class RetentionCursor:
     at: datetime | None
     not_reached: int = 0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"resumeAfter": self.resume_after, "at": iso_or_none(self.at), "notReached": self.not_reached}
 
     @classmethod

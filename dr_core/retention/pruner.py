@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dr_core.backup.manifest import MANIFEST_SUFFIX
 from dr_core.catalog.relabel import relabel_in_a_run
@@ -36,6 +36,7 @@ from dr_core.jobs.ids import JobKind
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import DrError
 from dr_core.kernel.threads import thread_pool
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import DeleteOutcome
 
 from .cursor import CURSOR_KEY, RetentionCursor
@@ -277,5 +278,5 @@ def _failure_detail(error: DrError) -> str:
     return f"{error.message}. {error.remediation}" if error.remediation else error.message
 
 
-def _log(record: dict[str, Any], *, level: int) -> None:
+def _log(record: JsonObject, *, level: int) -> None:
     logger.log(level, "%s%s", LOG_PREFIX, json.dumps(record, separators=(",", ":"), default=str))

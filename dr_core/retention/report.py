@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from dr_core.catalog.relabel import RelabelOutcome, RelabelResult
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import DrError
 from dr_core.kernel.settings import ProtectedInstance
+from dr_core.kernel.wire import JsonObject
 
 from .plan import Decision
 
@@ -39,7 +39,7 @@ class BackupResult:
     def failed(self) -> bool:
         return self.outcome is Outcome.FAILED or self.sidecar_failed
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         entry = self.decision.entry
         return {
             "blobName": entry.blob_name,
@@ -65,7 +65,7 @@ class InstanceReport:
     # Older backups (labelled before the catalog tag) found and given it, or that would be (dry run).
     relabelled: list[RelabelResult] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         posture = self.instance.posture
         error = None if self.error is None else {"code": self.error.error_code, "message": self.error.message,
                                                  "remediation": self.error.remediation}
@@ -117,7 +117,7 @@ class RetentionReport:
         totals = self.totals()
         return bool(totals["failed"] or totals["instanceErrors"])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "dryRun": self.dry_run,
             "generatedAt": iso(self.generated_at),

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from dr_core.kernel.clock import iso_or_none
 from dr_core.kernel.phases import SyncPhase
+from dr_core.kernel.wire import JsonObject
 from dr_core.ports import RecordKind
 from dr_core.records import ErrorInfo, mapping, member, moment, record_key, text
 
@@ -89,7 +90,7 @@ class StandbyRecord:
         created = self.last_succeeded.backup_created_at if self.last_succeeded is not None else None
         return None if created is None else round(max(0.0, (now - created).total_seconds()) / 3600, 2)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "primary": self.primary,
             "standby": self.standby,
@@ -105,7 +106,7 @@ class StandbyRecord:
             "lastSkipped": None if self.last_skipped is None else self.last_skipped.to_json(),
         }
 
-    def view_json(self, now: datetime) -> dict[str, Any]:
+    def view_json(self, now: datetime) -> JsonObject:
         """The record as the CLI and ``apim-dr standbys --json`` show it: its contract fields and the lag."""
         data = self.to_json()
         return {key: data[key] for key in _VIEW_KEYS} | {"lagHours": self.lag_hours(now)}
