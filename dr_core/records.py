@@ -40,6 +40,7 @@ __all__ = [
     "text",
 ]
 
+
 class TypedRecord(Protocol):
     KIND: ClassVar[RecordKind]
 
