@@ -433,14 +433,6 @@ def test_record_written_by_an_older_version_is_read_defensively() -> None:
     assert data["state"] == "ok" and data["announced"] is None and data["watchedSince"] == iso(T0)
 
 
-def test_rpo_records_are_not_job_rows() -> None:
-    from dr_core.azure.tables import is_job_row
-
-    assert is_job_row({"PartitionKey": "backup-20261130", "RowKey": "backup-x"})
-    assert not is_job_row({"PartitionKey": "record-rpo", "RowKey": rpo_key(ApimResourceId.parse(rid(PROD)))})
-    assert not is_job_row({"PartitionKey": "restore-lock", "RowKey": "abc"})
-
-
 def test_the_rpo_line_carries_exactly_the_fields_the_workbook_and_alert_read(caplog) -> None:
     from tests.infra.bicep_model import LOG_LINE_FIELDS
 
