@@ -32,6 +32,10 @@ TOKEN_LIFETIME_SECONDS = 24 * 3600  # App Service managed-identity tokens last a
 CANONICAL_NAMESPACES = {
     "microsoft.apimanagement": "Microsoft.ApiManagement",
     "microsoft.resources": "Microsoft.Resources",
+    # The stand-in providers beside APIM (emulator/arm_providers/).
+    "microsoft.cdn": "Microsoft.Cdn",
+    "microsoft.network": "Microsoft.Network",
+    "microsoft.insights": "Microsoft.Insights",
 }
 CANONICAL_TYPES = {
     "service": "service",
@@ -39,6 +43,17 @@ CANONICAL_TYPES = {
     "apis": "apis",
     "products": "products",
     "namedvalues": "namedValues",
+    # As the stand-in providers register them (their operations lists): Front Door, Traffic Manager,
+    # DNS, Azure Monitor.
+    "profiles": "profiles",
+    "origingroups": "originGroups",
+    "origins": "origins",
+    "trafficmanagerprofiles": "trafficManagerProfiles",
+    "azureendpoints": "azureEndpoints",
+    "externalendpoints": "externalEndpoints",
+    "dnszones": "dnszones",
+    "cname": "CNAME",
+    "diagnosticsettings": "diagnosticSettings",
 }
 # The operation ARM appends for each method on a resource (POST goes to an action segment instead).
 RESOURCE_OPERATIONS = {"GET": "read", "HEAD": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}

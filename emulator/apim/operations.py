@@ -27,7 +27,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,13 @@ class Engine:
         # Earliest end of a running operation (emulator clock): requests before it skip the due query.
         self._due_lock = threading.Lock()
         self._next_due = -math.inf  # unknown until first looked up
+        # Extensions (the stand-ins beside APIM, emulator/standins.py): called with the checked seed
+        # when state is (re)initialised from it; completers finish operations of other kinds than
+        # backup/restore, under the service lock: completer(svc, op, now) changes svc in place.
+        self.seed_hooks: list[Callable[[dict[str, Any]], None]] = []
+        self.completers: dict[str, Callable[[dict[str, Any], dict[str, Any], float], None]] = {}
+        # (storage account record) -> a reason it cannot be reached now, or None (region outages)
+        self.storage_unreachable: Callable[[dict[str, Any]], str | None] = lambda account: None
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the completion workers; an operation being finished gets ``timeout`` seconds to end.
@@ -180,6 +187,8 @@ class Engine:
                 self.store.put("signingKey", signing_key)
             for svc in seed["services"]:
                 self.store.put_service(svc)
+            for hook in self.seed_hooks:
+                hook(seed)
         self.buckets.reset()
 
     def reset(self) -> None:
@@ -294,6 +303,10 @@ class Engine:
             "publisherEmail",
             "publisherName",
             "publicIPAddresses",
+            "customProperties",
+            "certificates",
+            "virtualNetworkType",
+            "virtualNetworkConfiguration",
         }
         unknown = set(changes) - allowed
         if unknown:
@@ -318,6 +331,70 @@ class Engine:
 
     def is_locked(self, svc: dict[str, Any]) -> bool:
         return svc.get("activeOperation") is not None or svc["provisioningState"] != "Succeeded"
+
+    def change_service(
+        self,
+        name: str,
+        decide: Callable[[dict[str, Any]], tuple[dict[str, Any], bool]],
+        apply: Callable[[dict[str, Any], dict[str, Any]], None],
+        *,
+        kind: str,
+        api_version: str,
+        principal: str,
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """A service write (ARM PUT/PATCH of the service), decided under the service's lock.
+
+        ``decide(svc)`` raises the synchronous refusal (409 ``ServiceLocked`` included) or returns the
+        changes and whether they take a long-running operation. Immediate changes are applied with
+        ``apply(svc, changes)`` now; long ones start an operation of ``kind`` (the service turns
+        ``Updating`` and other writes get 409 until it ends), finished by ``self.completers[kind]``.
+        Returns the service as stored and the operation, if one was started.
+        """
+        with self._state.shared(), self._service_lock(name):
+            svc = self.store.service(name)
+            if svc is None:
+                raise KeyError(name)
+            changes, long_running = decide(svc)
+            if not long_running:
+                if changes:
+                    apply(svc, changes)
+                    svc["etagCounter"] += 1
+                    self.store.put_service(svc)
+                return svc, None
+            now = self.clock.now()
+            op_id = new_operation_id(svc["location"], svc["name"])
+            op = {
+                "id": op_id,
+                "kind": kind,
+                "service": svc["name"],
+                "subscriptionId": svc["subscriptionId"],
+                "resourceGroup": svc["resourceGroup"],
+                "apiVersion": api_version,
+                "locationPath": (
+                    f"{service_id(svc['subscriptionId'], svc['resourceGroup'], svc['name'])}/operationresults/{op_id}"
+                ),
+                "parameters": {"changes": changes},
+                "principal": principal,
+                "status": "Running",
+                "startedAt": now,
+                "startedAtUtc": iso(now),
+                "duration": self.op_duration(svc["name"]),
+                "completedAt": None,
+                "error": None,
+                "result": None,
+                "injectedFailure": None,
+            }
+            svc["activeOperation"] = op_id
+            svc["provisioningState"] = "Updating"
+            svc["targetProvisioningState"] = "Succeeded"
+            svc["etagCounter"] += 1
+            with self.store.transaction():
+                self.store.put_operation(op)
+                self.store.put_service(svc)
+            with self._due_lock:
+                self._next_due = min(self._next_due, op["startedAt"] + op["duration"])
+        logger.info("%s of %s started as %s (%.1fs)", kind, svc["name"], op_id, op["duration"])
+        return svc, op
 
     # -- operations ----------------------------------------------------------------------------
     def start(
@@ -546,13 +623,24 @@ class Engine:
                         injected.get("message") or f"Injected {op['kind']} failure.",
                         int(injected.get("status") or 400),
                     )
+                if op["kind"] in self.completers:
+                    raise _CustomKind
                 account = storage_account_for(op, svc, self.store.get("storageAccounts", {}))
+                unreachable = self.storage_unreachable(account)
+                if unreachable is not None:
+                    verb = "Backup" if op["kind"] == "backup" else "Cannot restore"
+                    raise OperationFailedError(
+                        "BackupFailed" if op["kind"] == "backup" else "RestoreFailed",
+                        f"{verb}: storage account '{account['name']}' could not be reached ({unreachable}).",
+                    )
                 if op["kind"] == "backup":
                     write_backup(self.blobs, op, svc, account, now)
                 else:
                     snapshot = read_snapshot(self.blobs, op, account)
             except OperationFailedError as exc:
                 failure = exc
+            except _CustomKind:
+                pass
         # Then the service half, under its lock, on the service as it is now.
         with self._service_lock(op["service"]):
             svc = self.store.service(op["service"])
@@ -564,6 +652,11 @@ class Engine:
             if failure is None and snapshot is not None:
                 try:
                     apply_snapshot(svc, snapshot, op, account, now)
+                except OperationFailedError as exc:
+                    failure = exc
+            if failure is None and op["kind"] in self.completers:
+                try:
+                    self.completers[op["kind"]](svc, op, now)
                 except OperationFailedError as exc:
                     failure = exc
             if svc.get("activeOperation") == op["id"]:
@@ -590,6 +683,10 @@ class Engine:
         if svc is None:
             return None
         return svc | {"etag": etag_for(svc["etagCounter"]), "resource": render_service(svc)}
+
+
+class _CustomKind(Exception):
+    """An operation of a kind an extension finishes (Engine.completers): no storage half."""
 
 
 def _non_negative(value: Any, name: str) -> float:

@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from emulator.standins_seed import check_seed as check_standin_sections
+
 from .resources import (
     ALL_TIERS,
     DEFAULT_CUSTOM_PROPERTIES,
@@ -81,6 +83,10 @@ def load_seed(source: dict[str, Any] | Path | str) -> dict[str, Any]:
     if len(set(names)) != len(names):
         raise SeedError("seed: service names must be unique (API Management names are global)")
     accounts = [_storage_account(a, i) for i, a in enumerate(_list(raw, "storageAccounts", "seed"))]
+    try:
+        standins = check_standin_sections(raw)
+    except ValueError as exc:
+        raise SeedError(str(exc)) from exc
     return {
         "tenantId": tenant,
         "subscriptions": subs,
@@ -88,6 +94,8 @@ def load_seed(source: dict[str, Any] | Path | str) -> dict[str, Any]:
         "storageAccounts": accounts,
         "functionApp": _function_app(raw.get("functionApp") or {}),
         "armRoles": check_arm_roles(raw.get("armRoles")),
+        # Key Vaults, Front Door / Traffic Manager profiles, DNS zones (emulator/standins.py applies them).
+        "standins": standins,
     }
 
 

@@ -365,11 +365,26 @@ def check_custom_roles(infra: Infra) -> list[str]:
     operator = defs.get("operatorRole")
     if operator and get(body(operator), "properties", "assignableScopes") != "operatorAssignableScopes":
         problems.append(f"{CUSTOM_ROLES}: operatorRole must be assignable only at operatorAssignableScopes")
+    # Where exactly it is assignable, in each layout (same subscription, instances elsewhere): layouts.py.
     main = infra.tree(MAIN)
-    scopes = json.dumps(main["variables"].get("operatorAssignableScopes", {}))
-    if "targetResourceGroupScopes" not in scopes or "discoveryScopes" not in scopes:
-        problems.append(f"{MAIN}: operatorAssignableScopes must be the instances' resource groups and the "
+    grants = json.dumps(main["variables"].get("operatorGrantScopes", {}))
+    if "targetResourceGroupScopes" not in grants or "discoveryScopes" not in grants:
+        problems.append(f"{MAIN}: operatorGrantScopes must be the instances' resource groups and the "
                         "discovery subscriptions")
+    return problems
+
+
+@check
+def check_role_assignments_name_their_principal_type(infra: Infra) -> list[str]:
+    """ARM looks a principal up in Entra ID unless the assignment says what it is; for an identity created
+    in the same deployment that lookup can fail with PrincipalNotFound (replication delay). Every
+    assignment therefore sets principalType (troubleshooting.md, "Assigning a role to a new principal
+    sometimes fails"; bicep scenarios-rbac.md, "Principal")."""
+    problems = []
+    for path in infra.bicep_files:
+        for name, res in resources(infra.tree(path), "Microsoft.Authorization/roleAssignments").items():
+            if not get(body(res), "properties", "principalType"):
+                problems.append(f"{path}: role assignment {name} does not set principalType")
     return problems
 
 

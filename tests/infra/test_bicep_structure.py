@@ -62,6 +62,11 @@ MUTATIONS = [
     ("check_custom_roles", CUSTOM_ROLES, "'Microsoft.ApiManagement/service/restore/action'\n",
      "'Microsoft.ApiManagement/service/restore/action'\n          'Microsoft.ApiManagement/service/write'\n"),
     ("check_custom_roles", CUSTOM_ROLES, "'Microsoft.ApiManagement/service/read'\n", "'Microsoft.ApiManagement/*'\n"),
+    ("check_custom_roles", MAIN, "var operatorGrantScopes = union(targetResourceGroupScopes, discoveryScopes)",
+     "var operatorGrantScopes = targetResourceGroupScopes"),
+    ("check_role_assignments_name_their_principal_type", APIM_BACKUP_ACCESS,
+     "    principalType: 'ServicePrincipal'\n", ""),
+    ("check_role_assignments_name_their_principal_type", STORAGE_ACCESS, "    principalType: principalType\n", ""),
     ("check_custom_roles", CUSTOM_ROLES, "'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/read'",
      "'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'"),
     # Polling a Location needs operationresults/read (issue 8 part 1).
