@@ -574,7 +574,7 @@ module backupStorageAccess 'rbac/storage-access.bicep' = {
 }
 
 // Backup account, retention only: delete backups past their instance's retention (the daily prune,
-// dr_core/retention.py). A role and an assignment of their own, so this one destructive permission is
+// dr_core/retention/pruner.py). A role and an assignment of their own, so this one destructive permission is
 // reviewed or revoked alone; without it the prune deletes nothing (AuthorizationPermissionMismatch).
 module backupRetentionAccess 'rbac/storage-access.bicep' = {
   name: 'apimdr-backup-retention-access'

@@ -16,7 +16,7 @@
 //   Storage Blob Data Owner has blobs/tags/*), and read the blob service's properties, which the
 //   restore preflight's CORS check calls (Get Blob Service Properties needs blobServices/read, which no
 //   Storage Blob Data role has). Given to the Function App and to the operators.
-// APIM DR Backup Retention: delete backup blobs, nothing else. The daily prune (dr_core/retention.py)
+// APIM DR Backup Retention: delete backup blobs, nothing else. The daily prune (dr_core/retention/pruner.py)
 //   is the only code that deletes a backup; the one destructive permission has a role of its own so
 //   it is granted, reviewed and revoked on its own. Given to the Function App only.
 

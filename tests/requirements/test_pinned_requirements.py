@@ -9,6 +9,7 @@ runtime pins, or when the deployed code imports a module the runtime set does no
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -134,30 +135,39 @@ def _pinned_runtime_venv() -> Path:
     Installed with pip's configured index (whatever `pip config list` says; nothing here names one)
     in hash-checking mode, with dependencies: a package of the closure missing from the file fails the
     install ("Hashes are required in --require-hashes mode"). Built beside its final place and
-    renamed, so an interrupted build is never taken for a cached one.
+    renamed, so an interrupted build is never taken for a cached one; under a file lock, because
+    parallel test workers may all want it at once (one builds, the others wait and reuse it).
     """
     digest = hashlib.sha256((ROOT / "requirements.txt").read_bytes())
     digest.update(f"{sys.version_info[:2]} {sys.platform}".encode())
     venv = VENV_CACHE / f"venv-{digest.hexdigest()[:16]}"
     python = venv / "bin" / "python"
-    if python.exists():
-        return venv
     VENV_CACHE.mkdir(parents=True, exist_ok=True)
-    for stale in [*VENV_CACHE.glob("venv-*"), *VENV_CACHE.glob("building-*")]:  # earlier locks, failed builds
-        shutil.rmtree(stale, ignore_errors=True)
-    building = VENV_CACHE / f"building-{os.getpid()}"
-    subprocess.run([sys.executable, "-m", "venv", str(building)], check=True, timeout=120)
-    install = subprocess.run(
-        [str(building / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--no-input", "--require-hashes", "--prefer-binary", "-r", str(ROOT / "requirements.txt")],
-        capture_output=True, text=True, timeout=600, check=False,
-    )
-    assert install.returncode == 0, f"the pinned runtime set does not install:\n{install.stderr[-4000:]}"
-    check = subprocess.run([str(building / "bin" / "python"), "-m", "pip", "check"],
-                           capture_output=True, text=True, timeout=120, check=False)
-    assert check.returncode == 0, f"the pinned runtime set is inconsistent:\n{check.stdout}{check.stderr}"
-    building.rename(venv)
+    with open(VENV_CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if python.exists():
+            return venv
+        for stale in [*VENV_CACHE.glob("venv-*"), *VENV_CACHE.glob("building-*")]:  # earlier locks, failed builds
+            shutil.rmtree(stale, ignore_errors=True)
+        building = VENV_CACHE / f"building-{os.getpid()}"
+        subprocess.run([sys.executable, "-m", "venv", str(building)], check=True, timeout=120)
+        install = subprocess.run(
+            [str(building / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "--no-input", "--require-hashes", "--prefer-binary", "-r", str(ROOT / "requirements.txt")],
+            capture_output=True, text=True, timeout=600, check=False, env=_index_env(),
+        )
+        assert install.returncode == 0, f"the pinned runtime set does not install:\n{install.stderr[-4000:]}"
+        check = subprocess.run([str(building / "bin" / "python"), "-m", "pip", "check"],
+                               capture_output=True, text=True, timeout=120, check=False)
+        assert check.returncode == 0, f"the pinned runtime set is inconsistent:\n{check.stdout}{check.stderr}"
+        building.rename(venv)
     return venv
+
+
+def _index_env() -> dict[str, str]:
+    """This process's environment without the local-Azure CA bundle the test session sets (tests/conftest.py):
+    pip must trust the package index with the system's certificates, as the remote build does."""
+    return {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")}
 
 
 @pytest.fixture(scope="module")
