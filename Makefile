@@ -1,6 +1,8 @@
 # apim-dr: the two commands are `make demo` and `make test`; everything else is a step they use.
 # Both install what they need (.venv, node packages, the checkov venv) and are idempotent:
 # a stamp file per environment is rebuilt only when its requirements change.
+# Python requirements: edit requirements*.in (the ranges), run `make lock`; the requirements*.txt it
+# writes (the whole closure, exact versions with hashes) are what gets installed, here and in Azure.
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
@@ -8,16 +10,20 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: demo test setup tools chromium lint unit e2e bench emulator clean help
+.PHONY: demo test setup tools chromium lint unit e2e bench emulator lock clean help
 
 help:
 	@echo "make demo   run a backup end to end on local Azure (Azurite + APIM emulator + host stand-in)"
 	@echo "make test   set up and run the whole suite (lint, types, unit, end-to-end, infra checks)"
+	@echo "make lock   re-resolve requirements*.in into the pinned, hashed requirements*.txt (UPGRADE=1: newest allowed)"
 
+# The editable install provides the `apim-dr` command. It is built with the setuptools pinned in
+# requirements-dev.txt (no isolated build fetching an unpinned one); -qq hides the notice setuptools
+# prints on every editable install.
 $(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
-	$(PY) -m pip install $(PIP_FLAGS) --no-deps -e .
+	$(PY) -m pip install $(PIP_FLAGS) --require-hashes -r requirements-dev.txt
+	$(PY) -m pip install $(PIP_FLAGS) -q --no-deps --no-build-isolation -e .
 	@touch $@
 
 node_modules/.stamp: package.json package-lock.json
@@ -27,10 +33,25 @@ node_modules/.stamp: package.json package-lock.json
 
 $(CHECKOV_VENV)/.stamp: requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install $(PIP_FLAGS) --require-hashes -r requirements-checkov.txt
 	@touch $@
 
 setup: $(VENV)/.stamp node_modules/.stamp
+
+# Pins every requirement set: the runtime one (deployed; the Flex Consumption remote build installs
+# requirements.txt with pip or uv, both of which check the hashes, see docs/deploy.md), the dev one
+# (held at the runtime pins by `-c requirements.txt`) and checkov's. pip-compile reads pip's own
+# configuration (index, find-links) and writes none of it into the files. Deterministic: a pin that
+# its .in still allows is kept, so an unchanged .in gives a byte-identical .txt; UPGRADE=1 takes the
+# newest versions the ranges allow.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --newline=LF \
+	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(if $(UPGRADE),--upgrade)
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile $(LOCK_FLAGS)
+
+lock: $(VENV)/.stamp
+	$(PIP_COMPILE) --output-file=requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file=requirements-dev.txt requirements-dev.in
+	$(PIP_COMPILE) --output-file=requirements-checkov.txt requirements-checkov.in
 
 tools: $(CHECKOV_VENV)/.stamp chromium
 

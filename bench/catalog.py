@@ -23,11 +23,13 @@ from pathlib import Path
 import requests
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from dr_core.backup_store import BlobBackupStore
-from dr_core.catalog import backup_blob_name, backup_tags
-from dr_core.settings import DEFAULT_CONTAINER
+from dr_core.azure.blobs import BlobBackupStore
+from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.tags import backup_tags
+from dr_core.kernel.settings import default_of
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONTAINER = default_of("APIM_DR_BACKUP_CONTAINER")
 SERVICE = "apim-contoso-prod"
 OTHER = "apim-contoso-premium"
 SIZES = (100, 1000, 2000)
@@ -77,7 +79,7 @@ def main(runs: int = 5) -> None:
         os.environ["REQUESTS_CA_BUNDLE"] = str(local.tls.ca_bundle)
         account = local.backup_account
         blobs = BlobServiceClient.from_connection_string(local.azurite.connection_string(account))
-        container = blobs.get_container_client(DEFAULT_CONTAINER)
+        container = blobs.get_container_client(CONTAINER)
         if not container.exists():
             container.create_container()
         counted: list[str] = []
@@ -105,10 +107,10 @@ def main(runs: int = 5) -> None:
                 get_catalog(size)  # warm: connections, token, the host's worker
                 http = _median_seconds(functools.partial(get_catalog, size), runs)
                 counted.clear()
-                found = store.find(DEFAULT_CONTAINER, SERVICE)
+                found = store.find(CONTAINER, SERVICE)
                 query_requests = len(counted)
                 assert len(found) == size
-                query = _median_seconds(lambda: store.find(DEFAULT_CONTAINER, SERVICE), runs)
+                query = _median_seconds(lambda: store.find(CONTAINER, SERVICE), runs)
                 assert _per_blob(container, SERVICE) == size
                 per_blob = _median_seconds(lambda: _per_blob(container, SERVICE), max(1, runs // 2))
                 rows.append((size, http, query, query_requests, per_blob))

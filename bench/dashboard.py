@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dr_core.clock import iso
-from dr_core.dashboard import render_dashboard
+from dr_core.kernel.clock import iso
+from dr_core.posture.dashboard import render_dashboard
 
 SUB = "00000000-0000-0000-0000-0000000000bb"
 NOW = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)

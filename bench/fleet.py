@@ -56,9 +56,10 @@ def _ts(text: str) -> float:
 def run(size: int, *, duration: float, retry_after: int, timeout: float) -> dict[str, Any]:
     from azure.data.tables import TableClient
 
+    from dr_core.azure.tables import job_from_entity
     from dr_core.context import reset_context
-    from dr_core.jobs import JobKind, JobState
-    from dr_core.store import job_from_entity
+    from dr_core.jobs.ids import JobKind
+    from dr_core.kernel.phases import JobState
     from emulator.funchost import FunctionsHost
     from emulator.stack import LocalAzure
 

@@ -56,16 +56,7 @@ def main(runs: int = 3) -> None:
                 _wait(get_context, job_id)
                 kinds: dict[str, int] = {}
                 for r in admin.requests():
-                    if r["path"].startswith("/msi/"):
-                        kind = "token"
-                    elif r["method"] == "POST":
-                        kind = "POST backup"
-                    elif "/operationresults/" in r["path"]:
-                        kind = "GET operationresults"
-                    elif r["path"].split("?", 1)[0].rstrip("/").endswith(("/apis", "/products", "/namedValues")):
-                        kind = "GET lists (manifest, after the job)"  # may or may not be seen yet: a follower
-                    else:
-                        kind = "GET service"
+                    kind = _kind(r)
                     kinds[kind] = kinds.get(kind, 0) + 1
                 calls.append(kinds)
 
@@ -95,10 +86,24 @@ def main(runs: int = 3) -> None:
           "at most ~65 s)")
 
 
+def _kind(request: dict[str, Any]) -> str:
+    """What an ARM request the emulator saw was, for the per-backup count."""
+    path = request["path"]
+    if path.startswith("/msi/"):
+        return "token"
+    if request["method"] == "POST":
+        return "POST backup"
+    if "/operationresults/" in path:
+        return "GET operationresults"
+    if path.split("?", 1)[0].rstrip("/").endswith(("/apis", "/products", "/namedValues")):
+        return "GET lists (manifest, after the job)"  # may or may not be seen yet: a follower
+    return "GET service"
+
+
 def _wait(get_context: Any, job_id: str, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = get_context().store.get(job_id)
+        job = get_context().jobs.get(job_id)
         if job is not None and job.state.terminal:
             return job
         time.sleep(0.05)

@@ -14,9 +14,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dr_core.clock import ManualClock
 from dr_core.context import DrContext
-from dr_core.settings import load_settings
+from dr_core.kernel.clock import ManualClock
+from dr_core.kernel.settings import load_settings
 from emulator.azurite import Azurite
 from emulator.certs import ensure_tls_files
 

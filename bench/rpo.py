@@ -23,13 +23,15 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
-from dr_core.backup_store import BlobBackupStore
-from dr_core.catalog import backup_blob_name, backup_tags
-from dr_core.clock import ManualClock
+from dr_core.azure.blobs import BlobBackupStore
+from dr_core.azure.notifier import LogNotifier
+from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.tags import backup_tags
 from dr_core.context import DrContext
-from dr_core.notify import LogNotifier
-from dr_core.rpo import RpoMonitor, RpoState
-from dr_core.settings import load_settings
+from dr_core.kernel.clock import ManualClock
+from dr_core.kernel.phases import RpoState
+from dr_core.kernel.settings import load_settings
+from dr_core.posture.rpo import RpoMonitor
 from emulator.apim.seed import storage_accounts
 from emulator.azurite import Azurite
 from emulator.certs import ensure_tls_files
@@ -82,10 +84,10 @@ def main(instances: int = 1000, runs: int = 3) -> None:
         clock = ManualClock(NOW)
         ctx = DrContext.from_settings(settings, clock=clock)
         ctx = replace(ctx, _backups=BlobBackupStore(blobs, account=ACCOUNT), _notifier=LogNotifier())
-        store = ctx.store  # creates the table once, outside the timing (as a warm worker has it)
+        records = ctx.rpo_records()  # creates the table once, outside the timing (as a warm worker has it)
 
         def monitor(parallel: int) -> RpoMonitor:
-            return RpoMonitor(settings=settings, store=store, backups=ctx.backups, notifier=ctx.notifier,
+            return RpoMonitor(settings=settings, records=records, backups=ctx.backups, notifier=ctx.notifier,
                               resolver=ctx.resolver(), clock=clock, parallel=parallel)
 
         requests.clear()
@@ -104,7 +106,7 @@ def main(instances: int = 1000, runs: int = 3) -> None:
             started = time.perf_counter()
             body = ctx.posture_status().build()
             status_times.append(time.perf_counter() - started)
-            assert len(body["instances"]) == instances and not body["problems"]
+            assert len(body.instances) == instances and not body.problems
         started = time.perf_counter()
         ctx.posture_status().build(names[0])
         one = time.perf_counter() - started

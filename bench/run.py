@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import catalog, dashboard, emulator_load, fleet, imports, lro, planning, rpo
+from bench import catalog, dashboard, emulator_children, emulator_load, fleet, imports, lro, planning, rpo
 
 
 def main() -> None:
@@ -13,6 +13,8 @@ def main() -> None:
     lro.main()
     print()
     emulator_load.main()
+    print()
+    emulator_children.main()
     print()
     fleet.main()
     print()

@@ -1,41 +1,49 @@
-"""Wiring: settings, the clock, the storage and ARM adapters, and the use cases built from them.
+"""The wiring: the one place that builds adapters and use cases from settings.
 
-One :class:`DrContext` per worker process, built on first use. Adapters (job store, work
-queue, backup store, ARM, notifier) are created lazily, so the timer never imports the APIM
-SDK. Use cases (:class:`~dr_core.worker.Worker`, :class:`~dr_core.planner.BackupPlanner`,
-:class:`~dr_core.restore.Restorer`, :class:`~dr_core.rpo.RpoMonitor`, ...) take the adapters they need, not the context:
-tests build them with in-memory fakes.
+One :class:`DrContext` per worker process (or CLI run), built on first use. Adapters (the job
+store, restore locks and records over the app's table, the work queue, the backup account, ARM,
+the notifier) are created lazily, so the timer never imports the APIM SDK and ``import
+function_app`` imports no Azure SDK at all. Use cases are built fresh on each call (cheap: no
+I/O) from the adapters they need, never from the context: tests build them with in-memory fakes,
+and the faces (:mod:`dr_core.api`, :mod:`dr_core.cli`, the triggers) see only
+:class:`~dr_core.usecases.UseCases`, which this implements.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .clock import Clock, SystemClock
-from .settings import Settings, load_settings
+from dr_core.kernel.clock import Clock, SystemClock
+from dr_core.kernel.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from .api import Api
-    from .arm import ApimManagement
-    from .backup_store import BackupStore
-    from .clients import AzureClients
-    from .drills import Drills
-    from .inventory import InstanceResolver
-    from .manifest import ManifestRecorder
-    from .messages import WorkQueue
-    from .notify import Notifier
-    from .planner import BackupPlanner
-    from .restore import Restorer
-    from .retention import RetentionPruner
-    from .rpo import RpoMonitor
-    from .standby import StandbySync
-    from .status import PostureStatus
-    from .store import JobStore
-    from .worker import Worker
+    from dr_core.api.handlers import Api
+    from dr_core.azure.clients import AzureClients
+    from dr_core.backup.manifest import ManifestRecorder
+    from dr_core.backup.planner import BackupPlanner
+    from dr_core.catalog.listing import BackupCatalog
+    from dr_core.drills.drills import Drills
+    from dr_core.drills.record import DrillRecord
+    from dr_core.inventory.resolver import InstanceResolver
+    from dr_core.jobs.launcher import JobLauncher
+    from dr_core.jobs.locks import RestoreLock
+    from dr_core.jobs.operations import Operations
+    from dr_core.jobs.watchdog import Watchdog
+    from dr_core.jobs.worker import JobFollower, Worker
+    from dr_core.ports import ApimManagement, BackupStore, JobStore, Notifier, RecordStore, RestoreLocks, WorkQueue
+    from dr_core.posture.record import RpoRecord
+    from dr_core.posture.rpo import RpoMonitor
+    from dr_core.posture.status import PostureStatus
+    from dr_core.records import Records
+    from dr_core.restore.restorer import Restorer
+    from dr_core.retention.cursor import RetentionCursor
+    from dr_core.retention.pruner import RetentionPruner
+    from dr_core.standby.record import StandbyRecord
+    from dr_core.standby.sync import StandbySync
 
 __all__ = ["DrContext", "get_context", "reset_context"]
 
@@ -47,7 +55,9 @@ class DrContext:
     settings: Settings
     clients: AzureClients
     clock: Clock = field(default_factory=SystemClock)
-    _store: JobStore | None = field(default=None, repr=False)
+    _jobs: JobStore | None = field(default=None, repr=False)
+    _locks: RestoreLocks | None = field(default=None, repr=False)
+    _records: RecordStore | None = field(default=None, repr=False)
     _queue: WorkQueue | None = field(default=None, repr=False)
     _arm: ApimManagement | None = field(default=None, repr=False)
     _backups: BackupStore | None = field(default=None, repr=False)
@@ -57,24 +67,42 @@ class DrContext:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> DrContext:
-        from .clients import AzureClients
+        from dr_core.azure.clients import AzureClients
 
         return cls(settings=settings, clients=AzureClients(settings), clock=clock or SystemClock())
 
     # -- adapters ----------------------------------------------------------------------------------
     @property
-    def store(self) -> JobStore:
-        if self._store is None:
-            from .store import TableJobStore
+    def jobs(self) -> JobStore:
+        if self._jobs is None:
+            from dr_core.azure.tables import TableJobStore
 
-            self._store = TableJobStore(self.clients.jobs_table())
+            self._jobs = TableJobStore(self.clients.jobs_table())
         self._ensure_storage()
-        return self._store
+        return self._jobs
+
+    @property
+    def locks(self) -> RestoreLocks:
+        if self._locks is None:
+            from dr_core.azure.tables import TableRestoreLocks
+
+            self._locks = TableRestoreLocks(self.clients.jobs_table())
+        self._ensure_storage()
+        return self._locks
+
+    @property
+    def records(self) -> RecordStore:
+        if self._records is None:
+            from dr_core.azure.tables import TableRecordStore
+
+            self._records = TableRecordStore(self.clients.jobs_table())
+        self._ensure_storage()
+        return self._records
 
     @property
     def queue(self) -> WorkQueue:
         if self._queue is None:
-            from .messages import StorageWorkQueue
+            from dr_core.azure.queues import StorageWorkQueue
 
             self._queue = StorageWorkQueue(self.clients.work_queue(), self.clients.poll_queue())
         self._ensure_storage()
@@ -83,7 +111,7 @@ class DrContext:
     @property
     def arm(self) -> ApimManagement:
         if self._arm is None:
-            from .arm import ApimOperations
+            from dr_core.azure.arm import ApimOperations
 
             self._arm = ApimOperations(self.clients)
         return self._arm
@@ -91,7 +119,7 @@ class DrContext:
     @property
     def backups(self) -> BackupStore:
         if self._backups is None:
-            from .backup_store import BlobBackupStore
+            from dr_core.azure.blobs import BlobBackupStore
 
             self._backups = BlobBackupStore(self.clients.backup_blobs(), account=self.settings.backup_account)
         return self._backups
@@ -99,106 +127,165 @@ class DrContext:
     @property
     def notifier(self) -> Notifier:
         if self._notifier is None:
-            from .notify import LogNotifier, WebhookNotifier
+            from dr_core.azure.notifier import LogNotifier, WebhookNotifier
 
             url = self.settings.webhook_url
             self._notifier = WebhookNotifier(url.reveal()) if url else LogNotifier()
         return self._notifier
 
-    # -- use cases ---------------------------------------------------------------------------------
-    def resolver(self) -> InstanceResolver:
-        """A fresh resolver: discovery results are not kept across invocations."""
-        from .inventory import InstanceResolver
-
-        return InstanceResolver(self.settings, self.arm if self.settings.discovery_subscriptions else None)
-
-    def worker(self) -> Worker:
-        """The queue worker, with the work that follows a job's end: manifest, RPO, standby sync, drill check.
-
-        The manifest comes first: it is read from the source, and the sooner after the backup the better.
-        """
-        from .rpo import RpoFollower
-        from .worker import Worker
-
-        resolver = self.resolver()  # one per invocation, shared: discovery runs at most once for all followers
-        return Worker(settings=self.settings, store=self.store, queue=self.queue, arm=self.arm,
-                      backups=self.backups, notifier=self.notifier, clock=self.clock,
-                      followers=[self.manifests(), RpoFollower(self.rpo_monitor(resolver=resolver), self.settings),
-                                 self.standby_sync(resolver=resolver), self.drills(resolver=resolver)])
-
-    def manifests(self) -> ManifestRecorder:
-        from .manifest import ManifestRecorder
-
-        return ManifestRecorder(arm=self.arm, backups=self.backups, clock=self.clock)
-
-    def standby_sync(self, *, resolver: InstanceResolver | None = None) -> StandbySync:
-        from .standby import StandbySync
-
-        resolver = resolver or self.resolver()
-        return StandbySync(settings=self.settings, store=self.store, restorer=self.restorer(resolver=resolver),
-                           resolver=resolver, backups=self.backups, notifier=self.notifier, clock=self.clock)
-
-    def drills(self, *, resolver: InstanceResolver | None = None) -> Drills:
-        from .drills import Drills
-
-        resolver = resolver or self.resolver()
-        return Drills(settings=self.settings, store=self.store, restorer=self.restorer(resolver=resolver),
-                      resolver=resolver, arm=self.arm, backups=self.backups, notifier=self.notifier, clock=self.clock)
-
-    def planner(self) -> BackupPlanner:
-        from .planner import BackupPlanner
-
-        return BackupPlanner(settings=self.settings, store=self.store, queue=self.queue, resolver=self.resolver(),
-                             clock=self.clock)
-
-    def restorer(self, *, resolver: InstanceResolver | None = None) -> Restorer:
-        from .restore import Restorer
-
-        return Restorer(settings=self.settings, store=self.store, queue=self.queue, arm=self.arm,
-                        backups=self.backups, resolver=resolver or self.resolver(), clock=self.clock)
-
-    def rpo_monitor(self, *, resolver: InstanceResolver | None = None) -> RpoMonitor:
-        from .rpo import RpoMonitor
-
-        return RpoMonitor(settings=self.settings, store=self.store, backups=self.backups, notifier=self.notifier,
-                          resolver=resolver or self.resolver(), clock=self.clock)
-
-    def posture_status(self) -> PostureStatus:
-        from .status import PostureStatus
-
-        return PostureStatus(settings=self.settings, store=self.store, backups=self.backups,
-                             resolver=self.resolver(), clock=self.clock)
-
-    def retention(self) -> RetentionPruner:
-        from .retention import RetentionPruner
-
-        return RetentionPruner(settings=self.settings, store=self.store, backups=self.backups,
-                               resolver=self.resolver(), clock=self.clock)
-
-    def api(self) -> Api:
-        from .api import Api
-
-        return Api(self)
-
     def _ensure_storage(self) -> None:
-        # In Azure, infra/ creates the table and queue; locally they may not exist yet.
-        # One check per process, not per invocation.
+        # In Azure, infra/ creates the table and queues; locally they may not exist yet. Once per process.
         if self._storage_ready:
             return
         with self._ready_lock:
-            if self._storage_ready:
-                return
-            from azure.core.exceptions import ResourceExistsError
+            if not self._storage_ready:
+                self.clients.ensure_app_storage()
+                self._storage_ready = True
 
-            from .azure_errors import storage_errors
+    # -- what use cases share ----------------------------------------------------------------------
+    def resolver(self) -> InstanceResolver:
+        """A fresh resolver: discovery results are not kept across invocations."""
+        from dr_core.inventory.resolver import InstanceResolver
 
-            with storage_errors("the app's storage (jobs table and work queue)"):
-                with contextlib.suppress(ResourceExistsError):
-                    self.clients.jobs_table().create_table()
-                for queue in (self.clients.work_queue(), self.clients.poll_queue()):
-                    with contextlib.suppress(ResourceExistsError):
-                        queue.create_queue()
-            self._storage_ready = True
+        return InstanceResolver(self.settings, self.arm if self.settings.discovery_subscriptions else None)
+
+    def launcher(self) -> JobLauncher:
+        from dr_core.jobs.launcher import JobLauncher
+
+        return JobLauncher(jobs=self.jobs, queue=self.queue)
+
+    def restore_lock(self) -> RestoreLock:
+        from dr_core.jobs.locks import RestoreLock
+
+        return RestoreLock(jobs=self.jobs, locks=self.locks)
+
+    def rpo_records(self) -> Records[RpoRecord]:
+        from dr_core.posture.record import RpoRecord
+        from dr_core.records import Records
+
+        return Records(self.records, RpoRecord)
+
+    def standby_records(self) -> Records[StandbyRecord]:
+        from dr_core.records import Records
+        from dr_core.standby.record import StandbyRecord
+
+        return Records(self.records, StandbyRecord)
+
+    def drill_records(self) -> Records[DrillRecord]:
+        from dr_core.drills.record import DrillRecord
+        from dr_core.records import Records
+
+        return Records(self.records, DrillRecord)
+
+    def retention_cursor(self) -> Records[RetentionCursor]:
+        from dr_core.records import Records
+        from dr_core.retention.cursor import RetentionCursor
+
+        return Records(self.records, RetentionCursor)
+
+    # -- use cases (dr_core.usecases.UseCases) ---------------------------------------------------------
+    def planner(self) -> BackupPlanner:
+        from dr_core.backup.planner import BackupPlanner
+
+        return BackupPlanner(settings=self.settings, launcher=self.launcher(), resolver=self.resolver(),
+                             clock=self.clock)
+
+    def worker(self, *, followers: Sequence[JobFollower] | None = None) -> Worker:
+        """The queue worker, with the work that follows a job's end: manifest, RPO, standby sync, drill check.
+
+        The manifest comes first: it is read from the source, and the sooner after the backup the better.
+        ``followers`` replaces them (tests).
+        """
+        from dr_core.jobs.arm_operation import ArmOperation
+        from dr_core.jobs.ids import JobKind
+        from dr_core.jobs.worker import Journal, Worker
+        from dr_core.posture.rpo import RpoFollower
+
+        resolver = self.resolver()  # one per invocation, shared: discovery runs at most once for all followers
+        if followers is None:
+            followers = [self.manifests(), RpoFollower(self.rpo_monitor(resolver=resolver), self.settings),
+                         self.standby_sync(resolver=resolver), self.drills(resolver=resolver)]
+        journal = Journal(jobs=self.jobs, queue=self.queue, lock=self.restore_lock(), notifier=self.notifier,
+                          clock=self.clock, followers=followers)
+        operation = ArmOperation(settings=self.settings, arm=self.arm, backups=self.backups, journal=journal,
+                                 clock=self.clock)
+        return Worker(jobs=self.jobs, queue=self.queue, journal=journal,
+                      handlers={kind: operation for kind in ArmOperation.kinds},
+                      timeout_minutes={JobKind.BACKUP: self.settings.backup_timeout_minutes,
+                                       JobKind.RESTORE: self.settings.restore_timeout_minutes},
+                      clock=self.clock)
+
+    def watchdog(self) -> Watchdog:
+        from dr_core.jobs.watchdog import Watchdog
+
+        return Watchdog(jobs=self.jobs, queue=self.queue, clock=self.clock)
+
+    def operations(self) -> Operations:
+        from dr_core.jobs.operations import Operations
+
+        return Operations(jobs=self.jobs)
+
+    def manifests(self) -> ManifestRecorder:
+        from dr_core.backup.manifest import ManifestRecorder
+
+        return ManifestRecorder(arm=self.arm, backups=self.backups, clock=self.clock)
+
+    def restorer(self, *, resolver: InstanceResolver | None = None) -> Restorer:
+        from dr_core.restore.preflight import Preflight
+        from dr_core.restore.restorer import Restorer
+
+        lock = self.restore_lock()
+        preflight = Preflight(settings=self.settings, arm=self.arm, backups=self.backups, lock=lock,
+                              resolver=resolver or self.resolver(), clock=self.clock)
+        return Restorer(settings=self.settings, preflight=preflight, launcher=self.launcher(), lock=lock,
+                        clock=self.clock)
+
+    def catalog(self) -> BackupCatalog:
+        from dr_core.catalog.listing import BackupCatalog
+
+        return BackupCatalog(settings=self.settings, backups=self.backups, arm=self.arm, resolver=self.resolver(),
+                             clock=self.clock)
+
+    def rpo_monitor(self, *, resolver: InstanceResolver | None = None) -> RpoMonitor:
+        from dr_core.posture.rpo import RpoMonitor
+
+        return RpoMonitor(settings=self.settings, records=self.rpo_records(), backups=self.backups,
+                          notifier=self.notifier, resolver=resolver or self.resolver(), clock=self.clock)
+
+    def posture_status(self) -> PostureStatus:
+        from dr_core.posture.status import PostureStatus
+
+        return PostureStatus(settings=self.settings, jobs=self.jobs, rpo=self.rpo_records(),
+                             standbys=self.standby_records(), drills=self.drill_records(), backups=self.backups,
+                             resolver=self.resolver(), clock=self.clock)
+
+    def retention(self) -> RetentionPruner:
+        from dr_core.retention.pruner import RetentionPruner
+
+        return RetentionPruner(settings=self.settings, jobs=self.jobs, cursor=self.retention_cursor(),
+                               backups=self.backups, resolver=self.resolver(), clock=self.clock)
+
+    def standby_sync(self, *, resolver: InstanceResolver | None = None) -> StandbySync:
+        from dr_core.standby.sync import StandbySync
+
+        resolver = resolver or self.resolver()
+        return StandbySync(settings=self.settings, records=self.standby_records(), jobs=self.jobs,
+                           lock=self.restore_lock(), restorer=self.restorer(resolver=resolver), resolver=resolver,
+                           backups=self.backups, notifier=self.notifier, clock=self.clock)
+
+    def drills(self, *, resolver: InstanceResolver | None = None) -> Drills:
+        from dr_core.drills.drills import Drills
+
+        resolver = resolver or self.resolver()
+        return Drills(settings=self.settings, records=self.drill_records(), jobs=self.jobs, lock=self.restore_lock(),
+                      restorer=self.restorer(resolver=resolver), resolver=resolver, arm=self.arm,
+                      backups=self.backups, notifier=self.notifier, clock=self.clock)
+
+    # -- the faces ---------------------------------------------------------------------------------------
+    def api(self) -> Api:
+        from dr_core.api.handlers import Api
+
+        return Api(self)
 
 
 _context: DrContext | None = None

@@ -116,8 +116,7 @@ def main() -> int:
 
 def _run(local: Any, host: Any, key: str, hook: Any) -> int:
     from dr_core.context import get_context
-    from dr_core.jobs import Job, JobState
-    from dr_core.store import is_job_row, job_from_entity
+    from dr_core.jobs import Job, JobKind, JobState
 
     _print()
     _print("== 1. the backup timer fires (BACKUP_SCHEDULE) ==")
@@ -126,10 +125,10 @@ def _run(local: Any, host: Any, key: str, hook: Any) -> int:
     if not record.succeeded:
         _print(f"  timer failed: {record.error}")
         return 1
-    table = get_context().clients.jobs_table()
+    context = get_context()
 
     def jobs() -> list[Job]:
-        return sorted((job_from_entity(e) for e in table.list_entities() if is_job_row(e)),
+        return sorted(context.jobs.recent_jobs([JobKind.BACKUP], days=1, now=context.clock.now()),
                       key=lambda j: j.service_name)
 
     seen: dict[str, str] = {}

@@ -326,11 +326,21 @@ var operatorPrincipals = [for id in operatorPrincipalIds: {
 
 var discoverySubscriptionList = empty(trim(discoverySubscriptionIds)) ? [] : split(replace(discoverySubscriptionIds, ' ', ''), ',')
 
-// The custom APIM role is assignable only where it is needed: the resource groups of the protected,
-// standby and drill instances, and the discovery subscriptions.
+// The custom APIM role is granted only where it is needed: on the protected, standby and drill
+// instances (assignable at their resource groups) and the discovery subscriptions. Those may all lie
+// in other subscriptions than this deployment's, where the role's definition lives (its GUID is seeded
+// with this subscription, and a definition cannot move). ARM creates a definition at its first
+// assignable scope (Role Definitions - Create Or Update), so the first one is this deployment's own
+// resource group, where the backup roles are assignable too: same subscription or not, the definition
+// is at home in its own assignable scopes. Assignable there grants nothing; only assignments grant.
+// Scopes are lower-cased so that union() drops a resource group named twice in another case.
 var targetResourceGroupScopes = [for t in accessTargets: '/subscriptions/${toLower(split(t.resourceId, '/')[2])}/resourceGroups/${toLower(split(t.resourceId, '/')[4])}']
 var discoveryScopes = [for sub in discoverySubscriptionList: '/subscriptions/${toLower(sub)}']
-var operatorAssignableScopes = union(targetResourceGroupScopes, discoveryScopes)
+var operatorGrantScopes = union(targetResourceGroupScopes, discoveryScopes)
+var homeResourceGroupScope = '/subscriptions/${toLower(subscription().subscriptionId)}/resourceGroups/${toLower(rgName)}'
+var operatorAssignableScopes = empty(operatorGrantScopes) ? [] : union([
+  homeResourceGroupScope
+], operatorGrantScopes)
 
 // AccessKey mode: where the key's secret lives. Placeholders keep the module scope valid when unused.
 var grantKeyVaultSecret = usesAccessKey && !empty(backupStorageKeyVaultResourceId) && !empty(backupStorageKeySecretUri)
@@ -564,7 +574,7 @@ module backupStorageAccess 'rbac/storage-access.bicep' = {
 }
 
 // Backup account, retention only: delete backups past their instance's retention (the daily prune,
-// dr_core/retention.py). A role and an assignment of their own, so this one destructive permission is
+// dr_core/retention/pruner.py). A role and an assignment of their own, so this one destructive permission is
 // reviewed or revoked alone; without it the prune deletes nothing (AuthorizationPermissionMismatch).
 module backupRetentionAccess 'rbac/storage-access.bicep' = {
   name: 'apimdr-backup-retention-access'

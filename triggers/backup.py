@@ -10,15 +10,13 @@ import logging
 
 import azure.functions as func
 
-from dr_core.settings import POLL_QUEUE, WORK_QUEUE
+from dr_core.kernel.settings import POLL_QUEUE, WATCHDOG_SCHEDULE, WORK_QUEUE
 
 from .http_adapter import base_url, respond
 
 bp = func.Blueprint()
 logger = logging.getLogger(__name__)
 
-# Every 5 minutes: long enough to be cheap, short enough that a lost step costs minutes, not hours.
-WATCHDOG_SCHEDULE = "0 */5 * * * *"
 
 
 @bp.function_name("plan_scheduled_backups")
@@ -34,7 +32,7 @@ def plan_scheduled_backups(timer: func.TimerRequest) -> None:
 def requeue_stalled_jobs(timer: func.TimerRequest) -> None:
     from dr_core.context import get_context
 
-    get_context().planner().requeue_stalled()
+    get_context().watchdog().requeue_stalled()
 
 
 @bp.function_name("work_on_job")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from dr_core.kernel.settings import DRILL_SCHEDULE, STANDBY_SYNC_SCHEDULE
+
 from .http_adapter import base_url, respond
 
 bp = func.Blueprint()
 
-# Hourly, at fixed minutes away from the watchdog's and from each other. The follower on each job's
-# end does the work in time; these timers catch up on what a crash skipped, and start due drills.
-STANDBY_SYNC_SCHEDULE = "0 20 * * * *"
-DRILL_SCHEDULE = "0 40 * * * *"
 
 
 @bp.function_name("sync_standbys")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from dr_core.api import Api, ApiResponse, guarded
+from dr_core.api.http import ApiResponse, guarded
+
+if TYPE_CHECKING:
+    from dr_core.api.handlers import Api
 
 
 def base_url(req: func.HttpRequest) -> str:
@@ -16,14 +20,15 @@ def base_url(req: func.HttpRequest) -> str:
 
 
 def respond(handler: Callable[[Api], ApiResponse]) -> func.HttpResponse:
-    """Run ``handler`` with the API of the process-wide context; errors (bad settings included) become JSON.
+    """Run ``handler`` with the API over the process-wide use cases; errors (bad settings included) become JSON.
 
     A handler may answer an HTML page (``ApiResponse.html``): it goes out as ``text/html; charset=utf-8``
     with the handler's headers; any error on the way is still a JSON error body.
     """
+    from dr_core.api.handlers import Api
     from dr_core.context import get_context
 
-    result = guarded(lambda: handler(get_context().api()))
+    result = guarded(lambda: handler(Api(get_context())))
     return func.HttpResponse(
         body=result.content(), status_code=result.status, headers=result.headers, mimetype=result.mimetype,
         charset="utf-8",

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from dr_core.kernel.settings import RPO_SCHEDULE
+
 from .http_adapter import respond
 
 bp = func.Blueprint()
 
-# Every 15 minutes: a breach is noticed within a quarter of an hour of the newest backup crossing
-# its target, for one catalog query per instance per run. Recoveries come sooner: a successful
-# backup re-checks its instance at once (dr_core.rpo.RpoFollower); this timer catches up on anything
-# that path missed.
-RPO_SCHEDULE = "0 */15 * * * *"
 
 
 @bp.function_name("check_rpo")

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
-bp = func.Blueprint()
+from dr_core.kernel.settings import RETENTION_SCHEDULE
 
-# Daily at 03:30 UTC: after the default 02:00 backups have finished, so each instance's newest backup
-# counts among those it keeps. A fixed schedule: pruning more often frees nothing (ages move by days).
-RETENTION_SCHEDULE = "0 30 3 * * *"
+bp = func.Blueprint()
 
 
 @bp.function_name("prune_backups")

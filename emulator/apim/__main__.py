@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where state.sqlite lives")
     p.add_argument("--port", type=int, default=0, help="ARM (HTTPS) port; 0 = any free port")
     p.add_argument("--identity-port", type=int, default=0, help="managed-identity endpoint (HTTP) port")
+    p.add_argument("--dataplane-port", type=int, default=0, help="Key Vault and gateway (HTTPS) port")
+    p.add_argument("--proxy-port", type=int, default=0, help="CONNECT proxy for *.vault.azure.net, *.azure-api.net")
     p.add_argument("--blob-endpoint", help="Azurite blob endpoint without account, e.g. https://127.0.0.1:10000")
     p.add_argument("--start-azurite", action="store_true", help="also start Azurite with the seed's accounts")
     p.add_argument("--retry-after", type=float, default=1, help="Retry-After seconds on 202s (real APIM: 60)")
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             op_duration=args.op_duration,
             reset=args.reset,
             identity_header=args.identity_header,
+            dataplane_port=args.dataplane_port,
+            proxy_port=args.proxy_port,
         )
     )
     try:
@@ -115,6 +119,7 @@ def _print_banner(info: dict[str, object], azurite: Azurite | None, seed: dict[s
         f"  CA bundle           {info['caBundle']}",
         f"  blob endpoint       {info['blobEndpoint']}",
         f"  admin               {info['armUrl']}/_emulator/health",
+        f"  proxy (Key Vault, gateways)  {info['proxyUrl']}",
     ]
     if azurite is not None:
         for name in storage_accounts(seed):
@@ -124,6 +129,7 @@ def _print_banner(info: dict[str, object], azurite: Azurite | None, seed: dict[s
         f"  export IDENTITY_ENDPOINT={info['identityEndpoint']}",
         f"  export IDENTITY_HEADER={info['identityHeader']}",
         f"  export REQUESTS_CA_BUNDLE={info['caBundle']}",
+        f"  export HTTPS_PROXY={info['proxyUrl']}",
         "  export NO_PROXY=127.0.0.1,localhost",
     ]
     print("\n".join(lines), flush=True)

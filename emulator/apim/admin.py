@@ -172,6 +172,14 @@ class EmulatorAdmin:
             writeThrottling={"enabled": enabled, "burst": burst, "refillPerSecond": refill_per_second}
         )
 
+    def set_read_throttling(
+        self, enabled: bool = True, *, burst: int = 250, refill_per_second: float = 25
+    ) -> dict[str, Any]:
+        """ARM's read bucket per subscription and principal (off by default; 250 tokens, 25 per second)."""
+        return self.update_settings(
+            readThrottling={"enabled": enabled, "burst": burst, "refillPerSecond": refill_per_second}
+        )
+
     def set_page_size(self, size: int) -> dict[str, Any]:
         return self.update_settings(pageSize=size)
 

@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
-from . import auth, entities
+from . import auth
 from . import faults as fault_rules
+from .children import ChildApi
 from .errors import ArmError, apim_error
+from .kinds import ChildRoute, ChildRouteError, match_child
 from .operations import Engine
 from .params import parse_parameters
 from .resources import (
@@ -32,7 +34,6 @@ from .resources import (
     etag_for,
     normalize_location,
     render_service,
-    service_id,
 )
 from .wire import Request, Response, json_response
 
@@ -42,59 +43,86 @@ ROUTE_RE = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)"
     r"(?:/resourcegroups/(?P<rg>[^/]+))?"
     r"/providers/microsoft\.apimanagement/service"
-    r"(?:/(?P<name>[^/]+)"
-    r"(?:/(?P<action>backup|restore)|/operationresults/(?P<op>[^/]+)|/(?P<collection>apis|products|namedvalues))?)?/?$",
+    r"(?:/(?P<name>[^/]+)(?P<rest>/.*?)?)?/?$",
     re.IGNORECASE,
 )
+OPERATION_RESULT_RE = re.compile(r"^/operationresults/(?P<op>[^/]+)$", re.IGNORECASE)
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 RG_ALLOWED_RE = re.compile(r"[\w\-.()]", re.UNICODE)
 ROUTING_REGION = "WESTEUROPE"
+# ARM's three buckets by HTTP method (apim-arm.md §4.3): reads, writes (PUT, PATCH, POST), deletes.
+BUCKET_OF_METHOD = {"GET": "read", "HEAD": "read", "PUT": "write", "PATCH": "write", "POST": "write",
+                    "DELETE": "delete"}
 
 
 @dataclass(frozen=True)
 class Route:
-    kind: str  # list | get | backup | restore | poll  (a list with a name lists a collection of the service)
+    kind: str  # list | get | backup | restore | poll | child
     subscription: str
     resource_group: str | None
     name: str | None
     operation_id: str | None
-    collection: str | None = None  # apis | products | namedvalues
+    child: ChildRoute | None = None  # a configuration child resource (kind "child")
+    http_method: str = "GET"
 
     @property
     def method(self) -> str:
-        return "POST" if self.kind in ("backup", "restore") else "GET"
+        return self.http_method
+
+    @property
+    def bucket(self) -> str:
+        return BUCKET_OF_METHOD.get(self.http_method, "write")
+
+    @property
+    def fault_target(self) -> str:
+        """What an injected fault's ``on`` matches: the service routes' kinds; a child list is a ``list``,
+        a child read a ``get``, any other child request a ``write``."""
+        if self.child is None:
+            return self.kind
+        if self.child.operation == "list":
+            return "list"
+        return "get" if self.child.operation in ("get", "head") else "write"
 
 
 def parse_route(method: str, path: str) -> Route:
     match = ROUTE_RE.match(path)
     if match is None or (match["name"] is not None and match["rg"] is None):
         raise ArmError(404, "NotFound", f"The emulator does not serve '{unquote(path)}'.")
-    if match["op"] is not None:
-        kind = "poll"
-    elif match["action"] is not None:
-        kind = match["action"].lower()
-    elif match["collection"] is not None:
-        kind = "list"
-    elif match["name"] is not None:
-        kind = "get"
-    else:
-        kind = "list"
 
     def decoded(group: str) -> str | None:
         value = match[group]
         return None if value is None else unquote(value)
 
-    collection = match["collection"].lower() if match["collection"] else None
-    route = Route(kind, decoded("sub") or "", decoded("rg"), decoded("name"), decoded("op"), collection)
-    if method != route.method:
+    sub, rg, name = decoded("sub") or "", decoded("rg"), decoded("name")
+    rest = (match["rest"] or "").rstrip("/")
+    expected = "GET"
+    child: ChildRoute | None = None
+    op_id: str | None = None
+    if name is None or not rest:
+        kind = "list" if name is None else "get"
+    elif rest.lower() in ("/backup", "/restore"):
+        kind, expected = rest[1:].lower(), "POST"
+    elif (result := OPERATION_RESULT_RE.match(rest)) is not None:
+        kind, op_id = "poll", unquote(result["op"])
+    else:
+        kind, expected = "child", method.upper()
+        try:
+            child = match_child(method, tuple(unquote(s) for s in rest[1:].split("/")))
+        except ChildRouteError as exc:
+            if exc.status == 405:
+                raise ArmError(
+                    405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'."
+                ) from None
+            raise ArmError(404, "NotFound", f"The emulator does not serve '{unquote(path)}'.") from None
+    if method.upper() != expected:
         raise ArmError(405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'.")
-    return route
+    return Route(kind, sub, rg, name, op_id, child, method.upper())
 
 
 class RateCounters:
     """``x-ms-ratelimit-remaining-subscription-*`` as the legacy hourly limits (12,000 reads, 1,200 writes)."""
 
-    LIMITS: ClassVar[dict[str, int]] = {"reads": 12000, "writes": 1200}
+    LIMITS: ClassVar[dict[str, int]] = {"reads": 12000, "writes": 1200, "deletes": 15000}
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -115,18 +143,19 @@ class ArmApi:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.counters = RateCounters()
+        self.children = ChildApi(engine)
 
     def handle(self, req: Request) -> Response:
         request_id = str(uuid.uuid4())
         principal: auth.Principal | None = None
         route: Route | None = None
-        write_tokens: float | None = None
+        tokens: float | None = None
         try:
             principal = auth.authenticate(req.header("authorization"), tenant=self._tenant())
             route = parse_route(req.method, req.path)
             self.engine.complete_due(route.name)  # this service's due operations (a list: every one)
             api_version = self._check_api_version(req, route)
-            write_tokens = self._apply_faults_and_throttling(route, principal)
+            tokens = self._apply_faults_and_throttling(route, principal)
             response = self._dispatch(req, route, principal, api_version)
         except ArmError as exc:
             response = json_response(exc.status, exc.body(), exc.headers)
@@ -137,15 +166,15 @@ class ArmApi:
                 500, {"error": {"code": "InternalServerError", "message": "The emulator failed; see its log."}}
             )
         response.principal = principal.object_id if principal else None
-        self._decorate(req, response, request_id, route, write_tokens)
-        lost = self.engine.take_fault(("drop_answer",), route.kind, route.name) if route is not None else None
+        self._decorate(req, response, request_id, route, tokens)
+        lost = self.engine.take_fault(("drop_answer",), route.fault_target, route.name) if route is not None else None
         if lost is not None:
             response.substitute = fault_rules.lost_answer(lost, response)
         return response
 
     # -- headers -------------------------------------------------------------------------------
     def _decorate(
-        self, req: Request, response: Response, request_id: str, route: Route | None, write_tokens: float | None
+        self, req: Request, response: Response, request_id: str, route: Route | None, tokens: float | None
     ) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         headers = {
@@ -159,17 +188,10 @@ class ArmApi:
             "x-ms-routing-request-id": f"{ROUTING_REGION}:{stamp}:{request_id}",
         }
         if route is not None:
-            if route.method == "POST":
-                remaining = (
-                    int(write_tokens)
-                    if write_tokens is not None
-                    else self.counters.remaining(route.subscription, "writes")
-                )
-                headers["x-ms-ratelimit-remaining-subscription-writes"] = str(remaining)
-            else:
-                headers["x-ms-ratelimit-remaining-subscription-reads"] = str(
-                    self.counters.remaining(route.subscription, "reads")
-                )
+            counter = f"{route.bucket}s"
+            # With a token bucket on, its tokens left; else the legacy hourly countdown.
+            remaining = int(tokens) if tokens is not None else self.counters.remaining(route.subscription, counter)
+            headers[f"x-ms-ratelimit-remaining-subscription-{counter}"] = str(remaining)
         response.headers = headers | response.headers
 
     # -- checks --------------------------------------------------------------------------------
@@ -207,24 +229,27 @@ class ArmApi:
         return "global"
 
     def _apply_faults_and_throttling(self, route: Route, principal: auth.Principal) -> float | None:
-        operation = "write" if route.method == "POST" else "read"
-        fault = self.engine.take_fault(("http", "throttle"), route.kind, route.name)
+        """Injected faults, then ARM's token bucket for the request's kind (per subscription and principal).
+
+        Reads use ``settings.readThrottling`` (250 / 25 per s), writes and deletes ``settings.writeThrottling``
+        (200 / 10 per s), each bucket of its own; the tokens left (or None when the bucket is off).
+        """
+        operation = route.bucket
+        fault = self.engine.take_fault(("http", "throttle"), route.fault_target, route.name)
         if fault is not None:
             raise fault_rules.http_fault_error(
                 fault, subscription=route.subscription, principal=principal.object_id, operation=operation
             )
-        if route.method != "POST":
-            return None
-        throttling = self.engine.settings()["writeThrottling"]
+        throttling = self.engine.settings()["readThrottling" if operation == "read" else "writeThrottling"]
         if not throttling["enabled"]:
             return None
         allowed, tokens, wait = self.engine.buckets.take(
-            f"{route.subscription.lower()}|{principal.object_id}",
+            f"{operation}|{route.subscription.lower()}|{principal.object_id}",
             float(throttling["burst"]),
             float(throttling["refillPerSecond"]),
         )
         if not allowed:
-            raise fault_rules.throttled(route.subscription, principal.object_id, "write", wait)
+            raise fault_rules.throttled(route.subscription, principal.object_id, operation, wait)
         return tokens
 
     def _subscription(self, route: Route) -> dict[str, Any]:
@@ -287,14 +312,14 @@ class ArmApi:
         if route.kind == "list" and route.name is None:
             return self._list(req, route, api_version)
         svc = self._find_service(route)
-        if route.collection is not None:
-            return self._list_entities(req, route, svc, api_version)
+        if route.child is not None:
+            return self.children.handle(req, route.child, svc, api_version)
         if route.kind == "get":
             body = render_service(svc)
             return json_response(200, body, {"ETag": f'"{etag_for(svc["etagCounter"])}"'})
         if route.kind == "poll":
             return self._poll(req, route, svc)
-        params = parse_parameters(req.body)
+        params = parse_parameters(req.body, api_version)
         op = self.engine.start(route.kind, svc["name"], params, api_version, principal.object_id)
         return self._accepted(req, op)
 
@@ -327,29 +352,6 @@ class ArmApi:
             body += ', "nextLink": ' + json.dumps(next_link)
         return Response(200, (body + "}").encode(), {"Content-Type": "application/json; charset=utf-8"})
 
-    def _list_entities(self, req: Request, route: Route, svc: dict[str, Any], api_version: str) -> Response:
-        """``Api_ListByService`` / ``Product_ListByService`` / ``NamedValue_ListByService``, from ``configuration``."""
-        assert route.collection is not None
-        collection, _ = entities.COLLECTIONS[route.collection]
-        if req.param("$filter"):
-            raise apim_error(400, "ValidationError", "The emulator does not support $filter; list without it.")
-        top = _non_negative_int(req.param("$top"), "$top", minimum=1)
-        skip = _non_negative_int(req.param("$skip"), "$skip", minimum=0) or 0
-        resource_id = service_id(svc["subscriptionId"], svc["resourceGroup"], svc["name"])
-        items = [
-            entities.render(collection, resource_id, item, i)
-            for i, item in enumerate(svc["configuration"].get(collection, []))
-            if isinstance(item, dict)
-        ]
-        chosen, following = entities.page(
-            items, top=top, skip=skip, page_size=int(self.engine.settings()["pageSize"])
-        )
-        payload: dict[str, Any] = {"value": chosen, "count": len(items)}
-        if following is not None:
-            query = f"api-version={api_version}" + (f"&$top={top}" if top is not None else "") + f"&$skip={following}"
-            payload["nextLink"] = f"{req.base_url}{req.path}?{query}"
-        return json_response(200, payload)
-
     def _location(self, req: Request, op: dict[str, Any]) -> str:
         return f"{req.base_url}{op['locationPath']}?api-version={op['apiVersion']}"
 
@@ -369,12 +371,3 @@ class ArmApi:
             return json_response(200, op["result"])
         error = op["error"]
         return json_response(int(error["status"]), apim_error(error["status"], error["code"], error["message"]).body())
-
-
-def _non_negative_int(text: str | None, name: str, *, minimum: int) -> int | None:
-    """A ``$top``/``$skip`` query value (None when absent), or APIM's 400 ``ValidationError``."""
-    if text is None or text == "":
-        return None
-    if not text.isdigit() or int(text) < minimum:
-        raise apim_error(400, "ValidationError", f"'{name}' must be an integer of at least {minimum}.")
-    return int(text)

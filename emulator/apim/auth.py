@@ -17,6 +17,7 @@ from urllib.parse import unquote
 import jwt
 
 from .errors import ArmError
+from .kinds import SEGMENTS
 
 ARM_AUDIENCES = (
     "https://management.core.windows.net/",
@@ -32,13 +33,38 @@ TOKEN_LIFETIME_SECONDS = 24 * 3600  # App Service managed-identity tokens last a
 CANONICAL_NAMESPACES = {
     "microsoft.apimanagement": "Microsoft.ApiManagement",
     "microsoft.resources": "Microsoft.Resources",
+    # The stand-in providers beside APIM (emulator/arm_providers/).
+    "microsoft.cdn": "Microsoft.Cdn",
+    "microsoft.network": "Microsoft.Network",
+    "microsoft.insights": "Microsoft.Insights",
 }
 CANONICAL_TYPES = {
     "service": "service",
     "operationresults": "operationresults",
-    "apis": "apis",
-    "products": "products",
-    "namedvalues": "namedValues",
+    **SEGMENTS,  # the configuration child resources: apis, namedValues, apiVersionSets, policyFragments ...
+    # As the stand-in providers register them (their operations lists): Front Door, Traffic Manager,
+    # DNS, Azure Monitor.
+    "profiles": "profiles",
+    "origingroups": "originGroups",
+    "origins": "origins",
+    "trafficmanagerprofiles": "trafficManagerProfiles",
+    "azureendpoints": "azureEndpoints",
+    "externalendpoints": "externalEndpoints",
+    "dnszones": "dnszones",
+    "cname": "CNAME",
+    "diagnosticsettings": "diagnosticSettings",
+}
+# POST actions as the provider registers them (``.../namedValues/listValue/action``).
+CANONICAL_ACTIONS = {
+    "backup": "backup",
+    "restore": "restore",
+    "listvalue": "listValue",
+    "refreshsecret": "refreshSecret",
+    "listsecrets": "listSecrets",
+    "regenerateprimarykey": "regeneratePrimaryKey",
+    "regeneratesecondarykey": "regenerateSecondaryKey",
+    "listreferences": "listReferences",
+    "reconnect": "reconnect",
 }
 # The operation ARM appends for each method on a resource (POST goes to an action segment instead).
 RESOURCE_OPERATIONS = {"GET": "read", "HEAD": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}
@@ -199,7 +225,8 @@ def required_permission(method: str, path: str) -> Permission:
     last = types[-1]
     owner = resource_path if names else parent
     if method == "POST":
-        return Permission("/".join([namespace, *types[:-1], rest[-1].lower(), "action"]), owner)
+        verb = CANONICAL_ACTIONS.get(rest[-1].lower(), rest[-1])
+        return Permission("/".join([namespace, *types[:-1], verb, "action"]), owner)
     if method in ("GET", "HEAD"):
         return Permission("/".join([namespace, *types[:-1], last, "read"]), owner)
     raise ValueError(f"ARM has no action for {method} on a collection")

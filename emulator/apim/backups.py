@@ -14,7 +14,6 @@ import json
 from typing import Any
 
 from .resources import service_id
-from .seed import CONFIGURATION_COLLECTIONS
 from .state import iso, parse_iso
 from .storage import BlobMissingError, BlobStore, StorageUnavailableError
 
@@ -93,13 +92,20 @@ def storage_account_for(op: dict[str, Any], svc: dict[str, Any], accounts: dict[
 
 
 def write_backup(
-    blobs: BlobStore, op: dict[str, Any], svc: dict[str, Any], account: dict[str, Any], now: float
+    blobs: BlobStore,
+    op: dict[str, Any],
+    svc: dict[str, Any],
+    account: dict[str, Any],
+    *,
+    now: float,
+    document: dict[str, Any],
 ) -> None:
-    """Write the snapshot blob: the configuration plus where it came from."""
+    """Write the snapshot blob: the whole configuration document (every child resource, secrets included,
+    as APIM's own backup carries them) plus where it came from."""
     params = op["parameters"]
     snapshot = {
         "format": SNAPSHOT_FORMAT,
-        "formatVersion": 1,
+        "formatVersion": 2,
         "serviceId": service_id(svc["subscriptionId"], svc["resourceGroup"], svc["name"]),
         "serviceName": svc["name"],
         "sku": dict(svc["sku"]),
@@ -107,7 +113,7 @@ def write_backup(
         "createdAt": iso(now),
         "operationId": op["id"],
         "apiVersion": op["apiVersion"],
-        "configuration": copy.deepcopy(svc["configuration"]),
+        "configuration": copy.deepcopy(document),
     }
     data = json.dumps(snapshot, indent=2).encode()
     try:
@@ -116,13 +122,6 @@ def write_backup(
         raise OperationFailedError(
             "BackupFailed", f"Backup failed: storage account '{account['name']}' could not be written ({exc})."
         ) from exc
-
-
-def restore_backup(
-    blobs: BlobStore, op: dict[str, Any], svc: dict[str, Any], account: dict[str, Any], now: float
-) -> None:
-    """Read the snapshot and replace ``svc``'s configuration (in place), or raise the async failure."""
-    apply_snapshot(svc, read_snapshot(blobs, op, account), op, account, now)
 
 
 def read_snapshot(blobs: BlobStore, op: dict[str, Any], account: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +142,8 @@ def read_snapshot(blobs: BlobStore, op: dict[str, Any], account: dict[str, Any])
 def apply_snapshot(
     svc: dict[str, Any], snapshot: dict[str, Any], op: dict[str, Any], account: dict[str, Any], now: float
 ) -> None:
-    """The restore's service half: SKU and expiry checks, then replace ``svc``'s configuration in place."""
+    """The restore's service half: SKU and expiry checks, then record where ``svc``'s configuration came from
+    (the caller replaces the configuration entities in the same transaction)."""
     params = op["parameters"]
     current, backup = svc["sku"]["name"], snapshot["sku"]["name"]
     if current != backup:
@@ -153,7 +153,6 @@ def apply_snapshot(
     if now - snapshot["createdAtEpoch"] > BACKUP_LIFETIME_SECONDS:
         raise OperationFailedError("RestoreFailed", "Cannot restore: backup expired")
     # Restore replaces the configuration only: hostnames, identity, SKU, location and tags stay (DOC).
-    svc["configuration"] = {key: snapshot["configuration"].get(key, []) for key in CONFIGURATION_COLLECTIONS}
     svc["restoredFrom"] = {
         "serviceId": snapshot["serviceId"],
         "backupCreatedAt": snapshot["createdAt"],
@@ -178,9 +177,7 @@ def parse_snapshot(data: bytes, where: str) -> dict[str, Any]:
     configuration = snapshot.get("configuration")
     if not isinstance(sku, dict) or not isinstance(sku.get("name"), str):
         raise corrupt("missing SKU")
-    if not isinstance(configuration, dict) or not all(
-        isinstance(configuration.get(k, []), list) for k in CONFIGURATION_COLLECTIONS
-    ):
+    if not isinstance(configuration, dict):
         raise corrupt("missing configuration")
     try:
         snapshot["createdAtEpoch"] = parse_iso(str(snapshot.get("createdAt")))

@@ -28,7 +28,8 @@ from .errors import ArmError, apim_error
 from .wire import Response, json_response
 
 FAULT_KINDS = ("http", "throttle", "op_failure", "drop_answer")
-FAULT_TARGETS = ("any", "start", "backup", "restore", "poll", "get", "list")
+# get/list: reads of a service or of its configuration entities; write: PUT/PATCH/DELETE/POST on those.
+FAULT_TARGETS = ("any", "start", "backup", "restore", "poll", "get", "list", "write")
 # Spellings callers reach for; they mean the POST that starts the operation.
 TARGET_ALIASES = {"backup_start": "backup", "restore_start": "restore", "post": "start", "operationresults": "poll"}
 
@@ -174,7 +175,8 @@ def lost_answer(fault: dict[str, Any], handled: Response) -> Response:
 
 
 class TokenBuckets:
-    """ARM's per-principal write bucket (burst 200, refill 10/s by default; apim-arm.md §4.3).
+    """ARM's per-principal token buckets (apim-arm.md §4.3): reads 250 / 25 per s, writes and deletes
+    200 / 10 per s by default; the caller's key names the bucket (``read|{sub}|{oid}`` ...).
 
     Real time, in memory: a restart refills the buckets, as a pause of a few seconds would.
     """

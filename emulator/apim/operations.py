@@ -27,11 +27,12 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import configuration
 from . import faults as fault_rules
 from .backups import (
     OperationFailedError,
@@ -42,16 +43,24 @@ from .backups import (
     user_identity,
     write_backup,
 )
+from .entity import Entity
 from .errors import ArmError, apim_error, invalid_parameter
 from .params import BackupRestoreParameters
 from .resources import BACKUP_TIERS, etag_for, new_operation_id, render_service, service_id
-from .seed import CONFIGURATION_COLLECTIONS, load_seed
+from .seed import SeedError, load_seed
 from .state import Clock, Store, iso
 from .storage import BlobStore
+from .views import Ctx, MemoryView, Mode, ServiceInfo
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_WRITE_THROTTLING = {"enabled": False, "burst": 200, "refillPerSecond": 10}
+# The developer portal's content: not in a native backup, untouched by a restore.
+PORTAL_CONTENT_KEY = "contentTypes"
+PORTAL_CONTENT_KINDS = ("contenttypes", "contenttypes/contentitems")
+# ARM's read bucket per subscription and principal: 250 tokens, 25 per second (apim-arm.md §4.3).
+DEFAULT_READ_THROTTLING = {"enabled": False, "burst": 250, "refillPerSecond": 25}
+THROTTLING_SETTINGS = {"writeThrottling": DEFAULT_WRITE_THROTTLING, "readThrottling": DEFAULT_READ_THROTTLING}
 # Threads that finish due operations (their storage I/O runs in parallel; Azurite is the limit).
 COMPLETION_WORKERS = 8
 
@@ -121,6 +130,13 @@ class Engine:
         # Earliest end of a running operation (emulator clock): requests before it skip the due query.
         self._due_lock = threading.Lock()
         self._next_due = -math.inf  # unknown until first looked up
+        # Extensions (the stand-ins beside APIM, emulator/standins.py): called with the checked seed
+        # when state is (re)initialised from it; completers finish operations of other kinds than
+        # backup/restore, under the service lock: completer(svc, op, now) changes svc in place.
+        self.seed_hooks: list[Callable[[dict[str, Any]], None]] = []
+        self.completers: dict[str, Callable[[dict[str, Any], dict[str, Any], float], None]] = {}
+        # (storage account record) -> a reason it cannot be reached now, or None (region outages)
+        self.storage_unreachable: Callable[[dict[str, Any]], str | None] = lambda account: None
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the completion workers; an operation being finished gets ``timeout`` seconds to end.
@@ -143,6 +159,40 @@ class Engine:
         with lock:
             yield
 
+    @contextmanager
+    def service_write(self, name: str) -> Iterator[None]:
+        """A change to a service's configuration entities: its lock, one store transaction."""
+        with self._state.shared(), self._service_lock(name), self.store.transaction():
+            yield
+
+    # -- configuration ---------------------------------------------------------------------------
+    def service_info(self, svc: dict[str, Any]) -> ServiceInfo:
+        return ServiceInfo(
+            name=svc["name"],
+            resource_id=service_id(svc["subscriptionId"], svc["resourceGroup"], svc["name"]),
+            tier=svc["sku"]["name"],
+            identity=svc.get("identity"),
+            now_iso=iso(self.clock.now()),
+        )
+
+    def build_configuration(
+        self, svc: dict[str, Any], document: Any, *, mode: Mode, where: str = "configuration"
+    ) -> list[Entity]:
+        """The entities of a configuration document for ``svc`` (nothing is written).
+
+        :raises configuration.ConfigurationError: naming the entry and the rule it breaks.
+        """
+        ctx = Ctx(MemoryView(self.store.next_version), self.service_info(svc), mode)
+        return configuration.build(ctx, document, where=where)
+
+    def configuration_document(self, name: str, *, backup: bool = False) -> dict[str, Any]:
+        """The service's configuration as a document; ``backup``: what a native backup carries (everything but
+        the developer portal's content, which APIM's backup omits: DOC "What is not backed up")."""
+        document = configuration.export(self.store.entities(name))
+        if backup:
+            document.pop(PORTAL_CONTENT_KEY, None)
+        return document
+
     # -- seeding -------------------------------------------------------------------------------
     def initialize(self, seed_source: dict[str, Any] | Path | None, *, reset: bool) -> None:
         with self._state.exclusive(), self.lock:
@@ -152,6 +202,7 @@ class Engine:
                 self._apply_seed(load_seed(seed_source))
             else:
                 logger.info("resuming from existing state in %s", self.store.path)
+                self._upgrade_services()
             if self.store.get("signingKey") is None:
                 self.store.put("signingKey", secrets.token_hex(32))
         self._refresh_next_due()
@@ -178,9 +229,41 @@ class Engine:
             self.store.put("clockOffset", 0.0)
             if signing_key is not None:
                 self.store.put("signingKey", signing_key)
-            for svc in seed["services"]:
+            built: dict[str, list[tuple[Any, ...]]] = {}  # equal documents (bench seeds) are built once
+            for index, raw in enumerate(seed["services"]):
+                svc = dict(raw)
+                document = svc.pop("configuration", None) or {}
+                key = f"{svc['sku']['name']}|{configuration.canonical(document)}"
+                if key not in built:
+                    try:
+                        built[key] = self.store.entity_rows(self.build_configuration(
+                            svc, document, mode="import", where=f"services[{index}].configuration"))
+                    except configuration.ConfigurationError as exc:
+                        raise SeedError(str(exc)) from exc
                 self.store.put_service(svc)
+                self.store.put_entities(svc["name"], built[key])
+            for hook in self.seed_hooks:
+                hook(seed)
+            self._apply_seed_settings(seed.get("settings") or {})
         self.buckets.reset()
+
+    def _apply_seed_settings(self, settings: dict[str, Any]) -> None:
+        if settings:
+            self.update_settings(settings)
+
+    def _upgrade_services(self) -> None:
+        """State files of earlier emulators kept each service's configuration inside its record: move it
+        into the entities table."""
+        for svc in self.store.services():
+            if "configuration" not in svc:
+                continue
+            document = svc.pop("configuration") or {}
+            logger.info("moving the configuration of %s into the entities table", svc["name"])
+            entities = self.build_configuration(svc, document, mode="admin", where=f"{svc['name']}.configuration")
+            with self.store.transaction():
+                self.store.delete_service_entities(svc["name"])
+                self.store.put_entities(svc["name"], entities)
+                self.store.put_service(svc)
 
     def reset(self) -> None:
         """Back to the seed the state was created from (admin ``POST /_emulator/reset``)."""
@@ -196,11 +279,12 @@ class Engine:
             "defaultOpDuration": overrides.get("defaultOpDuration", self.default_op_duration),
             "opDurations": dict(overrides.get("opDurations", {})),
             "writeThrottling": DEFAULT_WRITE_THROTTLING | overrides.get("writeThrottling", {}),
+            "readThrottling": DEFAULT_READ_THROTTLING | overrides.get("readThrottling", {}),
             "pageSize": overrides.get("pageSize", 100),
         }
 
     def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
-        allowed = {"retryAfter", "defaultOpDuration", "opDurations", "writeThrottling", "pageSize"}
+        allowed = {"retryAfter", "defaultOpDuration", "opDurations", "writeThrottling", "readThrottling", "pageSize"}
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
@@ -221,12 +305,20 @@ class Engine:
                     else:
                         durations[name.lower()] = _non_negative(seconds, f"opDurations[{name}]")
                 overrides["opDurations"] = durations
-            if "writeThrottling" in changes:
-                throttling = DEFAULT_WRITE_THROTTLING | overrides.get("writeThrottling", {})
-                throttling |= {k: v for k, v in (changes["writeThrottling"] or {}).items() if k in throttling}
-                if throttling["burst"] < 1 or throttling["refillPerSecond"] < 0:
-                    raise ValueError("writeThrottling needs burst >= 1 and refillPerSecond >= 0")
-                overrides["writeThrottling"] = throttling
+            for name, defaults in THROTTLING_SETTINGS.items():
+                if name not in changes:
+                    continue
+                given = changes[name] or {}
+                if not isinstance(given, dict) or set(given) - set(defaults):
+                    raise ValueError(f"{name} takes {', '.join(defaults)}")
+                throttling = defaults | overrides.get(name, {}) | given
+                if (
+                    not isinstance(throttling["enabled"], bool)
+                    or not isinstance(throttling["burst"], int | float) or throttling["burst"] < 1
+                    or not isinstance(throttling["refillPerSecond"], int | float) or throttling["refillPerSecond"] < 0
+                ):
+                    raise ValueError(f"{name} needs enabled true/false, burst >= 1 and refillPerSecond >= 0")
+                overrides[name] = throttling
                 self.buckets.reset()
             if "pageSize" in changes:
                 size = changes["pageSize"]
@@ -294,6 +386,10 @@ class Engine:
             "publisherEmail",
             "publisherName",
             "publicIPAddresses",
+            "customProperties",
+            "certificates",
+            "virtualNetworkType",
+            "virtualNetworkConfiguration",
         }
         unknown = set(changes) - allowed
         if unknown:
@@ -302,22 +398,95 @@ class Engine:
             svc = self.store.service(name)
             if svc is None:
                 raise KeyError(name)
+            entities: list[Entity] | None = None
             for key, value in changes.items():
-                if key == "configuration":
-                    if not isinstance(value, dict) or set(value) - set(CONFIGURATION_COLLECTIONS):
-                        raise ValueError(f"configuration may only hold {', '.join(CONFIGURATION_COLLECTIONS)}")
-                    for collection, items in value.items():
-                        if not isinstance(items, list):
-                            raise ValueError(f"configuration.{collection} must be a list")
-                        svc["configuration"][collection] = copy.deepcopy(items)
-                else:
+                if key != "configuration":
                     svc[key] = copy.deepcopy(value)
+            if "configuration" in changes:
+                # The given collections replace the current ones; links to what they removed go, as APIM's
+                # deletes cascade.
+                value = changes["configuration"]
+                if not isinstance(value, dict):
+                    raise ValueError("configuration must be an object of collections")
+                document = self.configuration_document(name) | copy.deepcopy(value)
+                try:
+                    entities = self.build_configuration(svc, document, mode="admin")
+                except configuration.ConfigurationError as exc:
+                    raise ValueError(str(exc)) from exc
             svc["etagCounter"] += 1
-            self.store.put_service(svc)
+            with self.store.transaction():
+                self.store.put_service(svc)
+                if entities is not None:
+                    self.store.delete_service_entities(name)
+                    self.store.put_entities(name, entities)
             return svc
 
     def is_locked(self, svc: dict[str, Any]) -> bool:
         return svc.get("activeOperation") is not None or svc["provisioningState"] != "Succeeded"
+
+    def change_service(
+        self,
+        name: str,
+        decide: Callable[[dict[str, Any]], tuple[dict[str, Any], bool]],
+        apply: Callable[[dict[str, Any], dict[str, Any]], None],
+        *,
+        kind: str,
+        api_version: str,
+        principal: str,
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """A service write (ARM PUT/PATCH of the service), decided under the service's lock.
+
+        ``decide(svc)`` raises the synchronous refusal (409 ``ServiceLocked`` included) or returns the
+        changes and whether they take a long-running operation. Immediate changes are applied with
+        ``apply(svc, changes)`` now; long ones start an operation of ``kind`` (the service turns
+        ``Updating`` and other writes get 409 until it ends), finished by ``self.completers[kind]``.
+        Returns the service as stored and the operation, if one was started.
+        """
+        with self._state.shared(), self._service_lock(name):
+            svc = self.store.service(name)
+            if svc is None:
+                raise KeyError(name)
+            changes, long_running = decide(svc)
+            if not long_running:
+                if changes:
+                    apply(svc, changes)
+                    svc["etagCounter"] += 1
+                    self.store.put_service(svc)
+                return svc, None
+            now = self.clock.now()
+            op_id = new_operation_id(svc["location"], svc["name"])
+            op = {
+                "id": op_id,
+                "kind": kind,
+                "service": svc["name"],
+                "subscriptionId": svc["subscriptionId"],
+                "resourceGroup": svc["resourceGroup"],
+                "apiVersion": api_version,
+                "locationPath": (
+                    f"{service_id(svc['subscriptionId'], svc['resourceGroup'], svc['name'])}/operationresults/{op_id}"
+                ),
+                "parameters": {"changes": changes},
+                "principal": principal,
+                "status": "Running",
+                "startedAt": now,
+                "startedAtUtc": iso(now),
+                "duration": self.op_duration(svc["name"]),
+                "completedAt": None,
+                "error": None,
+                "result": None,
+                "injectedFailure": None,
+            }
+            svc["activeOperation"] = op_id
+            svc["provisioningState"] = "Updating"
+            svc["targetProvisioningState"] = "Succeeded"
+            svc["etagCounter"] += 1
+            with self.store.transaction():
+                self.store.put_operation(op)
+                self.store.put_service(svc)
+            with self._due_lock:
+                self._next_due = min(self._next_due, op["startedAt"] + op["duration"])
+        logger.info("%s of %s started as %s (%.1fs)", kind, svc["name"], op_id, op["duration"])
+        return svc, op
 
     # -- operations ----------------------------------------------------------------------------
     def start(
@@ -535,6 +704,7 @@ class Engine:
         svc = self.store.service(op["service"])
         failure: OperationFailedError | None = None
         snapshot: dict[str, Any] | None = None
+        restored: list[Entity] | None = None
         account: dict[str, Any] = {}
         if svc is not None:
             injected = op.get("injectedFailure")
@@ -546,13 +716,28 @@ class Engine:
                         injected.get("message") or f"Injected {op['kind']} failure.",
                         int(injected.get("status") or 400),
                     )
+                if op["kind"] in self.completers:
+                    raise _CustomKind
                 account = storage_account_for(op, svc, self.store.get("storageAccounts", {}))
+                unreachable = self.storage_unreachable(account)
+                if unreachable is not None:
+                    verb = "Backup" if op["kind"] == "backup" else "Cannot restore"
+                    raise OperationFailedError(
+                        "BackupFailed" if op["kind"] == "backup" else "RestoreFailed",
+                        f"{verb}: storage account '{account['name']}' could not be reached ({unreachable}).",
+                    )
                 if op["kind"] == "backup":
-                    write_backup(self.blobs, op, svc, account, now)
+                    write_backup(
+                        self.blobs, op, svc, account, now=now,
+                        document=self.configuration_document(svc["name"], backup=True),
+                    )
                 else:
                     snapshot = read_snapshot(self.blobs, op, account)
+                    restored = self._restored_entities(svc, snapshot, op, account)
             except OperationFailedError as exc:
                 failure = exc
+            except _CustomKind:
+                pass
         # Then the service half, under its lock, on the service as it is now.
         with self._service_lock(op["service"]):
             svc = self.store.service(op["service"])
@@ -564,6 +749,12 @@ class Engine:
             if failure is None and snapshot is not None:
                 try:
                     apply_snapshot(svc, snapshot, op, account, now)
+                except OperationFailedError as exc:
+                    failure = exc
+                    restored = None
+            if failure is None and op["kind"] in self.completers:
+                try:
+                    self.completers[op["kind"]](svc, op, now)
                 except OperationFailedError as exc:
                     failure = exc
             if svc.get("activeOperation") == op["id"]:
@@ -579,9 +770,29 @@ class Engine:
                 op["status"] = "Failed"
                 op["error"] = {"status": failure.status, "code": failure.code, "message": failure.message}
             with self.store.transaction():
+                if failure is None and restored is not None:
+                    # Restore replaces the configuration (hostnames, identity, SKU stay: DOC); the developer
+                    # portal's content, which backups do not carry, stays as it was.
+                    kept = self.store.entities_of_kinds(svc["name"], PORTAL_CONTENT_KINDS)
+                    self.store.delete_service_entities(svc["name"])
+                    self.store.put_entities(svc["name"], [*restored, *kept])
                 self.store.put_service(svc)
                 self.store.put_operation(op)
         logger.info("%s %s of %s: %s", op["kind"], op["id"], op["service"], op["status"])
+
+    def _restored_entities(
+        self, svc: dict[str, Any], snapshot: dict[str, Any], op: dict[str, Any], account: dict[str, Any]
+    ) -> list[Entity]:
+        """The backup's configuration built for the target (no lock: nothing is written yet)."""
+        try:
+            return self.build_configuration(svc, snapshot["configuration"], mode="import")
+        except configuration.ConfigurationError as exc:
+            params = op["parameters"]
+            raise OperationFailedError(
+                "RestoreFailed",
+                f"Cannot restore: backup '{params['backupName']}' in container '{params['containerName']}' of storage "
+                f"account '{account.get('name')}' is not a valid API Management backup ({exc}).",
+            ) from exc
 
     # -- views ---------------------------------------------------------------------------------
     def service_view(self, name: str) -> dict[str, Any] | None:
@@ -589,7 +800,15 @@ class Engine:
         svc = self.store.service(name)
         if svc is None:
             return None
-        return svc | {"etag": etag_for(svc["etagCounter"]), "resource": render_service(svc)}
+        return svc | {
+            "etag": etag_for(svc["etagCounter"]),
+            "resource": render_service(svc),
+            "configuration": self.configuration_document(svc["name"]),
+        }
+
+
+class _CustomKind(Exception):
+    """An operation of a kind an extension finishes (Engine.completers): no storage half."""
 
 
 def _non_negative(value: Any, name: str) -> float:

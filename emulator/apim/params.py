@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import invalid_parameter
+from .resources import MANAGED_IDENTITY_SINCE, api_version_date
 
 MAX_BODY_BYTES = 64 * 1024
 ACCESS_TYPES = ("AccessKey", "SystemAssignedManagedIdentity", "UserAssignedManagedIdentity")
@@ -32,8 +33,14 @@ class BackupRestoreParameters:
     client_id: str | None
 
 
-def parse_parameters(body: bytes) -> BackupRestoreParameters:
-    """Validate a backup/restore body the way APIM does: 400 ``InvalidParameters`` on any problem."""
+def parse_parameters(body: bytes, api_version: str = "2024-05-01") -> BackupRestoreParameters:
+    """Validate a backup/restore body the way APIM does: 400 ``InvalidParameters`` on any problem.
+
+    Before 2021-04-01-preview the contract (``ApiManagementServiceBackupRestoreParameters`` of
+    ``stable/2020-12-01/apimdeployment.json``) has only storageAccount, accessKey, containerName and
+    backupName, all four required: ``accessType``/``clientId`` are unknown there and ignored as any unknown
+    property is, so an identity body lacks its access key and is refused naming ``accessKey``.
+    """
     if not body.strip():
         raise invalid_parameter("Value cannot be null.", "parameters")
     if len(body) > MAX_BODY_BYTES:
@@ -66,6 +73,9 @@ def parse_parameters(body: bytes) -> BackupRestoreParameters:
     if not isinstance(backup_name, str) or CONTROL_CHARS_RE.search(backup_name) or len(backup_name) > 1024:
         raise invalid_parameter(BAD_NAME, "backupName")
     access_type_raw = data.get("accessType")
+    if api_version_date(api_version) < MANAGED_IDENTITY_SINCE:
+        access_type_raw = None  # not in this api-version's contract
+        data.pop("clientId", None)
     if access_type_raw is None:
         access_type = "AccessKey"
     else:

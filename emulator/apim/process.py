@@ -40,6 +40,8 @@ class ApimEmulator:
         op_duration: float = 2.0,
         port: int | None = None,
         identity_port: int | None = None,
+        dataplane_port: int | None = None,
+        proxy_port: int | None = None,
         startup_timeout: float = 30.0,
         reset: bool = True,
     ) -> None:
@@ -50,6 +52,8 @@ class ApimEmulator:
         self.op_duration = op_duration
         self.port = port or free_port()
         self.identity_port = identity_port or free_port()
+        self.dataplane_port = dataplane_port or free_port()
+        self.proxy_port = proxy_port or free_port()
         self.identity_header = secrets.token_urlsafe(24)
         self.startup_timeout = startup_timeout
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +79,16 @@ class ApimEmulator:
     @property
     def identity_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.identity_port}/msi/token"
+
+    @property
+    def proxy_url(self) -> str:
+        """The CONNECT proxy through which ``https://{vault}.vault.azure.net`` and the gateways answer."""
+        return f"http://127.0.0.1:{self.proxy_port}"
+
+    def proxy_env(self) -> dict[str, str]:
+        """What a client process needs besides ``env()`` to reach Key Vault and the gateways by their
+        real names (emulator/proxy.py): the proxy for HTTPS, and loopback kept direct."""
+        return {"HTTPS_PROXY": self.proxy_url, "NO_PROXY": "127.0.0.1,localhost"}
 
     @property
     def ca_bundle(self) -> Path:
@@ -104,6 +118,8 @@ class ApimEmulator:
             "--state-dir", str(self.state_dir),
             "--port", str(self.port),
             "--identity-port", str(self.identity_port),
+            "--dataplane-port", str(self.dataplane_port),
+            "--proxy-port", str(self.proxy_port),
             "--blob-endpoint", self.blob_endpoint,
             "--tls-cert", str(self.tls.cert),
             "--tls-key", str(self.tls.key),

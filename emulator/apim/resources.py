@@ -15,14 +15,40 @@ from typing import Any
 PROVIDER = "Microsoft.ApiManagement"
 RESOURCE_TYPE = "Microsoft.ApiManagement/service"
 
-# Newest first, as ARM lists them in NoRegisteredProviderFound.
-SUPPORTED_API_VERSIONS: tuple[str, ...] = ("2024-05-01", "2022-08-01", "2021-08-01")
+# Newest first, as ARM lists them in NoRegisteredProviderFound: the versions Azure accepts for backup and
+# restore, 2019-12-01 to 2024-05-01, stable and preview (apim-arm.md §1.2, readme.md tags of the spec).
+SUPPORTED_API_VERSIONS: tuple[str, ...] = (
+    "2024-05-01",
+    "2023-09-01-preview",
+    "2023-05-01-preview",
+    "2023-03-01-preview",
+    "2022-09-01-preview",
+    "2022-08-01",
+    "2022-04-01-preview",
+    "2021-12-01-preview",
+    "2021-08-01",
+    "2021-04-01-preview",
+    "2021-01-01-preview",
+    "2020-12-01",
+    "2020-06-01-preview",
+    "2019-12-01",
+    "2019-12-01-preview",
+)
+# accessType/clientId (managed identity) exist from this api-version on (apim-arm.md §1.2).
+MANAGED_IDENTITY_SINCE = "2021-04-01"
+
+
+def api_version_date(version: str) -> str:
+    """``2021-04-01-preview`` -> ``2021-04-01``: api-versions order by their date."""
+    return version[:10]
 
 # Tiers the docs list for backup and restore (api-management-features.md: "Backup and restore |
 # Consumption No | Developer Yes | Basic Yes | Standard Yes | Premium Yes"). Isolated is not in that
 # list, so it is refused too (see emulator/README.md).
 BACKUP_TIERS = frozenset({"Developer", "Basic", "Standard", "Premium"})
-ALL_TIERS = ("Developer", "Standard", "Premium", "Basic", "Consumption", "Isolated", "BasicV2", "StandardV2")
+ALL_TIERS = (
+    "Developer", "Standard", "Premium", "Basic", "Consumption", "Isolated", "BasicV2", "StandardV2", "PremiumV2"
+)
 
 SERVICE_NAME_RE = re.compile(r"^[a-zA-Z](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?$")
 SERVICE_NAME_MAX = 50
@@ -161,10 +187,10 @@ def render_service(svc: dict[str, Any]) -> dict[str, Any]:
         "publicIPAddresses": copy.deepcopy(svc.get("publicIPAddresses")),
         "privateIPAddresses": None,
         "additionalLocations": copy.deepcopy(svc.get("additionalLocations")),
-        "virtualNetworkConfiguration": None,
+        "virtualNetworkConfiguration": copy.deepcopy(svc.get("virtualNetworkConfiguration")),
         "customProperties": copy.deepcopy(svc.get("customProperties", DEFAULT_CUSTOM_PROPERTIES)),
-        "virtualNetworkType": "None",
-        "certificates": None,
+        "virtualNetworkType": svc.get("virtualNetworkType") or "None",
+        "certificates": copy.deepcopy(svc.get("certificates")),
         "disableGateway": False,
         "apiVersionConstraint": {"minApiVersion": None},
         "publicIpAddressId": None,

@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from emulator.standins_seed import check_seed as check_standin_sections
+
 from .resources import (
     ALL_TIERS,
     DEFAULT_CUSTOM_PROPERTIES,
@@ -26,7 +28,6 @@ from .resources import (
     normalize_location,
 )
 
-CONFIGURATION_COLLECTIONS = ("apis", "products", "subscriptions", "users", "namedValues")
 IDENTITY_TYPES = ("SystemAssigned", "UserAssigned", "SystemAssigned, UserAssigned", "None")
 STORAGE_ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
 DEFAULT_CREATED_AT = "2024-01-15T09:30:00.0000000Z"
@@ -81,6 +82,10 @@ def load_seed(source: dict[str, Any] | Path | str) -> dict[str, Any]:
     if len(set(names)) != len(names):
         raise SeedError("seed: service names must be unique (API Management names are global)")
     accounts = [_storage_account(a, i) for i, a in enumerate(_list(raw, "storageAccounts", "seed"))]
+    try:
+        standins = check_standin_sections(raw)
+    except ValueError as exc:
+        raise SeedError(str(exc)) from exc
     return {
         "tenantId": tenant,
         "subscriptions": subs,
@@ -88,7 +93,19 @@ def load_seed(source: dict[str, Any] | Path | str) -> dict[str, Any]:
         "storageAccounts": accounts,
         "functionApp": _function_app(raw.get("functionApp") or {}),
         "armRoles": check_arm_roles(raw.get("armRoles")),
+        # Key Vaults, Front Door / Traffic Manager profiles, DNS zones (emulator/standins.py applies them).
+        "standins": standins,
+        "settings": _settings(raw.get("settings")),
     }
+
+
+def _settings(raw: Any) -> dict[str, Any]:
+    """Optional emulator settings (as ``PATCH /_emulator/settings`` takes them), e.g. ``readThrottling``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SeedError("seed.settings must be an object (the admin settings, e.g. readThrottling)")
+    return copy.deepcopy(raw)
 
 
 def _require_str(obj: Any, key: str, where: str) -> str:
@@ -174,7 +191,9 @@ def _service(raw: Any, index: int, tenant: str, subs: list[dict[str, Any]]) -> d
         "targetProvisioningState": "",
         "etagCounter": int(hashlib.sha256(name.encode()).hexdigest()[:8], 16),
         "activeOperation": None,
-        "configuration": {key: list(configuration.get(key) or []) for key in CONFIGURATION_COLLECTIONS},
+        # Checked when the emulator builds it (configuration.py): a mistake names services[i].configuration...
+        # (read_seed already made the seed the caller's copy: no second deep copy of 10,000 documents).
+        "configuration": configuration,
     }
 
 

@@ -1,8 +1,7 @@
-"""HTTP plumbing: stdlib ``ThreadingHTTPServer``, TLS per connection, body limits, the request log.
+"""HTTP plumbing: the emulators' TLS server (``emulator.tls_server``), body limits, the request log.
 
 Handlers never see sockets: each request becomes a ``wire.Request`` and is answered by a callable
-returning a ``wire.Response``. TLS handshakes run in the connection's own thread (not in the accept
-loop), so one slow client cannot stall the others.
+returning a ``wire.Response``.
 """
 
 from __future__ import annotations
@@ -12,10 +11,11 @@ import re
 import ssl
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from emulator.certs import TlsFiles
+from emulator.tls_server import TlsHttpServer
 
 from .state import iso
 from .wire import Request, Response, json_response
@@ -30,10 +30,8 @@ Handler = Callable[[Request], Response]
 RequestLogger = Callable[[dict[str, Any]], None]
 
 
-class EmulatorHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True  # restart on the same port while old connections sit in TIME_WAIT
-    request_queue_size = 128
+class EmulatorHttpServer(TlsHttpServer):
+    """One endpoint (ARM or identity): each request answered by ``handler``, logged by ``request_logger``."""
 
     def __init__(
         self,
@@ -49,34 +47,7 @@ class EmulatorHttpServer(ThreadingHTTPServer):
         self.server_label = name
         self.request_logger = request_logger
         self.log_filter = log_filter
-        self.ssl_context: ssl.SSLContext | None = None
-        if tls is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(str(tls.cert), str(tls.key))
-            self.ssl_context = context
-        super().__init__(("127.0.0.1", port), _RequestHandler)
-
-    @property
-    def scheme(self) -> str:
-        return "https" if self.ssl_context else "http"
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.ssl_context is not None:
-            try:
-                request.settimeout(30)
-                request = self.ssl_context.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                logger.debug("TLS handshake with %s failed: %s", client_address, exc)
-                return
-        super().finish_request(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("connection error from %s", client_address, exc_info=True)
+        super().__init__(port, _RequestHandler, tls=tls, handshake_timeout=30)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .entity import Entity
 from .resources import render_service
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,11 @@ CREATE TABLE IF NOT EXISTS operations (
 );
 CREATE INDEX IF NOT EXISTS operations_status ON operations (status);
 CREATE TABLE IF NOT EXISTS requests (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entities (
+    service TEXT NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL, parent TEXT NOT NULL, rpath TEXT NOT NULL,
+    name TEXT NOT NULL, akey TEXT, hidden INTEGER NOT NULL, seq INTEGER NOT NULL, etag INTEGER NOT NULL,
+    doc TEXT NOT NULL, PRIMARY KEY (service, path)
+) WITHOUT ROWID;
 """
 # Columns derived from the documents, for list pages and due operations without decoding every row.
 # Added (and filled in) on open when a state file from an older emulator lacks them.
@@ -43,7 +49,10 @@ INDEXES = """
 CREATE INDEX IF NOT EXISTS services_by_subscription ON services (subscription, name);
 CREATE INDEX IF NOT EXISTS services_by_group ON services (subscription, resource_group, name);
 CREATE INDEX IF NOT EXISTS operations_due ON operations (status, due);
+CREATE INDEX IF NOT EXISTS entities_children ON entities (service, parent, kind, hidden, seq);
+CREATE INDEX IF NOT EXISTS entities_akey ON entities (service, kind, akey);
 """
+ENTITY_COLUMNS = "path, kind, rpath, name, akey, hidden, seq, etag, doc"
 _UNKNOWN: Any = object()
 
 
@@ -66,6 +75,8 @@ class Store:
         self._db.executescript(SCHEMA)
         self._migrate()
         self._db.executescript(INDEXES)
+        row = self._db.execute("SELECT MAX(MAX(etag), MAX(seq)) FROM entities").fetchone()
+        self._version = int(row[0] or 0) if row is not None else 0
 
     def _migrate(self) -> None:
         for table, columns in DERIVED_COLUMNS.items():
@@ -106,7 +117,7 @@ class Store:
 
     def clear(self) -> None:
         with self.transaction():
-            for table in ("kv", "services", "operations", "requests"):
+            for table in ("kv", "services", "operations", "requests", "entities"):
                 self._db.execute(f"DELETE FROM {table}")
             self._kv.clear()
 
@@ -173,6 +184,143 @@ class Store:
     def delete_services(self) -> None:
         with self._lock:
             self._db.execute("DELETE FROM services")
+            self._db.execute("DELETE FROM entities")
+
+    # -- configuration entities -------------------------------------------------------------------
+    def next_version(self, count: int = 1) -> int:
+        """The first of ``count`` fresh entity versions (ETags, creation order): increasing, never reused.
+
+        Microseconds of the wall clock, or the last one + 1: a restart continues above what was handed
+        out, deleted rows included, as SQL Server's rowversion does for APIM.
+        """
+        with self._lock:
+            first = max(self._version + 1, time.time_ns() // 1000)
+            self._version = first + count - 1
+            return first
+
+    @staticmethod
+    def _entity(row: tuple[Any, ...]) -> Entity:
+        path, kind, rpath, name, akey, hidden, seq, etag, doc = row
+        return Entity(str(path), str(kind), str(rpath), str(name), json.loads(doc), int(etag), int(seq),
+                      bool(hidden), akey)
+
+    def entity(self, service: str, path: str) -> Entity | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {ENTITY_COLUMNS} FROM entities WHERE service = ? AND path = ?", (service.lower(), path)
+            ).fetchone()
+        return None if row is None else self._entity(row)
+
+    def entity_children(
+        self, service: str, parent: str, kind: str, *, hidden: bool | None = False, offset: int = 0,
+        limit: int | None = None,
+    ) -> list[Entity]:
+        """Children of one kind under ``parent``, in creation order (``hidden``: None = all)."""
+        sql = f"SELECT {ENTITY_COLUMNS} FROM entities WHERE service = ? AND parent = ? AND kind = ?"
+        args: list[Any] = [service.lower(), parent, kind]
+        if hidden is not None:
+            sql += " AND hidden = ?"
+            args.append(int(hidden))
+        sql += " ORDER BY seq LIMIT ? OFFSET ?"
+        args += [-1 if limit is None else limit, offset]
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [self._entity(r) for r in rows]
+
+    def entity_count(self, service: str, parent: str, kind: str, *, hidden: bool | None = False) -> int:
+        sql = "SELECT COUNT(*) FROM entities WHERE service = ? AND parent = ? AND kind = ?"
+        args: list[Any] = [service.lower(), parent, kind]
+        if hidden is not None:
+            sql += " AND hidden = ?"
+            args.append(int(hidden))
+        with self._lock:
+            return int(self._db.execute(sql, args).fetchone()[0])
+
+    def entities_by_akey(self, service: str, kinds: tuple[str, ...], akey: str) -> list[Entity]:
+        marks = ", ".join("?" for _ in kinds)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {ENTITY_COLUMNS} FROM entities WHERE service = ? AND kind IN ({marks}) AND akey = ? "
+                "ORDER BY seq",
+                (service.lower(), *kinds, akey),
+            ).fetchall()
+        return [self._entity(r) for r in rows]
+
+    def entities_of_kinds(self, service: str, kinds: tuple[str, ...], *, containing: str | None = None) -> list[Entity]:
+        """Every entity of these kinds (whose stored document contains ``containing``, if given)."""
+        marks = ", ".join("?" for _ in kinds)
+        sql = f"SELECT {ENTITY_COLUMNS} FROM entities WHERE service = ? AND kind IN ({marks})"
+        args: list[Any] = [service.lower(), *kinds]
+        if containing is not None:
+            sql += " AND instr(lower(doc), ?) > 0"
+            args.append(containing.lower())
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
+        return [self._entity(r) for r in rows]
+
+    def entities(self, service: str) -> list[Entity]:
+        """The whole configuration of a service, in creation order."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {ENTITY_COLUMNS} FROM entities WHERE service = ? ORDER BY seq", (service.lower(),)
+            ).fetchall()
+        return [self._entity(r) for r in rows]
+
+    def put_entity(self, service: str, entity: Entity) -> None:
+        self.put_entities(service, [entity])
+
+    @staticmethod
+    def entity_rows(entities: list[Entity]) -> list[tuple[Any, ...]]:
+        """Entities as table rows (without the service), to write the same configuration to many services."""
+        return [
+            (e.path, e.kind, e.parent, e.rpath, e.name, e.akey, int(e.hidden), e.seq, e.etag, json.dumps(e.props))
+            for e in entities
+        ]
+
+    def put_entities(self, service: str, entities: list[Entity] | list[tuple[Any, ...]]) -> None:
+        """Insert or replace entities (or rows from ``entity_rows``) of one service."""
+        svc = service.lower()
+        rows = [
+            (svc, *(row if isinstance(row, tuple) else self.entity_rows([row])[0]))
+            for row in entities
+        ]
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO entities (service, path, kind, parent, rpath, name, akey, hidden, seq, etag, "
+                "doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def delete_entity_tree(self, service: str, path: str) -> int:
+        """Delete an entity and everything below it; how many rows went."""
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM entities WHERE service = ? AND (path = ? OR (path > ? AND path < ?))",
+                (service.lower(), path, path + "/", path + "0"),  # '0' follows '/': the subtree's range
+            )
+            return int(cursor.rowcount)
+
+    def entity_tree(self, service: str, path: str) -> list[Entity]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {ENTITY_COLUMNS} FROM entities WHERE service = ? AND (path = ? OR (path > ? AND path < ?)) "
+                "ORDER BY seq",
+                (service.lower(), path, path + "/", path + "0"),
+            ).fetchall()
+        return [self._entity(r) for r in rows]
+
+    def entities_with_prefix(self, service: str, prefix: str) -> list[Entity]:
+        """Entities whose path starts with ``prefix`` (an API's other revisions: ``apis/x;rev=``)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {ENTITY_COLUMNS} FROM entities WHERE service = ? AND path >= ? AND path < ? ORDER BY seq",
+                (service.lower(), prefix, prefix + "\U0010ffff"),
+            ).fetchall()
+        return [self._entity(r) for r in rows]
+
+    def delete_service_entities(self, service: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM entities WHERE service = ?", (service.lower(),))
 
     # -- operations ----------------------------------------------------------------------------
     def operation(self, op_id: str) -> dict[str, Any] | None:

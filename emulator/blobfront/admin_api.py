@@ -20,19 +20,42 @@ import json
 import math
 import re
 from datetime import datetime
+from email.message import Message
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from io import BufferedIOBase
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
 
+from .errors import UpstreamError
 from .rbac import ACCOUNT_RE, CONTAINER_RE, RoleTableError, builtin_roles
-from .state import AccountPolicy, ContainerPolicy, iso
-
-if TYPE_CHECKING:
-    from .front import BlobFront, _Handler
+from .state import AccountPolicy, ContainerPolicy, FrontState, iso
 
 
-class UpstreamError(Exception):
-    """Azurite could not be reached or broke the connection."""
+class AdminExchange(Protocol):
+    """The HTTP exchange an admin request arrives on (the front's request handler)."""
+
+    command: str
+    headers: Message
+    rfile: BufferedIOBase
+    wfile: BufferedIOBase
+    close_connection: bool
+
+    def drain(self) -> None:
+        """Read and drop the request body (or mark the connection to be closed)."""
+
+    def write_head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
+        """Send the status line and headers."""
+
+
+class AdminTarget(Protocol):
+    """What the admin API reads and changes: the front's state, its accounts, Azurite's containers."""
+
+    state: FrontState
+    accounts: dict[str, str]
+
+    def exists(self, account: str, container: str, blob: str | None = None) -> bool | None:
+        """Whether the container (or blob) exists in Azurite; None when the account is unknown."""
+
 
 BODY_LIMIT = 256 * 1024
 MAX_RETENTION_DAYS = 146_000  # Azure: 1 day to 146,000 days (400 years)
@@ -47,7 +70,7 @@ class AdminError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def serve(handler: _Handler, front: BlobFront, raw_path: str, raw_query: str) -> None:
+def serve(handler: AdminExchange, front: AdminTarget, raw_path: str, raw_query: str) -> None:
     status: int
     payload: Any
     try:
@@ -63,14 +86,14 @@ def serve(handler: _Handler, front: BlobFront, raw_path: str, raw_query: str) ->
     headers = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data)))]
     if handler.close_connection:
         headers.append(("Connection", "close"))
-    handler._write_head(status, HTTPStatus(status).phrase, headers)
+    handler.write_head(status, HTTPStatus(status).phrase, headers)
     if handler.command != "HEAD":
         handler.wfile.write(data)
 
 
-def _read_body(handler: _Handler) -> bytes:
+def _read_body(handler: AdminExchange) -> bytes:
     if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
-        handler._drain()  # read and dropped, so the client gets the answer
+        handler.drain()  # read and dropped, so the client gets the answer
         raise AdminError(411, "LengthRequired", "send the admin request body with a Content-Length")
     text = handler.headers.get("Content-Length") or "0"
     try:
@@ -82,7 +105,7 @@ def _read_body(handler: _Handler) -> bytes:
         handler.close_connection = True
         raise AdminError(400, "InvalidContentLength", "Content-Length is negative")
     if length > BODY_LIMIT:
-        handler._drain()  # read and dropped (or, when huge, the connection is closed)
+        handler.drain()  # read and dropped (or, when huge, the connection is closed)
         raise AdminError(413, "BodyTooLarge", f"admin request bodies are limited to {BODY_LIMIT} bytes")
     return handler.rfile.read(length) if length else b""
 
@@ -134,7 +157,7 @@ def _names(account: str, container: str | None = None) -> tuple[str, str | None]
     return account, container
 
 
-def _must_exist(front: BlobFront, account: str, container: str, blob: str | None = None) -> None:
+def _must_exist(front: AdminTarget, account: str, container: str, blob: str | None = None) -> None:
     found = front.exists(account, container, blob)
     if found is None:
         raise AdminError(404, "AccountNotFound", f"the front has no key for account {account!r}")
@@ -162,7 +185,7 @@ def _until(value: Any) -> float:
     return moment.timestamp()
 
 
-def route(front: BlobFront, method: str, raw_path: str, raw_query: str, body: bytes) -> tuple[int, Any]:
+def route(front: AdminTarget, method: str, raw_path: str, raw_query: str, body: bytes) -> tuple[int, Any]:
     state = front.state
     parts = [unquote(p) for p in raw_path.split("/")[2:] if p != ""]
     query = parse_qs(raw_query, keep_blank_values=True)

@@ -25,6 +25,10 @@ UNAUTHORIZED_BLOB_OVERWRITE = (
 )
 
 
+class UpstreamError(Exception):
+    """Azurite could not be reached or broke the connection."""
+
+
 @dataclass
 class StorageError:
     status: int

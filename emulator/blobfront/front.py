@@ -22,7 +22,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from email.utils import formatdate, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
@@ -30,10 +30,10 @@ import urllib3
 from urllib3.response import BaseHTTPResponse
 
 from emulator.certs import TlsFiles
+from emulator.tls_server import TlsHttpServer
 
 from . import admin_api
-from .admin_api import UpstreamError
-from .errors import AUTHORIZATION_PERMISSION_MISMATCH, UNAUTHORIZED_BLOB_OVERWRITE, StorageError, error
+from .errors import AUTHORIZATION_PERMISSION_MISMATCH, UNAUTHORIZED_BLOB_OVERWRITE, StorageError, UpstreamError, error
 from .immutability import BlobFacts, container_delete_refusal, protection, refusal
 from .ops import BLOB_ADD, BLOB_WRITE, Imm, Operation, classify, lower_query
 from .rbac import granted
@@ -338,35 +338,12 @@ class BlobFront:
         return b'<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
 
 
-class _FrontServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
+class _FrontServer(TlsHttpServer):
+    """The front's listener (always TLS): each connection served by a ``_Handler``."""
 
     def __init__(self, port: int, front: BlobFront) -> None:
         self.front = front
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(str(front.tls.cert), str(front.tls.key))
-        self.ssl_context = context
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # TLS handshake in the connection's own thread, not in the accept loop.
-        try:
-            request.settimeout(60)
-            request = self.ssl_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as exc:
-            logger.debug("TLS handshake with %s failed: %s", client_address, exc)
-            return
-        super().finish_request(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("connection error from %s", client_address, exc_info=True)
+        super().__init__(port, _Handler, tls=front.tls, handshake_timeout=60)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -419,7 +396,7 @@ class _Handler(BaseHTTPRequestHandler):
             yield from self._read_length(size)
             self.rfile.readline(8)
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
         """Read and drop the body of a request that is answered without forwarding."""
         kind, length = self._body_plan()
         try:
@@ -439,28 +416,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     # -- answering --------------------------------------------------------------------------------
-    def _write_head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
+    def write_head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
         self.send_response_only(status, reason.replace("\r", " ").replace("\n", " "))
         for name, value in headers:
             self.send_header(name, value)
         self.end_headers()
 
     def _send_error(self, err: StorageError) -> int:
-        self._drain()
+        self.drain()
         body = err.body()
         headers = err.headers(version=self.headers.get("x-ms-version"),
                               client_request_id=self.headers.get("x-ms-client-request-id"), length=len(body))
         if self.close_connection:
             headers.append(("Connection", "close"))
-        self._write_head(err.status, err.message, headers)
+        self.write_head(err.status, err.message, headers)
         if self.command != "HEAD":
             self.wfile.write(body)
         return err.status
 
     def _send_relay(self, relay: Relay) -> int:
-        self._drain()
+        self.drain()
         headers = [*relay.headers, ("Content-Length", str(len(relay.body)))]
-        self._write_head(relay.status, relay.reason, headers)
+        self.write_head(relay.status, relay.reason, headers)
         if self.command != "HEAD":
             self.wfile.write(relay.body)
         return relay.status
@@ -556,7 +533,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = [(k, v) for k, v in headers if k.lower() not in extra] + list(extra.items())
         no_body = self.command == "HEAD" or status in (204, 304) or status < 200
         if no_body:
-            self._write_head(status, resp.reason or "", headers)
+            self.write_head(status, resp.reason or "", headers)
             resp.drain_conn()
             return result
         include = {i.strip().lower() for i in lower_query(raw_query).get("include", "").split(",")}
@@ -565,15 +542,15 @@ class _Handler(BaseHTTPRequestHandler):
             body = front.rewrite_listing(op, resp.read(), include)
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             headers.append(("Content-Length", str(len(body))))
-            self._write_head(status, resp.reason or "", headers)
+            self.write_head(status, resp.reason or "", headers)
             self.wfile.write(body)
             return result
         if "content-length" in lowered:
-            self._write_head(status, resp.reason or "", headers)
+            self.write_head(status, resp.reason or "", headers)
             for chunk in resp.stream(CHUNK, decode_content=False):
                 self.wfile.write(chunk)
             return result
-        self._write_head(status, resp.reason or "", [*headers, ("Transfer-Encoding", "chunked")])
+        self.write_head(status, resp.reason or "", [*headers, ("Transfer-Encoding", "chunked")])
         for chunk in resp.stream(CHUNK, decode_content=False):
             if chunk:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))

@@ -91,149 +91,202 @@ def lower_query(raw_query: str) -> dict[str, str]:
     return {k.lower(): v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What classifying looks at: the method, the decoded path, the query (lower-cased names), headers."""
+
+    method: str  # upper-case
+    account: str
+    container: str | None
+    blob: str | None
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-cased names
+
+    @property
+    def comp(self) -> str:
+        return self.query.get("comp", "").lower()
+
+    @property
+    def restype(self) -> str:
+        return self.query.get("restype", "").lower()
+
+    def need(self, *actions: str, data: bool = True) -> Need:
+        """Any of ``actions`` at the request's own scope (its container, or the account)."""
+        return Need(tuple(actions), data, self.account, self.container)
+
+    def named(self, name: str, *needs: Need, imm: Imm = Imm.NONE) -> Operation:
+        return Operation(name, self.account, self.container, self.blob, list(needs), True, imm)
+
+    def unmapped(self, name: str = "Unknown") -> Operation:
+        """An operation without a documented permission: forwarded, not RBAC-checked."""
+        return Operation(name, self.account, self.container, self.blob, mapped=False)
+
+
 def classify(method: str, raw_path: str, raw_query: str, headers: dict[str, str]) -> Operation:
-    """``headers`` has lower-cased names."""
+    """The operation a request is. ``headers`` has lower-cased names."""
     account, container, blob = split_path(raw_path)
-    q = lower_query(raw_query)
-    comp = q.get("comp", "").lower()
-    restype = q.get("restype", "").lower()
     method = method.upper()
-    op = Operation("Unknown", account, container, blob, mapped=False)
     if method == "OPTIONS" or account is None:
-        op.name = "Preflight" if method == "OPTIONS" else "Unknown"
-        return op
-
-    def need(*actions: str, data: bool = True, scope_container: str | None = container) -> Need:
-        assert account is not None
-        return Need(tuple(actions), data, account, scope_container)
-
-    def named(name: str, *needs: Need, imm: Imm = Imm.NONE) -> Operation:
-        return Operation(name, account, container, blob, list(needs), True, imm)
-
-    if restype == "account" and comp == "properties" and method in ("GET", "HEAD"):
+        return Operation("Preflight" if method == "OPTIONS" else "Unknown", account, container, blob, mapped=False)
+    request = _Request(method, account, container, blob, lower_query(raw_query), headers)
+    if request.restype == "account" and request.comp == "properties" and method in ("GET", "HEAD"):
         # Get Account Information: blobs/read (least privileged role: Storage Blob Data Reader).
-        return named("GetAccountInformation", need(BLOB_READ))
-
-    if container is None:  # account-level
-        if comp == "list" and method == "GET":
-            return named("ListContainers", need(CONTAINER_READ, data=False))
-        if restype == "service" and comp == "properties":
-            if method == "GET":
-                return named("GetBlobServiceProperties", need(SERVICE_READ, data=False))
-            if method == "PUT":
-                return named("SetBlobServiceProperties", need(SERVICE_WRITE, data=False))
-        if restype == "service" and comp == "stats" and method == "GET":
-            return named("GetBlobServiceStats", need(SERVICE_READ, data=False))
-        if restype == "service" and comp == "userdelegationkey" and method == "POST":
-            return named("GetUserDelegationKey", need(DELEGATION_KEY, data=False))
-        if comp == "blobs" and method == "GET":
-            return named("FindBlobsByTags", need(FILTER))
-        if comp == "batch":
-            op.name = "SubmitBatch"
-        return op
-
-    if blob is None:  # container-level
-        if restype != "container":
-            return op
-        if comp == "list" and method == "GET":
-            listing = named("ListBlobs", need(BLOB_READ))
-            listing.list_blobs = True
-            return listing
-        if comp == "blobs" and method == "GET":
-            return named("FindBlobsByTags", need(FILTER))
-        if comp == "" and method == "PUT":
-            return named("CreateContainer", need(CONTAINER_WRITE, data=False))
-        if comp == "" and method in ("GET", "HEAD"):
-            props = named("GetContainerProperties", need(CONTAINER_READ, data=False))
-            props.container_properties = True
-            return props
-        if comp == "metadata" and method in ("GET", "HEAD"):
-            props = named("GetContainerMetadata", need(CONTAINER_READ, data=False))
-            props.container_properties = True
-            return props
-        if comp == "metadata" and method == "PUT":
-            return named("SetContainerMetadata", need(CONTAINER_WRITE, data=False))
-        if comp == "" and method == "DELETE":
-            deleting = named("DeleteContainer", need(CONTAINER_DELETE, data=False))
-            deleting.container_delete = True
-            return deleting
-        if comp == "undelete" and method == "PUT":
-            return named("RestoreContainer", need(CONTAINER_WRITE, data=False))
-        # Get/Set Container ACL, Lease Container, Rename Container, batch: no permission known here.
-        op.name = {"acl": "ContainerACL", "lease": "LeaseContainer", "rename": "RenameContainer",
-                   "batch": "SubmitBatch"}.get(comp, "Unknown")
-        return op
-
-    # blob-level
-    copy_source = headers.get("x-ms-copy-source")
+        return request.named("GetAccountInformation", request.need(BLOB_READ))
+    if container is None:
+        return _account_operation(request)
+    if blob is None:
+        return _container_operation(request)
     if method in ("GET", "HEAD"):
-        if comp == "":
-            reading = named("GetBlob" if method == "GET" else "GetBlobProperties", need(BLOB_READ))
-            reading.blob_read = True
-            return reading
-        if comp == "metadata":
-            return named("GetBlobMetadata", need(BLOB_READ))
-        if comp == "blocklist":
-            return named("GetBlockList", need(BLOB_READ))
-        if comp in ("pagelist", "pagelistdiff"):
-            return named("GetPageRanges", need(BLOB_READ))
-        if comp == "tags":
-            return named("GetBlobTags", need(TAGS_READ))
-        return op
-    if method == "POST" and comp == "query":
-        return named("QueryBlobContents", need(BLOB_READ))
+        return _blob_read(request)
+    if method == "POST" and request.comp == "query":
+        return request.named("QueryBlobContents", request.need(BLOB_READ))
     if method == "DELETE":
-        if comp == "immutabilitypolicies":
-            return named("DeleteBlobImmutabilityPolicy", need(IMMUTABLE_SUPER))
-        if comp != "":
-            return op
-        if q.get("deletetype", "").lower() == "permanent":
-            action = BLOB_PERMANENT_DELETE
-        elif "versionid" in q:
-            action = BLOB_DELETE_VERSION
-        else:
-            action = BLOB_DELETE
-        return named("DeleteBlob", need(action), imm=Imm.DELETE)
-    if method != "PUT":
-        return op
-    if comp == "":
-        if copy_source:
-            sync = (headers.get("x-ms-requires-sync") or "").lower() == "true"
-            copying = named("CopyBlobFromURL" if sync else "CopyBlob", need(BLOB_WRITE, BLOB_ADD), imm=Imm.CREATE)
-            copying.add_creates_only = True
-            source = _same_account_source(copy_source, account) if not sync else None
-            if source is not None:
-                copying.needs.append(Need((BLOB_READ,), True, account, source))
-            return copying
-        putting = named("PutBlob", need(BLOB_WRITE, BLOB_ADD), imm=Imm.CREATE)
-        putting.add_creates_only = True
-        return putting
-    if comp == "blocklist":
-        committing = named("PutBlockList", need(BLOB_WRITE, BLOB_ADD), imm=Imm.CREATE)
-        committing.add_creates_only = True
-        return committing
-    table: dict[str, tuple[str, tuple[str, ...], Imm]] = {
-        "block": ("PutBlockFromURL" if copy_source else "PutBlock", (BLOB_WRITE, BLOB_ADD), Imm.NONE),
-        "page": ("PutPageFromURL" if copy_source else "PutPage", (BLOB_WRITE,), Imm.WRITE),
-        "appendblock": ("AppendBlockFromURL" if copy_source else "AppendBlock", (BLOB_WRITE, BLOB_ADD), Imm.APPEND),
-        "metadata": ("SetBlobMetadata", (BLOB_WRITE,), Imm.WRITE),
-        "properties": ("SetBlobProperties", (BLOB_WRITE,), Imm.WRITE),
-        "snapshot": ("SnapshotBlob", (BLOB_WRITE, BLOB_ADD), Imm.WRITE),
-        "incrementalcopy": ("IncrementalCopyBlob", (BLOB_WRITE, BLOB_ADD), Imm.WRITE),
-        "lease": ("LeaseBlob", (BLOB_WRITE,), Imm.NONE),
-        "tier": ("SetBlobTier", (BLOB_WRITE,), Imm.NONE),
-        "expiry": ("SetBlobExpiry", (BLOB_WRITE,), Imm.NONE),
-        "undelete": ("UndeleteBlob", (BLOB_WRITE,), Imm.NONE),
-        "copy": ("AbortCopyBlob", (BLOB_WRITE,), Imm.NONE),
-        "seal": ("SealAppendBlob", (BLOB_WRITE,), Imm.NONE),
-        "tags": ("SetBlobTags", (TAGS_WRITE,), Imm.NONE),
-        "immutabilitypolicies": ("SetBlobImmutabilityPolicy", (IMMUTABLE_SUPER,), Imm.NONE),
-        "legalhold": ("SetBlobLegalHold", (IMMUTABLE_SUPER,), Imm.NONE),
-    }
-    if comp in table:
-        name, actions, imm = table[comp]
-        return named(name, need(*actions), imm=imm)
-    return op
+        return _blob_delete(request)
+    if method == "PUT":
+        return _blob_write(request)
+    return request.unmapped()
+
+
+def _account_operation(r: _Request) -> Operation:
+    """Requests on the account itself (``/account?...``): the service and its containers as a list."""
+    comp, restype, method = r.comp, r.restype, r.method
+    if comp == "list" and method == "GET":
+        return r.named("ListContainers", r.need(CONTAINER_READ, data=False))
+    if restype == "service" and comp == "properties":
+        if method == "GET":
+            return r.named("GetBlobServiceProperties", r.need(SERVICE_READ, data=False))
+        if method == "PUT":
+            return r.named("SetBlobServiceProperties", r.need(SERVICE_WRITE, data=False))
+    if restype == "service" and comp == "stats" and method == "GET":
+        return r.named("GetBlobServiceStats", r.need(SERVICE_READ, data=False))
+    if restype == "service" and comp == "userdelegationkey" and method == "POST":
+        return r.named("GetUserDelegationKey", r.need(DELEGATION_KEY, data=False))
+    if comp == "blobs" and method == "GET":
+        return r.named("FindBlobsByTags", r.need(FILTER))
+    return r.unmapped("SubmitBatch" if comp == "batch" else "Unknown")
+
+
+# Container operations without a permission known here (Get/Set Container ACL, Lease and Rename
+# Container, batch): named for the log, forwarded unchecked.
+_UNMAPPED_CONTAINER_COMPS = {"acl": "ContainerACL", "lease": "LeaseContainer", "rename": "RenameContainer",
+                             "batch": "SubmitBatch"}
+
+
+def _container_operation(r: _Request) -> Operation:
+    """Requests on a container (``/account/container?restype=container...``)."""
+    comp, method = r.comp, r.method
+    if r.restype != "container":
+        return r.unmapped()
+    operation: Operation | None = None
+    if comp == "list" and method == "GET":
+        operation = r.named("ListBlobs", r.need(BLOB_READ))
+        operation.list_blobs = True
+    elif comp == "blobs" and method == "GET":
+        operation = r.named("FindBlobsByTags", r.need(FILTER))
+    elif comp == "" and method == "PUT":
+        operation = r.named("CreateContainer", r.need(CONTAINER_WRITE, data=False))
+    elif comp in ("", "metadata") and method in ("GET", "HEAD"):
+        name = "GetContainerProperties" if comp == "" else "GetContainerMetadata"
+        operation = r.named(name, r.need(CONTAINER_READ, data=False))
+        operation.container_properties = True
+    elif comp == "metadata" and method == "PUT":
+        operation = r.named("SetContainerMetadata", r.need(CONTAINER_WRITE, data=False))
+    elif comp == "" and method == "DELETE":
+        operation = r.named("DeleteContainer", r.need(CONTAINER_DELETE, data=False))
+        operation.container_delete = True
+    elif comp == "undelete" and method == "PUT":
+        operation = r.named("RestoreContainer", r.need(CONTAINER_WRITE, data=False))
+    return operation or r.unmapped(_UNMAPPED_CONTAINER_COMPS.get(comp, "Unknown"))
+
+
+# GET/HEAD on a blob with ?comp=: the operation's name; each needs blobs/read but tags (tags/read).
+_BLOB_READ_COMPS = {"metadata": "GetBlobMetadata", "blocklist": "GetBlockList", "pagelist": "GetPageRanges",
+                    "pagelistdiff": "GetPageRanges"}
+
+
+def _blob_read(r: _Request) -> Operation:
+    if r.comp == "":
+        reading = r.named("GetBlob" if r.method == "GET" else "GetBlobProperties", r.need(BLOB_READ))
+        reading.blob_read = True
+        return reading
+    if r.comp == "tags":
+        return r.named("GetBlobTags", r.need(TAGS_READ))
+    if r.comp in _BLOB_READ_COMPS:
+        return r.named(_BLOB_READ_COMPS[r.comp], r.need(BLOB_READ))
+    return r.unmapped()
+
+
+def _blob_delete(r: _Request) -> Operation:
+    if r.comp == "immutabilitypolicies":
+        return r.named("DeleteBlobImmutabilityPolicy", r.need(IMMUTABLE_SUPER))
+    if r.comp != "":
+        return r.unmapped()
+    if r.query.get("deletetype", "").lower() == "permanent":
+        action = BLOB_PERMANENT_DELETE
+    elif "versionid" in r.query:
+        action = BLOB_DELETE_VERSION
+    else:
+        action = BLOB_DELETE
+    return r.named("DeleteBlob", r.need(action), imm=Imm.DELETE)
+
+
+@dataclass(frozen=True)
+class _BlobWrite:
+    """A PUT on a blob with ?comp=: its name (and the name of its *FromURL form), permissions, immutability."""
+
+    name: str
+    actions: tuple[str, ...]
+    imm: Imm
+    from_url: str | None = None  # the operation's name when the request carries x-ms-copy-source
+
+
+_BLOB_WRITE_COMPS: dict[str, _BlobWrite] = {
+    "block": _BlobWrite("PutBlock", (BLOB_WRITE, BLOB_ADD), Imm.NONE, from_url="PutBlockFromURL"),
+    "page": _BlobWrite("PutPage", (BLOB_WRITE,), Imm.WRITE, from_url="PutPageFromURL"),
+    "appendblock": _BlobWrite("AppendBlock", (BLOB_WRITE, BLOB_ADD), Imm.APPEND, from_url="AppendBlockFromURL"),
+    "metadata": _BlobWrite("SetBlobMetadata", (BLOB_WRITE,), Imm.WRITE),
+    "properties": _BlobWrite("SetBlobProperties", (BLOB_WRITE,), Imm.WRITE),
+    "snapshot": _BlobWrite("SnapshotBlob", (BLOB_WRITE, BLOB_ADD), Imm.WRITE),
+    "incrementalcopy": _BlobWrite("IncrementalCopyBlob", (BLOB_WRITE, BLOB_ADD), Imm.WRITE),
+    "lease": _BlobWrite("LeaseBlob", (BLOB_WRITE,), Imm.NONE),
+    "tier": _BlobWrite("SetBlobTier", (BLOB_WRITE,), Imm.NONE),
+    "expiry": _BlobWrite("SetBlobExpiry", (BLOB_WRITE,), Imm.NONE),
+    "undelete": _BlobWrite("UndeleteBlob", (BLOB_WRITE,), Imm.NONE),
+    "copy": _BlobWrite("AbortCopyBlob", (BLOB_WRITE,), Imm.NONE),
+    "seal": _BlobWrite("SealAppendBlob", (BLOB_WRITE,), Imm.NONE),
+    "tags": _BlobWrite("SetBlobTags", (TAGS_WRITE,), Imm.NONE),
+    "immutabilitypolicies": _BlobWrite("SetBlobImmutabilityPolicy", (IMMUTABLE_SUPER,), Imm.NONE),
+    "legalhold": _BlobWrite("SetBlobLegalHold", (IMMUTABLE_SUPER,), Imm.NONE),
+}
+
+
+def _blob_write(r: _Request) -> Operation:
+    """PUT on a blob: the creating operations (Put Blob, Copy Blob, Put Block List), then the ?comp= ones."""
+    copy_source = r.headers.get("x-ms-copy-source")
+    if r.comp == "" and copy_source:
+        return _blob_copy(r, copy_source)
+    if r.comp in ("", "blocklist"):
+        # blobs/add/action creates a blob but does not overwrite one.
+        creating = r.named("PutBlob" if r.comp == "" else "PutBlockList", r.need(BLOB_WRITE, BLOB_ADD), imm=Imm.CREATE)
+        creating.add_creates_only = True
+        return creating
+    write = _BLOB_WRITE_COMPS.get(r.comp)
+    if write is None:
+        return r.unmapped()
+    name = write.from_url if copy_source and write.from_url else write.name
+    return r.named(name, r.need(*write.actions), imm=write.imm)
+
+
+def _blob_copy(r: _Request, copy_source: str) -> Operation:
+    """Copy Blob (asynchronous) or Copy Blob From URL (x-ms-requires-sync: true)."""
+    sync = (r.headers.get("x-ms-requires-sync") or "").lower() == "true"
+    copying = r.named("CopyBlobFromURL" if sync else "CopyBlob", r.need(BLOB_WRITE, BLOB_ADD), imm=Imm.CREATE)
+    copying.add_creates_only = True
+    source = _same_account_source(copy_source, r.account) if not sync else None
+    if source is not None:
+        # The source is read as the caller: blobs/read on its container.
+        copying.needs.append(Need((BLOB_READ,), True, r.account, source))
+    return copying
 
 
 def _same_account_source(copy_source: str, account: str) -> str | None:

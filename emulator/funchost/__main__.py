@@ -2,8 +2,9 @@
 
 Logs go to stdout. Machine-readable events are single JSON lines with a ``funchost`` key:
 ``{"funchost": "ready", ...}`` once started (``function_errors`` names the functions that failed
-indexing), ``{"funchost": "invocation", ...}`` per finished invocation, ``{"funchost": "stopped"}``
-on a clean stop (SIGTERM or Ctrl-C).
+indexing), ``{"funchost": "invocation", ...}`` per finished invocation (with the log records the
+host keeps for it), ``{"funchost": "log_dropped", ...}`` per app log record the real host would
+drop, ``{"funchost": "stopped"}`` on a clean stop (SIGTERM or Ctrl-C).
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from .clock import FileClock, HostClock
 from .crash import CrashPoint, install_crash_point
 from .host import FunctionsHost
 from .hostjson import LOG_LEVELS, load_host_json
 from .invoke import InvocationRecord
+from .queues import DEFAULT_VISIBILITY_LEASE
 from .settings import load_local_settings
+from .worker_logs import CapturedLog, WorkerLogRouter
 
 logger = logging.getLogger("emulator.funchost")
 _events = logging.getLogger("emulator.funchost.events")
@@ -71,13 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--function-key", action="append", default=[], metavar="NAME=KEY",
                         help="a host-level function key (default: a random one, printed in the ready event)")
     parser.add_argument("--master-key", help="the master (admin) key (default: random, printed in the ready event)")
-    parser.add_argument("--queue-lease", type=float, default=60.0, metavar="SECONDS",
-                        help="how long a received message stays invisible; renewed every half of it (default 60)")
+    parser.add_argument("--queue-lease", type=float, default=DEFAULT_VISIBILITY_LEASE, metavar="SECONDS",
+                        help="how long a received message stays invisible; renewed every half of it"
+                             " (default 600, the extension's 10 minutes)")
     parser.add_argument("--queue-option", action="append", default=[], metavar="NAME=VALUE",
                         help="override a host.json extensions.queues setting, e.g. maxPollingInterval=00:00:00.2")
     parser.add_argument("--max-request-body", type=int, default=1024 * 1024, metavar="BYTES",
                         help="largest accepted HTTP request body (default 1 MiB)")
     parser.add_argument("--log-level", help="Python log level (default: host.json logging.logLevel.default)")
+    parser.add_argument("--instance-id", help="this host instance's ID (default: random)")
+    parser.add_argument("--clock-file", type=Path, metavar="PATH",
+                        help="follow the emulated time another process writes there (emulator.funchost.ClockFile)")
+    parser.add_argument("--processor-count", type=int, default=1, metavar="N",
+                        help="the instance's CPU count: default newBatchThreshold and worker thread pool (default 1)")
     return parser
 
 
@@ -120,13 +130,21 @@ def main(argv: list[str] | None = None) -> int:
     def on_invocation(record: InvocationRecord) -> None:
         emit_event("invocation", **record.to_json())
 
+    def on_log_dropped(entry: CapturedLog) -> None:
+        emit_event("log_dropped", **entry.to_json())
+
     function_keys = _pairs(args.function_key, "--function-key") or None
+    clock: HostClock | None = FileClock(args.clock_file) if args.clock_file else None
     host = FunctionsHost(
         project, settings, app_module=args.app_module, function_keys=function_keys, master_key=args.master_key,
         run_timers=args.timers, run_queues=not args.no_queues, http_port=http_port, queue_lease=args.queue_lease,
-        queue_overrides=queue_overrides,
+        queue_overrides=queue_overrides, instance_id=args.instance_id, clock=clock,
+        processor_count=args.processor_count,
+        on_timer_lock=lambda function, held: emit_event("timer_lock", function=function, held=held),
         max_request_body=args.max_request_body, on_invocation=on_invocation, prepare=prepare,
     )
+    router = WorkerLogRouter.install()
+    router.add_drop_listener(on_log_dropped)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -143,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     generated: dict[str, Any] = {}
     if function_keys is None and args.master_key is None:
         generated = {"function_keys": host.function_keys, "master_key": host.master_key}
-    emit_event("ready", pid=os.getpid(), http_url=host.http_url, functions=sorted(host.functions),
-               function_errors=host.function_errors, **generated)
+    emit_event("ready", pid=os.getpid(), instance_id=host.instance_id, host_id=host.host_id,
+               http_url=host.http_url, functions=sorted(host.functions), function_errors=host.function_errors,
+               **generated)
     try:
         while not stop.wait(0.5):
             pass

@@ -1,41 +1,48 @@
-"""``FunctionsHost``: runs a Python v2 Functions app in this process, against Azurite, with threads.
+"""``FunctionsHost``: one instance of the Functions host running a Python v2 app, in this process.
 
-Only one in-process host may run at a time: app settings are process-wide environment variables,
-and the app module is imported under its own name. ``stop()`` puts the environment, ``sys.path``
-and ``sys.modules`` back as they were.
+Several instances may run in one process (``HostFleet`` starts N): they share the loaded app and
+its settings (``appload``) and, like instances of one Function App in Azure, the storage account:
+the queues they listen to, the timer listener locks and the schedule status in
+``azure-webjobs-hosts``. Each has its own instance ID, queue listeners (so its own concurrency
+from host.json), worker thread pool, timer locks, HTTP port and invocation records, and each can
+be stopped (cleanly: leases released, running invocations waited for) or killed (abruptly:
+nothing released, nothing completed) independently.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
-import os
 import re
 import secrets
-import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from azure.functions.decorators.function_app import FunctionRegister
 from azure.functions.queue import QueueMessage as FuncQueueMessage
-from azure.functions.timer import TimerRequest
 
 from .activity import Activity
+from .appload import HostAlreadyRunningError, LoadedApp
+from .clock import HostClock, SystemClock
 from .connections import QueueConnection, resolve_queue_connection
 from .hostjson import HostJson, load_host_json, parse_timespan
-from .invoke import AsyncRunner, InvocationRecord, Invoker
-from .metadata import Binding, FunctionSpec, read_functions
+from .hoststorage import function_id, host_id, hosts_container
+from .invoke import AsyncRunner, HostKilledError, InvocationRecord, Invoker
+from .metadata import Binding, FunctionSpec
 from .ncrontab import CronSchedule, CrontabError, parse_timer_schedule
-from .queues import QueueListener, encode_message, ensure_queue, poison_queue_name
+from .queues import DEFAULT_VISIBILITY_LEASE, QueueListener, encode_message, ensure_queue, has_poison_queue
+from .queues import poison_queue_name as poison_name
+from .schedule_monitor import StorageScheduleMonitor
 from .settings import is_truthy, resolve_expression
-from .timers import TimerSchedule
+from .timer_slots import SingletonTimer
+from .timers import TimerFiring, timer_request
 from .web import HttpFrontEnd, HttpRoute
+from .worker_logs import CapturedLog, WorkerLogRouter
 
 __all__ = ["FunctionInErrorError", "FunctionsHost", "HostAlreadyRunningError"]
 
@@ -43,12 +50,7 @@ logger = logging.getLogger(__name__)
 
 # Queue names: 3-63 lowercase letters, digits and single hyphens, starting and ending alphanumeric.
 _QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
-_ACTIVE_LOCK = threading.Lock()
-_ACTIVE: list[FunctionsHost] = []
-
-
-class HostAlreadyRunningError(RuntimeError):
-    pass
+_MAX_WORKER_THREADS = 32  # concurrent.futures.ThreadPoolExecutor's default cap
 
 
 class FunctionInErrorError(RuntimeError):
@@ -65,17 +67,30 @@ class _QueueTarget:
         return self.connection.name, self.queue_name
 
 
+class _Run:
+    """One start of an instance: a kill marks it dead, and everything started with it stops taking effect."""
+
+    def __init__(self) -> None:
+        self.dead = False
+
+
 class FunctionsHost:
-    """Run ``app_module`` from ``project_dir`` with timer, queue and HTTP triggers.
+    """Run ``app_module`` from ``project_dir`` with timer, queue and HTTP triggers, as one host instance.
 
     ``settings`` play the part of local.settings.json ``Values``: they become environment variables
     before the app is imported. ``function_keys`` (name -> key) and ``master_key`` guard non-anonymous
     HTTP functions; when neither is given, random keys are made (see :attr:`function_keys`).
     ``http_port=None`` disables the HTTP front end, ``0`` picks a free port.
-    ``queue_lease`` is how long a received message stays invisible; it is renewed every half of it.
-    ``queue_overrides`` replace keys of host.json ``extensions.queues`` (e.g. a shorter ``maxPollingInterval``
-    for tests), without editing the project's host.json.
+    ``queue_lease`` is how long a received message stays invisible (the extension's 10 minutes by
+    default); it is renewed every half of it. ``queue_overrides`` replace keys of host.json
+    ``extensions.queues`` for this instance, without editing the project's host.json.
+    ``instance_id`` names the instance (random when not given). ``clock`` is the time timers follow
+    (real time by default; share a :class:`~emulator.funchost.clock.ManualClock` between instances to
+    move it). ``processor_count`` is the instance's CPU count, which sets the default
+    ``newBatchThreshold`` and the Python worker's thread pool (``PYTHON_THREADPOOL_THREAD_COUNT``
+    overrides the pool size).
     ``prepare`` runs after the settings are applied, right before the app is imported.
+    ``on_timer_lock(function, held)`` is told when this instance takes or gives up a timer's listener lock.
     """
 
     def __init__(
@@ -89,12 +104,16 @@ class FunctionsHost:
         run_timers: bool = False,
         run_queues: bool = True,
         http_port: int | None = 0,
-        queue_lease: float = 60.0,
+        queue_lease: float = DEFAULT_VISIBILITY_LEASE,
         queue_overrides: Mapping[str, Any] | None = None,
         max_request_body: int = 1024 * 1024,
         stop_grace: float = 30.0,
         on_invocation: Callable[[InvocationRecord], None] | None = None,
         prepare: Callable[[], None] | None = None,
+        instance_id: str | None = None,
+        clock: HostClock | None = None,
+        processor_count: int = 1,
+        on_timer_lock: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
         self.app_module = app_module
@@ -112,33 +131,43 @@ class FunctionsHost:
         self.stop_grace = stop_grace
         self._on_invocation = on_invocation
         self._prepare = prepare
+        self.instance_id = instance_id or uuid.uuid4().hex[:12]
+        self.clock = clock or SystemClock()
+        if processor_count < 1:
+            raise ValueError("processor_count must be at least 1")
+        self.processor_count = processor_count
+        self._on_timer_lock = on_timer_lock
 
         self.host_json: HostJson | None = None
+        self.host_id: str = ""
         self.functions: dict[str, FunctionSpec] = {}
         self.disabled: set[str] = set()
-        self.module: ModuleType | None = None
+        self._app: LoadedApp | None = None
         self._records: list[InvocationRecord] = []
         self._records_cond = threading.Condition()
+        self._run = _Run()
         self._activity = Activity()
         self._async = AsyncRunner()
+        self._pool: ThreadPoolExecutor | None = None
         self._invoker: Invoker | None = None
-        self._env: dict[str, str] = {}
+        self._log_router: WorkerLogRouter | None = None
+        self._dropped_mark = 0
         self._listeners: list[QueueListener] = []
-        self._timers: list[TimerSchedule] = []
+        self._timers: dict[str, SingletonTimer] = {}
         self._schedules: dict[str, CronSchedule] = {}
         self._function_errors: dict[str, str] = {}
         self._http: HttpFrontEnd | None = None
         self._credentials: dict[str, Any] = {}
         self._output_clients: dict[tuple[str, str], Any] = {}
         self._output_lock = threading.Lock()
-        # What start() changed and stop() puts back.
-        self._saved_env: dict[str, str | None] = {}
-        self._saved_module: ModuleType | None = None
-        self._modules_before: set[str] = set()
-        self._path_added = False
+        self._hosts_container: Any = None
         self._started = False
 
     # -- public API --------------------------------------------------------------------------------
+
+    @property
+    def module(self) -> ModuleType | None:
+        return self._app.module if self._app else None
 
     @property
     def http_url(self) -> str | None:
@@ -156,7 +185,11 @@ class FunctionsHost:
     @property
     def settings(self) -> dict[str, str]:
         """The environment the app sees (process environment plus the given settings)."""
-        return dict(self._env)
+        return dict(self._app.env) if self._app else {}
+
+    @property
+    def running(self) -> bool:
+        return self._started
 
     @property
     def schedules(self) -> dict[str, CronSchedule]:
@@ -170,18 +203,41 @@ class FunctionsHost:
 
     @property
     def invocations(self) -> list[InvocationRecord]:
-        """A snapshot of every finished invocation, oldest first."""
+        """A snapshot of every finished invocation of this instance, oldest first."""
         with self._records_cond:
             return list(self._records)
 
+    @property
+    def dropped_logs(self) -> list[CapturedLog]:
+        """The app's log records since this instance started that the real host would drop.
+
+        They carried no invocation ID, or the ID of an invocation no longer running (see
+        ``worker_logs``). The count is per process: with several instances in one process, each
+        sees every drop since it started.
+        """
+        return self._log_router.dropped_since(self._dropped_mark) if self._log_router else []
+
+    def timer_lock_held(self, name: str) -> bool:
+        """Whether this instance holds the timer's listener lock, i.e. runs its schedule now."""
+        timer = self._timers.get(name)
+        return bool(timer and timer.listening and not self._run.dead)
+
+    def wait_timer_lock(self, name: str, timeout: float) -> bool:
+        """Wait until this instance holds the timer's lock and its timer listener has started."""
+        timer = self._timers.get(name)
+        return bool(timer and timer.wait_listening(timeout))
+
+    def timer_uses_monitor(self, name: str) -> bool:
+        timer = self._timers.get(name)
+        return bool(timer and timer.uses_monitor)
+
+    def queue_polls(self, function: str) -> list[Any]:
+        """The polls this instance's listener for ``function`` made (``queues.PollEvent``), oldest first."""
+        return [event for listener in self._listeners if listener.spec.name == function for event in listener.polls]
+
     def start(self) -> FunctionsHost:
-        with _ACTIVE_LOCK:
-            if _ACTIVE:
-                raise HostAlreadyRunningError(
-                    "another in-process FunctionsHost is running; only one at a time is supported"
-                    " (app settings are process-wide environment variables)"
-                )
-            _ACTIVE.append(self)
+        if self._started:
+            raise RuntimeError(f"host instance {self.instance_id} is already running")
         try:
             self._start()
         except BaseException:
@@ -190,23 +246,45 @@ class FunctionsHost:
         return self
 
     def stop(self) -> None:
-        """Stop triggers, wait up to ``stop_grace`` for running invocations, and undo the process changes."""
+        """Stop triggers, release timer locks, wait up to ``stop_grace`` for running invocations, leave the app."""
+        if not self._started and self._app is None:
+            return  # never started, already stopped, or killed
         if self._http:
             self._http.stop()
             self._http = None
-        for timer in self._timers:
-            timer.stop(self.stop_grace)
-        self._timers = []
+        for timer in self._timers.values():
+            timer.stop()
+        self._timers = {}
         for listener in self._listeners:
             listener.stop(self.stop_grace)
         self._listeners = []
         self._activity.wait_idle(self.stop_grace)
-        self._async.stop()
-        self._restore_process_state()
-        self._started = False
-        with _ACTIVE_LOCK:
-            if self in _ACTIVE:
-                _ACTIVE.remove(self)
+        self._shutdown_runtime(wait=True)
+
+    def kill(self) -> None:
+        """End the instance as a killed process ends: at once, releasing nothing and completing nothing.
+
+        Queue messages in flight stay invisible until their lease runs out and come back with a
+        higher dequeue count; timer locks stay leased until they expire; a running timer invocation
+        does not update the schedule status; outputs not yet sent are never sent; nothing more is
+        recorded. One difference from a real kill: user code already running in a thread cannot be
+        stopped, so it runs to its end (its effects on the outside world happen; its result is
+        dropped). For a real kill, use ``FunctionsHostProcess.kill()``.
+        """
+        if not self._started:
+            return
+        self._run.dead = True
+        logger.warning("host instance %s killed", self.instance_id)
+        if self._http:
+            self._http.stop()
+            self._http = None
+        for timer in self._timers.values():
+            timer.kill()
+        self._timers = {}
+        for listener in self._listeners:
+            listener.kill()
+        self._listeners = []
+        self._shutdown_runtime(wait=False)
 
     def __enter__(self) -> FunctionsHost:
         return self.start()
@@ -215,24 +293,34 @@ class FunctionsHost:
         self.stop()
 
     def fire_timer(self, name: str, *, past_due: bool = False) -> InvocationRecord:
-        """Invoke a timer function now (as the admin API does) and return its record; never raises for app errors."""
+        """Invoke a timer function now (as the admin API does) and return its record; never raises for app errors.
+
+        As TimerTriggerBinding.BindAsync does for such a call, the function gets the stored
+        schedule status when the timer uses the monitor, and the status is not updated afterwards.
+        ``past_due`` is the stand-in's own knob (the admin API always passes false).
+        """
         spec = self._spec(name, "timerTrigger")
-        return self._fire_timer(spec, past_due, "Timer fired on demand")
+        status = self._stored_status(spec)
+        details: dict[str, Any] = {"past_due": past_due}
+        if status is not None:
+            details["schedule_status"] = status.to_json()
+        firing = TimerFiring(past_due=past_due, schedule_status=status, reason="Timer fired on demand",
+                             details=details)
+        return self._fire_timer(spec, firing)
 
     def invoke_queue_function(self, name: str, body: str | bytes) -> InvocationRecord:
         """Invoke a queue function directly with ``body`` (no queue, no retries), as the admin API does."""
         spec = self._spec(name, "queueTrigger")
         message = FuncQueueMessage(id=f"manual-{time.time_ns()}", body=body, dequeue_count=1)
-        return self._run(spec, message, trigger="manual", reason="Manual invocation", details={})
+        return self._invoke(spec, message, trigger="manual", reason="Manual invocation", details={})
 
     def drain(self, timeout: float = 30.0, *, include_delayed: bool = False) -> None:
         """Wait until every watched queue is empty and no invocation runs; raise ``TimeoutError`` otherwise.
 
         Without ``include_delayed`` only visible messages count, so a failed message waiting out its
         ``visibilityTimeout`` (or one sent with a visibility delay) does not keep ``drain`` waiting.
+        The listeners are not woken: messages are found when their polling finds them, as in Azure.
         """
-        for listener in self._listeners:
-            listener.wake()
         deadline = time.monotonic() + timeout
         while True:
             # Activity is checked on both sides of the queue check: a message received in between
@@ -261,7 +349,7 @@ class FunctionsHost:
 
     def queue_client(self, queue_name: str, connection: str | None = None) -> Any:
         """A raw-text ``QueueClient`` for a queue on a binding connection (default ``AzureWebJobsStorage``)."""
-        resolved = resolve_queue_connection(connection, self._env or self._settings)
+        resolved = resolve_queue_connection(connection, self.settings or self._settings)
         return resolved.queue_client(queue_name, credential=self._credential(resolved))
 
     def encode(self, body: str | bytes) -> str:
@@ -272,31 +360,32 @@ class FunctionsHost:
     # -- start -------------------------------------------------------------------------------------
 
     def _start(self) -> None:
-        # Per-run state is made afresh, so a stopped host can be started again (records are kept).
+        # Per-run state is made afresh, so a stopped (or killed) host can be started again (records are kept).
+        self._run = _Run()
         self._activity = Activity()
         self._async = AsyncRunner()
         self._schedules = {}
         self._function_errors = {}
         self._output_clients = {}
-        self.host_json = load_host_json(self.project_dir, self.queue_overrides)
-        self._apply_settings()
-        self._env = dict(os.environ)
-        self._modules_before = set(sys.modules)
-        project = str(self.project_dir)
-        if project not in sys.path:
-            sys.path.insert(0, project)
-            self._path_added = True
-        if self._prepare:
-            self._prepare()
-        app = self._import_app()
-        specs = read_functions(app)
+        self._timers = {}
+        self.host_json = load_host_json(self.project_dir, self.queue_overrides, processor_count=self.processor_count)
+        self._app = LoadedApp.acquire(self.project_dir, self.app_module, self._settings, self._prepare)
+        env = self._app.env
+        self.host_id = host_id(env, str(self.project_dir))
+        self._log_router = WorkerLogRouter.install(debug=is_truthy(env.get("PYTHON_ENABLE_DEBUG_LOGGING")))
+        self._dropped_mark = self._log_router.dropped_total
+        specs = self._app.specs
         self.functions = {s.name: s for s in specs}
-        self.disabled = {s.name for s in specs if is_truthy(self._env.get(f"AzureWebJobs.{s.name}.Disabled"))}
+        self.disabled = {s.name for s in specs if is_truthy(env.get(f"AzureWebJobs.{s.name}.Disabled"))}
         for name in sorted(self.disabled):
             logger.info("Function %s is disabled (AzureWebJobs.%s.Disabled)", name, name)
+        self._pool = ThreadPoolExecutor(max_workers=self._worker_threads(env),
+                                        thread_name_prefix=f"funchost-worker-{self.instance_id}")
+        run = self._run
         self._invoker = Invoker(
-            project_dir=self.project_dir, async_runner=self._async,
-            send_outputs=self._send_outputs, on_record=self._record,
+            project_dir=self.project_dir, async_runner=self._async, send_outputs=self._send_outputs,
+            on_record=self._record, worker_pool=self._pool, log_router=self._log_router,
+            instance_id=self.instance_id, is_dead=lambda: run.dead,
         )
         enabled = [s for s in specs if s.name not in self.disabled]
         # Resolve every %Setting% first, so a bad configuration fails start() before anything runs.
@@ -310,14 +399,13 @@ class FunctionsHost:
                     self._queue_target(binding, spec.name)
         routes = [self._route(s) for s in enabled if s.trigger_type == "httpTrigger"]
         self._async.start()
+        self._started = True
         if self.run_queues:
             for spec, target in queues:
                 self._start_listener(spec, target)
         if self.run_timers:
             for spec, schedule in timers:
-                timer = TimerSchedule(spec, schedule, self._fire_timer)
-                self._timers.append(timer)
-                timer.start()
+                self._start_timer(spec, schedule)
         if self.http_port is not None:
             self._http = HttpFrontEnd(
                 routes=routes, route_prefix=self.host_json.route_prefix, invoker=self._invoker,
@@ -325,53 +413,40 @@ class FunctionsHost:
                 max_request_body=self.max_request_body, admin_invoke=self._admin_invoke, port=self.http_port,
             )
             self._http.start()
-        self._started = True
-        logger.info("Host started: %d function(s) (%s)", len(specs), ", ".join(sorted(self.functions)))
+        logger.info("Host instance %s started (host ID %s): %d function(s) (%s)", self.instance_id, self.host_id,
+                    len(specs), ", ".join(sorted(self.functions)))
 
-    def _apply_settings(self) -> None:
-        for name, value in self._settings.items():
-            self._saved_env.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
+    def _worker_threads(self, env: Mapping[str, str]) -> int:
+        """The Python worker's sync thread pool: PYTHON_THREADPOOL_THREAD_COUNT, else ThreadPoolExecutor's default."""
+        configured = env.get("PYTHON_THREADPOOL_THREAD_COUNT")
+        if configured:
+            try:
+                count = int(configured)
+            except ValueError:
+                count = 0
+            if count >= 1:
+                return count
+            logger.warning("PYTHON_THREADPOOL_THREAD_COUNT=%r is not a whole number >= 1; the worker uses its"
+                           " default", configured)
+        return min(_MAX_WORKER_THREADS, self.processor_count + 4)
 
-    def _import_app(self) -> Any:
-        # Always a fresh import: the app object's get_functions() may be called only once, and another
-        # module of the same name (e.g. the project's own function_app) may already be loaded.
-        self._saved_module = sys.modules.pop(self.app_module, None)
-        importlib.invalidate_caches()
-        self.module = importlib.import_module(self.app_module)
-        apps = [v for v in vars(self.module).values() if isinstance(v, FunctionRegister)]
-        if len(apps) != 1:
-            raise RuntimeError(f"{self.app_module} defines {len(apps)} FunctionApp objects; exactly one is required")
-        return apps[0]
-
-    def _restore_process_state(self) -> None:
-        for name, previous in self._saved_env.items():
-            if previous is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = previous
-        self._saved_env = {}
-        if self._modules_before:
-            # Forget the modules the app brought in from the project, so the next host imports them afresh
-            # (module-level state such as cached clients does not leak between hosts).
-            project = str(self.project_dir)
-            for name in set(sys.modules) - self._modules_before:
-                module_file = getattr(sys.modules.get(name), "__file__", None) or ""
-                if module_file.startswith(project + os.sep) and ".venv" not in module_file:
-                    sys.modules.pop(name, None)
-            sys.modules.pop(self.app_module, None)
-            if self._saved_module is not None:
-                sys.modules[self.app_module] = self._saved_module
-            self._modules_before = set()
-            self._saved_module = None
-        if self._path_added:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(str(self.project_dir))
-            self._path_added = False
+    def _shutdown_runtime(self, *, wait: bool) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=not wait)
+            self._pool = None
+        self._async.stop()
+        if self._log_router is not None:
+            self._log_router.uninstall()
+            self._log_router = None
+        if self._app is not None:
+            self._app.release()
+            self._app = None
+        self._started = False
 
     def _schedule(self, spec: FunctionSpec) -> CronSchedule | None:
         """The function's NCRONTAB schedule, or None after putting the function in error, as the host does."""
-        expression = resolve_expression(str(spec.trigger.get("schedule", "")), self._env,
+        assert self._app is not None
+        expression = resolve_expression(str(spec.trigger.get("schedule", "")), self._app.env,
                                         what=f"function {spec.name} schedule")
         try:
             schedule = parse_timer_schedule(expression)
@@ -392,12 +467,13 @@ class FunctionsHost:
         return schedule
 
     def _queue_target(self, binding: Binding, function: str) -> _QueueTarget:
-        name = resolve_expression(str(binding.get("queueName", "")), self._env,
+        assert self._app is not None
+        name = resolve_expression(str(binding.get("queueName", "")), self._app.env,
                                   what=f"function {function} binding {binding.name} queueName")
         if not _QUEUE_NAME.match(name):
             raise ValueError(f"function {function}: {name!r} is not a valid queue name (3-63 lowercase letters,"
                              " digits and single hyphens)")
-        connection = resolve_queue_connection(binding.get("connection"), self._env)
+        connection = resolve_queue_connection(binding.get("connection"), self._app.env)
         return _QueueTarget(connection=connection, queue_name=name)
 
     def _route(self, spec: FunctionSpec) -> HttpRoute:
@@ -422,18 +498,37 @@ class FunctionsHost:
     def _start_listener(self, spec: FunctionSpec, target: _QueueTarget) -> None:
         assert self.host_json is not None and self._invoker is not None
         credential = self._credential(target.connection)
+        poison = (target.connection.queue_client(poison_name(target.queue_name), credential=credential)
+                  if has_poison_queue(target.queue_name) else None)
         listener = QueueListener(
             spec=spec,
             queue_name=target.queue_name,
             client=target.connection.queue_client(target.queue_name, credential=credential),
-            poison_client=target.connection.queue_client(poison_queue_name(target.queue_name), credential=credential),
+            poison_client=poison,
             options=self.host_json.queues,
             lease_seconds=self.queue_lease,
             invoker=self._invoker,
             activity=self._activity,
+            on_poisoned=self._notify_queue,
         )
         self._listeners.append(listener)
         listener.start()
+
+    def _hosts(self) -> Any:
+        """``azure-webjobs-hosts`` in AzureWebJobsStorage (made on first use: only timers need it)."""
+        if self._hosts_container is None:
+            assert self._app is not None
+            self._hosts_container = hosts_container(self._app.env)
+        return self._hosts_container
+
+    def _start_timer(self, spec: FunctionSpec, schedule: CronSchedule) -> None:
+        assert self.host_json is not None
+        timer = SingletonTimer(
+            spec, schedule, container=self._hosts(), host_id=self.host_id, options=self.host_json.singleton,
+            clock=self.clock, fire=self._fire_timer, stop_grace=self.stop_grace, on_lock=self._on_timer_lock,
+        )
+        self._timers[spec.name] = timer
+        timer.start()
 
     # -- invocation plumbing -----------------------------------------------------------------------
 
@@ -447,19 +542,31 @@ class FunctionsHost:
             raise FunctionInErrorError(f"function {name} is in error: {self._function_errors[name]}")
         return spec
 
-    def _run(self, spec: FunctionSpec, value: Any, *, trigger: str, reason: str,
-             details: dict[str, Any]) -> InvocationRecord:
-        assert self._invoker is not None
+    def _invoke(self, spec: FunctionSpec, value: Any, *, trigger: str, reason: str,
+                details: dict[str, Any]) -> InvocationRecord:
+        invoker = self._invoker
+        assert invoker is not None
         with self._activity.busy():
-            result = self._invoker.invoke(spec, value, trigger=trigger, reason=reason, details=details)
-            self._invoker.publish(result.record)
+            result = invoker.invoke(spec, value, trigger=trigger, reason=reason, details=details)
+            invoker.publish(result.record)
         return result.record
 
-    def _fire_timer(self, spec: FunctionSpec, past_due: bool, reason: str = "Timer fired") -> InvocationRecord:
-        schedule = self._schedules.get(spec.name)
-        request = TimerRequest(past_due=past_due, schedule={"AdjustForDST": False},
-                               schedule_status={} if schedule is None else {"Expression": schedule.expression})
-        return self._run(spec, request, trigger="timer", reason=reason, details={"past_due": past_due})
+    def _fire_timer(self, spec: FunctionSpec, firing: TimerFiring) -> InvocationRecord:
+        return self._invoke(spec, timer_request(firing), trigger="timer", reason=firing.reason,
+                            details=dict(firing.details))
+
+    def _stored_status(self, spec: FunctionSpec) -> Any:
+        """The schedule status an on-demand invocation is given (None when the timer keeps none)."""
+        timer = self._timers.get(spec.name)
+        use_monitor = spec.trigger.get("useMonitor")
+        if (timer is not None and not timer.uses_monitor) or use_monitor is False:
+            return None
+        try:
+            monitor = StorageScheduleMonitor(self._hosts(), self.host_id)
+            return monitor.get_safe_status(function_id(spec.name))
+        except Exception as exc:  # storage not configured or unreachable: no status, as a fresh timer
+            logger.debug("%s: no schedule status for an on-demand invocation: %s", spec.name, exc)
+            return None
 
     def _admin_invoke(self, name: str, text: str) -> bool:
         """``POST /admin/functions/{name}``: run a timer or queue function in the background."""
@@ -467,6 +574,7 @@ class FunctionsHost:
         if (spec is None or spec.name in self.disabled or spec.name in self._function_errors
                 or spec.trigger_type == "httpTrigger"):
             return False
+
         def work() -> None:
             if spec.trigger_type == "timerTrigger":
                 self.fire_timer(name)
@@ -488,6 +596,8 @@ class FunctionsHost:
 
     def _send_outputs(self, spec: FunctionSpec, binding: Binding, messages: list[str | bytes]) -> None:
         assert self.host_json is not None
+        if self._run.dead:
+            raise HostKilledError("the host instance was killed before its outputs were sent")
         target = self._queue_target(binding, spec.name)
         with self._output_lock:
             client = self._output_clients.get(target.key)
@@ -498,9 +608,13 @@ class FunctionsHost:
                 self._output_clients[target.key] = client
         for message in messages:
             client.send_message(encode_message(message, self.host_json.queues.message_encoding))
+        self._notify_queue(target.queue_name)
+
+    def _notify_queue(self, queue_name: str) -> None:
+        """SharedQueueWatcher: this instance's listeners on ``queue_name`` poll at once (others are not told)."""
         for listener in self._listeners:
-            if listener.queue_name == target.queue_name:
-                listener.wake()
+            if listener.queue_name == queue_name:
+                listener.notify()
 
     def _pending_queues(self, include_delayed: bool) -> list[str]:
         pending = []

@@ -1,7 +1,11 @@
-"""The parts of ``host.json`` the stand-in honours: the queue extension options and the HTTP route prefix.
+"""The parts of ``host.json`` the stand-in honours: the queue extension options, the singleton lock
+options and the HTTP route prefix.
 
-Defaults follow the Storage queue extension docs (``functions-bindings-storage-queue.md``,
-"host.json settings") for one instance with one vCPU.
+Queue defaults and limits follow Azure/azure-sdk-for-net
+sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/Shared/Queues/QueuesOptions.cs
+(and the extension docs, "host.json settings"); ``newBatchThreshold`` defaults to
+``batchSize/2 * processorCount``, where SkuUtility.cs counts 1 processor on the Dynamic SKU and
+``Environment.ProcessorCount`` elsewhere (Flex Consumption): the caller passes the instance's count.
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .singleton import SingletonOptions
 
 __all__ = ["HostJson", "QueueOptions", "load_host_json", "parse_timespan"]
 
@@ -21,6 +27,7 @@ logger = logging.getLogger(__name__)
 # .NET TimeSpan text as host.json uses it: [d.]hh:mm:ss[.fffffff]
 _TIMESPAN = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{1,2}):(?P<s>\d{1,2})(?:\.(?P<frac>\d{1,7}))?$")
 _MAX_BATCH_SIZE = 32  # the Storage service returns at most 32 messages per Get Messages call
+_MIN_POLLING_INTERVAL = 0.1  # QueuePollingIntervals.Minimum
 
 
 def parse_timespan(text: str) -> float:
@@ -43,29 +50,32 @@ class QueueOptions:
     visibility_timeout: float = 0.0
     max_polling_interval: float = 60.0
     # Not configurable in host.json: the extension starts fast and backs off when queues are idle.
-    min_polling_interval: float = 0.1
+    min_polling_interval: float = _MIN_POLLING_INTERVAL
 
     @classmethod
-    def from_section(cls, section: dict[str, Any]) -> QueueOptions:
+    def from_section(cls, section: dict[str, Any], *, processor_count: int = 1) -> QueueOptions:
         encoding = str(section.get("messageEncoding", "base64")).lower()
         if encoding not in ("base64", "none"):
             raise ValueError(f"host.json extensions.queues.messageEncoding is {encoding!r}; expected base64 or none")
         batch_size = int(section.get("batchSize", 16))
         if not 1 <= batch_size <= _MAX_BATCH_SIZE:
             raise ValueError(f"host.json extensions.queues.batchSize is {batch_size}; expected 1-{_MAX_BATCH_SIZE}")
-        # Default N*batchSize/2 with N = 1 vCPU, as on Consumption.
-        threshold = int(section.get("newBatchThreshold", batch_size // 2))
+        threshold = int(section.get("newBatchThreshold", (batch_size // 2) * max(1, processor_count)))
+        if threshold < 0:
+            raise ValueError(f"host.json extensions.queues.newBatchThreshold is {threshold}; it must not be negative")
         max_dequeue = int(section.get("maxDequeueCount", 5))
         if max_dequeue < 1:
             raise ValueError("host.json extensions.queues.maxDequeueCount must be at least 1")
         visibility = parse_timespan(str(section.get("visibilityTimeout", "00:00:00")))
         polling = parse_timespan(str(section.get("maxPollingInterval", "00:01:00")))
-        # The extension rejects intervals under 100 ms.
-        polling = max(polling, cls.min_polling_interval)
+        if polling < _MIN_POLLING_INTERVAL:
+            # QueuesOptions.MaxPollingInterval throws: the host does not start.
+            raise ValueError(f"host.json extensions.queues.maxPollingInterval is {polling:g} s; MaxPollingInterval"
+                             " must not be less than 00:00:00.1")
         return cls(
             message_encoding=encoding,
             batch_size=batch_size,
-            new_batch_threshold=max(threshold, 0),
+            new_batch_threshold=threshold,
             max_dequeue_count=max_dequeue,
             visibility_timeout=visibility,
             max_polling_interval=polling,
@@ -78,22 +88,25 @@ class HostJson:
     route_prefix: str = "api"
     function_timeout: float | None = None
     default_log_level: str = "Information"
+    singleton: SingletonOptions = field(default_factory=SingletonOptions)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HostJson:
+    def from_dict(cls, data: dict[str, Any], *, processor_count: int = 1) -> HostJson:
         extensions = data.get("extensions") or {}
         http = extensions.get("http") or {}
         timeout = data.get("functionTimeout")
         log_levels = (data.get("logging") or {}).get("logLevel") or {}
         return cls(
-            queues=QueueOptions.from_section(extensions.get("queues") or {}),
+            queues=QueueOptions.from_section(extensions.get("queues") or {}, processor_count=processor_count),
+            singleton=SingletonOptions.from_section(data.get("singleton") or {}, parse_timespan),
             route_prefix=str(http.get("routePrefix", "api")).strip("/"),
             function_timeout=parse_timespan(timeout) if isinstance(timeout, str) else None,
             default_log_level=str(log_levels.get("default", "Information")),
         )
 
 
-def load_host_json(project_dir: Path, queue_overrides: Mapping[str, Any] | None = None) -> HostJson:
+def load_host_json(project_dir: Path, queue_overrides: Mapping[str, Any] | None = None, *,
+                   processor_count: int = 1) -> HostJson:
     """Read ``host.json``; ``queue_overrides`` (host.json keys such as ``maxPollingInterval``) win over it."""
     path = project_dir / "host.json"
     data: dict[str, Any] = {}
@@ -105,7 +118,7 @@ def load_host_json(project_dir: Path, queue_overrides: Mapping[str, Any] | None 
         extensions = dict(data.get("extensions") or {})
         extensions["queues"] = {**(extensions.get("queues") or {}), **queue_overrides}
         data = {**data, "extensions": extensions}
-    return HostJson.from_dict(data)
+    return HostJson.from_dict(data, processor_count=processor_count)
 
 
 # host.json log level names -> Python logging levels.

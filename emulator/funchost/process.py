@@ -51,6 +51,9 @@ class FunctionsHostProcess:
         python: str = sys.executable,
         extra_args: Sequence[str] = (),
         echo: bool = False,
+        instance_id: str | None = None,
+        clock_file: Path | None = None,
+        processor_count: int | None = None,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
         self.settings = dict(settings)
@@ -68,6 +71,9 @@ class FunctionsHostProcess:
         self.python = python
         self.extra_args = list(extra_args)
         self.echo = echo
+        self.instance_id = instance_id
+        self.clock_file = Path(clock_file) if clock_file else None
+        self.processor_count = processor_count
         self.lines: list[str] = []
         self.events: list[dict[str, Any]] = []
         self.ready: dict[str, Any] | None = None
@@ -93,6 +99,12 @@ class FunctionsHostProcess:
             cmd.append(f"--queue-lease={self.queue_lease}")
         for name, value in self.queue_overrides.items():
             cmd.append(f"--queue-option={name}={value if isinstance(value, str) else json.dumps(value)}")
+        if self.instance_id:
+            cmd.append(f"--instance-id={self.instance_id}")
+        if self.clock_file:
+            cmd.append(f"--clock-file={self.clock_file}")
+        if self.processor_count is not None:
+            cmd.append(f"--processor-count={self.processor_count}")
         return cmd + self.extra_args
 
     def start(self, timeout: float = 30.0) -> FunctionsHostProcess:
@@ -166,6 +178,17 @@ class FunctionsHostProcess:
             shutil.rmtree(self.workdir, ignore_errors=True)
         return None if proc is None else proc.returncode
 
+    def kill(self) -> int | None:
+        """SIGKILL the process (and its group) now, as a platform kill does: no cleanup at all."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        if self._reader is not None:
+            self._reader.join(5)
+        return None if proc is None else proc.returncode
+
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the process to exit by itself; its exit code (137 after a ``--crash-at``)."""
         assert self._proc is not None, "start() first"
@@ -198,6 +221,18 @@ class FunctionsHostProcess:
     def invocations(self) -> list[dict[str, Any]]:
         with self._cond:
             return [e for e in self.events if e.get("funchost") == "invocation"]
+
+    @property
+    def dropped_logs(self) -> list[dict[str, Any]]:
+        """App log records the real host would have dropped (``log_dropped`` events)."""
+        with self._cond:
+            return [e for e in self.events if e.get("funchost") == "log_dropped"]
+
+    def timer_lock_held(self, function: str) -> bool:
+        """Whether the last ``timer_lock`` event of this process says it holds the function's listener lock."""
+        with self._cond:
+            changes = [e for e in self.events if e.get("funchost") == "timer_lock" and e.get("function") == function]
+        return bool(changes and changes[-1].get("held") and self.returncode is None)
 
     def wait_for_invocation(self, predicate: Callable[[dict[str, Any]], bool],
                             timeout: float = 30.0) -> dict[str, Any]:

@@ -26,7 +26,17 @@ from .invoke import FAILURE, Invoker
 from .metadata import FunctionSpec
 from .routes import RouteTemplate
 
-__all__ = ["HttpFrontEnd", "HttpRoute", "response_parts"]
+__all__ = [
+    "Answer",
+    "HttpFrontEnd",
+    "HttpRoute",
+    "admin_answer",
+    "function_request",
+    "invoke_route",
+    "read_request_body",
+    "resolve_route",
+    "response_parts",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -142,173 +152,197 @@ class HttpFrontEnd:
         return None
 
 
+# -- request handling, in named parts ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer the front end sends itself (not a function's): status, headers, body, and whether
+    the connection must close (the request body was not read)."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    close: bool = False
+
+
+def read_request_body(rfile: Any, headers: Any, limit: int) -> bytes | Answer:
+    """The request body, or the answer to send instead: 400 (unreadable length), 413 (above ``limit``)."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        return _read_chunked(rfile, limit)
+    try:
+        length = int(headers.get("Content-Length") or "0")
+    except ValueError:
+        return Answer(HTTPStatus.BAD_REQUEST, close=True)
+    if length > limit:
+        return Answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, close=True)
+    return rfile.read(length) if length > 0 else b""
+
+
+def _read_chunked(rfile: Any, limit: int) -> bytes | Answer:
+    data = bytearray()
+    while True:
+        size_line = rfile.readline(1024).split(b";", 1)[0].strip()
+        try:
+            size = int(size_line, 16)
+        except ValueError:
+            return Answer(HTTPStatus.BAD_REQUEST, close=True)
+        if size == 0:
+            while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return bytes(data)
+        if len(data) + size > limit:
+            return Answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, close=True)
+        data += rfile.read(size)
+        rfile.readline(16)
+
+
+def has_request_body(headers: Any) -> bool:
+    return bool(headers.get("Content-Length", "0") not in ("", "0") or headers.get("Transfer-Encoding"))
+
+
+def resolve_route(front: HttpFrontEnd, path: str, method: str,
+                  has_body: bool) -> tuple[HttpRoute, dict[str, str]] | Answer:
+    """The function route for ``path`` and ``method`` (literal routes first), or 404 / 405 with ``Allow``."""
+    relative = front.relative_path(path)
+    matches = []
+    if relative is not None:
+        for route in front.routes:
+            values = route.template.match(relative)
+            if values is not None:
+                matches.append((route, values))
+    if not matches:
+        return Answer(HTTPStatus.NOT_FOUND, close=has_body)
+    allowed = [(r, v) for r, v in matches if r.methods is None or method in r.methods]
+    if not allowed:
+        methods = sorted({m for r, _ in matches for m in (r.methods or ())})
+        return Answer(HTTPStatus.METHOD_NOT_ALLOWED, (("Allow", ", ".join(methods)),), close=has_body)
+    return allowed[0]
+
+
+def admin_answer(front: HttpFrontEnd, command: str, path: str, key: str | None, *, has_body: bool,
+                 read_body: Callable[[], bytes | Answer]) -> Answer:
+    """``/admin/...`` with the master key: host status, and running a timer or queue function."""
+    if not front.keys.allows("admin", key):
+        return Answer(HTTPStatus.UNAUTHORIZED, close=has_body)
+    segments = path.split("/")
+    if command == "GET" and segments[1:] == ["host", "status"]:
+        body = json.dumps({"state": "Running", "version": "funchost"}).encode()
+        return Answer(200, (("Content-Type", "application/json; charset=utf-8"),), body)
+    if command == "POST" and len(segments) == 3 and segments[1] == "functions":
+        raw = read_body()
+        if isinstance(raw, Answer):
+            return raw
+        try:
+            payload = json.loads(raw or b"{}")
+            text = str(payload.get("input", "")) if isinstance(payload, dict) else ""
+        except ValueError:
+            text = ""
+        return Answer(HTTPStatus.ACCEPTED if front.admin_invoke(segments[2], text) else HTTPStatus.NOT_FOUND)
+    return Answer(HTTPStatus.NOT_FOUND, close=has_body)
+
+
+def function_request(command: str, raw_path: str, headers: Any, *, host_header: str,
+                     route_params: dict[str, str], query: dict[str, str], body: bytes) -> func.HttpRequest:
+    """The ``func.HttpRequest`` the worker hands to the function (repeated headers joined with ``, ``)."""
+    joined: dict[str, str] = {}
+    for name, value in headers.items():
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    return func.HttpRequest(method=command.upper(), url=f"http://{host_header}{raw_path}", headers=joined,
+                            params=query, route_params=route_params, body=body)
+
+
+def invoke_route(front: HttpFrontEnd, route: HttpRoute, request: func.HttpRequest) -> Answer:
+    """Run the function and turn what it returned into the answer; a failure answers 500 with no body."""
+    details: dict[str, Any] = {"method": request.method, "path": urlsplit(request.url).path}
+    result = front.invoker.invoke(
+        route.spec, request, trigger="http", reason=f"HTTP request {request.method} {details['path']}",
+        details=details,
+    )
+    status, out_body = 500, b""
+    out_headers: list[tuple[str, str]] = []
+    if result.exception is None:
+        try:
+            status, out_headers, out_body = response_parts(result.value)
+        except TypeError as exc:
+            logger.error("Functions.%s: %s", route.spec.name, exc)
+            result.record.outcome, result.record.error = FAILURE, f"TypeError: {exc}"
+    # A failed function answers 500 with an empty body: the traceback is logged, never sent.
+    result.record.details["status"] = status
+    front.invoker.publish(result.record)
+    return Answer(status, tuple(out_headers), out_body)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request: route it (admin, root, function), check the key, read the body, invoke, answer."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "funchost"
+    front: HttpFrontEnd  # set on the per-front-end subclass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The request line may carry a function key in ?code=; never log it.
+        logger.debug("%s - %s", self.address_string(), _REDACT_CODE.sub(r"\1***", format % args))
+
+    def handle_any(self) -> None:
+        # The request thread is the host's (the function runs on the worker's pool): name it so.
+        threading.current_thread().name = "funchost-http-request"
+        try:
+            self._send(self._answer())
+        except Exception:
+            logger.exception("HTTP front end failed on %s %s", self.command, self.path)
+            with contextlib.suppress(OSError):
+                self._send(Answer(500, close=True))
+
+    def _answer(self) -> Answer:
+        if len(self.path) > MAX_URL_LENGTH:
+            return Answer(HTTPStatus.REQUEST_URI_TOO_LONG, close=True)
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        key = self.headers.get("x-functions-key") or query.get("code")
+        path = parts.path.strip("/")
+        has_body = has_request_body(self.headers)
+        if path.lower().startswith("admin/"):
+            return admin_answer(self.front, self.command, path, key, has_body=has_body, read_body=self._read_body)
+        if path == "":
+            return Answer(200, (("Content-Type", "text/plain; charset=utf-8"),),
+                          b"Your Functions app is up and running (apim-dr host stand-in).\n")
+        resolved = resolve_route(self.front, parts.path, self.command.upper(), has_body)
+        if isinstance(resolved, Answer):
+            return resolved
+        route, route_params = resolved
+        if not self.front.keys.allows(route.auth_level, key):
+            return Answer(HTTPStatus.UNAUTHORIZED, close=has_body)
+        body = self._read_body()
+        if isinstance(body, Answer):
+            return body
+        host_header = self.headers.get("Host") or f"127.0.0.1:{self.front.port}"
+        request = function_request(self.command, self.path, self.headers, host_header=host_header,
+                                   route_params=route_params, query=query, body=body)
+        return invoke_route(self.front, route, request)
+
+    def _read_body(self) -> bytes | Answer:
+        return read_request_body(self.rfile, self.headers, self.front.max_request_body)
+
+    def _send(self, answer: Answer) -> None:
+        self.send_response(answer.status)
+        for name, value in answer.headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        if answer.close:
+            # The request body was not read, so the connection cannot be reused.
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD" and answer.body:
+            self.wfile.write(answer.body)
+
+
+for _method in _METHODS:
+    setattr(_Handler, f"do_{_method}", _Handler.handle_any)
+
+
 def _handler_class(front: HttpFrontEnd) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "funchost"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            # The request line may carry a function key in ?code=; never log it.
-            logger.debug("%s - %s", self.address_string(), _REDACT_CODE.sub(r"\1***", format % args))
-
-        def _send(self, status: int, headers: list[tuple[str, str]] | None = None, body: bytes = b"",
-                  *, close: bool = False) -> None:
-            self.send_response(status)
-            for name, value in headers or []:
-                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            if close:
-                # The request body was not read, so the connection cannot be reused.
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            if self.command != "HEAD" and body:
-                self.wfile.write(body)
-
-        def _handle(self) -> None:
-            try:
-                self._dispatch()
-            except Exception:
-                logger.exception("HTTP front end failed on %s %s", self.command, self.path)
-                with contextlib.suppress(OSError):
-                    self._send(500, close=True)
-
-        def _dispatch(self) -> None:
-            if len(self.path) > MAX_URL_LENGTH:
-                self._send(HTTPStatus.REQUEST_URI_TOO_LONG, close=True)
-                return
-            parts = urlsplit(self.path)
-            query = dict(parse_qsl(parts.query, keep_blank_values=True))
-            key = self.headers.get("x-functions-key") or query.get("code")
-            if parts.path.strip("/").lower().startswith("admin/"):
-                self._admin(parts.path.strip("/"), key)
-                return
-            if parts.path.strip("/") == "":
-                self._send(200, [("Content-Type", "text/plain; charset=utf-8")],
-                           b"Your Functions app is up and running (apim-dr host stand-in).\n")
-                return
-            relative = front.relative_path(parts.path)
-            matches = []
-            if relative is not None:
-                for route in front.routes:
-                    values = route.template.match(relative)
-                    if values is not None:
-                        matches.append((route, values))
-            if not matches:
-                self._send(HTTPStatus.NOT_FOUND, close=self._has_body())
-                return
-            method = self.command.upper()
-            allowed = [(r, v) for r, v in matches if r.methods is None or method in r.methods]
-            if not allowed:
-                methods = sorted({m for r, _ in matches for m in (r.methods or ())})
-                self._send(HTTPStatus.METHOD_NOT_ALLOWED, [("Allow", ", ".join(methods))], close=self._has_body())
-                return
-            route, route_params = allowed[0]
-            if not front.keys.allows(route.auth_level, key):
-                self._send(HTTPStatus.UNAUTHORIZED, close=self._has_body())
-                return
-            body = self._read_body()
-            if body is None:
-                return
-            self._invoke(route, route_params, query, body)
-
-        def _has_body(self) -> bool:
-            return bool(self.headers.get("Content-Length", "0") not in ("", "0") or
-                        self.headers.get("Transfer-Encoding"))
-
-        def _read_body(self) -> bytes | None:
-            """The request body, or None after answering 411/413 (too large, or unreadable)."""
-            limit = front.max_request_body
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                return self._read_chunked(limit)
-            length_text = self.headers.get("Content-Length") or "0"
-            try:
-                length = int(length_text)
-            except ValueError:
-                self._send(HTTPStatus.BAD_REQUEST, close=True)
-                return None
-            if length > limit:
-                self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, close=True)
-                return None
-            return self.rfile.read(length) if length > 0 else b""
-
-        def _read_chunked(self, limit: int) -> bytes | None:
-            data = bytearray()
-            while True:
-                size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-                try:
-                    size = int(size_line, 16)
-                except ValueError:
-                    self._send(HTTPStatus.BAD_REQUEST, close=True)
-                    return None
-                if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return bytes(data)
-                if len(data) + size > limit:
-                    self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, close=True)
-                    return None
-                data += self.rfile.read(size)
-                self.rfile.readline(16)
-
-        def _invoke(self, route: HttpRoute, route_params: dict[str, str], query: dict[str, str],
-                    body: bytes) -> None:
-            headers: dict[str, str] = {}
-            for name, value in self.headers.items():
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
-            host = self.headers.get("Host") or f"127.0.0.1:{front.port}"
-            request = func.HttpRequest(
-                method=self.command.upper(),
-                url=f"http://{host}{self.path}",
-                headers=headers,
-                params=query,
-                route_params=route_params,
-                body=body,
-            )
-            details: dict[str, Any] = {"method": request.method, "path": urlsplit(self.path).path}
-            result = front.invoker.invoke(
-                route.spec, request, trigger="http", reason=f"HTTP request {request.method} {details['path']}",
-                details=details,
-            )
-            status, out_body = 500, b""
-            out_headers: list[tuple[str, str]] = []
-            if result.exception is None:
-                try:
-                    status, out_headers, out_body = response_parts(result.value)
-                except TypeError as exc:
-                    logger.error("Functions.%s: %s", route.spec.name, exc)
-                    result.record.outcome, result.record.error = FAILURE, f"TypeError: {exc}"
-            # A failed function answers 500 with an empty body: the traceback is logged, never sent.
-            result.record.details["status"] = status
-            front.invoker.publish(result.record)
-            self._send(status, out_headers, out_body)
-
-        def _admin(self, path: str, key: str | None) -> None:
-            if not front.keys.allows("admin", key):
-                self._send(HTTPStatus.UNAUTHORIZED, close=self._has_body())
-                return
-            segments = path.split("/")
-            if self.command == "GET" and segments[1:] == ["host", "status"]:
-                body = json.dumps({"state": "Running", "version": "funchost"}).encode()
-                self._send(200, [("Content-Type", "application/json; charset=utf-8")], body)
-                return
-            if self.command == "POST" and len(segments) == 3 and segments[1] == "functions":
-                raw = self._read_body()
-                if raw is None:
-                    return
-                try:
-                    payload = json.loads(raw or b"{}")
-                    text = str(payload.get("input", "")) if isinstance(payload, dict) else ""
-                except ValueError:
-                    text = ""
-                if front.admin_invoke(segments[2], text):
-                    self._send(HTTPStatus.ACCEPTED)
-                else:
-                    self._send(HTTPStatus.NOT_FOUND)
-                return
-            self._send(HTTPStatus.NOT_FOUND, close=self._has_body())
-
-    for method in _METHODS:
-        setattr(Handler, f"do_{method}", Handler._handle)
-    return Handler
+    """A handler class bound to ``front`` (ThreadingHTTPServer instantiates it per request)."""
+    return type("Handler", (_Handler,), {"front": front})

@@ -3,7 +3,7 @@
 // basicPublishingCredentialsPolicies: Flex Consumption rejects siteConfig.ftpsState). The app code deploys from
 // the repository root through azd (service `api`) into the deployment container.
 //
-// App settings: every setting the code reads (dr_core/settings.py SETTINGS) except the local-only
+// App settings: every setting the code reads (dr_core/kernel/settings.py SETTINGS) except the local-only
 // connection string AzureWebJobsStorage, plus the two the Functions host reads for Application
 // Insights. None of the settings Flex Consumption rejects (FUNCTIONS_WORKER_RUNTIME,
 // FUNCTIONS_EXTENSION_VERSION, WEBSITE_RUN_FROM_PACKAGE, WEBSITE_TIME_ZONE, ...): the runtime is
@@ -129,7 +129,7 @@ var appSettings = union({
   // Read by the Functions host: telemetry sent with the identity (local auth is off).
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-  // Read by the app (dr_core/settings.py).
+  // Read by the app (dr_core/kernel/settings.py).
   AZURE_CLIENT_ID: identityClientId
   BACKUP_SCHEDULE: backupSchedule
   APIM_DR_INSTANCES: instancesJson

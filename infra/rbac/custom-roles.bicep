@@ -1,5 +1,7 @@
-// The two custom roles of apim-dr, defined at subscription scope (role definitions are tenant-wide
-// objects; `azd down` does not remove them: see docs/deploy.md).
+// The four custom roles of apim-dr, defined at this deployment's subscription (role definitions are
+// tenant-wide objects; `azd down` does not remove them: see docs/deploy.md). APIM DR Operator is
+// assignable in other subscriptions too (the instances may live anywhere in the tenant); the deploying
+// account needs Microsoft.Authorization/roleDefinitions/write here and at every assignable scope.
 //
 // APIM DR Operator: exactly the actions the Function App needs on an APIM instance: read it
 //   (tier, state, identity), poll a running backup or restore (GET of its Location,
@@ -14,7 +16,7 @@
 //   Storage Blob Data Owner has blobs/tags/*), and read the blob service's properties, which the
 //   restore preflight's CORS check calls (Get Blob Service Properties needs blobServices/read, which no
 //   Storage Blob Data role has). Given to the Function App and to the operators.
-// APIM DR Backup Retention: delete backup blobs, nothing else. The daily prune (dr_core/retention.py)
+// APIM DR Backup Retention: delete backup blobs, nothing else. The daily prune (dr_core/retention/pruner.py)
 //   is the only code that deletes a backup; the one destructive permission has a role of its own so
 //   it is granted, reviewed and revoked on its own. Given to the Function App only.
 
@@ -26,7 +28,7 @@ param environmentName string
 @description('Token that makes the role names and GUIDs unique per subscription, environment and region.')
 param resourceToken string
 
-@description('Scopes where APIM DR Operator can be assigned: the resource groups of the protected and standby instances, and the discovery subscriptions. Empty: the role is not created.')
+@description('Scopes where APIM DR Operator can be assigned: first the deployment\'s own resource group (where the definition is at home; nothing is granted there), then the resource groups of the protected, standby and drill instances and the discovery subscriptions, in any subscription of the tenant. Empty: the role is not created.')
 param operatorAssignableScopes array
 
 @description('Resource ID of the resource group that holds the backup account (the only scope of the three backup-account roles).')

@@ -5,7 +5,7 @@
 //     can be recovered; a lifecycle rule removes old versions.
 //   - A lifecycle backstop: backups (blobs carrying apim-dr's index tag apimdr_state=succeeded, and
 //     nothing else) are deleted backstopDeleteDays after creation, well after the app's own retention
-//     (dr_core/retention.py) would have deleted them, in case it does not run.
+//     (dr_core/retention/pruner.py) would have deleted them, in case it does not run.
 //   - Optional version-level WORM retention (immutabilityDays > 0).
 //   - No public blob access, TLS 1.2, HTTPS only, and no CORS rules on the blob service: APIM's
 //     backup call fails with InvalidParameters when the blob service has CORS rules.
@@ -164,7 +164,7 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
           }
         }
         {
-          // The app's tag (dr_core/catalog.py TAG_STATE) selects backups only; nothing else in the
+          // The app's tag (dr_core/catalog/tags.py TAG_STATE) selects backups only; nothing else in the
           // account is touched. With versioning on, the deleted backup becomes a previous version,
           // which the rule above removes, and soft delete keeps that for softDeleteDays more.
           name: 'delete-backups-past-retention'

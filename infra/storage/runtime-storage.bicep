@@ -1,7 +1,7 @@
 // The Function App's own storage: host state (timer leases, the deployment package), the work
 // queue and the jobs table. Reached only with the app's identity: shared keys are off, so no
 // connection string or key exists anywhere. The queue and table names are the ones the code uses
-// (dr_core/settings.py: WORK_QUEUE, JOBS_TABLE); a test checks they agree.
+// (dr_core/kernel/settings.py: WORK_QUEUE, JOBS_TABLE); a test checks they agree.
 
 @description('Name of the storage account (3-24 lowercase letters and digits).')
 param name string
@@ -63,7 +63,7 @@ resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-0
   name: 'default'
 }
 
-// dr_core.settings.WORK_QUEUE
+// dr_core.kernel.settings.WORK_QUEUE
 resource workQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: 'apim-dr-jobs'
@@ -75,7 +75,7 @@ resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
   name: 'apim-dr-jobs-poison'
 }
 
-// dr_core.settings.POLL_QUEUE: polls of running operations, apart from starts so they never wait behind them.
+// dr_core.kernel.settings.POLL_QUEUE: polls of running operations, apart from starts so they never wait behind them.
 resource pollQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: 'apim-dr-polls'
@@ -91,7 +91,7 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
   name: 'default'
 }
 
-// dr_core.settings.JOBS_TABLE
+// dr_core.kernel.settings.JOBS_TABLE
 resource jobsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
   parent: tableService
   name: 'apimdrjobs'

@@ -6,11 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from emulator.azurite import DEV_ACCOUNT, Azurite
+from emulator.azurite import Azurite
 from emulator.blobfront import BlobFront
 from emulator.certs import TlsFiles
-
-ACCOUNT = DEV_ACCOUNT
 
 
 @pytest.fixture(scope="session")

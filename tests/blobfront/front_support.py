@@ -17,10 +17,16 @@ from azure.core.pipeline.transport import HttpResponse as TransportResponse
 from azure.core.rest import HttpResponse as RestResponse
 from azure.storage.blob import BlobServiceClient
 
+from emulator.azurite import DEV_ACCOUNT
 from emulator.blobfront import BlobFront
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 STORAGE_AUDIENCE = "https://storage.azure.com"
+
+# The account every front test uses (Azurite's dev account). Imported from here, never from `conftest`:
+# with several test folders on sys.path, `conftest` is whichever folder's was imported first (tests/emulator's
+# has an ACCOUNT of its own), and a SAS signed for the wrong account fails as AuthorizationFailure.
+ACCOUNT = DEV_ACCOUNT
 
 
 def mint_token(oid: str, *, lifetime: int = 3600, aud: str = STORAGE_AUDIENCE) -> str:

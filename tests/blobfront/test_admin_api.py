@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import ACCOUNT
-from front_support import key_client, unique_container
+from front_support import ACCOUNT, key_client, unique_container
 
 from emulator.blobfront import BlobFront
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContainerClient, ContentSettings
-from conftest import ACCOUNT
-from front_support import assert_azure_error, key_client, storage_error, unique_container
+from front_support import ACCOUNT, assert_azure_error, key_client, storage_error, unique_container
 
 from emulator.blobfront import BlobFront, BlobFrontAdminError
 

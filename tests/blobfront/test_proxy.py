@@ -10,8 +10,7 @@ import pytest
 import requests
 from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
-from conftest import ACCOUNT
-from front_support import FakeCredential, key_client, mint_token, token_client, unique_container
+from front_support import ACCOUNT, FakeCredential, key_client, mint_token, token_client, unique_container
 
 from emulator.azurite import Azurite
 from emulator.blobfront import BlobFront

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.storage.blob import BlobClient, BlobSasPermissions, BlobServiceClient, generate_blob_sas
-from conftest import ACCOUNT
 from front_support import (
+    ACCOUNT,
     FakeCredential,
     assert_azure_error,
     key_client,

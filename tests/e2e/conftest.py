@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import requests
 
+from dr_core.azure.tables import is_job_row, job_from_entity
 from dr_core.context import get_context, reset_context
-from dr_core.jobs import Job
-from dr_core.store import is_job_row, job_from_entity
+from dr_core.jobs.job import Job
 from emulator.apim import EmulatorAdmin
 from emulator.certs import TlsFiles
 from emulator.clock import LinkedClock
@@ -117,7 +117,7 @@ class E2E:
 
     # -- observing ------------------------------------------------------------------------------
     def job(self, job_id: str) -> Job:
-        job = get_context().store.get(job_id)
+        job = get_context().jobs.get(job_id)
         assert job is not None, f"no job {job_id}"
         return job
 

@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from dr_core.azure.queues import send_messages
 from dr_core.context import get_context
-from dr_core.jobs import JobState
-from dr_core.messages import WorkMessage, send_messages
+from dr_core.jobs.messages import WorkMessage
+from dr_core.kernel.phases import JobState
 
 from .conftest import E2E, PREMIUM, PROD, V2, eventually
 
@@ -157,7 +158,7 @@ def test_a_job_past_its_deadline_times_out_and_is_announced(e2e: E2E):
     e2e.admin.set_op_duration(600, service=PROD)
     job_id = e2e.http("POST", "/api/backups", json={"instance": "prod"}).json()["id"]
     eventually(lambda: e2e.job(job_id).state is JobState.RUNNING)
-    store = get_context().store
+    store = get_context().jobs
     job = store.get(job_id)
     assert job is not None
     job.deadline = datetime.now(UTC) - timedelta(seconds=1)

@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from dr_core.backup.manifest import manifest_blob_name
 from dr_core.context import get_context
-from dr_core.jobs import Job, JobKind, JobState
-from dr_core.manifest import manifest_blob_name
-from dr_core.standby import KIND as STANDBY_KIND
-from dr_core.standby import standby_view
-from dr_core.store import record_key
+from dr_core.jobs.ids import JobKind
+from dr_core.jobs.job import Job
+from dr_core.kernel.phases import JobState
+from dr_core.ports import RecordKind
+from dr_core.records import record_key
+from dr_core.standby.record import StandbyRecord
 
 from .conftest import E2E, PROD, PROJECT_ROOT, STANDBY, eventually
 
@@ -95,13 +97,13 @@ def test_a_backup_of_a_synced_primary_is_restored_into_its_standby(e2e: E2E):
     assert configuration(e2e, STANDBY) == at_backup
 
     def synced() -> dict[str, Any] | None:
-        record = get_context().store.get_record(STANDBY_KIND, record_key(e2e.rid(STANDBY)))
+        record = get_context().records.get_record(RecordKind.STANDBY, record_key(e2e.rid(STANDBY)))
         return record.data if record is not None and record.data.get("state") == "Succeeded" else None
 
     data = eventually(synced)
     assert data["jobId"] == sync.job_id and data["primary"] == e2e.rid(PROD)
     assert data["lastSucceeded"]["backup"] == backup.blob_name and data["error"] is None
-    view = standby_view(data, get_context().clock.now())
+    view = StandbyRecord.from_json("", data).view_json(get_context().clock.now())
     assert view["lagHours"] is not None and 0 <= view["lagHours"] < 1
     # The catch-up finds nothing to do: the standby has the newest backup.
     assert e2e.host is not None and e2e.host.fire_timer("sync_standbys").succeeded
@@ -117,7 +119,7 @@ def test_standby_sync_into_a_primary_is_refused(e2e: E2E):
     take_backup(e2e)
 
     def refused() -> dict[str, Any] | None:
-        record = get_context().store.get_record(STANDBY_KIND, record_key(e2e.rid(STANDBY)))
+        record = get_context().records.get_record(RecordKind.STANDBY, record_key(e2e.rid(STANDBY)))
         return record.data if record is not None and record.data.get("state") == "Refused" else None
 
     data = eventually(refused)

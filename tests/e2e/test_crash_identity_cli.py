@@ -16,7 +16,7 @@ import pytest
 import requests
 from azure.storage.blob import BlobServiceClient
 
-from dr_core.jobs import JobState
+from dr_core.kernel.phases import JobState
 from emulator.funchost import FunctionsHostProcess
 from emulator.stack import LocalAzure
 
@@ -40,7 +40,7 @@ def _post_backup(host: FunctionsHostProcess, instance: str = "prod") -> requests
 def test_worker_killed_between_post_and_record_starts_exactly_one_backup(bare: E2E, tmp_path):
     settings = bare.settings()
     crashing = FunctionsHostProcess(PROJECT_ROOT, settings, queue_lease=3, workdir=tmp_path / "first",
-                                    crash_at=["after:dr_core.arm:ApimOperations.begin_backup"])
+                                    crash_at=["after:dr_core.azure.arm:ApimOperations.begin_backup"])
     crashing.start()
     try:
         response = _post_backup(crashing)

@@ -14,10 +14,13 @@ from typing import Any
 import pytest
 import requests
 
-from dr_core.clock import iso
 from dr_core.context import get_context
-from dr_core.jobs import Job, JobKind, JobState
-from dr_core.store import Record, record_key
+from dr_core.jobs.ids import JobKind
+from dr_core.jobs.job import Job, Trigger
+from dr_core.kernel.clock import iso
+from dr_core.kernel.phases import JobState
+from dr_core.ports import RecordKind, StoredRecord
+from dr_core.records import record_key
 from emulator import browser
 from tests.e2e.conftest import E2E, PROD, STANDBY, V2, eventually
 
@@ -47,12 +50,12 @@ def fleet(e2e: E2E) -> dict[str, str]:
     (synced,) = e2e.wait_terminal([sync.job_id])
     assert synced.state is JobState.SUCCEEDED, synced.error_message
     ctx = get_context()
-    standby = eventually(lambda: _succeeded(ctx.store.get_record("standby", record_key(e2e.rid(STANDBY)))))
+    standby = eventually(lambda: _succeeded(ctx.records.get_record(RecordKind.STANDBY, record_key(e2e.rid(STANDBY)))))
     assert standby["jobId"] == sync.job_id and standby["backup"] == jobs[PROD].blob_name
     now = ctx.clock.now()
     backup_created = iso(jobs[PROD].slot)
     drill_target = e2e.rid(STANDBY).rsplit("/", 1)[0] + "/apim-contoso-drill"  # not in the seed: never called
-    ctx.store.put_record(Record("drill", "restore-20261101T030000Z-apim-contoso-drill-0000abcd", {
+    ctx.records.put_record(StoredRecord(RecordKind.DRILL, "restore-20261101T030000Z-apim-contoso-drill-0000abcd", {
         "instance": e2e.rid(PROD), "target": drill_target, "jobId": "restore-drill",
         "backup": jobs[PROD].blob_name, "backupCreatedAt": backup_created, "requestedAt": iso(now),
         "finishedAt": iso(now), "state": "passed", "rtoSeconds": 754, "rpoHoursAtDrill": 1.5,
@@ -60,16 +63,16 @@ def fleet(e2e: E2E) -> dict[str, str]:
     # A restore into the standby that failed with an error message an attacker could shape. Later than
     # the sync's success, which would otherwise supersede it (a failure fixed since is no open failure).
     slot = now.replace(microsecond=0) + timedelta(seconds=1)
-    ctx.store.create(Job(
+    ctx.jobs.create(Job(
         job_id=f"restore-{slot:%Y%m%dT%H%M%SZ}-{STANDBY}-0000beef", kind=JobKind.RESTORE, instance=e2e.rid(STANDBY),
-        service_name=STANDBY, state=JobState.FAILED, trigger="http", slot=slot, created_at=slot, updated_at=slot,
+        service_name=STANDBY, state=JobState.FAILED, trigger=Trigger.HTTP, slot=slot, created_at=slot, updated_at=slot,
         deadline=slot + timedelta(hours=3), finished_at=slot, source_instance=e2e.rid(PROD),
         error_code="RestoreFailed", error_message=HOSTILE_ERROR, remediation="Check the standby's \"activity log\"."))
     key = next(iter(e2e.host.function_keys.values()))
     return {"url": f"{e2e.host.http_url}/api/dashboard", "key": key, "v2_remediation": jobs[V2].remediation or ""}
 
 
-def _succeeded(record: Record | None) -> dict[str, Any] | None:
+def _succeeded(record: StoredRecord | None) -> dict[str, Any] | None:
     return record.data if record is not None and record.data.get("state") == "Succeeded" else None
 
 

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from dr_core.jobs import JobState
+from dr_core.kernel.phases import JobState
 
 from .conftest import E2E, PREMIUM, PROD, PROJECT_ROOT, STANDBY, V2
 from .test_restore_flow import backup_container, take_backup

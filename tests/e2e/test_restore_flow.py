@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 from azure.storage.blob import BlobServiceClient, CorsRule
 
-from dr_core.jobs import JobState
+from dr_core.kernel.phases import JobState
 
 from .conftest import CONSUMPTION, DEV, E2E, PREMIUM, PROD, PROJECT_ROOT, STANDBY, V2, eventually
 

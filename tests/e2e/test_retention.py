@@ -21,10 +21,11 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from dr_core import cli
-from dr_core.catalog import TAG_JOB, TAG_SIZE, backup_blob_name, backup_tags
+from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.tags import TAG_JOB, TAG_SIZE, backup_tags
 from dr_core.context import get_context
-from dr_core.jobs import JobState
-from dr_core.retention import LOG_PREFIX
+from dr_core.kernel.phases import JobState
+from dr_core.retention.pruner import LOG_PREFIX
 from emulator.stack import LocalAzure
 from tests.infra.bicep_model import Infra
 from tests.infra.rbac_model import BACKUP_STORAGE, grants
@@ -214,7 +215,7 @@ def test_backups_labelled_before_the_catalog_tag_are_relabelled_through_infra_ro
     """An upgrade: backups whose labels predate the catalog tag are invisible to the catalog until relabelled,
     by the CLI or by the daily retention run, with the Function App's roles (RBAC enforced by the front), also
     under a time-based immutability policy (Azure allows tag changes there)."""
-    from dr_core.catalog import TAG_CATALOG
+    from dr_core.catalog.tags import TAG_CATALOG
 
     front = e2e.stack.front
     assert front is not None
@@ -234,13 +235,17 @@ def test_backups_labelled_before_the_catalog_tag_are_relabelled_through_infra_ro
 
     strip_catalog_tag()
     assert listed() == [newest]
+    # The backups' follow-ups (their manifests, written after the jobs ended) are done before requests are counted.
+    eventually(lambda: all(get_context().backups.get_json(CONTAINER, b + ".manifest.json") for b in (older, newest)))
     front.admin.clear_requests()
     out = io.StringIO()
     assert cli.main(["backups", "relabel", "--service", "prod"], stdout=out) == 0, out.getvalue()
     assert f"[relabelled] {older}" in out.getvalue()
     assert listed() == [newest, older]
     assert front.admin.requests(decision="refused-rbac") == []
-    (tagged,) = front.admin.requests(method="PUT")  # one Set Blob Tags, with the app's identity; nothing else
+    puts = front.admin.requests(method="PUT")
+    assert len(puts) == 1, puts  # one Set Blob Tags, with the app's identity; nothing else
+    (tagged,) = puts
     assert tagged["operation"] == "SetBlobTags" and tagged["path"].endswith(older) and tagged["status"] == 204
     assert tagged["principal"] == e2e.stack.function_app_principal_id
 

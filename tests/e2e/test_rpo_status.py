@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from dr_core.jobs import Job, JobState
-from dr_core.rpo import LOG_PREFIX
+from dr_core.jobs.job import Job
+from dr_core.kernel.phases import JobState
+from dr_core.posture.rpo import LOG_PREFIX
 
 from .conftest import E2E, PROD, PROJECT_ROOT, STANDBY, eventually
 from .test_real_azure_rules import closed_port, no_traceback

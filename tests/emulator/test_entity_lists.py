@@ -68,7 +68,7 @@ def test_official_client_lists_apis_products_and_named_values(client: ApiManagem
     assert products[1].terms == "Partner agreement 2024 applies."
 
     named = {name_of(n): n for n in client.named_value.list_by_service(PROD_RG, PROD)}
-    assert set(named) == {"orders-backend-url", "partner-signing-key", "legacy-basic-auth"}
+    assert set(named) == {"orders-backend-url", "partner-signing-key", "legacy-basic-auth", "appinsights-key"}
     assert named["orders-backend-url"].value == "https://orders.internal.contoso.com"
     assert named["orders-backend-url"].tags == ["orders", "backend"]
     # Secrets never come back from a list, whether stored in APIM or referenced in Key Vault.

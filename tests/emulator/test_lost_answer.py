@@ -40,7 +40,7 @@ def _params() -> Params:
 
 
 def _begin(client: ApiManagementClient, kind: str) -> Any:
-    """The POST alone, as dr_core/arm.py sends it: ``begin_*(..., polling=False)``, raw pipeline response."""
+    """The POST alone, as dr_core/azure/arm.py sends it: ``begin_*(..., polling=False)``, raw pipeline response."""
     rg, name = TARGETS[kind]
     method = getattr(client.api_management_service, f"begin_{kind}")
     poller = method(rg, name, _params(), polling=False, cls=lambda pipeline_response, _d, _h: pipeline_response)

@@ -76,7 +76,8 @@ def test_backup_writes_a_real_blob_and_restore_changes_the_standby(
 
     snapshot = json.loads(blobs.get_blob_client(CONTAINER, name).download_blob().readall())
     prod = emu.admin.service(PROD)
-    assert snapshot["configuration"] == prod["configuration"]
+    # Everything but the developer portal's content, which APIM's backup omits.
+    assert snapshot["configuration"] == {k: v for k, v in prod["configuration"].items() if k != "contentTypes"}
     assert snapshot["sku"] == {"name": "Standard", "capacity": 1}
     assert snapshot["location"] == "West Europe"
     assert snapshot["serviceId"].endswith(f"/service/{PROD}")

@@ -50,6 +50,9 @@ def sample_env(funchost_azurite: AzuriteHandle, tmp_path: Path) -> SampleEnv:
         "SAMPLE_QUEUE": env.queue_name,
         "SAMPLE_OUT_QUEUE": env.out_queue_name,
         "SAMPLE_SCHEDULE": "0 0 0 1 1 *",  # once a year: tests that want ticks override it
+        "SAMPLE_MONITORED_SCHEDULE": "0 0 0 1 1 *",
+        # Each test is its own app as far as the host's storage goes: its own timer locks and schedule status.
+        "AzureFunctionsJobHost__id": f"sample-{suffix}",
         "SAMPLE_RECORD_FILE": str(env.record_file),
     }
     return env

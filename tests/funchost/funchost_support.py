@@ -16,6 +16,7 @@ from azure.storage.queue import QueueClient
 
 from emulator.azurite import Azurite
 from emulator.certs import TlsFiles
+from emulator.funchost import HOSTS_CONTAINER, ScheduleStatus, function_id, status_blob
 
 SAMPLE_APP = Path(__file__).resolve().parent / "sample_app"
 
@@ -80,3 +81,27 @@ class SampleEnv:
             return [m.content for m in self.azurite.queue(name).peek_messages(max_messages=32)]
         except ResourceNotFoundError:
             return []
+
+
+def stored_status(env: SampleEnv, host_id: str, name: str) -> ScheduleStatus | None:
+    """The timer's schedule status blob as the host stored it, or None."""
+    from azure.storage.blob import ContainerClient
+
+    container = ContainerClient.from_connection_string(env.azurite.connection_string, HOSTS_CONTAINER)
+    try:
+        text = container.get_blob_client(status_blob(host_id, function_id(name))).download_blob().readall()
+    except ResourceNotFoundError:
+        return None
+    return ScheduleStatus.from_json(json.loads(text))
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``check()``'s first truthy value, polled until ``timeout``; AssertionError naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not seen within {timeout:.0f} s")
+        time.sleep(0.05)

@@ -1,7 +1,7 @@
 """The host stand-in's own NCRONTAB (``emulator.funchost.ncrontab``): NCrontab's rules, quirks included.
 
 The reference vectors, run through both this and the app's parser, are in
-tests/unit/test_schedule_reference.py.
+tests/unit/kernel/test_schedule_reference.py.
 """
 
 from __future__ import annotations

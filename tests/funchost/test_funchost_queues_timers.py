@@ -22,8 +22,12 @@ def test_timer_on_demand_passes_past_due(sample_env: SampleEnv) -> None:
         record = host.fire_timer("sample_timer", past_due=True)
         assert record.succeeded and record.trigger == "timer"
         assert host.fire_timer("sample_timer").details == {"past_due": False}
+        # A timer that keeps schedule status gets the stored one; with none stored yet, none.
+        monitored = host.fire_timer("sample_monitored_timer")
+        assert monitored.succeeded and "schedule_status" not in monitored.details
     assert [r["past_due"] for r in sample_env.records("sample_timer")] == [True, False]
-    assert [r.function for r in host.invocations] == ["sample_timer", "sample_timer"]
+    assert [r.function for r in host.invocations] == ["sample_timer", "sample_timer", "sample_monitored_timer"]
+    assert sample_env.records("sample_monitored_timer")[0]["schedule_status"] == {}
 
 
 def test_timer_runs_on_its_schedule_from_a_setting(sample_env: SampleEnv) -> None:
@@ -91,11 +95,15 @@ def test_failures_retry_after_visibility_timeout_then_go_to_poison(sample_env: S
     assert sample_env.queue().get_queue_properties().approximate_message_count == 0
 
 
-def test_message_that_is_not_base64_fails_until_poisoned(sample_env: SampleEnv) -> None:
+def test_message_that_is_not_base64_goes_to_poison_at_once(sample_env: SampleEnv) -> None:
+    # The extension's MessageDecodingFailed handler moves it on its first receive; the function never runs.
     sample_env.send("not base64!", encoding="none")
     with FunctionsHost(SAMPLE_APP, sample_env.settings, http_port=None) as host:
-        host.wait_for(lambda r: r.details.get("disposition") == "poisoned", timeout=15)
-        assert all("not valid base64" in (r.error or "") for r in host.invocations)
+        (record,) = host.wait_for(lambda r: r.details.get("disposition") == "poisoned", timeout=15)
+        host.drain(timeout=10, include_delayed=True)
+        assert len(host.invocations) == 1
+    assert "not valid base64" in (record.error or "") and record.details["dequeue_count"] == 1
+    assert record.details["invoked"] is False
     assert sample_env.records("sample_queue") == []  # the function never ran
     assert sample_env.raw_messages(f"{sample_env.queue_name}-poison") == ["not base64!"]
 

@@ -35,6 +35,7 @@ OFFLINE_SETTINGS = {
     "SAMPLE_QUEUE": "offline-queue",
     "SAMPLE_OUT_QUEUE": "offline-out",
     "SAMPLE_SCHEDULE": "*/5 * * * * *",
+    "SAMPLE_MONITORED_SCHEDULE": "0 0 2 * * *",
     "SAMPLE_RECORD_FILE": "/dev/null",
 }
 
@@ -175,8 +176,9 @@ def test_crash_point_spec() -> None:
 def test_binding_metadata_is_read_from_the_app() -> None:
     with offline_host() as host:
         functions = host.functions
-        assert set(functions) == {"sample_timer", "sample_queue", "items", "hello", "boom", "admin_only",
-                                  "enqueue", "with_context"}
+        assert set(functions) == {"sample_timer", "sample_monitored_timer", "sample_queue", "items", "hello",
+                                  "boom", "admin_only", "enqueue", "with_context", "log_from_threads",
+                                  "async_log_from_threads"}
         timer = functions["sample_timer"]
         assert timer.trigger.type == "timerTrigger" and timer.trigger.get("schedule") == "%SAMPLE_SCHEDULE%"
         assert timer.trigger.get("useMonitor") is False
@@ -199,8 +201,15 @@ def test_settings_become_environment_and_are_restored(monkeypatch: pytest.Monkey
     try:
         assert os.environ["SAMPLE_QUEUE"] == "offline-queue"
         assert "sample_blueprint" in sys.modules
-        with pytest.raises(HostAlreadyRunningError):
-            offline_host().start()
+        # Another app, or the same app with other settings, cannot share the process's environment.
+        with pytest.raises(HostAlreadyRunningError, match="different app or different settings"):
+            offline_host(settings={**OFFLINE_SETTINGS, "SAMPLE_QUEUE": "other-queue"}).start()
+        assert os.environ["SAMPLE_QUEUE"] == "offline-queue"
+        # The same app with the same settings is a second instance of it: it shares the loaded app.
+        second = offline_host().start()
+        assert second.module is host.module and second.instance_id != host.instance_id
+        second.stop()
+        assert os.environ["SAMPLE_QUEUE"] == "offline-queue"  # the first instance still runs
     finally:
         host.stop()
     assert os.environ["SAMPLE_QUEUE"] == "before"

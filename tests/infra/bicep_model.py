@@ -22,10 +22,11 @@ from typing import Any
 
 from pycep import BicepParser
 
-from dr_core import drills, standby
-from dr_core.drills import LOG_PREFIX as DRILL_LOG_PREFIX
-from dr_core.rpo import LOG_PREFIX as RPO_LOG_PREFIX
-from dr_core.settings import JOBS_TABLE, POLL_QUEUE, SETTINGS, WORK_QUEUE
+from dr_core.drills import drills
+from dr_core.drills.drills import LOG_PREFIX as DRILL_LOG_PREFIX
+from dr_core.kernel.settings import JOBS_TABLE, POLL_QUEUE, SETTINGS, WORK_QUEUE
+from dr_core.posture.rpo import LOG_PREFIX as RPO_LOG_PREFIX
+from dr_core.standby import sync as standby
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -364,11 +365,26 @@ def check_custom_roles(infra: Infra) -> list[str]:
     operator = defs.get("operatorRole")
     if operator and get(body(operator), "properties", "assignableScopes") != "operatorAssignableScopes":
         problems.append(f"{CUSTOM_ROLES}: operatorRole must be assignable only at operatorAssignableScopes")
+    # Where exactly it is assignable, in each layout (same subscription, instances elsewhere): layouts.py.
     main = infra.tree(MAIN)
-    scopes = json.dumps(main["variables"].get("operatorAssignableScopes", {}))
-    if "targetResourceGroupScopes" not in scopes or "discoveryScopes" not in scopes:
-        problems.append(f"{MAIN}: operatorAssignableScopes must be the instances' resource groups and the "
+    grants = json.dumps(main["variables"].get("operatorGrantScopes", {}))
+    if "targetResourceGroupScopes" not in grants or "discoveryScopes" not in grants:
+        problems.append(f"{MAIN}: operatorGrantScopes must be the instances' resource groups and the "
                         "discovery subscriptions")
+    return problems
+
+
+@check
+def check_role_assignments_name_their_principal_type(infra: Infra) -> list[str]:
+    """ARM looks a principal up in Entra ID unless the assignment says what it is; for an identity created
+    in the same deployment that lookup can fail with PrincipalNotFound (replication delay). Every
+    assignment therefore sets principalType (troubleshooting.md, "Assigning a role to a new principal
+    sometimes fails"; bicep scenarios-rbac.md, "Principal")."""
+    problems = []
+    for path in infra.bicep_files:
+        for name, res in resources(infra.tree(path), "Microsoft.Authorization/roleAssignments").items():
+            if not get(body(res), "properties", "principalType"):
+                problems.append(f"{path}: role assignment {name} does not set principalType")
     return problems
 
 
@@ -594,6 +610,58 @@ def check_app_settings_match_the_code(infra: Infra) -> list[str]:
     return problems
 
 
+# Settings the Function App gets from an expression rather than a main.bicep parameter of the same default.
+COMPUTED_SETTINGS = {
+    "APIM_DR_INSTANCES": "built from the protectedInstances parameter (only the keys the app reads)",
+    "APIM_DR_DISCOVERY_SUBSCRIPTIONS": "discoverySubscriptionIds with spaces removed",
+    "APIM_DR_ARM_ENDPOINT": "the Resource Manager endpoint of the cloud deployed to (environment())",
+}
+
+
+def deployed_defaults(infra: Infra) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    """Per app setting the Function App sets: the main.bicep parameter that feeds it, and that parameter's
+    declaration (None when the value is an expression, not a parameter passed through)."""
+    settings = infra.tree(FUNCTION_APP)["variables"]["appSettings"]["value"]["function"]["parameters"]["arg_1"]
+    main = infra.tree(MAIN)
+    module = next(body(m).get("params", {}) for m in main["modules"].values()
+                  if m["detail"]["path"] == FUNCTION_APP)
+    out: dict[str, tuple[str, dict[str, Any] | None]] = {}
+    for name, value in settings.items():
+        source = get(value, "function", "parameters", "value_to_convert") if isinstance(value, dict) else value
+        passed = module.get(source) if isinstance(source, str) else None  # a dict: string(intParam)
+        declared = main["parameters"].get(passed) if isinstance(passed, str) else None
+        out[name] = (str(passed), declared)
+    return out
+
+
+@check
+def check_setting_defaults_match_the_code(infra: Infra) -> list[str]:
+    """main.bicep's parameter defaults (and ranges) are the code's, by value: a default is declared once, in
+    dr_core.kernel.settings.SETTINGS, and a deployment that sets nothing gets exactly it."""
+    deployed = deployed_defaults(infra)
+    problems: list[str] = []
+    for spec in SETTINGS:
+        if spec.default is None or spec.name not in deployed:
+            continue
+        parameter, declared = deployed[spec.name]
+        if declared is None:
+            if spec.name not in COMPUTED_SETTINGS:
+                problems.append(f"{MAIN}: {spec.name} does not come from a parameter with a default; name why in "
+                                "COMPUTED_SETTINGS or pass a parameter through")
+            continue
+        default = declared.get("default")
+        expected: object = int(spec.default) if declared.get("type") == "int" else spec.default
+        if default != expected:
+            problems.append(f"{MAIN}: param {parameter} defaults to {default!r}; the code's default of {spec.name} "
+                            f"is {expected!r}")
+        bounds = {d["type"]: d["argument"] for d in declared.get("decorators", [])}
+        for decorator, bound in (("min_value", spec.minimum), ("max_value", spec.maximum)):
+            if decorator in bounds and bounds[decorator] != bound:
+                problems.append(f"{MAIN}: param {parameter} has @{decorator} {bounds[decorator]}; the code allows "
+                                f"{spec.name} {spec.minimum}-{spec.maximum}")
+    return problems
+
+
 @check
 def check_runtime_storage_queues_and_tables(infra: Infra) -> list[str]:
     tree = infra.tree(RUNTIME_STORAGE)
@@ -656,7 +724,7 @@ def check_backup_storage(infra: Infra) -> list[str]:
 def check_backup_lifecycle_backstop(infra: Infra) -> list[str]:
     """The lifecycle rule behind the app's retention deletes apim-dr's backups only (selected by the catalog's
     index tag), only by age since creation, and only after the longest retention any instance has plus a delay."""
-    from dr_core.catalog import TAG_STATE
+    from dr_core.catalog.tags import TAG_STATE
 
     tree = infra.tree(BACKUP_STORAGE)
     problems: list[str] = []

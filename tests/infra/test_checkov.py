@@ -56,7 +56,18 @@ def test_checkov_parsed_every_file(report):
     checked_files = {c["file_path"].lstrip("/") for key in ("passed_checks", "failed_checks", "skipped_checks")
                      for c in report["results"][key]}
     # The files that hold the resources checkov has policies for must all have been read.
-    assert {"app/function-app.bicep", "storage/runtime-storage.bicep", "storage/backup-storage.bicep"} <= checked_files
+    assert {"app/function-app.bicep", "storage/runtime-storage.bicep", "storage/backup-storage.bicep",
+            "rbac/custom-roles.bicep"} <= checked_files
+
+
+def test_no_custom_role_is_an_owner_role(report):
+    """CKV_AZURE_39 (no custom role with `*` actions over a subscription) on all four roles: the operator role is
+    assignable in other subscriptions, and checkov must have looked at it. Which scopes each layout makes it
+    assignable at is evaluated in test_layouts.py: checkov reads the templates, not a layout's values."""
+    results = {c["resource"].rpartition(".")[2]: key for key in ("passed_checks", "failed_checks")
+               for c in report["results"][key] if c["check_id"] == "CKV_AZURE_39"}
+    expected = {"operatorRole", "backupDataRole", "backupCatalogRole", "backupRetentionRole"}
+    assert results == dict.fromkeys(expected, "passed_checks")
 
 
 def test_checkov_checked_something(report):

@@ -85,7 +85,7 @@ def test_the_scan_finds_the_calls_the_app_is_known_to_make():
     found = {c.method for c in calls}
     assert {
         "get_service_properties", "find_blobs_by_tags", "get_blob_tags", "set_blob_tags", "set_blob_metadata",
-        "get_blob_properties", "exists", "send_message", "create_queue", "create_table", "create_entity",
+        "get_blob_properties", "send_message", "create_queue", "create_table", "create_entity",
         "submit_transaction", "get_entity", "query_entities", "update_entity", "delete_entity",
         "api_management_service.get", "api_management_service.list", "api_management_service.begin_backup",
         "api_management_service.begin_restore", "_send_request",
@@ -101,8 +101,8 @@ def test_the_scan_finds_the_calls_the_app_is_known_to_make():
     assert ("api_management_service.list", SUBSCRIPTION,
             (frozenset({A("Microsoft.ApiManagement/service/read")}),)) in by_method
     assert {n.scope for n in required if n.call.method == "send_message"} == {RUNTIME_STORAGE}
-    # Over-approximation on purpose: a project method that shares an SDK name (BackupStore.exists) counts
-    # as the SDK call; that can only ask for more, never less.
+    # Over-approximation on purpose: a project method that shares an SDK name would count as the SDK call;
+    # that can only ask for more, never less.
 
 
 def test_an_sdk_call_missing_from_the_table_fails():
@@ -202,20 +202,20 @@ def test_delete_on_the_backup_account_only_through_the_retention_role(infra):
 
 def test_only_retention_deletes_backups():
     """The permission is granted for retention alone: the one SDK delete sits in BackupStore.delete, and the only
-    code that calls that is dr_core/retention.py."""
+    code that calls that is the retention package."""
     import ast
 
     from tests.infra.rbac_model import DR_CORE
 
     calls, _ = scan_dr_core()
-    assert {c.file for c in calls if c.method == "delete_blob"} == {"dr_core/backup_store.py"}
+    assert {c.file for c in calls if c.method == "delete_blob"} == {"dr_core/azure/blobs.py"}
     callers = set()
     for path in DR_CORE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "delete" \
                     and "backups" in ast.unparse(node.func.value):
-                callers.add(path.name)
-    assert callers == {"retention.py"}
+                callers.add(path.relative_to(DR_CORE.parent).as_posix())
+    assert callers == {"dr_core/retention/pruner.py"}
 
 
 def test_no_delete_when_storage_blob_data_contributor_is_back(infra):

@@ -14,9 +14,9 @@ from datetime import timedelta
 
 import pytest
 
-from dr_core.errors import ArmError
-from dr_core.notify import LOG_PREFIX, log_transition
-from dr_core.planner import new_backup_job
+from dr_core.jobs.events import LOG_PREFIX, log_transition
+from dr_core.jobs.job import Job, Trigger
+from dr_core.kernel.errors import ArmError
 from tests.infra.bicep_model import LOG_LINE_FIELDS, ROOT, Infra, workbook_fields, workbook_queries
 from tests.unit.fakes import T0, settings
 
@@ -34,7 +34,7 @@ def written_prefixes() -> set[str]:
 
 
 def test_the_job_line_fields_are_what_log_transition_logs(caplog: pytest.LogCaptureFixture):
-    job = new_backup_job(settings(), settings().instances[0], T0, trigger="schedule", now=T0)
+    job = Job.new_backup(settings(), settings().instances[0], T0, trigger=Trigger.SCHEDULE, now=T0)
     job.begin_start(T0)
     job.fail(T0 + timedelta(seconds=5), ArmError("InvalidParameters", "no identity", 400))
     with caplog.at_level(logging.INFO, logger="apim_dr.jobs"):
@@ -73,8 +73,8 @@ def test_workbook_fields_reads_nested_paths():
     assert workbook_fields(query) == {"APIMDR_RPO": {"state", "newestRestorable.createdAt"}}
 
 
-@pytest.mark.parametrize(("prefix", "module"), [("APIMDR_STANDBY", "dr_core.standby"),
-                                               ("APIMDR_DRILL", "dr_core.drills")])
+@pytest.mark.parametrize(("prefix", "module"), [("APIMDR_STANDBY", "dr_core.standby.sync"),
+                                               ("APIMDR_DRILL", "dr_core.drills.drills")])
 def test_the_standby_and_drill_line_fields_are_what_the_code_logs(prefix: str, module: str):
     import importlib
 

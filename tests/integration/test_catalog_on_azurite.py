@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from azure.storage.blob import BlobServiceClient
 
-from dr_core.backup_store import BlobBackupStore
-from dr_core.catalog import TAG_CATALOG, TAG_SERVICE, TAG_STATE, backup_blob_name, backup_tags, entry_from_tags
+from dr_core.azure.blobs import BlobBackupStore
+from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.tags import TAG_CATALOG, TAG_SERVICE, TAG_STATE, backup_tags, entry_from_tags
 
 BACKUP_ACCOUNT = "apimdrbackups"
 
@@ -58,7 +59,7 @@ def test_the_catalog_tag_alone_gives_the_same_entry_as_every_tag():
 
 
 def test_backups_labelled_before_the_catalog_tag_are_found_and_relabelled(azurite):
-    from dr_core.labels import RelabelOutcome, relabel_older_backups
+    from dr_core.catalog.relabel import RelabelOutcome, relabel_older_backups
 
     service_client = BlobServiceClient.from_connection_string(azurite.connection_string(BACKUP_ACCOUNT))
     container = f"old{uuid.uuid4().hex[:12]}"

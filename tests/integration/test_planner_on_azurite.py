@@ -9,14 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dr_core.clock import ManualClock
+from dr_core.azure.tables import job_to_entity
 from dr_core.context import DrContext
-from dr_core.errors import InvalidRequestError
-from dr_core.inventory import UnknownInstanceError
-from dr_core.jobs import JobState
-from dr_core.messages import WorkMessage
-from dr_core.settings import load_settings
-from dr_core.store import JobConflictError, job_to_entity
+from dr_core.inventory.resolver import UnknownInstanceError
+from dr_core.jobs.messages import WorkMessage
+from dr_core.kernel.clock import ManualClock
+from dr_core.kernel.errors import InvalidRequestError
+from dr_core.kernel.phases import JobState
+from dr_core.kernel.settings import load_settings
+from dr_core.ports import JobConflictError
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 
@@ -69,7 +70,7 @@ def test_timer_plans_one_job_per_instance_and_is_idempotent(ctx):
     assert [m.op for m in messages] == ["fanout"]
     assert sorted(messages[0].jobs) == sorted(first.planned)
     for job_id in first.planned:
-        job = ctx.store.get(job_id)
+        job = ctx.jobs.get(job_id)
         assert job is not None and job.state is JobState.PLANNED
         assert job.blob_name.endswith("-20261122T020000Z.apimbackup")
 
@@ -90,7 +91,7 @@ def test_partial_rows_from_an_interrupted_plan_are_completed(ctx):
     # Simulate a crash that wrote only some rows: delete two, plan again.
     table = ctx.clients.jobs_table()
     for job_id in report.planned[:2]:
-        job = ctx.store.get(job_id)
+        job = ctx.jobs.get(job_id)
         table.delete_entity(job_to_entity(job)["PartitionKey"], job_id)
     again = ctx.planner().plan_scheduled()
     assert sorted(again.planned) == sorted(report.planned[:2])
@@ -111,21 +112,21 @@ def test_on_demand_backup_dedupes_within_a_second(ctx):
 
 def test_updates_are_conditional(ctx):
     job, _ = ctx.planner().request_backup("apim-0")
-    a, b = ctx.store.get(job.job_id), ctx.store.get(job.job_id)
+    a, b = ctx.jobs.get(job.job_id), ctx.jobs.get(job.job_id)
     a.wait_reason = "first"
-    ctx.store.update(a)
+    ctx.jobs.update(a)
     b.wait_reason = "second"
     with pytest.raises(JobConflictError):
-        ctx.store.update(b)
-    assert ctx.store.get(job.job_id).wait_reason == "first"
+        ctx.jobs.update(b)
+    assert ctx.jobs.get(job.job_id).wait_reason == "first"
 
 
 def test_watchdog_requeues_only_overdue_unfinished_jobs(ctx):
     job, _ = ctx.planner().request_backup("apim-1")
     drain(ctx.clients.work_queue())
-    assert ctx.planner().requeue_stalled() == []
+    assert ctx.watchdog().requeue_stalled() == []
     later = ctx.clock.now() + timedelta(minutes=10)
-    assert at(ctx, later).planner().requeue_stalled() == [job.job_id]
+    assert at(ctx, later).watchdog().requeue_stalled() == [job.job_id]
     assert [m.op for m in drain(ctx.clients.work_queue())] == ["start"]
 
 

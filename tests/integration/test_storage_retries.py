@@ -15,8 +15,8 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
-from dr_core.clients import AzureClients
-from dr_core.settings import load_settings
+from dr_core.azure.clients import AzureClients
+from dr_core.kernel.settings import load_settings
 from emulator.azurite import Azurite
 
 BACKUP_ACCOUNT = "apimdrbackups"

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from dr_core.arm import ConfigurationSummary, PollResult
-from dr_core.catalog import backup_blob_name, backup_tags
-from dr_core.jobs import Job, JobKind, JobState
-from dr_core.manifest import MANIFEST_FORMAT, manifest_blob_name
-from dr_core.messages import WorkMessage
-from dr_core.planner import new_backup_job
+from dr_core.backup.manifest import MANIFEST_FORMAT, manifest_blob_name
+from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.tags import backup_tags
+from dr_core.jobs.ids import JobKind
+from dr_core.jobs.job import Job, Trigger
+from dr_core.jobs.messages import WorkMessage
+from dr_core.kernel.phases import JobState
+from dr_core.ports import ConfigurationSummary, PollResult
 from tests.unit.fakes import SUB, T0, World, rid, settings, world
 
 PROD, STANDBY, DRILL, DEV = "apim-prod", "apim-dr", "apim-drill", "apim-dev"
@@ -51,7 +53,7 @@ def succeed_backup(w: World) -> Job:
     """A backup of the primary that the worker sees succeed (blob written by "APIM"), followers included."""
     instance = w.ctx.settings.instances[0]
     now = w.clock.now().replace(microsecond=0)
-    job = new_backup_job(w.ctx.settings, instance, now, trigger="schedule", now=now)
+    job = Job.new_backup(w.ctx.settings, instance, now, trigger=Trigger.SCHEDULE, now=now)
     job.begin_start(now)
     job.record_started(now, location="https://management.example/op/backup", delay=5)
     w.store.put(job)

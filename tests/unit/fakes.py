@@ -1,4 +1,5 @@
-"""In-memory stand-ins for the adapters the use cases take: job store, work queue, backup store, ARM, notifier.
+"""In-memory stand-ins for the ports (dr_core.ports): the table (jobs, restore locks, records), the work queue,
+the backup store, ARM, the notifier.
 
 They keep the contracts of the real adapters (conditional updates with ETags, missing blobs
 as ``None``, ARM refusals as ``ArmCallError``) so the worker, planner, restore and HTTP
@@ -12,24 +13,37 @@ import contextlib
 import copy
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dr_core.arm import ApimManagement, BackupTarget, ConfigurationSummary, PollResult, ServiceInfo, StartedOperation
-from dr_core.backup_store import BackupStore, BlobFacts, DeleteOutcome
-from dr_core.catalog import CatalogEntry, entry_from_tags
-from dr_core.clients import AzureClients
-from dr_core.clock import ManualClock
+from dr_core.azure.clients import AzureClients
+from dr_core.catalog.entry import CatalogEntry
+from dr_core.catalog.tags import entry_from_tags
 from dr_core.context import DrContext
-from dr_core.errors import ArmCallError, ArmError, DrError
-from dr_core.ids import ApimResourceId
-from dr_core.jobs import Job, JobKind, parse_job_id
-from dr_core.messages import WorkMessage, WorkQueue
-from dr_core.notify import Event
-from dr_core.settings import Settings, load_settings
-from dr_core.store import JobConflictError, JobStore, Record
+from dr_core.jobs.ids import JobKind, parse_job_id
+from dr_core.jobs.job import Job
+from dr_core.jobs.messages import WorkMessage
+from dr_core.kernel.clock import ManualClock
+from dr_core.kernel.errors import ArmCallError, ArmError, DrError
+from dr_core.kernel.events import Event
+from dr_core.kernel.ids import ApimResourceId
+from dr_core.kernel.settings import Settings, load_settings
+from dr_core.ports import (
+    BackupTarget,
+    BlobFacts,
+    ConfigurationSummary,
+    DeleteOutcome,
+    JobConflictError,
+    LockHolder,
+    PollResult,
+    RecordConflictError,
+    RecordKind,
+    ServiceInfo,
+    StartedOperation,
+    StoredRecord,
+)
 
 SUB = "00000000-0000-0000-0000-0000000000cc"
 T0 = datetime(2026, 11, 30, 2, 0, 0, tzinfo=UTC)
@@ -53,17 +67,19 @@ def settings(instances: list[Any] | None = None, **extra: str) -> Settings:
     return load_settings(values)
 
 
-class FakeJobStore(JobStore):
+class FakeTables:
+    """The app's table: jobs, restore locks and records (JobStore, RestoreLocks and RecordStore in one)."""
+
     def __init__(self) -> None:
         self.rows: dict[str, Job] = {}
         self.locks: dict[str, tuple[str, str]] = {}
         self._etags = itertools.count(1)
         self.conflict_next_update = False
         self.updates = 0
-        self.record_rows: dict[tuple[str, str], Record] = {}
+        self.record_rows: dict[tuple[RecordKind, str], StoredRecord] = {}
         self.record_puts = 0
         self.conflict_next_record_put = False  # as if another writer had changed the record just before
-        self.record_errors: dict[str, DrError] = {}  # kind -> error raised when that kind is read
+        self.record_errors: dict[RecordKind, DrError] = {}  # kind -> error raised when that kind is read
 
     def _etag(self) -> str:
         return f'W/"{next(self._etags)}"'
@@ -98,14 +114,14 @@ class FakeJobStore(JobStore):
         self.rows[job.job_id] = copy.deepcopy(job)
         return job
 
-    def recent_jobs(self, kinds: Iterable[JobKind], *, days: int, now: datetime) -> Iterator[Job]:
+    def recent_jobs(self, kinds: Iterable[JobKind], *, days: int, now: datetime) -> list[Job]:
         wanted = set(kinds)
-        for job in list(self.rows.values()):
-            if job.kind in wanted and now - job.slot < timedelta(days=days):
-                yield copy.deepcopy(job)
+        return [copy.deepcopy(job) for job in list(self.rows.values())
+                if job.kind in wanted and now - job.slot < timedelta(days=days)]
 
-    def lock_holder_id(self, target: ApimResourceId) -> tuple[str, str] | None:
-        return self.locks.get(target.key)
+    def lock_holder(self, target: ApimResourceId) -> LockHolder | None:
+        holder = self.locks.get(target.key)
+        return None if holder is None else LockHolder(*holder)
 
     def create_lock(self, target: ApimResourceId, job_id: str) -> bool:
         if target.key in self.locks:
@@ -125,26 +141,26 @@ class FakeJobStore(JobStore):
         if current is not None and current[1] == etag:
             del self.locks[target.key]
 
-    def get_record(self, kind: str, key: str) -> Record | None:
+    def get_record(self, kind: RecordKind, key: str) -> StoredRecord | None:
         if kind in self.record_errors:
             raise self.record_errors[kind]
         record = self.record_rows.get((kind, key))
         return copy.deepcopy(record) if record is not None else None
 
-    def put_record(self, record: Record) -> Record:
+    def put_record(self, record: StoredRecord) -> StoredRecord:
         self.record_puts += 1
         if self.conflict_next_record_put:
             self.conflict_next_record_put = False
-            raise JobConflictError(f"record {record.kind}/{record.key} changed meanwhile")
+            raise RecordConflictError(f"record {record.kind}/{record.key} changed meanwhile")
         current = self.record_rows.get((record.kind, record.key))
         if (record.etag is None and current is not None) or (
                 record.etag is not None and (current is None or current.etag != record.etag)):
-            raise JobConflictError(f"record {record.kind}/{record.key} changed meanwhile")
+            raise RecordConflictError(f"record {record.kind}/{record.key} changed meanwhile")
         record.etag = self._etag()
         self.record_rows[(record.kind, record.key)] = copy.deepcopy(record)
         return record
 
-    def records(self, kind: str) -> list[Record]:
+    def records(self, kind: RecordKind) -> list[StoredRecord]:
         if kind in self.record_errors:
             raise self.record_errors[kind]
         return [copy.deepcopy(r) for (k, _), r in self.record_rows.items() if k == kind]
@@ -157,7 +173,7 @@ class FakeJobStore(JobStore):
         return copy.deepcopy(job)
 
 
-class FakeWorkQueue(WorkQueue):
+class FakeWorkQueue:
     def __init__(self) -> None:
         self.sent: list[tuple[WorkMessage, int]] = []
 
@@ -180,7 +196,7 @@ class FakeBlob:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-class FakeBackupStore(BackupStore):
+class FakeBackupStore:
     def __init__(self) -> None:
         self.blobs: dict[tuple[str, str], FakeBlob] = {}
         self.cors_rules = 0
@@ -267,7 +283,7 @@ class FakeBackupStore(BackupStore):
 Answer = StartedOperation | ArmError | Exception
 
 
-class FakeArm(ApimManagement):
+class FakeArm:
     """Scripted ARM: services by name, then queued answers for starts and polls."""
 
     def __init__(self) -> None:
@@ -359,7 +375,7 @@ class World:
     """A context whose adapters are all fakes."""
 
     ctx: DrContext
-    store: FakeJobStore
+    store: FakeTables
     queue: FakeWorkQueue
     backups: FakeBackupStore
     arm: FakeArm
@@ -369,8 +385,8 @@ class World:
 
 def world(cfg: Settings | None = None, *, now: datetime = T0) -> World:
     cfg = cfg or settings()
-    store, queue, backups, arm, notifier = FakeJobStore(), FakeWorkQueue(), FakeBackupStore(), FakeArm(), FakeNotifier()
+    store, queue, backups, arm, notifier = FakeTables(), FakeWorkQueue(), FakeBackupStore(), FakeArm(), FakeNotifier()
     clock = ManualClock(now)
-    ctx = DrContext(settings=cfg, clients=AzureClients(cfg), clock=clock, _store=store, _queue=queue, _arm=arm,
-                    _backups=backups, _notifier=notifier, _storage_ready=True)
+    ctx = DrContext(settings=cfg, clients=AzureClients(cfg), clock=clock, _jobs=store, _locks=store, _records=store,
+                    _queue=queue, _arm=arm, _backups=backups, _notifier=notifier, _storage_ready=True)
     return World(ctx, store, queue, backups, arm, notifier, clock)
