@@ -140,50 +140,25 @@ def plan_restore(snapshot: SnapshotDocument, target: Mapping[str, LiveItem], *, 
     """
     wanted = snapshot.by_id()
     problems: list[PlanProblem] = []
-    if selection is None:
-        scope = set(wanted) | {key for key, live in target.items() if not _is_system(live.item)}
-    else:
-        scope = set()
-        for chosen in selection:
-            if str(chosen).lower() not in wanted:
-                problems.append(PlanProblem(str(chosen), "item-in-snapshot",
-                                            f"the snapshot holds no {chosen.kind.label} {str(chosen)!r}",
-                                            "List the snapshot's items with `apim-dr snapshots show <id>` "
-                                            "and choose one it holds."))
-                continue
-            scope |= _covered_by(chosen, wanted.values())
-            scope |= _covered_by(chosen, (live.item for live in target.values()))
+    scope = _scope(wanted, target, selection, problems)
     needed_by = _dependencies(wanted, scope, target, whole=selection is None)
-
     creates_updates: list[PlanStep] = []
     deletes: list[PlanStep] = []
     unchanged = 0
     kept: list[str] = []
     for key in sorted(scope | set(needed_by), key=lambda k: (wanted.get(k) or target[k].item).item_id.sort_key()):
         want, live = wanted.get(key), target.get(key)
-        if want is not None and not want.item_id.kind.supported_in(target_tier):
-            problems.append(PlanProblem(str(want.item_id), "tier-supports-item",
-                                        f"the target's tier {target_tier} has no {want.item_id.kind.label}s",
-                                        "Restore into an instance of a tier that has them, or leave this item out."))
-            continue
         if want is None:
             assert live is not None
             deletes.append(PlanStep(StepAction.DELETE, live.item.item_id, "not in the snapshot", etag=live.etag))
-        elif _is_uncaptured_secret(want):
-            if live is None:
-                problems.append(PlanProblem(str(want.item_id), "secret-values-present",
-                                            f"named value {want.item_id.name!r} is a secret whose value a snapshot "
-                                            "never holds, and the target does not have it",
-                                            f"Create named value {want.item_id.name!r} in the target by hand (or "
-                                            "as a Key Vault reference), then run the restore again."))
-            else:
-                kept.append(str(want.item_id))
-        elif live is None:
-            reason = f"needed by {needed_by[key]}" if key in needed_by and key not in scope else "not in the target"
-            creates_updates.append(PlanStep(StepAction.CREATE, want.item_id, reason, want.properties))
-        elif key in scope and not _same(want, live.item):
-            creates_updates.append(PlanStep(StepAction.UPDATE, want.item_id, "differs from the snapshot",
-                                            want.properties, etag=live.etag))
+            continue
+        outcome = _step_for(want, live, target_tier=target_tier, in_scope=key in scope, needed_by=needed_by.get(key))
+        if isinstance(outcome, PlanStep):
+            creates_updates.append(outcome)
+        elif isinstance(outcome, PlanProblem):
+            problems.append(outcome)
+        elif outcome == "kept":
+            kept.append(str(want.item_id))
         else:
             unchanged += 1
     deletes.reverse()
@@ -191,35 +166,71 @@ def plan_restore(snapshot: SnapshotDocument, target: Mapping[str, LiveItem], *, 
     return RestorePlan(tuple(creates_updates + deletes), tuple(problems), unchanged, tuple(kept), tuple(secrets))
 
 
+def _scope(wanted: Mapping[str, SnapshotItem], target: Mapping[str, LiveItem], selection: Sequence[ItemId] | None,
+           problems: list[PlanProblem]) -> set[str]:
+    """The items the restore makes equal to the snapshot (lower-cased IDs); a chosen item it lacks is a problem."""
+    if selection is None:
+        return set(wanted) | {key for key, live in target.items() if not _is_system(live.item)}
+    scope: set[str] = set()
+    for chosen in selection:
+        if str(chosen).lower() not in wanted:
+            problems.append(PlanProblem(str(chosen), "item-in-snapshot",
+                                        f"the snapshot holds no {chosen.kind.label} {str(chosen)!r}",
+                                        "List the snapshot's items with `apim-dr snapshots show <id>` "
+                                        "and choose one it holds."))
+            continue
+        scope |= _covered_by(chosen, wanted.values())
+        scope |= _covered_by(chosen, (live.item for live in target.values()))
+    return scope
+
+
+def _step_for(want: SnapshotItem, live: LiveItem | None, *, target_tier: str | None, in_scope: bool,
+              needed_by: str | None) -> PlanStep | PlanProblem | str:
+    """What to do with one item the snapshot holds: a step, a problem, "kept" or "unchanged"."""
+    if not want.item_id.kind.supported_in(target_tier):
+        return PlanProblem(str(want.item_id), "tier-supports-item",
+                           f"the target's tier {target_tier} has no {want.item_id.kind.label}s",
+                           "Restore into an instance of a tier that has them, or leave this item out.")
+    if _is_uncaptured_secret(want):
+        if live is not None:
+            return "kept"
+        return PlanProblem(str(want.item_id), "secret-values-present",
+                           f"named value {want.item_id.name!r} is a secret whose value a snapshot never holds, "
+                           "and the target does not have it",
+                           f"Create named value {want.item_id.name!r} in the target by hand (or as a Key Vault "
+                           "reference), then run the restore again.")
+    if live is None:
+        reason = f"needed by {needed_by}" if needed_by is not None and not in_scope else "not in the target"
+        return PlanStep(StepAction.CREATE, want.item_id, reason, want.properties)
+    if in_scope and not _same(want, live.item):
+        return PlanStep(StepAction.UPDATE, want.item_id, "differs from the snapshot", want.properties, etag=live.etag)
+    return "unchanged"
+
+
 def references_of(item: SnapshotItem, named_values_by_display: Mapping[str, str]) -> set[str]:
     """Lower-cased item IDs this item refers to (must exist before it), from its ID and its properties."""
     refs: set[str] = set()
-    kind = item.item_id.kind.key
-    names = item.item_id.names
-    if kind == "product-apis":
-        refs.add(f"apis/{names[1]}")
-    elif kind == "product-groups":
-        refs.add(f"groups/{names[1]}")
-    elif kind in ("api-tags", "product-tags"):
-        refs.add(f"tags/{names[1]}")
-    elif kind == "api-operation-tags":
-        refs.add(f"tags/{names[2]}")
+    link = _link_target(item.item_id)
+    if link is not None:
+        refs.add(link)
     for text in _strings(item.properties):
-        for display in _NAMED_VALUE_REF.findall(text):
-            target = named_values_by_display.get(display.strip().lower())
-            if target is not None:
-                refs.add(target)
-        for backend in _BACKEND_REF.findall(text):
-            refs.add(f"backends/{backend}")
-        for fragment in _FRAGMENT_REF.findall(text):
-            refs.add(f"policy-fragments/{fragment}")
-        match = _SERVICE_RELATIVE.match(text)
-        if match:
-            refs.add(f"{_RELATIVE_KIND[match.group(1).lower()]}/{match.group(2)}")
-    if kind == "api-operations":
-        for text in _values_of_key(item.properties, "schemaId"):
-            refs.add(f"apis/{names[0]}/schemas/{text}")
+        refs |= _text_refs(text, named_values_by_display)
+    if item.item_id.kind.key == "api-operations":
+        for schema in _values_of_key(item.properties, "schemaId"):
+            refs.add(f"apis/{item.item_id.names[0]}/schemas/{schema}")
     return {ref.lower() for ref in refs} - {str(item.item_id).lower()}
+
+
+def _text_refs(text: str, named_values_by_display: Mapping[str, str]) -> set[str]:
+    """Items a string names: ``{{named value}}``, ``backend-id``, ``fragment-id``, a service-relative ID."""
+    refs = {named_values_by_display[d.strip().lower()] for d in _NAMED_VALUE_REF.findall(text)
+            if d.strip().lower() in named_values_by_display}
+    refs |= {f"backends/{backend}" for backend in _BACKEND_REF.findall(text)}
+    refs |= {f"policy-fragments/{fragment}" for fragment in _FRAGMENT_REF.findall(text)}
+    match = _SERVICE_RELATIVE.match(text)
+    if match:
+        refs.add(f"{_RELATIVE_KIND[match.group(1).lower()]}/{match.group(2)}")
+    return refs
 
 
 def _covered_by(chosen: ItemId, items: Iterable[SnapshotItem]) -> set[str]:

@@ -19,7 +19,8 @@ DR_CORE = ROOT / "dr_core"
 # Every package and module but the adapters; each brings in what it imports, and nothing of Azure.
 SDK_FREE = ["dr_core.kernel", "dr_core.ports", "dr_core.records", "dr_core.usecases", "dr_core.jobs",
             "dr_core.catalog", "dr_core.inventory", "dr_core.backup", "dr_core.restore", "dr_core.posture",
-            "dr_core.retention", "dr_core.standby", "dr_core.drills", "dr_core.api", "dr_core.cli",
+            "dr_core.retention", "dr_core.standby", "dr_core.drills", "dr_core.snapshots", "dr_core.companion",
+            "dr_core.api", "dr_core.cli",
             "dr_core.context"]
 
 # One fresh interpreter (the test process has loaded the SDKs long ago) imports each package with all its

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dr_core.retention_gfs.gfs import GfsPolicy, GfsRule, gfs_keepers
+from dr_core.retention.gfs import GfsPolicy, GfsRule, gfs_keepers
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)  # a Monday, ISO week 2026-W50
 
