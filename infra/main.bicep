@@ -43,7 +43,7 @@ param resourceGroupName string = ''
   identityResourceId  user-assigned identity attached to the instance and its standby (optional, default apimIdentityResourceId)
   clientId            client ID of that identity (optional, default apimIdentityClientId)
   container, alias    passed to the app (optional)
-  standbySync, drillTarget, drillEveryDays, rpoHours, keepLast, maxAgeDays
+  standbySync, drillTarget, drillEveryDays, rpoHours, keepLast, maxAgeDays, maxAttempts
                       passed to the app (optional; docs/configuration.md, per-instance options)
 The Function App gets the APIM DR Operator role on each instance, standby and drill target; the
 identity of each gets Storage Blob Data Contributor on the instance's backup container.''')
@@ -194,6 +194,16 @@ param retentionBackstopDays int = 30
 @description('Days between restore drills of an instance that names a drillTarget. Per instance: drillEveryDays.')
 param drillEveryDays int = 7
 
+@minValue(1)
+@maxValue(10)
+@description('Operations a backup job may run: a backup whose operation failed for a transient reason (internal error, time-out) is tried again up to this many times within its deadline; permanent failures end it at once. Per instance: maxAttempts.')
+param backupMaxAttempts int = 3
+
+@minValue(1)
+@maxValue(3600)
+@description('Seconds before a backup\'s second attempt; doubled for each further attempt (at most an hour).')
+param attemptBackoffSeconds int = 120
+
 @minValue(40)
 @maxValue(1000)
 @description('Flex Consumption: most instances the app scales out to.')
@@ -269,6 +279,8 @@ var appInstances = [for inst in protectedInstances: union({
   keepLast: inst.keepLast
 } : {}, contains(inst, 'maxAgeDays') ? {
   maxAgeDays: inst.maxAgeDays
+} : {}, contains(inst, 'maxAttempts') ? {
+  maxAttempts: inst.maxAttempts
 } : {})]
 
 var primaryTargets = [for inst in instances: {
@@ -518,6 +530,8 @@ module functionApp 'app/function-app.bicep' = {
     retentionKeepLast: retentionKeepLast
     retentionMaxAgeDays: retentionMaxAgeDays
     drillEveryDays: drillEveryDays
+    backupMaxAttempts: backupMaxAttempts
+    attemptBackoffSeconds: attemptBackoffSeconds
   }
 }
 

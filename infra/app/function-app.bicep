@@ -119,6 +119,12 @@ param retentionMaxAgeDays int
 @description('APIM_DR_DRILL_EVERY_DAYS.')
 param drillEveryDays int
 
+@description('APIM_DR_BACKUP_MAX_ATTEMPTS.')
+param backupMaxAttempts int
+
+@description('APIM_DR_ATTEMPT_BACKOFF_SECONDS.')
+param attemptBackoffSeconds int
+
 var appSettings = union({
   // Host storage through the identity: no AzureWebJobsStorage connection string exists in Azure.
   AzureWebJobsStorage__credential: 'managedidentity'
@@ -151,6 +157,8 @@ var appSettings = union({
   APIM_DR_RETENTION_KEEP_LAST: string(retentionKeepLast)
   APIM_DR_RETENTION_MAX_AGE_DAYS: string(retentionMaxAgeDays)
   APIM_DR_DRILL_EVERY_DAYS: string(drillEveryDays)
+  APIM_DR_BACKUP_MAX_ATTEMPTS: string(backupMaxAttempts)
+  APIM_DR_ATTEMPT_BACKOFF_SECONDS: string(attemptBackoffSeconds)
 }, empty(backupStorageKeySecretUri) ? {} : {
   // AccessKey only: a Key Vault reference resolved with the identity (keyVaultReferenceIdentity).
   APIM_DR_BACKUP_STORAGE_KEY: '@Microsoft.KeyVault(SecretUri=${backupStorageKeySecretUri})'
