@@ -290,6 +290,8 @@ def _finish(use: UseCases, job_id: str, args: argparse.Namespace, out: Output, *
     job = _follow(use, job_id, args, out) if getattr(args, "wait", False) else use.operations().get(job_id)
     now = use.clock.now()
     out.line(_describe(job, now))
+    for line in _attempt_lines(job):
+        out.line(line)
     if job.error_code:
         out.line(f"  error: ({job.error_code}) {job.error_message}")
         if job.remediation:
@@ -309,6 +311,19 @@ def _describe(job: Job, now: Any) -> str:
     if job.kind.value == "backup" and job.state is JobState.SUCCEEDED:
         text += f", blob {job.container}/{job.blob_name}"
     return text
+
+
+def _attempt_lines(job: Job) -> list[str]:
+    """One line per operation of a job that ran more than one (a backup tried again), and pending follow-ups."""
+    lines = []
+    if len(job.attempts) > 1 or job.attempt > 1:
+        for attempt in job.attempts:
+            error = f": ({attempt.error_code}) {attempt.error_message}" if attempt.error_code else ""
+            lines.append(f"  attempt {attempt.number}/{job.max_attempts} {attempt.outcome.value}, blob "
+                         f"{attempt.blob_name}{error}"[:400])
+    if job.follow_ups:
+        lines.append(f"  after its end, still to do: {', '.join(job.follow_ups)}")
+    return lines
 
 
 def _follow(use: UseCases, job_id: str, args: argparse.Namespace, out: Output) -> Job:
