@@ -175,7 +175,7 @@ def _json_list(job_id: str, name: str, text: Any, read: Any) -> list[Any]:
         if not isinstance(items, list):
             raise ValueError("not a JSON list")
         return [read(item) for item in items]
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, RecursionError) as e:
         logger.warning("job %s: column %s does not read (%s); taken as empty", job_id, _camel(name), e)
         return []
 

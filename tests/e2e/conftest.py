@@ -186,7 +186,7 @@ def make_harness(stack: LocalAzure, host: FunctionsHost | None, webhook: Webhook
         stack.front.admin.reset()  # policies, holds, clock, log
         stack.front.admin.set_roles(_ROLE_TABLES.get(id(stack)) or backup_account_roles(stack))
     clean_app_storage(stack)
-    webhook.received.clear()
+    webhook.clear()
     harness = E2E(stack, host, webhook)
     harness.configure()
     return harness
