@@ -143,6 +143,23 @@ class E2E:
                 raise AssertionError("jobs not finished: " + ", ".join(f"{j.job_id}={j.state.value}" for j in jobs))
             time.sleep(0.3)
 
+    def wait_settled(self, job_ids: list[str], timeout: float = 90) -> list[Job]:
+        """The jobs once ended and their follow-ups done (manifest, RPO check, standby sync, drill check).
+
+        A job's row says ``Succeeded`` before its followers run (they run after the end is saved, and may
+        still write: a manifest, a record, a restore, an announcement). A test that counts requests or reads
+        what followers write waits for this, not for the state alone.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = [self.job(j) for j in job_ids]
+            if all(j.state.terminal and not j.follow_ups for j in jobs):
+                return jobs
+            if time.monotonic() > deadline:
+                raise AssertionError("jobs not settled: " + ", ".join(
+                    f"{j.job_id}={j.state.value} follow-ups {j.follow_ups}" for j in jobs))
+            time.sleep(0.3)
+
     def posts(self, service: str, action: str = "backup") -> list[dict[str, Any]]:
         return [r for r in self.admin.requests(method="POST")
                 if r["path"].rstrip("/").endswith(f"/service/{service}/{action}")]

@@ -26,9 +26,10 @@ pytestmark = pytest.mark.e2e
 
 CONTAINER = "apim-backups"
 DAY = 86400
-INTERNAL = {"status": 500, "code": "InternalServerError", "message": "Encountered an internal server error."}
-LOCKED = {"status": 409, "code": "ServiceLocked",
-          "message": f"The API Service {PROD} is transitioning at this time. Please try the request again later."}
+# (status, code, message) of ARM answers the emulator is told to give.
+INTERNAL = (500, "InternalServerError", "Encountered an internal server error.")
+LOCKED = (409, "ServiceLocked",
+          f"The API Service {PROD} is transitioning at this time. Please try the request again later.")
 
 
 @pytest.fixture
@@ -36,6 +37,13 @@ def e2e(e2e: E2E) -> E2E:
     """prod alone, new attempts after one second (the default is two minutes)."""
     e2e.configure([{"resourceId": e2e.rid(PROD), "alias": "prod"}], APIM_DR_ATTEMPT_BACKOFF_SECONDS="1")
     return e2e
+
+
+def inject(e2e: E2E, kind: str, answer: tuple[int, str, str], *, on: str, count: int | None) -> None:
+    """The emulator answers ``count`` matching requests of prod (None: until cleared) with ``answer``:
+    ``http`` instead of handling a request, ``op_failure`` as the end of an operation it accepted."""
+    status, code, message = answer
+    e2e.admin.set_fault(kind, on=on, service=PROD, count=count, status=status, code=code, message=message)
 
 
 def container(e2e: E2E) -> ContainerClient:
@@ -52,8 +60,8 @@ def start_backup(e2e: E2E) -> str:
 
 def settled(e2e: E2E, job_id: str, timeout: float = 120) -> Job:
     """The job once it has ended and its follow-ups (manifest, RPO check, ...) have run."""
-    (job,) = e2e.wait_terminal([job_id], timeout=timeout)
-    return eventually(lambda: (j := e2e.job(job_id)).state.terminal and not j.follow_ups and j, timeout=60)
+    (job,) = e2e.wait_settled([job_id], timeout=timeout)
+    return job
 
 
 def announcements(e2e: E2E, job_id: str) -> list[dict[str, Any]]:
@@ -73,7 +81,7 @@ def operations(e2e: E2E) -> list[dict[str, Any]]:
 # -- issue 18: a job's end agrees with the operation's end ----------------------------------------------------
 
 def test_a_poll_answered_service_locked_does_not_fail_a_backup_that_completes(e2e: E2E):
-    e2e.admin.set_fault("http", on="poll", service=PROD, count=2, **LOCKED)
+    inject(e2e, "http", LOCKED, on="poll", count=2)
     job_id = start_backup(e2e)
     job = settled(e2e, job_id)
     assert job.state is JobState.SUCCEEDED, (job.error_code, job.error_message)
@@ -86,7 +94,7 @@ def test_a_poll_answered_service_locked_does_not_fail_a_backup_that_completes(e2
 def test_polls_refused_until_after_the_end_let_the_instance_and_the_blob_decide(e2e: E2E):
     """Every poll answers ServiceLocked, past the operation's end: the idle instance and the written blob say it
     succeeded."""
-    e2e.admin.set_fault("http", on="poll", service=PROD, count=None, **LOCKED)
+    inject(e2e, "http", LOCKED, on="poll", count=None)
     job_id = start_backup(e2e)
     job = settled(e2e, job_id)
     e2e.admin.clear_faults()
@@ -126,7 +134,7 @@ def test_a_backup_finished_after_its_job_failed_is_adopted_by_the_watchdog(e2e: 
 
 def test_an_operation_failing_twice_with_an_internal_error_then_succeeding(e2e: E2E):
     """One job, three operations (a POST and a blob name each), no announcement; the job shows every attempt."""
-    e2e.admin.set_fault("op_failure", on="backup", service=PROD, count=2, **INTERNAL)
+    inject(e2e, "op_failure", INTERNAL, on="backup", count=2)
     job_id = start_backup(e2e)
     job = settled(e2e, job_id)
     assert job.state is JobState.SUCCEEDED, (job.error_code, job.error_message)
@@ -147,7 +155,7 @@ def test_an_operation_failing_twice_with_an_internal_error_then_succeeding(e2e: 
 
 
 def test_an_operation_failing_every_attempt_is_announced_once_with_every_error(e2e: E2E):
-    e2e.admin.set_fault("op_failure", on="backup", service=PROD, count=3, **INTERNAL)
+    inject(e2e, "op_failure", INTERNAL, on="backup", count=3)
     job_id = start_backup(e2e)
     job = settled(e2e, job_id)
     assert job.state is JobState.FAILED and job.error_code == "InternalServerError"
@@ -176,7 +184,7 @@ def test_a_permanent_failure_fails_at_once(e2e: E2E):
 def test_max_attempts_per_instance(e2e: E2E):
     e2e.configure([{"resourceId": e2e.rid(PROD), "alias": "prod", "maxAttempts": 1}],
                   APIM_DR_ATTEMPT_BACKOFF_SECONDS="1")
-    e2e.admin.set_fault("op_failure", on="backup", service=PROD, count=1, **INTERNAL)
+    inject(e2e, "op_failure", INTERNAL, on="backup", count=1)
     job = settled(e2e, start_backup(e2e))
     assert job.state is JobState.FAILED and len(operations(e2e)) == 1 and job.max_attempts == 1
 
