@@ -408,9 +408,14 @@ class Job:
             self.blob_size = blob_size
         if self.started_at is None:
             self.started_at = self.starting_at
+        adopted_late = self.state in (JobState.FAILED, JobState.TIMED_OUT)
         self._move(JobState.SUCCEEDED, now)
         self.wait_reason = None
         self._current_attempt(create=True).end(now, AttemptOutcome.SUCCEEDED)
+        if not adopted_late:
+            # Earlier attempts' errors stay on them; the job itself has none. A job adopted after it had
+            # ended keeps the error it ended with (what happened to the job, told to people at the time).
+            self.error_code = self.error_message = self.remediation = None
         return Step()
 
     def adopt_late(self, now: datetime, *, facts: ServiceFacts | None = None, blob_size: int | None = None) -> Step:
