@@ -414,7 +414,7 @@ def main(*, seed: int, instances: int, unbackupable: int, slots: int, fault_seco
           f"of faults, {hosts} hosts, {kills} killed ==")
     for line in report.lines():
         print("  " + line)
-    print("  goal: every count above 0")
+    print("  goal: each of the five counts above is 0")
     return 0 if not any(report.zeros.values()) else 1
 
 

@@ -24,5 +24,5 @@ def test_each_function_takes_its_context_and_runs_inside_its_invocation(name: st
     parameters = inspect.signature(fn).parameters
     assert "context" in parameters, f"{name} must take `context: func.Context`"
     source = inspect.getsource(fn)
-    assert "with invocation(context):" in source or "respond(" in source and ", context)" in source, (
+    assert "with invocation(context):" in source or ("respond(" in source and ", context)" in source), (
         f"{name} must run its dr_core call inside `with invocation(context):` (or pass context to respond)")

@@ -425,3 +425,35 @@ def test_the_start_of_a_new_attempt_is_one_post_with_the_new_blob_name() -> None
     assert running.state is JobState.RUNNING and running.blob_name.endswith("-a2.apimbackup")
     assert running.current_attempt is not None
     assert (running.current_attempt.operation_url or "").endswith("/op/9")
+
+
+# -- apim-dr status <job-id> lists the attempts -------------------------------------------------------------
+
+def test_the_cli_shows_every_attempt_and_its_error() -> None:
+    import io
+    import json
+
+    from dr_core.cli import main
+    from dr_core.context import reset_context
+
+    w = world()
+    job = backup_job(w)
+    for _ in range(2):
+        _fail_operation(w, job.job_id, INTERNAL)
+        _start(w, job.job_id)
+    _fail_operation(w, job.job_id, INTERNAL)
+    reset_context(w.ctx)
+    try:
+        out = io.StringIO()
+        code = main(["status", job.job_id], stdout=out)
+        text = out.getvalue()
+        out_json = io.StringIO()
+        main(["--json", "status", job.job_id], stdout=out_json)
+    finally:
+        reset_context()
+    assert code == 1
+    lines = [line for line in text.splitlines() if line.startswith("  attempt ")]
+    assert len(lines) == 3 and all("failed" in line and "InternalServerError" in line for line in lines)
+    assert "-a2.apimbackup" in lines[1] and "-a3.apimbackup" in lines[2]
+    view = json.loads(out_json.getvalue())["operation"]
+    assert [a["number"] for a in view["attempts"]] == [1, 2, 3] and view["maxAttempts"] == 3
