@@ -233,7 +233,7 @@ class Posture:
     standby_sync: bool = False
     drill_target: ApimResourceId | None = None
     drill_every_days: int = int(default_of("APIM_DR_DRILL_EVERY_DAYS"))
-    recovery: Recovery = Recovery(default_of("APIM_DR_RECOVERY"))
+    recovery: Recovery = Recovery.AUTO  # APIM_DR_RECOVERY's default (checked by tests/unit/kernel)
 
 
 @dataclass(frozen=True)
