@@ -62,8 +62,10 @@ class Trigger(StrEnum):
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.PLANNED: frozenset({JobState.STARTING, JobState.RUNNING, JobState.FAILED, JobState.TIMED_OUT,
                                  JobState.REFUSED}),
+    # Starting -> Refused: ARM refused a native backup of an instance whose tier has none, which snapshots
+    # protect instead (recovery: auto). Nothing ran; nobody needs to be told.
     JobState.STARTING: frozenset({JobState.PLANNED, JobState.STARTING, JobState.RUNNING, JobState.SUCCEEDED,
-                                  JobState.FAILED, JobState.TIMED_OUT}),
+                                  JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED}),
     JobState.RUNNING: frozenset({JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT}),
     JobState.SUCCEEDED: frozenset(),
     JobState.FAILED: frozenset(),
@@ -290,6 +292,13 @@ class Job:
             self.unanswered_posts += 1
         return self._schedule(now, reason, delay, transition=self.wait_reason != reason)
 
+    def postpone(self, now: datetime, *, reason: str, delay: int) -> Step:
+        """Nothing could be done now (ARM unreachable, throttled): stay where the job stands, try after ``delay``."""
+        self._touch(now)
+        if self.state is JobState.RUNNING:
+            self.poll_seq += 1
+        return self._schedule(now, reason, delay, transition=self.wait_reason != reason)
+
     def begin_reading(self, now: datetime, *, progress: SnapshotProgress, sku: str | None,
                       region: str | None) -> Step:
         """Planned -> Running: a job of many reads has begun (the first read told the instance's tier)."""
@@ -349,6 +358,13 @@ class Job:
         self.error_code = "PreflightFailed"
         self.error_message = message[:2000]
         self.remediation = remediation[:2000]
+        return Step()
+
+    def not_applicable(self, now: datetime, *, code: str, message: str, remediation: str) -> Step:
+        """ARM refused a start that was only tried in case it applied (a native backup of a tier without one)."""
+        self._move(JobState.REFUSED, now)
+        self.error_code, self.error_message, self.remediation = code, message[:2000], remediation[:2000]
+        self.wait_reason = None
         return Step()
 
     def mark_announced(self) -> Step:
