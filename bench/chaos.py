@@ -207,6 +207,9 @@ def run_soak(stack: Any, webhook: Any, plan: SoakPlan, *, workdir: Path,
         "APIM_DR_MAX_POLL_DELAY_SECONDS": "2",
         "APIM_DR_START_LEASE_SECONDS": "3",
         "APIM_DR_ATTEMPT_BACKOFF_SECONDS": "1",
+        # Native backups only: the soak is about operations (a tier without backup must fail and be announced);
+        # configuration snapshots are jobs of many reads, with a soak of their own to come.
+        "APIM_DR_RECOVERY": "native",
     })
     ctx = DrContext.from_settings(load_settings(settings), clock=_AheadClock(WATCHDOG_LEAD))
     report = SoakReport(expected_jobs=len(instances) * plan.slots)

@@ -37,7 +37,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModif
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from dr_core.jobs.ids import JobKind, parse_job_id
-from dr_core.jobs.job import Attempt, Job, Trigger
+from dr_core.jobs.job import JOB_PARTS, Attempt, Job, Trigger
 from dr_core.kernel.clock import from_iso, iso
 from dr_core.kernel.phases import JobState
 from dr_core.kernel.threads import parallel_map
@@ -128,7 +128,9 @@ def job_to_entity(job: Job) -> JsonObject:
         value = getattr(job, f.name)
         if value is None:
             continue
-        if isinstance(value, datetime):
+        if f.name in JOB_PARTS:
+            value = json.dumps(value.to_json(), separators=(",", ":"))
+        elif isinstance(value, datetime):
             value = iso(value)
         elif isinstance(value, Enum):
             value = value.value
@@ -159,13 +161,21 @@ def job_from_entity(entity: Mapping[str, Any]) -> Job:
     for name in _INT_FIELDS:
         if values.get(name) is not None:
             values[name] = int(values[name])
-    for name, read in _JSON_COLUMNS.items():
-        if name in values:
-            values[name] = _json_list(entity["RowKey"], name, values[name], read)
+    _read_json_columns(str(entity["RowKey"]), values)
     job = Job(**values)
     metadata = getattr(entity, "metadata", None) or {}
     job.etag = metadata.get("etag")
     return job
+
+
+def _read_json_columns(job_id: str, values: JsonObject) -> None:
+    """The row's JSON columns as the job's typed lists and parts."""
+    for name, read in _JSON_COLUMNS.items():
+        if name in values:
+            values[name] = _json_list(job_id, name, values[name], read)
+    for name, part in JOB_PARTS.items():
+        if name in values:
+            values[name] = part.from_json(_json_object(values[name]))
 
 
 def _json_list(job_id: str, name: str, text: Any, read: Any) -> list[Any]:
@@ -178,6 +188,15 @@ def _json_list(job_id: str, name: str, text: Any, read: Any) -> list[Any]:
     except (ValueError, TypeError, KeyError, RecursionError) as e:
         logger.warning("job %s: column %s does not read (%s); taken as empty", job_id, _camel(name), e)
         return []
+
+
+def _json_object(text: object) -> JsonObject:
+    """A part's JSON column, defensively: anything but a JSON object reads as an empty part."""
+    try:
+        data = json.loads(str(text))
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _camel(name: str) -> str:

@@ -7,9 +7,9 @@ its step methods (:meth:`Job.begin_start`, :meth:`Job.record_started`, :meth:`Jo
 and only then sends the message that resumes it (:meth:`WorkMessage.resume
 <dr_core.jobs.messages.WorkMessage.resume>`), so state lives in the row, never in messages.
 
-A job runs one ARM operation per :class:`Attempt` (``attempts``): a backup whose operation failed for a
-transient reason gets a new one (:meth:`Job.try_again`), with a blob name of its own, up to its
-``max_attempts`` within its deadline. The work that follows a job's end (``follow_ups``: manifest, RPO
+A backup or restore runs one ARM operation per :class:`Attempt` (``attempts``): a backup whose operation
+failed for a transient reason gets a new one (:meth:`Job.try_again`), with a blob name of its own, up to
+its ``max_attempts`` within its deadline. The work that follows a job's end (``follow_ups``: manifest, RPO
 check, standby sync, drill verification) is recorded with the terminal state, in the same save, and
 cleared as it is done, so a redelivered message or the watchdog finishes what a crash interrupted.
 
@@ -24,13 +24,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.naming import backup_blob_name, snapshot_blob_name
 from dr_core.kernel.clock import from_iso, iso_or_none
 from dr_core.kernel.errors import ArmError, FailureKind
 from dr_core.kernel.ids import ApimResourceId
 from dr_core.kernel.phases import JobState
 from dr_core.kernel.settings import StorageAccessType
 from dr_core.kernel.wire import JsonObject
+from dr_core.snapshots.progress import SnapshotProgress
 
 from .ids import JobKind, make_job_id
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from dr_core.kernel.settings import ProtectedInstance, Settings
 
 __all__ = [
+    "JOB_PARTS",
     "TRANSITIONS",
     "Attempt",
     "AttemptOutcome",
@@ -64,14 +66,18 @@ class Trigger(StrEnum):
     UNKNOWN = "unknown"  # a drill rebuilt from its job, whose own trigger was never recorded
 
 
-# The only moves a job may make. Starting -> Planned is "ARM said not now (409/429), wait"; Running ->
-# Planned is "the operation failed for a transient reason: a new attempt, later". Failed / TimedOut ->
-# Succeeded is a backup whose operation the job had stopped following (its deadline passed, its polls were
-# refused) and which was found finished after all (Job.adopt_late): the job's end agrees with the operation's.
+# The only moves a job may make. Starting -> Planned is "ARM said not now (409/429), wait". Planned ->
+# Running is a job of many steps and no single start to guard (a snapshot's reads). Running -> Planned is
+# "the operation failed for a transient reason: a new attempt, later". Failed / TimedOut -> Succeeded is a
+# backup whose operation the job had stopped following (its deadline passed, its polls were refused) and
+# which was found finished after all (Job.adopt_late): the job's end agrees with the operation's.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.PLANNED: frozenset({JobState.STARTING, JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED}),
+    JobState.PLANNED: frozenset({JobState.STARTING, JobState.RUNNING, JobState.FAILED, JobState.TIMED_OUT,
+                                 JobState.REFUSED}),
+    # Starting -> Refused: ARM refused a native backup of an instance whose tier has none, which snapshots
+    # protect instead (recovery: auto). Nothing ran; nobody needs to be told.
     JobState.STARTING: frozenset({JobState.PLANNED, JobState.STARTING, JobState.RUNNING, JobState.SUCCEEDED,
-                                  JobState.FAILED, JobState.TIMED_OUT}),
+                                  JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED}),
     JobState.RUNNING: frozenset({JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT,
                                  JobState.PLANNED}),
     JobState.SUCCEEDED: frozenset(),
@@ -148,6 +154,13 @@ class Attempt:
             error_message=error.get("message"),
             transient=error.get("transient"),
         )
+
+
+
+
+# The fields that hold a kind's own typed part (a dataclass with ``to_json`` / ``from_json``), each stored as
+# one JSON column of the row: a new kind adds its part here and a field below.
+JOB_PARTS: dict[str, type[SnapshotProgress]] = {"snapshot": SnapshotProgress}
 
 
 class InvalidTransitionError(ValueError):
@@ -229,6 +242,11 @@ class Job:
     poll_errors: int = 0  # polls in a row answered with an error that means "ask again"
     follow_ups: list[str] = field(default_factory=list)  # followers still to run after the job's end
     follow_up_runs: int = 0
+    # -- parts of one kind (one JSON column each; None on the other kinds)
+    snapshot: SnapshotProgress | None = None
+    # a native backup tried because the instance's tier may have backup (recovery: auto): a tier without
+    # backup refuses it quietly instead of failing it (configuration snapshots protect such instances)
+    tier_may_lack_backup: bool = False
     etag: str | None = field(default=None, compare=False)
 
     @classmethod
@@ -254,6 +272,29 @@ class Job:
             client_id=instance.client_id,
             next_action_at=now,
             max_attempts=instance.posture.max_attempts,
+        )
+
+    @classmethod
+    def new_snapshot(cls, settings: Settings, instance: ProtectedInstance, slot: datetime, *, trigger: Trigger,
+                     now: datetime) -> Job:
+        """The configuration snapshot of ``instance`` for ``slot``: the same inputs make the same job."""
+        slot = slot.astimezone(UTC).replace(microsecond=0)
+        return cls(
+            job_id=make_job_id(JobKind.SNAPSHOT, instance.resource_id, slot),
+            kind=JobKind.SNAPSHOT,
+            instance=str(instance.resource_id),
+            service_name=instance.name,
+            state=JobState.PLANNED,
+            trigger=trigger,
+            slot=slot,
+            created_at=now,
+            updated_at=now,
+            deadline=now + timedelta(minutes=settings.snapshot_timeout_minutes),
+            storage_account=settings.backup_account,
+            container=instance.container,
+            blob_name=snapshot_blob_name(instance.name, slot),
+            next_action_at=now,
+            snapshot=SnapshotProgress(),
         )
 
     @classmethod
@@ -389,11 +430,36 @@ class Job:
             self.unanswered_posts += 1
         return self._schedule(now, reason, delay, transition=self.wait_reason != reason)
 
+    def postpone(self, now: datetime, *, reason: str, delay: int) -> Step:
+        """Nothing could be done now (ARM unreachable, throttled): stay where the job stands, try after ``delay``."""
+        self._touch(now)
+        if self.state is JobState.RUNNING:
+            self.poll_seq += 1
+        return self._schedule(now, reason, delay, transition=self.wait_reason != reason)
+
+    def begin_reading(self, now: datetime, *, progress: SnapshotProgress, sku: str | None,
+                      region: str | None) -> Step:
+        """Planned -> Running: a job of many reads has begun (the first read told the instance's tier)."""
+        self._move(JobState.RUNNING, now)
+        self.started_at = now
+        self.sku, self.region = sku, region
+        self.poll_seq = 1
+        self.snapshot = progress
+        return self._schedule(now, None, 0)
+
+    def read_more(self, now: datetime, *, progress: SnapshotProgress, delay: int, reason: str | None = None) -> Step:
+        """One more step of reading is done: record how far, and go on after ``delay`` (the read budget's wait)."""
+        self._touch(now)
+        self.poll_seq += 1
+        self.snapshot = progress
+        return self._schedule(now, reason, delay, transition=False)
+
     def count_poll(self, *, error: bool = False) -> int:
         """One more poll; ``error``: answered with an error that means "ask again". The errors in a row so far."""
         self.polls += 1
         self.poll_errors = self.poll_errors + 1 if error else 0
         return self.poll_errors
+
 
     def poll_again(self, now: datetime, *, delay: int, reason: str | None = None) -> Step:
         """The operation still runs (or the poll should be repeated): the next poll, with a new sequence number."""
@@ -411,7 +477,8 @@ class Job:
         adopted_late = self.state in (JobState.FAILED, JobState.TIMED_OUT)
         self._move(JobState.SUCCEEDED, now)
         self.wait_reason = None
-        self._current_attempt(create=True).end(now, AttemptOutcome.SUCCEEDED)
+        if self.kind in (JobKind.BACKUP, JobKind.RESTORE):  # one ARM operation each (a snapshot is many reads)
+            self._current_attempt(create=True).end(now, AttemptOutcome.SUCCEEDED)
         if not adopted_late:
             # Earlier attempts' errors stay on them; the job itself has none. A job adopted after it had
             # ended keeps the error it ended with (what happened to the job, told to people at the time).
@@ -488,6 +555,13 @@ class Job:
         self.remediation = remediation[:2000]
         return Step()
 
+    def not_applicable(self, now: datetime, *, code: str, message: str, remediation: str) -> Step:
+        """ARM refused a start that was only tried in case it applied (a native backup of a tier without one)."""
+        self._move(JobState.REFUSED, now)
+        self.error_code, self.error_message, self.remediation = code, message[:2000], remediation[:2000]
+        self.wait_reason = None
+        return Step()
+
     def mark_announced(self) -> Step:
         self.announced = True
         return Step(transition=False)
@@ -548,6 +622,8 @@ class Job:
         }
         if self.source_instance:
             view["sourceInstance"] = self.source_instance
+        if self.snapshot is not None:
+            view["snapshot"] = self.snapshot.view()
         if self.error_code:
             view["error"] = self.error_json()
         return view

@@ -40,6 +40,7 @@ __all__ = [
     "AppStorage",
     "Posture",
     "ProtectedInstance",
+    "Recovery",
     "Secret",
     "SettingSpec",
     "Settings",
@@ -146,6 +147,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "`maxAgeDays`.", default="37", minimum=1, maximum=3650),
     SettingSpec("APIM_DR_DRILL_EVERY_DAYS", "How often an instance with a `drillTarget` gets a restore drill. Per "
                 "instance: `drillEveryDays`.", default="7", minimum=1, maximum=365),
+    SettingSpec("APIM_DR_RECOVERY", "Which recovery points protect an instance: `native` (APIM's backup), "
+                "`snapshot` (configuration snapshots, every tier), `both`, or `auto`: both where the tier has "
+                "backup (Developer, Basic, Standard, Premium), snapshots only elsewhere (Consumption, v2). "
+                "Per instance: `recovery`.", default="auto"),
+    SettingSpec("APIM_DR_SNAPSHOT_TIMEOUT_MINUTES", "A configuration snapshot still reading after this becomes "
+                "`TimedOut` (an instance of 1,000 APIs takes minutes at ARM's read rate).", default="120",
+                minimum=5, maximum=24 * 60),
+    SettingSpec("APIM_DR_SNAPSHOT_READS_PER_SECOND", "ARM reads per second that snapshots may spend per "
+                "subscription, shared by every host instance (ARM refills 25 per second per principal; the rest "
+                "is left for polls, drills and people).", default="20", minimum=1, maximum=25),
     SettingSpec("APIM_DR_START_LEASE_SECONDS", "How long a job may sit in `Starting` before another worker "
                 "assumes the first one died and checks the instance (never re-sending a backup that runs). "
                 "Keep it above host.json `functionTimeout`.", default="360", minimum=1, maximum=3600),
@@ -199,6 +210,24 @@ class Secret:
         return hash(self._value)
 
 
+class Recovery(StrEnum):
+    """Which recovery points an instance gets (``recovery``; default ``APIM_DR_RECOVERY``)."""
+
+    AUTO = "auto"  # both where the tier has APIM's backup, snapshots only where it has not
+    NATIVE = "native"  # APIM's backup only
+    SNAPSHOT = "snapshot"  # configuration snapshots only
+    BOTH = "both"
+
+    @property
+    def snapshots(self) -> bool:
+        return self is not Recovery.NATIVE
+
+    @property
+    def native_backups(self) -> bool:
+        """Native backups are planned (for AUTO: tried; a tier without backup ends them quietly, see jobs)."""
+        return self is not Recovery.SNAPSHOT
+
+
 @dataclass(frozen=True)
 class Posture:
     """What an instance's protection promises: RPO target, retention, standby sync, restore drills.
@@ -213,6 +242,7 @@ class Posture:
     drill_target: ApimResourceId | None = None
     drill_every_days: int = int(default_of("APIM_DR_DRILL_EVERY_DAYS"))
     max_attempts: int = int(default_of("APIM_DR_BACKUP_MAX_ATTEMPTS"))
+    recovery: Recovery = Recovery.AUTO  # APIM_DR_RECOVERY's default (checked by tests/unit/kernel)
 
 
 @dataclass(frozen=True)
@@ -272,6 +302,8 @@ class Settings:
     start_lease_seconds: int
     expiry_margin_hours: int
     attempt_backoff_seconds: int
+    snapshot_timeout_minutes: int
+    snapshot_reads_per_second: int
     posture: Posture
     instances: tuple[ProtectedInstance, ...]
     instance_errors: tuple[str, ...]
@@ -319,6 +351,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_age_days=_int_setting(env, "APIM_DR_RETENTION_MAX_AGE_DAYS", problems),
         drill_every_days=_int_setting(env, "APIM_DR_DRILL_EVERY_DAYS", problems),
         max_attempts=_int_setting(env, "APIM_DR_BACKUP_MAX_ATTEMPTS", problems),
+        recovery=_recovery_setting(env, problems),
     )
     timing = {name: _int_setting(env, setting, problems) for name, setting in _TIMING.items()}
     subscriptions, discovery_tag = _load_discovery(env, problems)
@@ -362,6 +395,8 @@ _TIMING = {
     "start_lease_seconds": "APIM_DR_START_LEASE_SECONDS",
     "expiry_margin_hours": "APIM_DR_EXPIRY_MARGIN_HOURS",
     "attempt_backoff_seconds": "APIM_DR_ATTEMPT_BACKOFF_SECONDS",
+    "snapshot_timeout_minutes": "APIM_DR_SNAPSHOT_TIMEOUT_MINUTES",
+    "snapshot_reads_per_second": "APIM_DR_SNAPSHOT_READS_PER_SECOND",
 }
 
 
@@ -567,7 +602,7 @@ def _instances_list(text: str, problems: list[str]) -> list[Any]:
 
 
 _INSTANCE_KEYS = {"resourceId", "container", "accessType", "clientId", "alias", "standby", "standbySync",
-                  "drillTarget", "drillEveryDays", "rpoHours", "keepLast", "maxAgeDays", "maxAttempts"}
+                  "drillTarget", "drillEveryDays", "rpoHours", "keepLast", "maxAgeDays", "recovery", "maxAttempts"}
 _POSTURE_KEYS = {"rpoHours": "APIM_DR_RPO_HOURS", "keepLast": "APIM_DR_RETENTION_KEEP_LAST",
                  "maxAgeDays": "APIM_DR_RETENTION_MAX_AGE_DAYS", "drillEveryDays": "APIM_DR_DRILL_EVERY_DAYS",
                  "maxAttempts": "APIM_DR_BACKUP_MAX_ATTEMPTS"}
@@ -678,6 +713,9 @@ def _parse_posture(entry: JsonObject, default: Posture, resource_id: ApimResourc
     drill_target = _parse_target(
         entry, "drillTarget", resource_id,
         itself="drillTarget is the instance itself; a drill restores into a dedicated instance")
+    recovery = default.recovery
+    if entry.get("recovery") is not None:
+        recovery = _parse_recovery(entry["recovery"], "recovery")
     return Posture(
         rpo_hours=numbers.get("rpoHours", default.rpo_hours),
         keep_last=numbers.get("keepLast", default.keep_last),
@@ -686,7 +724,29 @@ def _parse_posture(entry: JsonObject, default: Posture, resource_id: ApimResourc
         drill_target=drill_target,
         drill_every_days=numbers.get("drillEveryDays", default.drill_every_days),
         max_attempts=numbers.get("maxAttempts", default.max_attempts),
+        recovery=recovery,
     )
+
+
+def _parse_recovery(value: object, where: str) -> Recovery:
+    allowed = ", ".join(r.value for r in Recovery)
+    if not isinstance(value, str):
+        raise ValueError(f"{where} {_show(str(value))} must be one of {allowed}")
+    try:
+        return Recovery(value.strip().lower())
+    except ValueError:
+        raise ValueError(f"{where} {_show(value)} must be one of {allowed}") from None
+
+
+def _recovery_setting(env: Mapping[str, str], problems: list[str]) -> Recovery:
+    text = _clean(env, "APIM_DR_RECOVERY")
+    if not text:
+        return Recovery(default_of("APIM_DR_RECOVERY"))
+    try:
+        return _parse_recovery(text, "APIM_DR_RECOVERY")
+    except ValueError as e:
+        problems.append(str(e))
+        return Recovery(default_of("APIM_DR_RECOVERY"))
 
 
 def _int_setting(env: Mapping[str, str], name: str, problems: list[str]) -> int:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from dr_core.catalog.entry import CatalogEntry
-from dr_core.kernel.clock import iso
+from dr_core.kernel.clock import iso_or_none
 
 __all__ = ["Action", "Decision", "Reason", "plan_instance"]
 
@@ -66,7 +66,7 @@ def plan_instance(entries: Iterable[CatalogEntry], *, keep_last: int, max_age_da
             decisions.append(keep(Reason.KEEP_LAST, f"one of the newest {keep_last} (keepLast)"))
         elif entry is newest_restorable:
             decisions.append(keep(Reason.NEWEST_RESTORABLE,
-                                  f"the newest restorable backup (expires {iso(entry.expires)})"))
+                                  f"the newest restorable backup (expires {iso_or_none(entry.expires) or 'never'})"))
         elif age <= max_age:
             decisions.append(keep(Reason.WITHIN_MAX_AGE, f"{days:.1f} days old, within maxAgeDays {max_age_days}"))
         elif (entry.container, entry.blob_name) in in_use:

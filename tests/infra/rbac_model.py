@@ -47,6 +47,9 @@ APIM_INSTANCE = "APIM instance"
 SUBSCRIPTION = "subscription"
 RESOURCE_GROUP = "resource group"
 SERVICE_ACCOUNT = {"blob": BACKUP_STORAGE, "queue": RUNTIME_STORAGE, "table": RUNTIME_STORAGE}
+# Modules whose blob calls go to the app's own (runtime) account, not the backup account: the staging
+# container of work that spans invocations (dr_core/azure/clients.py app_blobs()).
+RUNTIME_BLOB_MODULES = frozenset({"dr_core/azure/staging.py"})
 
 ST = "Microsoft.Storage/storageAccounts"
 BLOBS = f"{ST}/blobServices/containers/blobs"
@@ -311,7 +314,8 @@ def needs(calls: list[Call]) -> tuple[list[Need], list[str]]:
                                     f"the receiver {call.receiver!r} nor the module's imports show it is the "
                                     f"{service} one")
                     continue
-            out.append(Need(call, SERVICE_ACCOUNT[service], alternatives))
+            account = RUNTIME_STORAGE if call.file in RUNTIME_BLOB_MODULES else SERVICE_ACCOUNT[service]
+            out.append(Need(call, account, alternatives))
         else:
             try:
                 if call.kind == "raw-arm":
