@@ -207,7 +207,7 @@ class Worker:
             logger.warning("message for unknown job %s dropped (row missing)", message.job)
             return
         now = self._clock.now()
-        handler = self._handlers[job.kind]
+        handler = self._handlers.get(job.kind)
         if job.state.terminal:
             # An ended job: announce it if still due, finish its follow-ups, re-check an unsettled operation.
             self._journal.announce_if_needed(job)
@@ -222,4 +222,4 @@ class Worker:
                 return
             self._journal.finish(job, job.time_out(now, minutes=self._timeout_minutes[job.kind]))
             return
-        handler.step(job, message, now)
+        self._handlers[job.kind].step(job, message, now)
