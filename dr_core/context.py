@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from dr_core.restore.restorer import Restorer
     from dr_core.retention.cursor import RetentionCursor
     from dr_core.retention.pruner import RetentionPruner
+    from dr_core.snapshots.staged import StagedReads
     from dr_core.standby.record import StandbyRecord
     from dr_core.standby.sync import StandbySync
 
@@ -153,6 +154,11 @@ class DrContext:
             self._staging = BlobStagingStore(self.clients.app_blobs())
         return self._staging
 
+    def staged_reads(self) -> StagedReads:
+        from dr_core.snapshots.staged import StagedReads
+
+        return StagedReads(reader=self.config_reader, budget=self.read_budget(), staging=self.staging)
+
     def read_budget(self) -> ReadBudget:
         from dr_core.jobs.pacing import ReadBudget
 
@@ -244,8 +250,8 @@ class DrContext:
                           clock=self.clock, followers=followers)
         operation = ArmOperation(settings=self.settings, arm=self.arm, backups=self.backups, journal=journal,
                                  clock=self.clock)
-        capture = SnapshotCapture(arm=self.arm, reader=self.config_reader, budget=self.read_budget(),
-                                  staging=self.staging, backups=self.backups, journal=journal, clock=self.clock)
+        capture = SnapshotCapture(arm=self.arm, reads=self.staged_reads(), backups=self.backups, journal=journal,
+                                  clock=self.clock)
         return Worker(jobs=self.jobs, queue=self.queue, journal=journal,
                       handlers={**{kind: operation for kind in ArmOperation.kinds},
                                 **{kind: capture for kind in SnapshotCapture.kinds}},
