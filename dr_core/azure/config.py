@@ -132,47 +132,131 @@ def _revision_name(model: Any) -> str:
     return api_id.rsplit("/", 1)[-1] if isinstance(api_id, str) else ""
 
 
+# The writes of each kind, spelled out call by call (not built from names), so that the RBAC check
+# (tests/infra/test_rbac_coverage.py) sees every SDK method and the action ARM derives for it.
+# get(c, rg, s, names) -> (model, etag) | bool; put(c, rg, s, names, body | None, if_match) -> model | poller;
+# delete(c, rg, s, names, if_match) -> None | poller. P is the policy ID every policy kind takes.
+P = _POLICY
+
+
 @dataclass(frozen=True)
 class _Write:
-    """How one kind is written: its operation group and methods (the names follow ``rg, service``)."""
-
-    group: str
-    get: str = "get"
-    put: str = "create_or_update"
-    delete: str = "delete"
-    policy: bool = False  # a policy: the fixed policy ID follows the names
+    get: Callable[..., Any]
+    put: Callable[..., Any]
+    delete: Callable[..., Any]
     link: bool = False  # a link: no body, no ETag (exists or not)
-    lro_put: bool = False  # begin_create_or_update: may answer 202 + Location
+    lro_put: bool = False  # the put is begin_*: may answer 202 + Location
     lro_delete: bool = False
 
 
+def _e(**kwargs: Any) -> dict[str, Any]:
+    """Keyword arguments of a GET that also returns the ETag."""
+    return {"cls": _etag_and_model, **kwargs}
+
+
+def _lro(**kwargs: Any) -> dict[str, Any]:
+    """Keyword arguments of a long-running write sent without polling: the first answer comes back."""
+    return {"polling": False, "cls": _pipeline_response, **kwargs}
+
+
 _WRITES: dict[str, _Write] = {
-    "certificates": _Write("certificate"),
-    "named-values": _Write("named_value", lro_put=True),
-    "backends": _Write("backend"),
-    "loggers": _Write("logger"),
-    "tags": _Write("tag"),
-    "groups": _Write("group"),
-    "api-version-sets": _Write("api_version_set"),
-    "schemas": _Write("global_schema", lro_put=True),
-    "policy-fragments": _Write("policy_fragment", lro_put=True),
-    "diagnostics": _Write("diagnostic"),
-    "apis": _Write("api", lro_put=True, delete="delete", lro_delete=True),
-    "api-schemas": _Write("api_schema", lro_put=True),
-    "api-operations": _Write("api_operation"),
-    "api-tags": _Write("tag", get="get_by_api", put="assign_to_api", delete="detach_from_api", link=True),
-    "api-operation-tags": _Write("tag", get="get_by_operation", put="assign_to_operation",
-                                 delete="detach_from_operation", link=True),
-    "api-diagnostics": _Write("api_diagnostic"),
-    "products": _Write("product"),
-    "product-apis": _Write("product_api", get="check_entity_exists", link=True),
-    "product-groups": _Write("product_group", get="check_entity_exists", link=True),
-    "product-tags": _Write("tag", get="get_by_product", put="assign_to_product", delete="detach_from_product",
-                           link=True),
-    "api-policies": _Write("api_policy", policy=True),
-    "api-operation-policies": _Write("api_operation_policy", policy=True),
-    "product-policies": _Write("product_policy", policy=True),
-    "policy": _Write("policy", policy=True),
+    "certificates": _Write(
+        lambda c, rg, s, n: c.certificate.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.certificate.create_or_update(rg, s, *n, b, if_match=m),
+        lambda c, rg, s, n, m: c.certificate.delete(rg, s, *n, m)),
+    "named-values": _Write(
+        lambda c, rg, s, n: c.named_value.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.named_value.begin_create_or_update(rg, s, *n, b, if_match=m, **_lro()),
+        lambda c, rg, s, n, m: c.named_value.delete(rg, s, *n, m), lro_put=True),
+    "backends": _Write(
+        lambda c, rg, s, n: c.backend.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.backend.create_or_update(rg, s, *n, b, if_match=m),
+        lambda c, rg, s, n, m: c.backend.delete(rg, s, *n, m)),
+    "loggers": _Write(
+        lambda c, rg, s, n: c.logger.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.logger.create_or_update(rg, s, *n, b, if_match=m),
+        lambda c, rg, s, n, m: c.logger.delete(rg, s, *n, m)),
+    "tags": _Write(
+        lambda c, rg, s, n: c.tag.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.tag.create_or_update(rg, s, *n, b, if_match=m),
+        lambda c, rg, s, n, m: c.tag.delete(rg, s, *n, m)),
+    "groups": _Write(
+        lambda c, rg, s, n: c.group.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.group.create_or_update(rg, s, *n, b, if_match=m),
+        lambda c, rg, s, n, m: c.group.delete(rg, s, *n, m)),
+    "api-version-sets": _Write(
+        lambda c, rg, s, n: c.api_version_set.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.api_version_set.create_or_update(rg, s, *n, b, if_match=m),
+        lambda c, rg, s, n, m: c.api_version_set.delete(rg, s, *n, m)),
+    "schemas": _Write(
+        lambda c, rg, s, n: c.global_schema.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.global_schema.begin_create_or_update(rg, s, *n, b, if_match=m, **_lro()),
+        lambda c, rg, s, n, m: c.global_schema.delete(rg, s, *n, m), lro_put=True),
+    "policy-fragments": _Write(
+        lambda c, rg, s, n: c.policy_fragment.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.policy_fragment.begin_create_or_update(rg, s, *n, b, if_match=m, **_lro()),
+        lambda c, rg, s, n, m: c.policy_fragment.delete(rg, s, *n, m), lro_put=True),
+    "diagnostics": _Write(
+        lambda c, rg, s, n: c.diagnostic.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.diagnostic.create_or_update(rg, s, *n, b, if_match=m),
+        lambda c, rg, s, n, m: c.diagnostic.delete(rg, s, *n, m)),
+    "apis": _Write(
+        lambda c, rg, s, n: c.api.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.api.begin_create_or_update(rg, s, *n, b, if_match=m, **_lro()),
+        lambda c, rg, s, n, m: c.api.begin_delete(rg, s, *n, m, **_lro()), lro_put=True, lro_delete=True),
+    "api-schemas": _Write(
+        lambda c, rg, s, n: c.api_schema.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.api_schema.begin_create_or_update(rg, s, *n, b, if_match=m, **_lro()),
+        lambda c, rg, s, n, m: c.api_schema.delete(rg, s, *n, m), lro_put=True),
+    "api-operations": _Write(
+        lambda c, rg, s, n: c.api_operation.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.api_operation.create_or_update(rg, s, *n, b, if_match=m),
+        lambda c, rg, s, n, m: c.api_operation.delete(rg, s, *n, m)),
+    "api-tags": _Write(
+        lambda c, rg, s, n: c.tag.get_by_api(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.tag.assign_to_api(rg, s, *n),
+        lambda c, rg, s, n, m: c.tag.detach_from_api(rg, s, *n), link=True),
+    "api-operation-tags": _Write(
+        lambda c, rg, s, n: c.tag.get_by_operation(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.tag.assign_to_operation(rg, s, *n),
+        lambda c, rg, s, n, m: c.tag.detach_from_operation(rg, s, *n), link=True),
+    "api-diagnostics": _Write(
+        lambda c, rg, s, n: c.api_diagnostic.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.api_diagnostic.create_or_update(rg, s, *n, b, if_match=m),
+        lambda c, rg, s, n, m: c.api_diagnostic.delete(rg, s, *n, m)),
+    "products": _Write(
+        lambda c, rg, s, n: c.product.get(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.product.create_or_update(rg, s, *n, b, if_match=m),
+        # Never deleteSubscriptions: a product that has subscriptions is refused by APIM, and the restore says so.
+        lambda c, rg, s, n, m: c.product.delete(rg, s, *n, m)),
+    "product-apis": _Write(
+        lambda c, rg, s, n: c.product_api.check_entity_exists(rg, s, *n),
+        lambda c, rg, s, n, b, m: c.product_api.create_or_update(rg, s, *n),
+        lambda c, rg, s, n, m: c.product_api.delete(rg, s, *n), link=True),
+    "product-groups": _Write(
+        lambda c, rg, s, n: c.product_group.check_entity_exists(rg, s, *n),
+        lambda c, rg, s, n, b, m: c.product_group.create_or_update(rg, s, *n),
+        lambda c, rg, s, n, m: c.product_group.delete(rg, s, *n), link=True),
+    "product-tags": _Write(
+        lambda c, rg, s, n: c.tag.get_by_product(rg, s, *n, **_e()),
+        lambda c, rg, s, n, b, m: c.tag.assign_to_product(rg, s, *n),
+        lambda c, rg, s, n, m: c.tag.detach_from_product(rg, s, *n), link=True),
+    "api-policies": _Write(
+        lambda c, rg, s, n: c.api_policy.get(rg, s, *n, P, **_e()),
+        lambda c, rg, s, n, b, m: c.api_policy.create_or_update(rg, s, *n, P, b, if_match=m),
+        lambda c, rg, s, n, m: c.api_policy.delete(rg, s, *n, P, m)),
+    "api-operation-policies": _Write(
+        lambda c, rg, s, n: c.api_operation_policy.get(rg, s, *n, P, **_e()),
+        lambda c, rg, s, n, b, m: c.api_operation_policy.create_or_update(rg, s, *n, P, b, if_match=m),
+        lambda c, rg, s, n, m: c.api_operation_policy.delete(rg, s, *n, P, m)),
+    "product-policies": _Write(
+        lambda c, rg, s, n: c.product_policy.get(rg, s, *n, P, **_e()),
+        lambda c, rg, s, n, b, m: c.product_policy.create_or_update(rg, s, *n, P, b, if_match=m),
+        lambda c, rg, s, n, m: c.product_policy.delete(rg, s, *n, P, m)),
+    "policy": _Write(
+        lambda c, rg, s, n: c.policy.get(rg, s, P, **_e()),
+        lambda c, rg, s, n, b, m: c.policy.create_or_update(rg, s, P, b, if_match=m),
+        lambda c, rg, s, n, m: c.policy.delete(rg, s, P, m)),
 }
 
 
@@ -201,50 +285,37 @@ class ApimConfigurationWriter:
         name = instance.service_name if isinstance(instance, ApimResourceId) else "?"
         return f"{method} {what} of {name}"
 
-    def _operation(self, instance: ApimResourceId, kind: str) -> tuple[_Write, Any]:
-        how = _WRITES[kind]
-        return how, getattr(self._clients.arm(instance.subscription_id), how.group)
+    def _target(self, instance: ApimResourceId) -> tuple[Any, str, str]:
+        return self._clients.arm(instance.subscription_id), instance.resource_group, instance.service_name
 
     def get(self, instance: ApimResourceId, kind: str, names: tuple[str, ...]) -> LiveEntity | None:
-        how, group = self._operation(instance, kind)
-        args = _args(instance, names, how)
+        how = _WRITES[kind]
+        client, rg, service = self._target(instance)
         try:
-            if how.get == "check_entity_exists":
-                return LiveEntity({}, None) if getattr(group, how.get)(*args) else None
-            model, etag = getattr(group, how.get)(*args, cls=_etag_and_model)
+            found = how.get(client, rg, service, names)
         except ResourceNotFoundError:
             return None
+        if isinstance(found, bool):  # a link's existence check (HEAD)
+            return LiveEntity({}, None) if found else None
+        model, etag = found
         return LiveEntity({} if how.link else _body(model), etag)
 
     def put(self, instance: ApimResourceId, kind: str, names: tuple[str, ...], body: JsonObject, *,
             if_match: str | None) -> WriteOutcome:
-        how, group = self._operation(instance, kind)
-        args = _args(instance, names, how)
-        if how.link:
-            getattr(group, how.put)(*args)
-            return WriteOutcome()
-        content = io.BytesIO(json.dumps(body, separators=(",", ":")).encode())
-        if not how.lro_put:
-            getattr(group, how.put)(*args, content, if_match=if_match)
-            return WriteOutcome()
-        poller = getattr(group, f"begin_{how.put}")(*args, content, if_match=if_match, polling=False,
-                                                    cls=_pipeline_response)
-        return _started(poller.result().http_response)
+        how = _WRITES[kind]
+        client, rg, service = self._target(instance)
+        content = None if how.link else io.BytesIO(json.dumps(body, separators=(",", ":")).encode())
+        answer = how.put(client, rg, service, names, content, if_match)
+        return _started(answer.result().http_response) if how.lro_put else WriteOutcome()
 
     def delete(self, instance: ApimResourceId, kind: str, names: tuple[str, ...], *, if_match: str) -> WriteOutcome:
-        how, group = self._operation(instance, kind)
-        args = _args(instance, names, how)
+        how = _WRITES[kind]
+        client, rg, service = self._target(instance)
         try:
-            if how.link:
-                getattr(group, how.delete)(*args)
-            elif how.lro_delete:
-                poller = getattr(group, f"begin_{how.delete}")(*args, if_match, polling=False, cls=_pipeline_response)
-                return _started(poller.result().http_response)
-            else:
-                getattr(group, how.delete)(*args, if_match)
+            answer = how.delete(client, rg, service, names, if_match)
         except ResourceNotFoundError:
             return WriteOutcome()  # gone already: what a delete wants
-        return WriteOutcome()
+        return _started(answer.result().http_response) if how.lro_delete else WriteOutcome()
 
     def poll(self, instance: ApimResourceId, location: str) -> WriteOutcome:
         from azure.core.rest import HttpRequest
@@ -260,10 +331,6 @@ class ApimConfigurationWriter:
         if 200 <= response.status_code < 300:
             return WriteOutcome()
         raise ArmCallError(parse_arm_error(response.status_code, response.read(), retry_after=retry_after_of(response)))
-
-
-def _args(instance: ApimResourceId, names: tuple[str, ...], how: _Write) -> tuple[str, ...]:
-    return (instance.resource_group, instance.service_name, *names, *((_POLICY,) if how.policy else ()))
 
 
 def _started(response: Any) -> WriteOutcome:
