@@ -110,6 +110,12 @@ class SnapshotCapture:
         try:
             progress = self._store(job, progress, document, taken_at)
         except DrError as e:
+            if "ContainerNotFound" in e.message:
+                # A configuration problem, not an outage: waiting would not make the container appear.
+                self._journal.finish(job, job.fail(now, ArmError(
+                    "ContainerNotFound", f"the backup container {job.container} does not exist in "
+                    f"{job.storage_account}; the snapshot was read but could not be written")))
+                return
             self._journal.commit(job, job.postpone(now, reason=f"writing the snapshot: {e.message[:160]}",
                                                    delay=UNREACHABLE_DELAY))
             return
