@@ -5,7 +5,6 @@ delete, restore, and what the instance holds is what the snapshot held."""
 from __future__ import annotations
 
 import copy
-import gzip
 import json
 from typing import Any
 
