@@ -89,6 +89,9 @@ param operatorPrincipalIds array = []
 @description('Kind of the operatorPrincipalIds entries.')
 param operatorPrincipalType string = 'Group'
 
+@description('Object IDs of people who may restore configuration snapshots item by item (`apim-dr snapshot restore`) without any backup or restore right: they get APIM DR Configuration Restore (write and delete of configuration items) on every protected, standby and drill instance. The Function App always has it. Empty: nobody else.')
+param configRestorePrincipalIds array = []
+
 // ---------------------------------------------------------------------------------------------
 // Parameters: backup storage
 // ---------------------------------------------------------------------------------------------
@@ -353,6 +356,11 @@ var usesAccessKey = storageAccessType == 'AccessKey' || contains(instanceAccessT
 
 // Who gets APIM DR Operator: the Function App's identity, then the operators.
 var operatorPrincipals = [for id in operatorPrincipalIds: {
+  principalId: id
+  principalType: operatorPrincipalType
+}]
+
+var configRestorePrincipals = [for id in configRestorePrincipalIds: {
   principalId: id
   principalType: operatorPrincipalType
 }]
@@ -672,6 +680,24 @@ module discoveryOperatorAccess 'rbac/subscription-operator-access.bicep' = [for 
   }
 }]
 
+// APIM DR Configuration Restore on the same instances: what a snapshot restore writes (the Function App runs
+// the job; the people in configRestorePrincipalIds may start one from the CLI). Serial, like the one above.
+@batchSize(1)
+module apimConfigRestoreAccess 'rbac/apim-operator-access.bicep' = [for (t, i) in accessTargets: if(t.enabled) {
+  name: 'apimdr-restore-${i}-${resourceToken}'
+  scope: resourceGroup(split(t.resourceId, '/')[2], split(t.resourceId, '/')[4])
+  params: {
+    apimName: last(split(t.resourceId, '/'))
+    principals: concat([
+      {
+        principalId: identity.outputs.principalId
+        principalType: 'ServicePrincipal'
+      }
+    ], configRestorePrincipals)
+    roleDefinitionId: customRoles.outputs.configRestoreRoleId
+  }
+}]
+
 // Operators: what the operator CLI does when the Function App is down. On the backup account the
 // Function App's data roles without delete: find and check backups (index tags, CORS rules), and
 // label a backup the CLI followed to its end (`--wait`: tags, metadata, manifest). No retention role:
@@ -754,3 +780,4 @@ output APIM_DR_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output APIM_DR_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output APIM_DR_BACKUP_STORAGE_ACCOUNT string = backupStorage.outputs.name
 output APIM_DR_OPERATOR_ROLE_ID string = customRoles.outputs.operatorRoleId
+output APIM_DR_CONFIG_RESTORE_ROLE_ID string = customRoles.outputs.configRestoreRoleId

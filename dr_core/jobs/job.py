@@ -31,7 +31,7 @@ from dr_core.kernel.ids import ApimResourceId
 from dr_core.kernel.phases import JobState
 from dr_core.kernel.settings import StorageAccessType
 from dr_core.kernel.wire import JsonObject
-from dr_core.snapshots.progress import SnapshotProgress
+from dr_core.snapshots.progress import ConfigRestoreProgress, SnapshotProgress
 
 from .ids import JobKind, make_job_id
 
@@ -78,8 +78,10 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     # protect instead (recovery: auto). Nothing ran; nobody needs to be told.
     JobState.STARTING: frozenset({JobState.PLANNED, JobState.STARTING, JobState.RUNNING, JobState.SUCCEEDED,
                                   JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED}),
+    # Running -> Refused: a job of many steps that finds, having read, that it must not go on (a snapshot
+    # restore whose plan is blocked); nothing was changed.
     JobState.RUNNING: frozenset({JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT,
-                                 JobState.PLANNED}),
+                                 JobState.REFUSED, JobState.PLANNED}),
     JobState.SUCCEEDED: frozenset(),
     JobState.FAILED: frozenset({JobState.SUCCEEDED}),
     JobState.TIMED_OUT: frozenset({JobState.SUCCEEDED}),
@@ -160,7 +162,8 @@ class Attempt:
 
 # The fields that hold a kind's own typed part (a dataclass with ``to_json`` / ``from_json``), each stored as
 # one JSON column of the row: a new kind adds its part here and a field below.
-JOB_PARTS: dict[str, type[SnapshotProgress]] = {"snapshot": SnapshotProgress}
+JOB_PARTS: dict[str, type[SnapshotProgress] | type[ConfigRestoreProgress]] = {
+    "snapshot": SnapshotProgress, "config_restore": ConfigRestoreProgress}
 
 
 class InvalidTransitionError(ValueError):
@@ -244,6 +247,7 @@ class Job:
     follow_up_runs: int = 0
     # -- parts of one kind (one JSON column each; None on the other kinds)
     snapshot: SnapshotProgress | None = None
+    config_restore: ConfigRestoreProgress | None = None
     # a native backup tried because the instance's tier may have backup (recovery: auto): a tier without
     # backup refuses it quietly instead of failing it (configuration snapshots protect such instances)
     tier_may_lack_backup: bool = False
@@ -295,6 +299,30 @@ class Job:
             blob_name=snapshot_blob_name(instance.name, slot),
             next_action_at=now,
             snapshot=SnapshotProgress(),
+        )
+
+    @classmethod
+    def new_config_restore(cls, settings: Settings, *, target: ApimResourceId, source: str, snapshot: str,
+                           container: str, trigger: Trigger, now: datetime,
+                           progress: ConfigRestoreProgress) -> Job:
+        """A restore of the configuration snapshot ``snapshot`` (of ``source``) into ``target``; a new ID each time."""
+        return cls(
+            job_id=make_job_id(JobKind.CONFIG_RESTORE, target, now, unique=True),
+            kind=JobKind.CONFIG_RESTORE,
+            instance=str(target),
+            service_name=target.service_name,
+            state=JobState.PLANNED,
+            trigger=trigger,
+            slot=now,
+            created_at=now,
+            updated_at=now,
+            deadline=now + timedelta(minutes=settings.restore_timeout_minutes),
+            storage_account=settings.backup_account,
+            container=container,
+            blob_name=snapshot,
+            source_instance=source,
+            next_action_at=now,
+            config_restore=progress,
         )
 
     @classmethod
@@ -555,6 +583,14 @@ class Job:
         self.remediation = remediation[:2000]
         return Step()
 
+    def refuse_after_reading(self, now: datetime, *, message: str, remediation: str) -> Step:
+        """Running -> Refused: what the job read says it must not go on (nothing was changed)."""
+        self._move(JobState.REFUSED, now)
+        self.error_code = "PreflightFailed"
+        self.error_message, self.remediation = message[:2000], remediation[:2000]
+        self.wait_reason = None
+        return Step()
+
     def not_applicable(self, now: datetime, *, code: str, message: str, remediation: str) -> Step:
         """ARM refused a start that was only tried in case it applied (a native backup of a tier without one)."""
         self._move(JobState.REFUSED, now)
@@ -624,6 +660,8 @@ class Job:
             view["sourceInstance"] = self.source_instance
         if self.snapshot is not None:
             view["snapshot"] = self.snapshot.view()
+        if self.config_restore is not None:
+            view["configRestore"] = self.config_restore.view()
         if self.error_code:
             view["error"] = self.error_json()
         return view

@@ -259,6 +259,9 @@ _REMEDIATIONS: tuple[tuple[str, re.Pattern[str] | None, str] | tuple[str, re.Pat
      "Backup and restore exist only in the Developer, Basic, Standard and Premium (classic) tiers. Protect this "
      "instance with configuration snapshots instead: set its recovery to 'snapshot' (or 'auto') in "
      "APIM_DR_INSTANCES."),
+    ("ContainerNotFound", None,
+     "Create the container in the backup account (infra/ creates the default container and every container an "
+     "instance names: redeploy, or `az storage container create`), then take the snapshot again."),
     ("ServiceLocked", None,
      "Another operation (update, scale, backup or restore) is running on the instance. apim-dr retries "
      "until the job's deadline; if this persists, check the instance's activity log.", FailureKind.NOT_NOW),
