@@ -18,9 +18,25 @@ RESTORABLE_TIERS = frozenset({"developer", "basic", "standard", "premium"})
 
 
 class RecoveryPointKind(StrEnum):
-    """What a catalog entry is. Only native backups exist so far."""
+    """What a catalog entry is: a native backup, or (coming, dr_core/snapshots) a configuration snapshot.
+
+    The kinds differ in what time does to them: APIM restores a native backup for 30 days only and only
+    into a classic tier, while a configuration snapshot is applied through ARM's child resources, so it
+    never expires and fits every tier (:attr:`expires`, :attr:`tier_limited`).
+    """
 
     NATIVE_BACKUP = "native-backup"
+    CONFIGURATION_SNAPSHOT = "configuration-snapshot"
+
+    @property
+    def expires(self) -> bool:
+        """Whether APIM stops accepting a point of this kind after its ``expires`` (30 days)."""
+        return self is RecoveryPointKind.NATIVE_BACKUP
+
+    @property
+    def tier_limited(self) -> bool:
+        """Whether only the classic tiers (:data:`RESTORABLE_TIERS`) can restore a point of this kind."""
+        return self is RecoveryPointKind.NATIVE_BACKUP
 
 
 def stamp(moment: datetime) -> str:
@@ -46,6 +62,8 @@ class CatalogEntry:
     def restorable_for(self, target_sku: str | None, *, now: datetime,
                        margin: timedelta = timedelta(0)) -> tuple[bool, str | None]:
         """Whether APIM would accept this backup for a target of ``target_sku``, and if not, why."""
+        if not self.kind.expires:  # a configuration snapshot: applied through ARM, any age, any tier
+            return True, None
         if now >= self.expires:
             return False, f"expired on {stamp(self.expires)} (backups are restorable for 30 days)"
         if now + margin >= self.expires:
@@ -60,7 +78,7 @@ class CatalogEntry:
         Not expired (with ``margin``) and of a tier that has restore at all; no target in view.
         """
         restorable, reason = self.restorable_for(None, now=now, margin=margin)
-        if restorable and self.sku.lower() not in RESTORABLE_TIERS:
+        if restorable and self.kind.tier_limited and self.sku.lower() not in RESTORABLE_TIERS:
             return False, (f"the {self.sku or 'unrecorded'} tier cannot be restored (only Developer, Basic, "
                            "Standard and Premium)")
         return restorable, reason

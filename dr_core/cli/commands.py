@@ -116,8 +116,11 @@ def prune(use: UseCases, args: argparse.Namespace, out: Output) -> int:
         out.line(f"problem: {problem}")
     for inst in report.instances:
         posture = inst.instance.posture
+        gfs = "".join(f", {name} {count}" for name, count in (("keepDaily", posture.keep_daily),
+                                                               ("keepWeekly", posture.keep_weekly),
+                                                               ("keepMonthly", posture.keep_monthly)) if count)
         out.line(f"{inst.instance.name} ({inst.instance.container}): keepLast {posture.keep_last}, "
-                 f"maxAgeDays {posture.max_age_days}, {len(inst.results)} backup(s)")
+                 f"maxAgeDays {posture.max_age_days}{gfs}, {len(inst.results)} backup(s)")
         if inst.error is not None:
             out.line(f"  FAILED to read its backups: {inst.error.message}")
         for relabelled in inst.relabelled:
@@ -125,7 +128,8 @@ def prune(use: UseCases, args: argparse.Namespace, out: Output) -> int:
                      + (f": {relabelled.detail}" if relabelled.detail else ""))
         for result in inst.results:
             entry = result.decision.entry
-            out.line(f"  [{marks[result.outcome]:<7}] {entry.blob_name}  {result.decision.why}")
+            out.line(f"  [{marks[result.outcome]:<7}] {entry.blob_name}  {result.decision.reason.value}: "
+                     f"{result.decision.why}")
             for text in filter(None, [result.detail, *result.sidecars_deleted, *result.sidecar_problems]):
                 out.line(f"            {text}")
     totals = report.totals()

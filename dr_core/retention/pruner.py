@@ -40,6 +40,7 @@ from dr_core.kernel.wire import JsonObject
 from dr_core.ports import DeleteOutcome
 
 from .cursor import CURSOR_KEY, RetentionCursor
+from .gfs import GfsPolicy
 from .plan import Action, Decision, plan_instance
 from .report import BackupResult, InstanceReport, Outcome, RetentionReport
 
@@ -57,6 +58,7 @@ __all__ = [
     "SIDECAR_SUFFIXES",
     "RetentionIncompleteError",
     "RetentionPruner",
+    "gfs_policy",
 ]
 
 logger = logging.getLogger("apim_dr.retention")
@@ -171,7 +173,7 @@ class RetentionPruner:
         entries += [r.entry for r in report.relabelled if r.entry is not None]  # plan_instance orders them
         posture = instance.posture
         for decision in plan_instance(entries, keep_last=posture.keep_last, max_age_days=posture.max_age_days,
-                                      now=now, in_use=in_use):
+                                      now=now, in_use=in_use, gfs=gfs_policy(instance)):
             report.results.append(self._apply(instance, decision, dry_run))
         return report
 
@@ -249,6 +251,12 @@ class RetentionPruner:
         except DrError as e:  # RecordConflictError included: another run wrote it meanwhile
             # The next run merely starts elsewhere.
             _module_logger.warning("retention: the cursor was not saved: %s", e.message)
+
+
+def gfs_policy(instance: ProtectedInstance) -> GfsPolicy:
+    """The instance's grandfather-father-son rules (``keepDaily``, ``keepWeekly``, ``keepMonthly``)."""
+    posture = instance.posture
+    return GfsPolicy(days=posture.keep_daily, weeks=posture.keep_weekly, months=posture.keep_monthly)
 
 
 def _distinct(instances: list[ProtectedInstance]) -> list[ProtectedInstance]:
