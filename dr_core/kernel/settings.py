@@ -27,6 +27,7 @@ from .ids import ApimResourceId, InvalidResourceIdError
 from .schedule import InvalidScheduleError, Ncrontab
 
 __all__ = [
+    "COPY_SCHEDULE",
     "DRILL_SCHEDULE",
     "JOBS_TABLE",
     "POLL_QUEUE",
@@ -63,12 +64,14 @@ RPO_SCHEDULE = "0 */15 * * * *"  # check_rpo: a breach is noticed within a quart
 RETENTION_SCHEDULE = "0 30 3 * * *"  # prune_backups: after the default 02:00 backups; ages move by days
 STANDBY_SYNC_SCHEDULE = "0 20 * * * *"  # sync_standbys: catches up on what a crash skipped
 DRILL_SCHEDULE = "0 40 * * * *"  # run_drills: starts the drills that are due, finishes missed ones
+COPY_SCHEDULE = "0 50 * * * *"  # copy_backups: copies what the follower missed to the copy account
 TIMER_SCHEDULES = {
     "requeue_stalled_jobs": WATCHDOG_SCHEDULE,
     "check_rpo": RPO_SCHEDULE,
     "prune_backups": RETENTION_SCHEDULE,
     "sync_standbys": STANDBY_SYNC_SCHEDULE,
     "run_drills": DRILL_SCHEDULE,
+    "copy_backups": COPY_SCHEDULE,
 }
 # Bounds against absurd values that would silently disable the safety net.
 # Sized for fleets of tens of thousands (a resource ID is about 130 characters); larger fleets are

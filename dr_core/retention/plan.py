@@ -64,7 +64,7 @@ class RetentionRules:
 
     keep_last: int
     max_age_days: int
-    gfs: GfsPolicy = GfsPolicy()
+    gfs: GfsPolicy = field(default_factory=GfsPolicy)
 
 
 @dataclass(frozen=True)

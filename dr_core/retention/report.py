@@ -66,6 +66,8 @@ class InstanceReport:
     error: DrError | None = None
     # Older backups (labelled before the catalog tag) found and given it, or that would be (dry run).
     relabelled: list[RelabelResult] = field(default_factory=list)
+    # None: the backup account; else the copy account these are the instance's copies in.
+    account: str | None = None
 
     def to_json(self) -> JsonObject:
         posture = self.instance.posture
@@ -75,6 +77,7 @@ class InstanceReport:
             "instance": str(self.instance.resource_id),
             "serviceName": self.instance.name,
             "container": self.instance.container,
+            "copyAccount": self.account,
             "keepLast": posture.keep_last,
             "maxAgeDays": posture.max_age_days,
             "keepDaily": posture.keep_daily,
