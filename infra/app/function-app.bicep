@@ -119,6 +119,21 @@ param retentionMaxAgeDays int
 @description('APIM_DR_DRILL_EVERY_DAYS.')
 param drillEveryDays int
 
+@description('APIM_DR_RETENTION_KEEP_DAILY.')
+param retentionKeepDaily int
+
+@description('APIM_DR_RETENTION_KEEP_WEEKLY.')
+param retentionKeepWeekly int
+
+@description('APIM_DR_RETENTION_KEEP_MONTHLY.')
+param retentionKeepMonthly int
+
+@description('APIM_DR_COPY_STORAGE_ACCOUNT: the second account backups are copied to. Empty: no copies.')
+param copyStorageAccountName string = ''
+
+@description('APIM_DR_COPY_BLOB_ENDPOINT: blob endpoint of that account. Empty: no copies.')
+param copyBlobEndpoint string = ''
+
 var appSettings = union({
   // Host storage through the identity: no AzureWebJobsStorage connection string exists in Azure.
   AzureWebJobsStorage__credential: 'managedidentity'
@@ -151,6 +166,11 @@ var appSettings = union({
   APIM_DR_RETENTION_KEEP_LAST: string(retentionKeepLast)
   APIM_DR_RETENTION_MAX_AGE_DAYS: string(retentionMaxAgeDays)
   APIM_DR_DRILL_EVERY_DAYS: string(drillEveryDays)
+  APIM_DR_RETENTION_KEEP_DAILY: string(retentionKeepDaily)
+  APIM_DR_RETENTION_KEEP_WEEKLY: string(retentionKeepWeekly)
+  APIM_DR_RETENTION_KEEP_MONTHLY: string(retentionKeepMonthly)
+  APIM_DR_COPY_STORAGE_ACCOUNT: copyStorageAccountName
+  APIM_DR_COPY_BLOB_ENDPOINT: copyBlobEndpoint
 }, empty(backupStorageKeySecretUri) ? {} : {
   // AccessKey only: a Key Vault reference resolved with the identity (keyVaultReferenceIdentity).
   APIM_DR_BACKUP_STORAGE_KEY: '@Microsoft.KeyVault(SecretUri=${backupStorageKeySecretUri})'
