@@ -143,3 +143,46 @@ def test_large_gfs_counts_keep_one_per_period_and_stay_fast(gfs):
     assert set(kept) == {period(e.created) for e in entries}
     for key, created in kept.items():
         assert created == [max(e.created for e in entries if period(e.created) == key)]
+
+
+# -- through the pruner and the CLI: the dry run names the rule and says what a kept backup is good for ------------
+
+def test_prune_dry_run_names_the_gfs_rule_and_says_a_monthly_native_backup_is_not_restorable():
+    import io
+    import json
+
+    from dr_core import cli
+    from dr_core.catalog.tags import backup_tags
+    from dr_core.context import reset_context
+    from tests.unit.fakes import rid, settings, world
+
+    w = world(settings([{"resourceId": rid("apim-prod"), "alias": "prod", "keepLast": 1, "maxAgeDays": 1,
+                         "keepDaily": 2, "keepMonthly": 3}]))
+    names = {}
+    for age in (0, 1.2, 20, 45, 200):
+        created = T0 - timedelta(days=age)
+        names[age] = backup_blob_name("apim-prod", created)
+        w.backups.add(CONTAINER, names[age], created=created,
+                      tags=backup_tags(service_name="apim-prod", sku="Standard", created=created, job_id="j", size=1))
+    reset_context(w.ctx)
+    try:
+        out = io.StringIO()
+        assert cli.main(["prune", "--dry-run"], stdout=out) == 0
+        text = out.getvalue()
+        assert "keepLast 1, maxAgeDays 1, keepDaily 2, keepMonthly 3, 5 backup(s)" in text
+        assert f"[keep   ] {names[1.2]}  keep-daily: the newest of 2026-11-29 (keepDaily 2)" in text
+        monthly = next(line for line in text.splitlines() if names[45] in line)
+        assert "keep-monthly: the newest of 2026-10 (keepMonthly 3)" in monthly
+        assert "NOT RESTORABLE: native backups expire after 30 days" in monthly
+        assert f"[DELETE ] {names[20]}" in text and f"[DELETE ] {names[200]}" in text
+        assert w.backups.deleted == []
+        out = io.StringIO()
+        assert cli.main(["--json", "prune", "--dry-run"], stdout=out) == 0
+        (instance,) = json.loads(out.getvalue())["instances"]
+        assert (instance["keepDaily"], instance["keepWeekly"], instance["keepMonthly"]) == (2, 0, 3)
+        by_name = {b["blobName"]: b for b in instance["backups"]}
+        assert by_name[names[45]]["reason"] == "keep-monthly" and by_name[names[45]]["keptBy"] == ["keep-monthly"]
+        assert by_name[names[0]]["keptBy"][:2] == ["keep-last", "newest-restorable"]
+        assert by_name[names[20]]["keptBy"] == [] and by_name[names[20]]["outcome"] == "would-delete"
+    finally:
+        reset_context()
