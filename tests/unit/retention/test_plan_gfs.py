@@ -159,7 +159,7 @@ def test_prune_dry_run_names_the_gfs_rule_and_says_a_monthly_native_backup_is_no
     w = world(settings([{"resourceId": rid("apim-prod"), "alias": "prod", "keepLast": 1, "maxAgeDays": 1,
                          "keepDaily": 2, "keepMonthly": 3}]))
     names = {}
-    for age in (0, 1.2, 20, 45, 200):
+    for age in (0, 1.05, 20, 45, 200):
         created = T0 - timedelta(days=age)
         names[age] = backup_blob_name("apim-prod", created)
         w.backups.add(CONTAINER, names[age], created=created,
@@ -170,7 +170,7 @@ def test_prune_dry_run_names_the_gfs_rule_and_says_a_monthly_native_backup_is_no
         assert cli.main(["prune", "--dry-run"], stdout=out) == 0
         text = out.getvalue()
         assert "keepLast 1, maxAgeDays 1, keepDaily 2, keepMonthly 3, 5 backup(s)" in text
-        assert f"[keep   ] {names[1.2]}  keep-daily: the newest of 2026-11-29 (keepDaily 2)" in text
+        assert f"[keep   ] {names[1.05]}  keep-daily: the newest of 2026-11-29 (keepDaily 2)" in text
         monthly = next(line for line in text.splitlines() if names[45] in line)
         assert "keep-monthly: the newest of 2026-10 (keepMonthly 3)" in monthly
         assert "NOT RESTORABLE: native backups expire after 30 days" in monthly
