@@ -35,16 +35,19 @@ if TYPE_CHECKING:
     from dr_core.jobs.launcher import JobLauncher
     from dr_core.jobs.locks import RestoreLock
     from dr_core.jobs.operations import Operations
+    from dr_core.jobs.pacing import ReadBudget
     from dr_core.jobs.watchdog import Watchdog
     from dr_core.jobs.worker import JobFollower, Worker
     from dr_core.ports import (
         ApimManagement,
         BackupStore,
         BlobCopier,
+        ConfigurationReader,
         JobStore,
         Notifier,
         RecordStore,
         RestoreLocks,
+        StagingStore,
         WorkQueue,
     )
     from dr_core.posture.record import RpoRecord
@@ -76,6 +79,8 @@ class DrContext:
     _notifier: Notifier | None = field(default=None, repr=False)
     _copy_backups: BackupStore | None = field(default=None, repr=False)
     _copier: BlobCopier | None = field(default=None, repr=False)
+    _config_reader: ConfigurationReader | None = field(default=None, repr=False)
+    _staging: StagingStore | None = field(default=None, repr=False)
     _ready_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _storage_ready: bool = field(default=False, repr=False)
 
@@ -163,6 +168,27 @@ class DrContext:
                                                 self.clients.credential, source_account=self.settings.backup_account,
                                                 target_account=account)
         return self._copier
+
+    @property
+    def config_reader(self) -> ConfigurationReader:
+        if self._config_reader is None:
+            from dr_core.azure.config import ApimConfigurationReader
+
+            self._config_reader = ApimConfigurationReader(self.clients)
+        return self._config_reader
+
+    @property
+    def staging(self) -> StagingStore:
+        if self._staging is None:
+            from dr_core.azure.staging import BlobStagingStore
+
+            self._staging = BlobStagingStore(self.clients.app_blobs())
+        return self._staging
+
+    def read_budget(self) -> ReadBudget:
+        from dr_core.jobs.pacing import ReadBudget
+
+        return ReadBudget(self.records, reads_per_second=self.settings.snapshot_reads_per_second)
 
     @property
     def notifier(self) -> Notifier:
@@ -253,6 +279,7 @@ class DrContext:
         from dr_core.jobs.ids import JobKind
         from dr_core.jobs.worker import Journal, Worker
         from dr_core.posture.rpo import RpoFollower
+        from dr_core.snapshots.capture import SnapshotCapture
 
         resolver = self.resolver()  # one per invocation, shared: discovery runs at most once for all followers
         if followers is None:
@@ -264,10 +291,14 @@ class DrContext:
                           clock=self.clock, followers=followers)
         operation = ArmOperation(settings=self.settings, arm=self.arm, backups=self.backups, journal=journal,
                                  clock=self.clock)
+        capture = SnapshotCapture(arm=self.arm, reader=self.config_reader, budget=self.read_budget(),
+                                  staging=self.staging, backups=self.backups, journal=journal, clock=self.clock)
         return Worker(jobs=self.jobs, queue=self.queue, journal=journal,
-                      handlers={kind: operation for kind in ArmOperation.kinds},
+                      handlers={**{kind: operation for kind in ArmOperation.kinds},
+                                **{kind: capture for kind in SnapshotCapture.kinds}},
                       timeout_minutes={JobKind.BACKUP: self.settings.backup_timeout_minutes,
-                                       JobKind.RESTORE: self.settings.restore_timeout_minutes},
+                                       JobKind.RESTORE: self.settings.restore_timeout_minutes,
+                                       JobKind.SNAPSHOT: self.settings.snapshot_timeout_minutes},
                       clock=self.clock)
 
     def watchdog(self) -> Watchdog:

@@ -46,6 +46,8 @@ __all__ = [
     "BlobCopy",
     "BlobFacts",
     "Clock",
+    "ConfigPage",
+    "ConfigurationReader",
     "ConfigurationSummary",
     "CopyOutcome",
     "DeleteOutcome",
@@ -59,6 +61,7 @@ __all__ = [
     "RecordStore",
     "RestoreLocks",
     "ServiceInfo",
+    "StagingStore",
     "StartedOperation",
     "StoredRecord",
     "WorkQueue",
@@ -137,6 +140,7 @@ class RecordKind(StrEnum):
     DRILL = "drill"  # dr_core.drills.record.DrillRecord, one per drill (key: its restore job ID)
     RETENTION = "retention"  # dr_core.retention.cursor.RetentionCursor, one
     COPY = "copy"  # dr_core.copies.record.CopyRecord, one per instance whose backups are copied
+    ARM_BUDGET = "arm-budget"  # dr_core.jobs.pacing.BudgetRecord, one per subscription (ARM reads apim-dr spends)
 
 
 @dataclass
@@ -229,6 +233,31 @@ class BackupStore(Protocol):
 
     def get_json(self, container: str, blob_name: str) -> JsonObject | None:
         """Read such a document; None if it does not exist or is not a JSON object."""
+        ...
+
+    def put_document(self, container: str, blob_name: str, data: bytes, *, tags: dict[str, str],
+                     metadata: dict[str, str]) -> None:
+        """Create a recovery point's blob with its index tags (never overwrite: an existing name is a conflict)."""
+        ...
+
+    def get_document(self, container: str, blob_name: str, *, max_bytes: int) -> bytes | None:
+        """A recovery point's bytes; None if it does not exist. :raises ValueError: larger than ``max_bytes``."""
+        ...
+
+
+class StagingStore(Protocol):
+    """Scratch space in the app's own storage for work that spans invocations (a snapshot's reads so far)."""
+
+    def put(self, name: str, data: bytes) -> None:
+        """Write (or overwrite) ``name``."""
+        ...
+
+    def get(self, name: str) -> bytes | None:
+        """``name``'s bytes; None if it does not exist."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every blob whose name starts with ``prefix``; how many were deleted."""
         ...
 
 
@@ -355,6 +384,30 @@ class ApimManagement(Protocol):
 
     def configuration_summary(self, instance: ApimResourceId) -> ConfigurationSummary:
         """Names of the instance's APIs, products and named values (every page of each list)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConfigPage:
+    """One answer of a configuration read: ``(name, REST body without read-only fields)`` pairs, and the
+    continuation of a list that has more pages (None: this was the last, or a single item's GET)."""
+
+    entries: tuple[tuple[str, JsonObject], ...] = ()
+    next_page: str | None = None
+
+
+class ConfigurationReader(Protocol):
+    """ARM reads of an instance's configuration (its child resources), one request per call."""
+
+    def read(self, instance: ApimResourceId, kind: str, names: tuple[str, ...], *, page: str | None = None,
+             single: bool = False) -> ConfigPage:
+        """One page of the items of ``kind`` (a snapshot item kind's key) below ``names`` (the parents' names),
+        or with ``single`` the one item ``names`` name (an empty page when it does not exist). The pseudo-kind
+        ``api-revisions`` lists an API's revisions (names ``api;rev=N``, body ``{"isCurrent": ...}``).
+
+        :raises ArmCallError: ARM refused (403, 404 of a parent, 429 with ``retry_after``).
+        :raises AzureUnavailableError: ARM unreachable.
+        """
         ...
 
 

@@ -18,6 +18,7 @@ role table is set: ``front.admin.set_roles(...)``). The app's own runtime storag
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,10 +133,8 @@ class LocalAzure:
         assert self.azurite is not None
         service = BlobServiceClient.from_connection_string(self.azurite.connection_string(account))
         for name in names:
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 service.create_container(name)
-            except ResourceExistsError:
-                pass
 
     def account_location(self, account: str) -> str:
         return str(next(a for a in self._seed["storageAccounts"] if a["name"] == account)["location"])

@@ -43,8 +43,8 @@ param resourceGroupName string = ''
   identityResourceId  user-assigned identity attached to the instance and its standby (optional, default apimIdentityResourceId)
   clientId            client ID of that identity (optional, default apimIdentityClientId)
   container, alias    passed to the app (optional)
-  standbySync, drillTarget, drillEveryDays, rpoHours, keepLast, maxAgeDays, keepDaily, keepWeekly, keepMonthly,
-  copy                passed to the app (optional; docs/configuration.md, per-instance options)
+  standbySync, drillTarget, drillEveryDays, rpoHours, keepLast, maxAgeDays, recovery, keepDaily, keepWeekly,
+  keepMonthly, copy   passed to the app (optional; docs/configuration.md, per-instance options)
 The Function App gets the APIM DR Operator role on each instance, standby and drill target; the
 identity of each gets Storage Blob Data Contributor on the instance's backup container.''')
 param protectedInstances array = []
@@ -172,6 +172,25 @@ param expiryMarginHours int = 24
 @description('Seconds a job may stay in Starting before another worker assumes the first one died and checks the instance (it never re-sends a backup that is running). Keep it above host.json functionTimeout.')
 param startLeaseSeconds int = 360
 
+@allowed([
+  'auto'
+  'native'
+  'snapshot'
+  'both'
+])
+@description('Which recovery points protect an instance: native (APIM backup), snapshot (configuration snapshots, every tier), both, or auto (both where the tier has backup, snapshots only on Consumption and v2). Per instance: recovery.')
+param recovery string = 'auto'
+
+@minValue(5)
+@maxValue(1440)
+@description('Minutes a configuration snapshot may keep reading before it becomes TimedOut.')
+param snapshotTimeoutMinutes int = 120
+
+@minValue(1)
+@maxValue(25)
+@description('ARM reads per second configuration snapshots may spend per subscription (ARM refills 25 per second per principal).')
+param snapshotReadsPerSecond int = 20
+
 @minValue(1)
 @maxValue(696)
 @description('RPO target in hours: the newest restorable backup of an instance may be this old before the instance is breached (at-risk from 80 %). Per instance: rpoHours.')
@@ -287,6 +306,8 @@ var appInstances = [for inst in protectedInstances: union({
   keepLast: inst.keepLast
 } : {}, contains(inst, 'maxAgeDays') ? {
   maxAgeDays: inst.maxAgeDays
+} : {}, contains(inst, 'recovery') ? {
+  recovery: inst.recovery
 } : {}, contains(inst, 'keepDaily') ? {
   keepDaily: inst.keepDaily
 } : {}, contains(inst, 'keepWeekly') ? {
@@ -578,6 +599,9 @@ module functionApp 'app/function-app.bicep' = {
     maxPollDelaySeconds: maxPollDelaySeconds
     expiryMarginHours: expiryMarginHours
     startLeaseSeconds: startLeaseSeconds
+    recovery: recovery
+    snapshotTimeoutMinutes: snapshotTimeoutMinutes
+    snapshotReadsPerSecond: snapshotReadsPerSecond
     rpoHours: rpoHours
     retentionKeepLast: retentionKeepLast
     retentionMaxAgeDays: retentionMaxAgeDays

@@ -10,10 +10,11 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from dr_core.catalog.entry import CatalogEntry
 from dr_core.catalog.tags import TAG_CATALOG, catalog_query, entry_from_tags, finished_query
+from dr_core.kernel.errors import ConflictError
 from dr_core.kernel.wire import JsonObject
 from dr_core.ports import BlobFacts, DeleteOutcome
 
@@ -122,3 +123,27 @@ class BlobBackupStore:
         except (ValueError, RecursionError):
             return None
         return data if isinstance(data, dict) else None
+
+    def put_document(self, container: str, blob_name: str, data: bytes, *, tags: dict[str, str],
+                     metadata: dict[str, str]) -> None:
+        """One Put Blob with its index tags and metadata: the recovery point is catalogued the moment it exists.
+
+        Never overwrites (``If-None-Match: *``): a name that exists is :class:`ConflictError`.
+        """
+        from azure.storage.blob import ContentSettings
+
+        try:
+            self._service.get_blob_client(container, blob_name).upload_blob(
+                data, overwrite=False, tags=tags, metadata=metadata,
+                content_settings=ContentSettings(content_type="application/json", content_encoding="gzip"))
+        except ResourceExistsError as e:
+            raise ConflictError(f"{container}/{blob_name} exists already; a recovery point is never overwritten") from e
+
+    def get_document(self, container: str, blob_name: str, *, max_bytes: int) -> bytes | None:
+        try:
+            download = self._service.get_blob_client(container, blob_name).download_blob()
+        except ResourceNotFoundError:
+            return None
+        if download.size is not None and download.size > max_bytes:
+            raise ValueError(f"{container}/{blob_name} is {download.size} bytes; at most {max_bytes} are read")
+        return download.readall()

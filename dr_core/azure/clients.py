@@ -87,6 +87,7 @@ class AzureClients:
         self._queues: dict[str, QueueClient] = {}
         self._backup_blobs: BlobServiceClient | None = None
         self._copy_blobs: BlobServiceClient | None = None
+        self._app_blobs: BlobServiceClient | None = None
 
     @property
     def credential(self) -> TokenCredential:
@@ -196,6 +197,23 @@ class AzureClients:
                 self._copy_blobs = BlobServiceClient(self.settings.copy_blob_endpoint, credential=credential,
                                                      retry_policy=_storage_retry("blob"))
             return self._copy_blobs
+
+    def app_blobs(self) -> BlobServiceClient:
+        """The app's own storage account's blobs (the staging container)."""
+        with self._lock:
+            if self._app_blobs is None:
+                from azure.storage.blob import BlobServiceClient
+
+                storage = self.settings.app_storage
+                if storage.connection_string:
+                    self._app_blobs = BlobServiceClient.from_connection_string(
+                        storage.connection_string.reveal(), retry_policy=_storage_retry("blob"))
+                else:
+                    assert storage.blob_uri, "AzureWebJobsStorage__blobServiceUri is needed for the staging container"
+                    self._app_blobs = BlobServiceClient(storage.blob_uri,
+                                                        credential=self._app_storage_credential_unlocked(),
+                                                        retry_policy=_storage_retry("blob"))
+            return self._app_blobs
 
     def ensure_app_storage(self) -> None:
         """Create the jobs table and the work queues if they are missing.

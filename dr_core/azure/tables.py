@@ -37,7 +37,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModif
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from dr_core.jobs.ids import JobKind, parse_job_id
-from dr_core.jobs.job import Job, Trigger
+from dr_core.jobs.job import JOB_PARTS, Job, Trigger
 from dr_core.kernel.clock import from_iso, iso
 from dr_core.kernel.phases import JobState
 from dr_core.kernel.threads import parallel_map
@@ -122,7 +122,9 @@ def job_to_entity(job: Job) -> JsonObject:
         value = getattr(job, f.name)
         if value is None:
             continue
-        if isinstance(value, datetime):
+        if f.name in JOB_PARTS:
+            value = json.dumps(value.to_json(), separators=(",", ":"))
+        elif isinstance(value, datetime):
             value = iso(value)
         elif isinstance(value, Enum):
             value = value.value
@@ -148,10 +150,22 @@ def job_from_entity(entity: Mapping[str, Any]) -> Job:
     for name in _INT_FIELDS:
         if values.get(name) is not None:
             values[name] = int(values[name])
+    for name, part in JOB_PARTS.items():
+        if name in values:
+            values[name] = part.from_json(_json_object(values[name]))
     job = Job(**values)
     metadata = getattr(entity, "metadata", None) or {}
     job.etag = metadata.get("etag")
     return job
+
+
+def _json_object(text: object) -> JsonObject:
+    """A part's JSON column, defensively: anything but a JSON object reads as an empty part."""
+    try:
+        data = json.loads(str(text))
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _camel(name: str) -> str:

@@ -14,13 +14,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dr_core.jobs.job import Job, Trigger
+from dr_core.jobs.launcher import Pace
 from dr_core.kernel.clock import iso
+from dr_core.kernel.settings import Recovery
 
 if TYPE_CHECKING:
     from dr_core.inventory.resolver import InstanceResolver
     from dr_core.jobs.launcher import JobLauncher
     from dr_core.kernel.clock import Clock
-    from dr_core.kernel.settings import Settings
+    from dr_core.kernel.settings import ProtectedInstance, Settings
 
 __all__ = ["BackupPlanner", "PlanReport"]
 
@@ -28,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 # A timer may fire a moment before its slot; such a firing still belongs to that slot.
 _EARLY_FIRING_TOLERANCE = timedelta(seconds=2)
+_SNAPSHOT_START_BURST = 100  # snapshot starts at once per subscription; then at the snapshot read rate
 
 
 @dataclass
@@ -63,15 +66,27 @@ class BackupPlanner:
         for problem in inventory.problems:
             logger.error("instance skipped: %s", problem)
 
-        jobs = [Job.new_backup(self._settings, inst, slot, trigger=Trigger.SCHEDULE, now=now)
-                for inst in inventory.instances]
-        created_ids = {j.job_id for j in self._launcher.launch_many(jobs)}
+        backups = [self._backup(inst, slot, Trigger.SCHEDULE, now) for inst in inventory.instances
+                   if inst.posture.recovery.native_backups]
+        snapshots = [Job.new_snapshot(self._settings, inst, slot, trigger=Trigger.SCHEDULE, now=now)
+                     for inst in inventory.instances if inst.posture.recovery.snapshots]
+        jobs = backups + snapshots
+        created_ids = {j.job_id for j in self._launcher.launch_many(backups)}
+        # A snapshot's first step is one read; its later reads are taken from the shared read budget.
+        created_ids |= {j.job_id for j in self._launcher.launch_many(
+            snapshots, pace=Pace(_SNAPSHOT_START_BURST, self._settings.snapshot_reads_per_second))}
         report.planned = [j.job_id for j in jobs if j.job_id in created_ids]
         report.existing = [j.job_id for j in jobs if j.job_id not in created_ids]
         report.seconds = time.perf_counter() - started
-        logger.info("planned %d backup jobs for slot %s (%d already existed, %d problems) in %.3f s",
-                    len(report.planned), iso(slot), len(report.existing), len(report.problems), report.seconds)
+        logger.info("planned %d jobs (%d backups, %d snapshots) for slot %s (%d already existed, %d problems) in "
+                    "%.3f s", len(report.planned), len(backups), len(snapshots), iso(slot), len(report.existing),
+                    len(report.problems), report.seconds)
         return report
+
+    def _backup(self, instance: ProtectedInstance, slot: datetime, trigger: Trigger, now: datetime) -> Job:
+        job = Job.new_backup(self._settings, instance, slot, trigger=trigger, now=now)
+        job.tier_may_lack_backup = instance.posture.recovery is Recovery.AUTO
+        return job
 
     def request_backup(self, reference: object, *, trigger: Trigger = Trigger.ON_DEMAND) -> tuple[Job, bool]:
         """An on-demand backup of one protected instance. Returns ``(job, created)``.

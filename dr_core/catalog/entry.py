@@ -1,8 +1,10 @@
-"""One recovery point as the catalog knows it, and whether APIM would restore it.
+"""One recovery point as the catalog knows it, and whether it can be restored.
 
-Today every entry is a native backup (APIM's ``.apimbackup``); :class:`RecoveryPointKind` leaves room
-for the recovery points to come (configuration snapshots, companion exports), which the catalog,
-retention, the RPO monitor and the status page will list beside them.
+Two kinds (:class:`RecoveryPointKind`): a native backup (APIM's ``.apimbackup``: classic tiers only,
+restorable for 30 days into an instance of the same tier, all or nothing) and a configuration snapshot
+(``.apimsnapshot``: every tier, never expires while it is kept, restored item by item through ARM by
+``apim-dr snapshot restore``). The catalog, retention, the RPO monitor and the status page list them
+side by side; a native restore (preflight, standby sync, drills) only ever picks a native backup.
 """
 
 from __future__ import annotations
@@ -18,25 +20,10 @@ RESTORABLE_TIERS = frozenset({"developer", "basic", "standard", "premium"})
 
 
 class RecoveryPointKind(StrEnum):
-    """What a catalog entry is: a native backup, or (coming, dr_core/snapshots) a configuration snapshot.
-
-    The kinds differ in what time does to them: APIM restores a native backup for 30 days only and only
-    into a classic tier, while a configuration snapshot is applied through ARM's child resources, so it
-    never expires and fits every tier (:attr:`expires`, :attr:`tier_limited`).
-    """
+    """What a catalog entry is."""
 
     NATIVE_BACKUP = "native-backup"
-    CONFIGURATION_SNAPSHOT = "configuration-snapshot"
-
-    @property
-    def expires(self) -> bool:
-        """Whether APIM stops accepting a point of this kind after its ``expires`` (30 days)."""
-        return self is RecoveryPointKind.NATIVE_BACKUP
-
-    @property
-    def tier_limited(self) -> bool:
-        """Whether only the classic tiers (:data:`RESTORABLE_TIERS`) can restore a point of this kind."""
-        return self is RecoveryPointKind.NATIVE_BACKUP
+    SNAPSHOT = "snapshot"
 
 
 def stamp(moment: datetime) -> str:
@@ -46,24 +33,38 @@ def stamp(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class CatalogEntry:
-    """One backup as the catalog knows it (from index tags, no extra reads)."""
+    """One recovery point as the catalog knows it (from index tags, no extra reads).
+
+    ``created`` is the recovery point's time: when the backup was taken, or when a snapshot's
+    configuration was last read and found the same as its document (``taken`` is when that document
+    was first written). ``expires`` is None for a snapshot.
+    """
 
     container: str
     blob_name: str
     service_name: str
     sku: str
     created: datetime
-    expires: datetime
+    expires: datetime | None
     size: int | None
     location: str
     job_id: str
     kind: RecoveryPointKind = RecoveryPointKind.NATIVE_BACKUP
+    taken: datetime | None = None
+    content_hash: str | None = None
+
+    @property
+    def is_snapshot(self) -> bool:
+        return self.kind is RecoveryPointKind.SNAPSHOT
 
     def restorable_for(self, target_sku: str | None, *, now: datetime,
                        margin: timedelta = timedelta(0)) -> tuple[bool, str | None]:
-        """Whether APIM would accept this backup for a target of ``target_sku``, and if not, why."""
-        if not self.kind.expires:  # a configuration snapshot: applied through ARM, any age, any tier
-            return True, None
+        """Whether APIM's restore would accept this entry for a target of ``target_sku``, and if not, why.
+
+        Only a native backup is restored by APIM's restore: a snapshot is applied item by item instead.
+        """
+        if self.expires is None:
+            return False, "a configuration snapshot: restore it with `apim-dr snapshot restore`, not APIM's restore"
         if now >= self.expires:
             return False, f"expired on {stamp(self.expires)} (backups are restorable for 30 days)"
         if now + margin >= self.expires:
@@ -75,27 +76,36 @@ class CatalogEntry:
     def restorable(self, *, now: datetime, margin: timedelta = timedelta(0)) -> tuple[bool, str | None]:
         """Whether APIM would restore this backup into some instance of its tier, and if not, why.
 
-        Not expired (with ``margin``) and of a tier that has restore at all; no target in view.
+        Not expired (with ``margin``) and of a tier that has restore at all; no target in view. A
+        configuration snapshot is always a restorable recovery point (into an instance of any tier).
         """
+        if self.is_snapshot:
+            return True, None
         restorable, reason = self.restorable_for(None, now=now, margin=margin)
-        if restorable and self.kind.tier_limited and self.sku.lower() not in RESTORABLE_TIERS:
+        if restorable and self.sku.lower() not in RESTORABLE_TIERS:
             return False, (f"the {self.sku or 'unrecorded'} tier cannot be restored (only Developer, Basic, "
                            "Standard and Premium)")
         return restorable, reason
 
     def to_json(self, *, now: datetime, target_sku: str | None = None,
                 margin: timedelta = timedelta(0)) -> dict[str, object]:
-        restorable, reason = self.restorable_for(target_sku, now=now, margin=margin)
+        if self.is_snapshot:
+            restorable, reason = self.restorable(now=now, margin=margin)
+        else:
+            restorable, reason = self.restorable_for(target_sku, now=now, margin=margin)
         return {
+            "kind": self.kind.value,
             "container": self.container,
             "blobName": self.blob_name,
             "serviceName": self.service_name,
             "sku": self.sku,
             "createdAt": stamp(self.created),
-            "expiresAt": stamp(self.expires),
+            "expiresAt": None if self.expires is None else stamp(self.expires),
             "sizeBytes": self.size,
             "location": self.location,
             "jobId": self.job_id,
             "restorable": restorable,
             "notRestorableBecause": reason,
+            **({"takenAt": stamp(self.taken or self.created), "contentHash": self.content_hash}
+               if self.is_snapshot else {}),
         }

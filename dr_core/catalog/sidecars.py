@@ -20,7 +20,7 @@ COMPANION_SUFFIX = ".companion.json"
 
 SIDECAR_SUFFIXES: dict[RecoveryPointKind, tuple[str, ...]] = {
     RecoveryPointKind.NATIVE_BACKUP: (MANIFEST_SUFFIX, COMPANION_SUFFIX),
-    RecoveryPointKind.CONFIGURATION_SNAPSHOT: (COMPANION_SUFFIX,),
+    RecoveryPointKind.SNAPSHOT: (COMPANION_SUFFIX,),
 }
 
 

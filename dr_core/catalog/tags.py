@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from .entry import CatalogEntry, stamp
+from .entry import CatalogEntry, RecoveryPointKind, stamp
 from .naming import BACKUP_RETENTION, parse_backup_blob_name
 
 __all__ = [
@@ -27,8 +27,10 @@ __all__ = [
     "backup_tags",
     "catalog_query",
     "catalog_tags_for",
+    "confirmed_snapshot_tags",
     "entry_from_tags",
     "finished_query",
+    "snapshot_tags",
 ]
 
 TAG_SERVICE = "apimdr_service"
@@ -43,6 +45,13 @@ TAG_LOCATION = "apimdr_location"
 # names, so the catalog query names this one and needs no read per blob.
 TAG_CATALOG = "apimdr_catalog"
 _CATALOG_VERSION = "v1"
+# Snapshots: "v2/snapshot/{point}/{taken}/{sku}/{size}/{job}/{hash}/{location}". "v2/" sorts after "v1/",
+# so the one catalog query (catalog >= 'v1/') returns both kinds.
+_SNAPSHOT_VERSION = "v2"
+# A snapshot's state tag. Not "succeeded": the backup account's lifecycle rule (the retention backstop,
+# infra/storage/backup-storage.bicep) matches state=succeeded, and a snapshot is kept by retention alone.
+SNAPSHOT_STATE = "snapshot"
+_HASH_CHARS = 32  # of the document's SHA-256 in the catalog tag: enough to tell documents apart
 _TAG_VALUE_RE = re.compile(r"[^A-Za-z0-9 +\-./:=_]")
 
 
@@ -90,6 +99,36 @@ def _catalog_value(created: str, sku: str, size: str, job_id: str, location: str
                       f"{location.replace('/', '_')}")
 
 
+def snapshot_tags(*, service_name: str, sku: str, point: datetime, taken: datetime, job_id: str, size: int,
+                  content_hash: str, location: str = "") -> dict[str, str]:
+    """A configuration snapshot's index tags: what the catalog shows, in the same one-query form as backups.
+
+    ``point`` is the recovery point's time (the last read that found this configuration), ``taken`` when
+    the document was written. No expiry: a snapshot is restorable as long as it is kept.
+    """
+    digest = content_hash.removeprefix("sha256:")[:_HASH_CHARS]
+    catalog = _tag_value(f"{_SNAPSHOT_VERSION}/{RecoveryPointKind.SNAPSHOT.value}/{stamp(point)}/{stamp(taken)}/"
+                         f"{sku.replace('/', '_')}/{int(size)}/{job_id}/{digest}/{location.replace('/', '_')}")
+    tags = {
+        TAG_SERVICE: service_name.lower(),
+        TAG_SKU: _tag_value(sku),
+        TAG_CREATED: stamp(point),
+        TAG_STATE: SNAPSHOT_STATE,
+        TAG_JOB: job_id,
+        TAG_SIZE: str(int(size)),
+        TAG_LOCATION: _tag_value(location),
+        TAG_CATALOG: catalog,
+    }
+    return {name: value for name, value in tags.items() if value}
+
+
+def confirmed_snapshot_tags(entry: CatalogEntry, *, point: datetime, job_id: str, location: str = "") -> dict[str, str]:
+    """The tags of ``entry`` (a snapshot) after a read found its configuration unchanged at ``point``."""
+    return snapshot_tags(service_name=entry.service_name, sku=entry.sku, point=point,
+                         taken=entry.taken or entry.created, job_id=job_id, size=entry.size or 0,
+                         content_hash=entry.content_hash or "", location=location or entry.location)
+
+
 def catalog_tags_for(tags: dict[str, str]) -> dict[str, str] | None:
     """``tags`` plus the catalog tag, for a backup labelled before that tag existed; None if it needs none.
 
@@ -123,6 +162,9 @@ def entry_from_tags(container: str, blob_name: str, tags: dict[str, str]) -> Cat
     A catalog tag stands for ``state=succeeded`` (they are written together); without one the
     state tag must say so.
     """
+    snapshot = _unpack_snapshot(tags.get(TAG_CATALOG))
+    if snapshot is not None:
+        return _snapshot_entry(container, blob_name, snapshot)
     catalog = _unpack(tags.get(TAG_CATALOG))
     if tags.get(TAG_STATE, "succeeded" if catalog else None) != "succeeded":
         return None
@@ -132,6 +174,8 @@ def entry_from_tags(container: str, blob_name: str, tags: dict[str, str]) -> Cat
         created = datetime.strptime(tags[TAG_CREATED], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except (KeyError, ValueError):
         return None
+    if parsed.snapshot:
+        return None  # a snapshot's tags without its catalog tag: not finished
     size_text = tags.get(TAG_SIZE, "")
     return CatalogEntry(
         container=container,
@@ -144,6 +188,29 @@ def entry_from_tags(container: str, blob_name: str, tags: dict[str, str]) -> Cat
         location=tags.get(TAG_LOCATION, ""),
         job_id=tags.get(TAG_JOB, ""),
     )
+
+
+def _unpack_snapshot(value: str | None) -> list[str] | None:
+    parts = (value or "").split("/", 8)
+    if len(parts) != 9 or parts[0] != _SNAPSHOT_VERSION or parts[1] != RecoveryPointKind.SNAPSHOT.value:
+        return None
+    return parts
+
+
+def _snapshot_entry(container: str, blob_name: str, parts: list[str]) -> CatalogEntry | None:
+    _, _, point, taken, sku, size, job, digest, location = parts
+    try:
+        parsed = parse_backup_blob_name(blob_name)
+        point_at = datetime.strptime(point, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        taken_at = datetime.strptime(taken, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    if not parsed.snapshot:
+        return None
+    return CatalogEntry(container=container, blob_name=blob_name, service_name=parsed.service_name, sku=sku,
+                        created=point_at, expires=None, size=int(size) if size.isdigit() else None,
+                        location=location, job_id=job, kind=RecoveryPointKind.SNAPSHOT, taken=taken_at,
+                        content_hash=f"sha256:{digest}" if digest else None)
 
 
 def _unpack(value: str | None) -> dict[str, str]:

@@ -62,6 +62,8 @@ logger = logging.getLogger("apim_dr.copies")
 _module_logger = logging.getLogger(__name__)
 
 LOG_PREFIX = "APIMDR_COPY "
+# The jobs whose recovery point is copied when they succeed.
+_COPIED_JOBS = frozenset({JobKind.BACKUP, JobKind.SNAPSHOT})
 PARALLEL_INSTANCES = 8
 # The hourly timer stops starting instances after this long, within host.json's 5-minute functionTimeout.
 SCHEDULED_BUDGET_SECONDS = 240.0
@@ -162,7 +164,9 @@ class BackupCopies:
 
     # -- the follower -----------------------------------------------------------------------------------
     def after(self, job: Job) -> None:
-        if job.kind is not JobKind.BACKUP or job.state is not JobState.SUCCEEDED or not job.blob_name:
+        """A backup or a configuration snapshot succeeded: copy its recovery point (for a snapshot whose
+        configuration had not changed, the existing point: its copy gets the refreshed tags)."""
+        if job.kind not in _COPIED_JOBS or job.state is not JobState.SUCCEEDED or not job.blob_name:
             return
         try:
             instance = self._resolver.protected(job.instance)
@@ -275,12 +279,13 @@ class BackupCopies:
                   "account": self._account, "blobName": None, "detail": f"a catalog could not be read: {e.message}"},
                  level=logging.ERROR)
             return result
-        present = {e.blob_name for e in copied}
+        present = {e.blob_name: e for e in copied}
         result.present = len(present)
-        if copied and not dry_run:
-            self._note_present(instance, max(copied, key=lambda e: e.created), now)
         for entry in originals:  # newest first: the lag shrinks fastest
-            if entry.blob_name in present:
+            copy = present.get(entry.blob_name)
+            if copy is not None:
+                if copy.created != entry.created and not dry_run:
+                    self._retag(instance, entry, result)  # a refreshed point (an unchanged snapshot)
                 continue
             if not entry.restorable(now=now)[0]:
                 continue  # an expired native backup: no restore could use its copy
@@ -294,7 +299,21 @@ class BackupCopies:
                 self._failed(instance, entry.blob_name, e)
                 continue
             result.points.append(self.copy_point(instance, entry, tags))
+        newest = max((e for e in originals if e.blob_name in present), key=lambda e: e.created, default=None)
+        if newest is not None and not dry_run:
+            self._note_present(instance, newest, now)
         return result
+
+    def _retag(self, instance: ProtectedInstance, entry: CatalogEntry, result: InstanceCopies) -> None:
+        """The original's tags moved on (a snapshot found unchanged is a recovery point again, now): the copy's
+        catalog follows. Tags only: the bytes were verified when copied."""
+        try:
+            tags = self._backups.tags(entry.container, entry.blob_name)
+            if tags:
+                self._copies.set_tags(entry.container, entry.blob_name, dict(tags))
+        except DrError as e:
+            result.points.append(PointCopy(entry, PointOutcome.FAILED, detail=f"re-tagging the copy: {e.message}"))
+            self._failed(instance, entry.blob_name, e)
 
     # -- the record and the log -------------------------------------------------------------------------
     def _succeeded(self, instance: ProtectedInstance, entry: CatalogEntry, result: PointCopy) -> None:

@@ -49,6 +49,7 @@ _MIN_DELAY = 1
 _LOCKED_DELAY = 30  # ServiceLocked: another operation runs; check back in half a minute
 _REFUSED_DELAY = 15  # 429 and other "not now" answers
 _BUSY_DELAY = 30
+_NO_BACKUP_IN_TIER = "MethodNotAllowedInPricingTier"  # a tier without backup (Consumption, v2)
 
 
 class ArmOperation:
@@ -130,6 +131,13 @@ class ArmOperation:
             # unanswered: the operation that locks the instance may be ours. The recovery path checks.
             self._commit(job, job.await_start_outcome(now, reason=error.code, unanswered=status >= 500,
                                                       delay=self._delay(error.retry_after or _REFUSED_DELAY)))
+        elif error.code == _NO_BACKUP_IN_TIER and job.tier_may_lack_backup:
+            self._finish(job, job.not_applicable(
+                now, code="TierHasNoNativeBackup",
+                message=f"{job.service_name}'s tier has no native backup ({error.message[:300]}); its configuration "
+                        "snapshots protect it (recovery: auto)",
+                remediation="Nothing to do. To stop trying native backups of this instance, set its recovery "
+                            "to 'snapshot' in APIM_DR_INSTANCES."))
         elif error.retryable:
             # 409 ServiceLocked / 429: ARM refused, nothing started -> Planned, try again when ARM said.
             default = _LOCKED_DELAY if error.code == "ServiceLocked" else _REFUSED_DELAY

@@ -22,6 +22,7 @@ class JobKind(StrEnum):
 
     BACKUP = "backup"
     RESTORE = "restore"
+    SNAPSHOT = "snapshot"  # a configuration snapshot: many paced ARM reads, one document (dr_core/snapshots)
 
 
 _KINDS = "|".join(re.escape(kind.value) for kind in JobKind)

@@ -17,13 +17,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from dr_core.catalog.naming import backup_blob_name
+from dr_core.catalog.naming import backup_blob_name, snapshot_blob_name
 from dr_core.kernel.clock import iso_or_none
 from dr_core.kernel.errors import ArmError
 from dr_core.kernel.ids import ApimResourceId
 from dr_core.kernel.phases import JobState
 from dr_core.kernel.settings import StorageAccessType
 from dr_core.kernel.wire import JsonObject
+from dr_core.snapshots.progress import SnapshotProgress
 
 from .ids import JobKind, make_job_id
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from dr_core.kernel.settings import ProtectedInstance, Settings
 
 __all__ = [
+    "JOB_PARTS",
     "TRANSITIONS",
     "InvalidTransitionError",
     "Job",
@@ -55,17 +57,26 @@ class Trigger(StrEnum):
     UNKNOWN = "unknown"  # a drill rebuilt from its job, whose own trigger was never recorded
 
 
-# The only moves a job may make. Starting -> Planned is "ARM said not now (409/429), wait".
+# The only moves a job may make. Starting -> Planned is "ARM said not now (409/429), wait". Planned ->
+# Running is a job of many steps and no single start to guard (a snapshot's reads).
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.PLANNED: frozenset({JobState.STARTING, JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED}),
+    JobState.PLANNED: frozenset({JobState.STARTING, JobState.RUNNING, JobState.FAILED, JobState.TIMED_OUT,
+                                 JobState.REFUSED}),
+    # Starting -> Refused: ARM refused a native backup of an instance whose tier has none, which snapshots
+    # protect instead (recovery: auto). Nothing ran; nobody needs to be told.
     JobState.STARTING: frozenset({JobState.PLANNED, JobState.STARTING, JobState.RUNNING, JobState.SUCCEEDED,
-                                  JobState.FAILED, JobState.TIMED_OUT}),
+                                  JobState.FAILED, JobState.TIMED_OUT, JobState.REFUSED}),
     JobState.RUNNING: frozenset({JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT}),
     JobState.SUCCEEDED: frozenset(),
     JobState.FAILED: frozenset(),
     JobState.TIMED_OUT: frozenset(),
     JobState.REFUSED: frozenset(),
 }
+
+
+# The fields that hold a kind's own typed part (a dataclass with ``to_json`` / ``from_json``), each stored as
+# one JSON column of the row: a new kind adds its part here and a field below.
+JOB_PARTS: dict[str, type[SnapshotProgress]] = {"snapshot": SnapshotProgress}
 
 
 class InvalidTransitionError(ValueError):
@@ -140,6 +151,11 @@ class Job:
     error_message: str | None = None
     remediation: str | None = None
     announced: bool = False
+    # -- parts of one kind (one JSON column each; None on the other kinds)
+    snapshot: SnapshotProgress | None = None
+    # a native backup tried because the instance's tier may have backup (recovery: auto): a tier without
+    # backup refuses it quietly instead of failing it (configuration snapshots protect such instances)
+    tier_may_lack_backup: bool = False
     etag: str | None = field(default=None, compare=False)
 
     @classmethod
@@ -164,6 +180,29 @@ class Job:
             access_type=instance.access_type.value,
             client_id=instance.client_id,
             next_action_at=now,
+        )
+
+    @classmethod
+    def new_snapshot(cls, settings: Settings, instance: ProtectedInstance, slot: datetime, *, trigger: Trigger,
+                     now: datetime) -> Job:
+        """The configuration snapshot of ``instance`` for ``slot``: the same inputs make the same job."""
+        slot = slot.astimezone(UTC).replace(microsecond=0)
+        return cls(
+            job_id=make_job_id(JobKind.SNAPSHOT, instance.resource_id, slot),
+            kind=JobKind.SNAPSHOT,
+            instance=str(instance.resource_id),
+            service_name=instance.name,
+            state=JobState.PLANNED,
+            trigger=trigger,
+            slot=slot,
+            created_at=now,
+            updated_at=now,
+            deadline=now + timedelta(minutes=settings.snapshot_timeout_minutes),
+            storage_account=settings.backup_account,
+            container=instance.container,
+            blob_name=snapshot_blob_name(instance.name, slot),
+            next_action_at=now,
+            snapshot=SnapshotProgress(),
         )
 
     @classmethod
@@ -253,6 +292,30 @@ class Job:
             self.unanswered_posts += 1
         return self._schedule(now, reason, delay, transition=self.wait_reason != reason)
 
+    def postpone(self, now: datetime, *, reason: str, delay: int) -> Step:
+        """Nothing could be done now (ARM unreachable, throttled): stay where the job stands, try after ``delay``."""
+        self._touch(now)
+        if self.state is JobState.RUNNING:
+            self.poll_seq += 1
+        return self._schedule(now, reason, delay, transition=self.wait_reason != reason)
+
+    def begin_reading(self, now: datetime, *, progress: SnapshotProgress, sku: str | None,
+                      region: str | None) -> Step:
+        """Planned -> Running: a job of many reads has begun (the first read told the instance's tier)."""
+        self._move(JobState.RUNNING, now)
+        self.started_at = now
+        self.sku, self.region = sku, region
+        self.poll_seq = 1
+        self.snapshot = progress
+        return self._schedule(now, None, 0)
+
+    def read_more(self, now: datetime, *, progress: SnapshotProgress, delay: int, reason: str | None = None) -> Step:
+        """One more step of reading is done: record how far, and go on after ``delay`` (the read budget's wait)."""
+        self._touch(now)
+        self.poll_seq += 1
+        self.snapshot = progress
+        return self._schedule(now, reason, delay, transition=False)
+
     def count_poll(self) -> None:
         self.polls += 1
 
@@ -295,6 +358,13 @@ class Job:
         self.error_code = "PreflightFailed"
         self.error_message = message[:2000]
         self.remediation = remediation[:2000]
+        return Step()
+
+    def not_applicable(self, now: datetime, *, code: str, message: str, remediation: str) -> Step:
+        """ARM refused a start that was only tried in case it applied (a native backup of a tier without one)."""
+        self._move(JobState.REFUSED, now)
+        self.error_code, self.error_message, self.remediation = code, message[:2000], remediation[:2000]
+        self.wait_reason = None
         return Step()
 
     def mark_announced(self) -> Step:
@@ -353,6 +423,8 @@ class Job:
         }
         if self.source_instance:
             view["sourceInstance"] = self.source_instance
+        if self.snapshot is not None:
+            view["snapshot"] = self.snapshot.view()
         if self.error_code:
             view["error"] = self.error_json()
         return view

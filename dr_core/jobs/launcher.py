@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dr_core.ports import JobConflictError
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from .job import Job
 
-__all__ = ["ARM_WRITES_PER_SECOND", "ARM_WRITE_BURST", "JobLauncher", "paced_fanouts"]
+__all__ = ["ARM_WRITES", "ARM_WRITES_PER_SECOND", "ARM_WRITE_BURST", "JobLauncher", "Pace", "paced_fanouts"]
 
 # ARM's write bucket per subscription and principal (Azure Resource Manager request limits and
 # throttling, 2024 token bucket): 200 requests at once, then 10 per second. Starts are paced to it,
@@ -31,12 +32,23 @@ ARM_WRITE_BURST = 200
 ARM_WRITES_PER_SECOND = 10
 
 
-def paced_fanouts(jobs: Sequence[Job]) -> list[tuple[WorkMessage, int]]:
-    """Fan-out messages of at most 32 jobs, each visible when ARM's write bucket has room for its POSTs.
+@dataclass(frozen=True)
+class Pace:
+    """How fast job starts go out per subscription: ``burst`` at once, then ``per_second``."""
 
-    Per subscription, the first :data:`ARM_WRITE_BURST` starts go at once, the rest at
-    :data:`ARM_WRITES_PER_SECOND`. A 429 that still happens (other writers share the bucket)
-    waits on the queue for ARM's Retry-After.
+    burst: int
+    per_second: float
+
+
+ARM_WRITES = Pace(ARM_WRITE_BURST, ARM_WRITES_PER_SECOND)
+
+
+def paced_fanouts(jobs: Sequence[Job], pace: Pace = ARM_WRITES) -> list[tuple[WorkMessage, int]]:
+    """Fan-out messages of at most 32 jobs, each visible when ARM's bucket has room for the first request of each.
+
+    Per subscription, the first ``pace.burst`` starts go at once, the rest at ``pace.per_second``
+    (backups: ARM's write bucket, one POST each; snapshots: the reads they may spend). A 429 that
+    still happens (others share the bucket) waits on the queue for ARM's Retry-After.
     """
     by_subscription: dict[str, list[str]] = {}
     for job in jobs:
@@ -45,8 +57,8 @@ def paced_fanouts(jobs: Sequence[Job]) -> list[tuple[WorkMessage, int]]:
     for ids in by_subscription.values():
         for first in range(0, len(ids), FANOUT_SIZE):
             chunk = ids[first:first + FANOUT_SIZE]
-            over = first + len(chunk) - ARM_WRITE_BURST
-            messages.append((WorkMessage("fanout", jobs=tuple(chunk)), max(0, math.ceil(over / ARM_WRITES_PER_SECOND))))
+            over = first + len(chunk) - pace.burst
+            messages.append((WorkMessage("fanout", jobs=tuple(chunk)), max(0, math.ceil(over / pace.per_second))))
     return messages
 
 
@@ -70,11 +82,11 @@ class JobLauncher:
             self._queue.send([(WorkMessage.resume(job), 0)])
         return job, True
 
-    def launch_many(self, jobs: Sequence[Job]) -> list[Job]:
+    def launch_many(self, jobs: Sequence[Job], *, pace: Pace = ARM_WRITES) -> list[Job]:
         """Create the jobs that don't exist yet (in transactions), log each, then start them paced; the new ones."""
         created_ids = {job.job_id for job in self._jobs.create_many(jobs)}
         created = [job for job in jobs if job.job_id in created_ids]
         for job in created:
             log_transition(job, now=job.updated_at)
-        self._queue.send(paced_fanouts(created))
+        self._queue.send(paced_fanouts(created, pace))
         return created

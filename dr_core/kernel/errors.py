@@ -230,14 +230,20 @@ _REMEDIATIONS: tuple[tuple[str, re.Pattern[str] | None, str], ...] = (
      "ARM rejected the backup/restore parameters. Check APIM_DR_BACKUP_STORAGE_ACCOUNT, the container and the "
      "storage access type settings."),
     ("MethodNotAllowedInPricingTier", None,
-     "Backup and restore exist only in the Developer, Basic, Standard and Premium (classic) tiers. Remove this "
-     "instance from APIM_DR_INSTANCES (or its discovery tag), or protect it with APIOps instead."),
+     "Backup and restore exist only in the Developer, Basic, Standard and Premium (classic) tiers. Protect this "
+     "instance with configuration snapshots instead: set its recovery to 'snapshot' (or 'auto') in "
+     "APIM_DR_INSTANCES."),
     ("ServiceLocked", None,
      "Another operation (update, scale, backup or restore) is running on the instance. apim-dr retries "
      "until the job's deadline; if this persists, check the instance's activity log."),
     ("SubscriptionRequestsThrottled", None,
      "Azure Resource Manager throttled the requests of this subscription. apim-dr retries after Retry-After; "
      "spread the schedule if it happens every run."),
+    ("AuthorizationFailed", re.compile(r"service/(apis|products|namedValues|backends|loggers|diagnostics|policies|"
+                                       r"policyFragments|tags|groups|certificates|apiVersionSets|schemas)", re.I),
+     "The Function App's identity may not read this part of the instance's configuration (configuration "
+     "snapshots and restore drills read it item by item). Assign it the 'APIM DR Operator' custom role, which "
+     "holds exactly those reads, on the instance or its resource group (see docs/deploy.md)."),
     ("AuthorizationFailed", None,
      "The Function App's identity lacks permission. Assign it the 'APIM DR Operator' custom role "
      "(service/read, service/operationresults/read, backup/action, restore/action) on the instance or its resource "

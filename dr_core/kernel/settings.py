@@ -41,6 +41,7 @@ __all__ = [
     "AppStorage",
     "Posture",
     "ProtectedInstance",
+    "Recovery",
     "Secret",
     "SettingSpec",
     "Settings",
@@ -162,6 +163,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "`https://{account}.blob.core.windows.net` (override for sovereign clouds or Azurite)."),
     SettingSpec("APIM_DR_DRILL_EVERY_DAYS", "How often an instance with a `drillTarget` gets a restore drill. Per "
                 "instance: `drillEveryDays`.", default="7", minimum=1, maximum=365),
+    SettingSpec("APIM_DR_RECOVERY", "Which recovery points protect an instance: `native` (APIM's backup), "
+                "`snapshot` (configuration snapshots, every tier), `both`, or `auto`: both where the tier has "
+                "backup (Developer, Basic, Standard, Premium), snapshots only elsewhere (Consumption, v2). "
+                "Per instance: `recovery`.", default="auto"),
+    SettingSpec("APIM_DR_SNAPSHOT_TIMEOUT_MINUTES", "A configuration snapshot still reading after this becomes "
+                "`TimedOut` (an instance of 1,000 APIs takes minutes at ARM's read rate).", default="120",
+                minimum=5, maximum=24 * 60),
+    SettingSpec("APIM_DR_SNAPSHOT_READS_PER_SECOND", "ARM reads per second that snapshots may spend per "
+                "subscription, shared by every host instance (ARM refills 25 per second per principal; the rest "
+                "is left for polls, drills and people).", default="20", minimum=1, maximum=25),
     SettingSpec("APIM_DR_START_LEASE_SECONDS", "How long a job may sit in `Starting` before another worker "
                 "assumes the first one died and checks the instance (never re-sending a backup that runs). "
                 "Keep it above host.json `functionTimeout`.", default="360", minimum=1, maximum=3600),
@@ -208,6 +219,24 @@ class Secret:
         return hash(self._value)
 
 
+class Recovery(StrEnum):
+    """Which recovery points an instance gets (``recovery``; default ``APIM_DR_RECOVERY``)."""
+
+    AUTO = "auto"  # both where the tier has APIM's backup, snapshots only where it has not
+    NATIVE = "native"  # APIM's backup only
+    SNAPSHOT = "snapshot"  # configuration snapshots only
+    BOTH = "both"
+
+    @property
+    def snapshots(self) -> bool:
+        return self is not Recovery.NATIVE
+
+    @property
+    def native_backups(self) -> bool:
+        """Native backups are planned (for AUTO: tried; a tier without backup ends them quietly, see jobs)."""
+        return self is not Recovery.SNAPSHOT
+
+
 @dataclass(frozen=True)
 class Posture:
     """What an instance's protection promises: RPO target, retention, standby sync, restore drills.
@@ -227,6 +256,7 @@ class Posture:
     keep_monthly: int = int(default_of("APIM_DR_RETENTION_KEEP_MONTHLY"))
     # Copy every succeeded backup to the copy account (APIM_DR_COPY_STORAGE_ACCOUNT).
     copy: bool = False
+    recovery: Recovery = Recovery.AUTO  # APIM_DR_RECOVERY's default (checked by tests/unit/kernel)
 
 
 @dataclass(frozen=True)
@@ -285,6 +315,8 @@ class Settings:
     max_poll_delay_seconds: int
     start_lease_seconds: int
     expiry_margin_hours: int
+    snapshot_timeout_minutes: int
+    snapshot_reads_per_second: int
     posture: Posture
     instances: tuple[ProtectedInstance, ...]
     instance_errors: tuple[str, ...]
@@ -337,6 +369,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         keep_daily=_int_setting(env, "APIM_DR_RETENTION_KEEP_DAILY", problems),
         keep_weekly=_int_setting(env, "APIM_DR_RETENTION_KEEP_WEEKLY", problems),
         keep_monthly=_int_setting(env, "APIM_DR_RETENTION_KEEP_MONTHLY", problems),
+        recovery=_recovery_setting(env, problems),
     )
     copy_account, copy_endpoint = _load_copy_account(env, account, backup_key, problems)
     posture = replace(posture, copy=copy_account is not None)
@@ -383,6 +416,8 @@ _TIMING = {
     "max_poll_delay_seconds": "APIM_DR_MAX_POLL_DELAY_SECONDS",
     "start_lease_seconds": "APIM_DR_START_LEASE_SECONDS",
     "expiry_margin_hours": "APIM_DR_EXPIRY_MARGIN_HOURS",
+    "snapshot_timeout_minutes": "APIM_DR_SNAPSHOT_TIMEOUT_MINUTES",
+    "snapshot_reads_per_second": "APIM_DR_SNAPSHOT_READS_PER_SECOND",
 }
 
 
@@ -618,7 +653,7 @@ def _instances_list(text: str, problems: list[str]) -> list[Any]:
 
 
 _INSTANCE_KEYS = {"resourceId", "container", "accessType", "clientId", "alias", "standby", "standbySync",
-                  "drillTarget", "drillEveryDays", "rpoHours", "keepLast", "maxAgeDays",
+                  "drillTarget", "drillEveryDays", "rpoHours", "keepLast", "maxAgeDays", "recovery",
                   "keepDaily", "keepWeekly", "keepMonthly", "copy"}
 _POSTURE_KEYS = {"rpoHours": "APIM_DR_RPO_HOURS", "keepLast": "APIM_DR_RETENTION_KEEP_LAST",
                  "maxAgeDays": "APIM_DR_RETENTION_MAX_AGE_DAYS", "drillEveryDays": "APIM_DR_DRILL_EVERY_DAYS",
@@ -732,6 +767,9 @@ def _parse_posture(entry: JsonObject, default: Posture, resource_id: ApimResourc
     drill_target = _parse_target(
         entry, "drillTarget", resource_id,
         itself="drillTarget is the instance itself; a drill restores into a dedicated instance")
+    recovery = default.recovery
+    if entry.get("recovery") is not None:
+        recovery = _parse_recovery(entry["recovery"], "recovery")
     return Posture(
         rpo_hours=numbers.get("rpoHours", default.rpo_hours),
         keep_last=numbers.get("keepLast", default.keep_last),
@@ -743,6 +781,7 @@ def _parse_posture(entry: JsonObject, default: Posture, resource_id: ApimResourc
         keep_weekly=numbers.get("keepWeekly", default.keep_weekly),
         keep_monthly=numbers.get("keepMonthly", default.keep_monthly),
         copy=default.copy,
+        recovery=recovery,
     )
 
 
@@ -764,6 +803,27 @@ def _parse_copy(entry: JsonObject, posture: Posture, default: Posture, access: S
         raise ValueError("copy needs a managed identity: with accessType AccessKey APIM could not read the copy "
                          "account (apim-dr holds no key for it)")
     return replace(posture, copy=value)
+
+
+def _parse_recovery(value: object, where: str) -> Recovery:
+    allowed = ", ".join(r.value for r in Recovery)
+    if not isinstance(value, str):
+        raise ValueError(f"{where} {_show(str(value))} must be one of {allowed}")
+    try:
+        return Recovery(value.strip().lower())
+    except ValueError:
+        raise ValueError(f"{where} {_show(value)} must be one of {allowed}") from None
+
+
+def _recovery_setting(env: Mapping[str, str], problems: list[str]) -> Recovery:
+    text = _clean(env, "APIM_DR_RECOVERY")
+    if not text:
+        return Recovery(default_of("APIM_DR_RECOVERY"))
+    try:
+        return _parse_recovery(text, "APIM_DR_RECOVERY")
+    except ValueError as e:
+        problems.append(str(e))
+        return Recovery(default_of("APIM_DR_RECOVERY"))
 
 
 def _int_setting(env: Mapping[str, str], name: str, problems: list[str]) -> int:

@@ -291,7 +291,11 @@ def _check_backup(plan: RestorePlan, now: datetime, margin: timedelta) -> None:
         plan.checks.append(Check("backup-not-expired", Outcome.SKIPPED, "no backup to check"))
         plan.checks.append(Check("target-tier-matches-backup", Outcome.SKIPPED, "no backup to check"))
         return
-    if now >= entry.expires:
+    if entry.expires is None:
+        plan.checks.append(Check("backup-not-expired", Outcome.FAIL,
+                                 f"{entry.blob_name} is a configuration snapshot, which APIM's restore cannot read",
+                                 "Apply it with `apim-dr snapshot restore`, or name a native backup."))
+    elif now >= entry.expires:
         plan.checks.append(Check("backup-not-expired", Outcome.FAIL, f"the backup expired at {iso(entry.expires)}",
                                  "APIM refuses backups older than 30 days; take or pick a newer one."))
     elif now + margin >= entry.expires:

@@ -151,16 +151,20 @@ def _delete(entry: CatalogEntry, rules: RetentionRules, days: float, now: dateti
 
 
 def _newest_restorable(entry: CatalogEntry) -> str:
-    if not entry.kind.expires:
-        return f"the newest {entry.kind.value} (never expires)"
+    if entry.expires is None:
+        return f"the newest {_kind(entry)} (never expires)"
     return f"the newest restorable backup (expires {iso(entry.expires)})"
+
+
+def _kind(entry: CatalogEntry) -> str:
+    return "configuration snapshot" if entry.kind is RecoveryPointKind.SNAPSHOT else entry.kind.value
 
 
 def _restorability_note(entry: CatalogEntry, now: datetime) -> str | None:
     """What a kept point is good for, when that is less than a restore: said for every kept native backup APIM
     would refuse (expired: a weekly or monthly rule keeps it as history); a kind that never expires says so."""
-    if not entry.kind.expires:
-        return f"a {entry.kind.value} never expires"
+    if entry.expires is None:
+        return f"a {_kind(entry)} never expires"
     if now >= entry.expires:
         return (f"NOT RESTORABLE: native backups expire after 30 days (this one on {iso(entry.expires)}); kept as "
                 "history only, APIM would refuse to restore it")

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from dr_core.catalog.relabel import RelabelOutcome, RelabelResult
-from dr_core.kernel.clock import iso
+from dr_core.kernel.clock import iso, iso_or_none
 from dr_core.kernel.errors import DrError
 from dr_core.kernel.settings import ProtectedInstance
 from dr_core.kernel.wire import JsonObject
@@ -44,7 +44,7 @@ class BackupResult:
         return {
             "blobName": entry.blob_name,
             "createdAt": iso(entry.created),
-            "expiresAt": iso(entry.expires),
+            "expiresAt": iso_or_none(entry.expires),
             "ageDays": round(self.decision.age_days, 1),
             "sku": entry.sku,
             "action": self.decision.action.value,

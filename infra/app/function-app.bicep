@@ -107,6 +107,15 @@ param expiryMarginHours int
 @description('APIM_DR_START_LEASE_SECONDS.')
 param startLeaseSeconds int
 
+@description('APIM_DR_RECOVERY.')
+param recovery string
+
+@description('APIM_DR_SNAPSHOT_TIMEOUT_MINUTES.')
+param snapshotTimeoutMinutes int
+
+@description('APIM_DR_SNAPSHOT_READS_PER_SECOND.')
+param snapshotReadsPerSecond int
+
 @description('APIM_DR_RPO_HOURS.')
 param rpoHours int
 
@@ -162,6 +171,9 @@ var appSettings = union({
   APIM_DR_MAX_POLL_DELAY_SECONDS: string(maxPollDelaySeconds)
   APIM_DR_EXPIRY_MARGIN_HOURS: string(expiryMarginHours)
   APIM_DR_START_LEASE_SECONDS: string(startLeaseSeconds)
+  APIM_DR_RECOVERY: recovery
+  APIM_DR_SNAPSHOT_TIMEOUT_MINUTES: string(snapshotTimeoutMinutes)
+  APIM_DR_SNAPSHOT_READS_PER_SECOND: string(snapshotReadsPerSecond)
   APIM_DR_RPO_HOURS: string(rpoHours)
   APIM_DR_RETENTION_KEEP_LAST: string(retentionKeepLast)
   APIM_DR_RETENTION_MAX_AGE_DAYS: string(retentionMaxAgeDays)

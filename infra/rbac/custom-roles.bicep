@@ -6,9 +6,12 @@
 // APIM DR Operator: exactly the actions the Function App needs on an APIM instance: read it
 //   (tier, state, identity), poll a running backup or restore (GET of its Location,
 //   .../service/{name}/operationresults/{id}: a type of its own, not covered by service/read), start
-//   a backup, start a restore, and list its APIs, products and named values (names only: the
-//   manifest written after each backup, and a restore drill's check of what arrived; each list is a
-//   type of its own too). The built-in API Management Service Operator Role would also allow
+//   a backup, start a restore, and read its configuration: every child resource a configuration
+//   snapshot holds (APIs with their operations, schemas, tags, diagnostics, revisions and policies;
+//   products with their APIs, groups, tags and policies; named values (never their secret values:
+//   namedValues/listValue/action is not granted), backends, loggers, diagnostics, policy fragments,
+//   tags, groups, certificates, version sets, schemas, the service policy). Each is a type of its
+//   own, so each is named; reads only, no write or delete. The built-in API Management Service Operator Role would also allow
 //   write, delete, hostname and certificate changes; Contributor allows everything.
 // APIM DR Backup Data: read the backups and write their metadata, on the backup account. No delete
 //   (Storage Blob Data Contributor would add blobs/delete, move, and container create/delete).
@@ -40,7 +43,7 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if(
   name: guid(subscription().id, 'apim-dr-operator', resourceToken)
   properties: {
     roleName: 'APIM DR Operator (${environmentName}-${resourceToken})'
-    description: 'apim-dr: read API Management instances and the names of their APIs, products and named values, start their backups and restores and follow those to their end. Nothing else.'
+    description: 'apim-dr: read API Management instances and their configuration (never secret values), start their backups and restores and follow those to their end. Nothing else.'
     type: 'customRole'
     permissions: [
       {
@@ -52,6 +55,28 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if(
           'Microsoft.ApiManagement/service/apis/read'
           'Microsoft.ApiManagement/service/products/read'
           'Microsoft.ApiManagement/service/namedValues/read'
+          'Microsoft.ApiManagement/service/certificates/read'
+          'Microsoft.ApiManagement/service/backends/read'
+          'Microsoft.ApiManagement/service/loggers/read'
+          'Microsoft.ApiManagement/service/tags/read'
+          'Microsoft.ApiManagement/service/groups/read'
+          'Microsoft.ApiManagement/service/apiVersionSets/read'
+          'Microsoft.ApiManagement/service/schemas/read'
+          'Microsoft.ApiManagement/service/policyFragments/read'
+          'Microsoft.ApiManagement/service/diagnostics/read'
+          'Microsoft.ApiManagement/service/policies/read'
+          'Microsoft.ApiManagement/service/apis/operations/read'
+          'Microsoft.ApiManagement/service/apis/schemas/read'
+          'Microsoft.ApiManagement/service/apis/tags/read'
+          'Microsoft.ApiManagement/service/apis/operations/tags/read'
+          'Microsoft.ApiManagement/service/apis/diagnostics/read'
+          'Microsoft.ApiManagement/service/apis/revisions/read'
+          'Microsoft.ApiManagement/service/apis/policies/read'
+          'Microsoft.ApiManagement/service/apis/operations/policies/read'
+          'Microsoft.ApiManagement/service/products/apis/read'
+          'Microsoft.ApiManagement/service/products/groups/read'
+          'Microsoft.ApiManagement/service/products/tags/read'
+          'Microsoft.ApiManagement/service/products/policies/read'
         ]
         notActions: []
         dataActions: []

@@ -33,7 +33,9 @@ PROD, STANDBY, PREMIUM, DEV, CONSUMPTION, V2 = (
     "apim-contoso-v2",
 )
 # Short waits for tests: the emulator answers Retry-After 1 and operations take ~2 s.
-FAST = {"APIM_DR_MAX_POLL_DELAY_SECONDS": "2", "APIM_DR_START_LEASE_SECONDS": "2"}
+FAST = {"APIM_DR_MAX_POLL_DELAY_SECONDS": "2", "APIM_DR_START_LEASE_SECONDS": "2",
+        # The tests of native backups see only native backups; test_snapshots.py chooses snapshots (or auto).
+        "APIM_DR_RECOVERY": "native"}
 
 
 _ROLE_TABLES: dict[int, dict[str, list[dict[str, Any]]]] = {}

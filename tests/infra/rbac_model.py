@@ -49,6 +49,9 @@ APIM_INSTANCE = "APIM instance"
 SUBSCRIPTION = "subscription"
 RESOURCE_GROUP = "resource group"
 SERVICE_ACCOUNT = {"blob": BACKUP_STORAGE, "queue": RUNTIME_STORAGE, "table": RUNTIME_STORAGE}
+# Modules whose blob calls go to the app's own (runtime) account, not the backup account: the staging
+# container of work that spans invocations (dr_core/azure/clients.py app_blobs()).
+RUNTIME_BLOB_MODULES = frozenset({"dr_core/azure/staging.py"})
 
 ST = "Microsoft.Storage/storageAccounts"
 BLOBS = f"{ST}/blobServices/containers/blobs"
@@ -328,7 +331,10 @@ def needs(calls: list[Call]) -> tuple[list[Need], list[str]]:
                                     f"the receiver {call.receiver!r} nor the module's imports show it is the "
                                     f"{service} one")
                     continue
-            out += _blob_scopes(call, service, alternatives)
+            if call.file in RUNTIME_BLOB_MODULES:
+                out.append(Need(call, RUNTIME_STORAGE, alternatives))
+            else:
+                out += _blob_scopes(call, service, alternatives)
         else:
             try:
                 if call.kind == "raw-arm":

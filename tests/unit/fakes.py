@@ -26,7 +26,7 @@ from dr_core.jobs.ids import JobKind, parse_job_id
 from dr_core.jobs.job import Job
 from dr_core.jobs.messages import WorkMessage
 from dr_core.kernel.clock import ManualClock
-from dr_core.kernel.errors import ArmCallError, ArmError, DrError
+from dr_core.kernel.errors import ArmCallError, ArmError, AzureUnavailableError, ConflictError, DrError
 from dr_core.kernel.events import Event
 from dr_core.kernel.ids import ApimResourceId
 from dr_core.kernel.settings import Settings, load_settings
@@ -35,6 +35,7 @@ from dr_core.ports import (
     BlobChecksum,
     BlobCopy,
     BlobFacts,
+    ConfigPage,
     ConfigurationSummary,
     CopyOutcome,
     DeleteOutcome,
@@ -212,6 +213,7 @@ class FakeBackupStore:
         # Scripted answers of delete() per (container, name): an outcome to report, or an error to raise.
         self.delete_answers: dict[tuple[str, str], DeleteOutcome | DrError] = {}
         self.deleted: list[tuple[str, str]] = []
+        self.contents: dict[tuple[str, str], bytes] = {}  # documents written with put_document
         self.outage: DrError | None = None  # raised by every read (the account cannot be reached)
 
     def _reachable(self) -> None:
@@ -291,6 +293,98 @@ class FakeBackupStore:
     def get_json(self, container: str, blob_name: str) -> dict[str, Any] | None:
         document = self.documents.get((container, blob_name))
         return copy.deepcopy(document) if document is not None else None
+
+    def put_document(self, container: str, blob_name: str, data: bytes, *, tags: dict[str, str],
+                     metadata: dict[str, str]) -> None:
+        self.calls.append("put_document")
+        if (container, blob_name) in self.blobs:
+            raise ConflictError(f"{container}/{blob_name} exists already")
+        blob = self.add(container, blob_name, size=len(data), tags=tags)
+        blob.metadata = dict(metadata)
+        self.contents[(container, blob_name)] = bytes(data)
+
+    def get_document(self, container: str, blob_name: str, *, max_bytes: int) -> bytes | None:
+        data = self.contents.get((container, blob_name))
+        if data is not None and len(data) > max_bytes:
+            raise ValueError(f"{container}/{blob_name} is {len(data)} bytes; at most {max_bytes}")
+        return data
+
+
+class FakeStagingStore:
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.writes = 0
+        self.fail_puts = 0  # the next N puts raise (storage unreachable)
+
+    def put(self, name: str, data: bytes) -> None:
+        if self.fail_puts:
+            self.fail_puts -= 1
+            raise AzureUnavailableError("staging container unreachable (fake)")
+        self.writes += 1
+        self.blobs[name] = bytes(data)
+
+    def get(self, name: str) -> bytes | None:
+        return self.blobs.get(name)
+
+    def delete_prefix(self, prefix: str) -> int:
+        gone = [n for n in self.blobs if n.startswith(prefix)]
+        for name in gone:
+            del self.blobs[name]
+        return len(gone)
+
+
+class FakeConfigurationReader:
+    """An instance's configuration as ARM serves it: items by item ID, lists paged ``page_size`` at a time.
+
+    Refuses what ARM would: an unknown kind, a list below a parent that does not exist (404), a page token it
+    did not hand out. ``errors`` are raised by the next reads, one each (429s, 403s, outages).
+    """
+
+    def __init__(self, page_size: int = 2) -> None:
+        self.configurations: dict[str, dict[str, dict[str, Any]]] = {}  # service -> item ID -> REST body
+        self.page_size = page_size
+        self.errors: list[ArmError | DrError] = []
+        self.reads: list[tuple[str, str, tuple[str, ...], str | None, bool]] = []
+
+    def add(self, service: str, item_id: str, **properties: Any) -> None:
+        self.configurations.setdefault(service, {})[item_id] = {"properties": properties}
+
+    def read(self, instance: ApimResourceId, kind: str, names: tuple[str, ...], *, page: str | None = None,
+             single: bool = False) -> ConfigPage:
+        from dr_core.snapshots.kinds import kind_named, parse_item_id
+
+        self.reads.append((instance.service_name, kind, names, page, single))
+        if self.errors:
+            error = self.errors.pop(0)
+            raise error if isinstance(error, DrError) else ArmCallError(error)
+        items = self.configurations.get(instance.service_name)
+        if items is None:
+            raise ArmCallError(ArmError("ResourceNotFound", f"The Resource '{instance}' was not found.", 404))
+        parsed = {key: parse_item_id(key) for key in items}
+        if single:
+            key = kind_named(kind).item_id(*names)
+            body = items.get(str(key))
+            return ConfigPage(((key.name, body),)) if body is not None else ConfigPage()
+        if kind == "api-revisions":
+            base = names[0]
+            found = [(i.names[0], {"isCurrent": i.names[0] == base}) for i in parsed.values()
+                     if i.kind.key == "apis" and i.names[0].split(";rev=")[0] == base]
+        else:
+            item_kind = kind_named(kind)
+            if names and item_kind.parent is not None:
+                parent = kind_named(item_kind.parent).item_id(*names)
+                if str(parent) not in items:
+                    raise ArmCallError(ArmError("ResourceNotFound", f"{parent} was not found.", 404))
+            found = [(i.names[-1], items[key]) for key, i in sorted(parsed.items())
+                     if i.kind is item_kind and i.names[:-1] == names
+                     and not (kind == "apis" and ";rev=" in i.names[0])]
+        start = int(page) if page is not None else 0
+        if page is not None and not (page.isdigit() and 0 < start <= len(found)):
+            raise ArmCallError(ArmError("InvalidContinuation", f"page {page!r} was never handed out", 400))
+        chunk = found[start:start + self.page_size]
+        following = start + self.page_size
+        return ConfigPage(tuple((n, copy.deepcopy(b)) for n, b in chunk),
+                          str(following) if following < len(found) else None)
 
 
 class FakeBlobCopier:
@@ -437,6 +531,8 @@ class World:
     arm: FakeArm
     notifier: FakeNotifier
     clock: ManualClock
+    reader: FakeConfigurationReader = field(default_factory=FakeConfigurationReader)
+    staging: FakeStagingStore = field(default_factory=FakeStagingStore)
     copies: FakeBackupStore | None = None  # the copy account (when the settings name one)
     copier: FakeBlobCopier | None = None
 
@@ -444,10 +540,11 @@ class World:
 def world(cfg: Settings | None = None, *, now: datetime = T0) -> World:
     cfg = cfg or settings()
     store, queue, backups, arm, notifier = FakeTables(), FakeWorkQueue(), FakeBackupStore(), FakeArm(), FakeNotifier()
+    reader, staging = FakeConfigurationReader(), FakeStagingStore()
     clock = ManualClock(now)
     copies = FakeBackupStore() if cfg.copy_account else None
     copier = FakeBlobCopier(backups, copies) if copies is not None else None
     ctx = DrContext(settings=cfg, clients=AzureClients(cfg), clock=clock, _jobs=store, _locks=store, _records=store,
                     _queue=queue, _arm=arm, _backups=backups, _notifier=notifier, _storage_ready=True,
-                    _copy_backups=copies, _copier=copier)
-    return World(ctx, store, queue, backups, arm, notifier, clock, copies, copier)
+                    _config_reader=reader, _staging=staging, _copy_backups=copies, _copier=copier)
+    return World(ctx, store, queue, backups, arm, notifier, clock, reader, staging, copies, copier)

@@ -89,7 +89,7 @@ def test_a_point_is_its_sidecars_then_itself_by_kind():
     assert entry is not None
     assert recovery_point_blobs(entry) == (entry.blob_name + MANIFEST_SUFFIX, entry.blob_name + COMPANION_SUFFIX,
                                            entry.blob_name)
-    snapshot = type(entry)(**{**entry.__dict__, "kind": RecoveryPointKind.CONFIGURATION_SNAPSHOT})
+    snapshot = type(entry)(**{**entry.__dict__, "kind": RecoveryPointKind.SNAPSHOT, "expires": None})
     assert sidecar_names(snapshot) == (entry.blob_name + COMPANION_SUFFIX,)
 
 
@@ -436,3 +436,20 @@ def test_cli_copies_dry_run_then_copy(monkeypatch):
         assert "is not copied" in out.getvalue()
     finally:
         reset_context()
+
+
+def test_a_snapshot_job_is_copied_and_a_refreshed_point_re_tags_its_copy():
+    w = copy_world()
+    name = add_backup(w, timedelta(hours=3))
+    job = succeeded_backup(w, name)
+    job.kind = JobKind.SNAPSHOT
+    w.ctx.copies().after(job)  # the follower takes snapshot jobs too
+    assert w.copies is not None and (CONTAINER, name) in w.copies.blobs
+    # The original's recovery-point time moves on (a snapshot found unchanged): the catch-up re-tags the copy.
+    refreshed = backup_tags(service_name=PROD, sku="Standard", created=T0, job_id="backup-y", size=4096)
+    w.backups.blobs[(CONTAINER, name)].tags = refreshed
+    report = w.ctx.copies().catch_up()
+    assert report.instances[0].points == [] and not report.failed
+    assert w.copies.blobs[(CONTAINER, name)].tags == refreshed
+    rec = record(w)
+    assert rec is not None and rec.last_copied is not None and rec.last_copied.created_at == T0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dr_core.jobs.launcher import ARM_WRITE_BURST, ARM_WRITES_PER_SECOND, paced_fanouts
 from dr_core.kernel.phases import JobState
 from tests.unit.fakes import SUB, rid, settings, world
@@ -23,7 +25,8 @@ def test_watchdog_resends_only_overdue_unfinished_jobs() -> None:
 def test_starts_are_paced_per_subscription_to_arms_write_bucket() -> None:
     other_sub = "00000000-0000-0000-0000-0000000000dd"
     names = [f"apim-{i:04d}" for i in range(1000)]
-    instances = [rid(n) for n in names] + [rid("apim-x").replace(SUB, other_sub)]
+    instances = [{"resourceId": rid(n), "recovery": "native"} for n in names] + [
+        {"resourceId": rid("apim-x").replace(SUB, other_sub), "recovery": "native"}]
     w = world(settings(instances))
     report = w.ctx.planner().plan_scheduled()
     jobs = [w.store.rows[j] for j in report.planned]
@@ -44,3 +47,15 @@ def test_starts_are_paced_per_subscription_to_arms_write_bucket() -> None:
     assert max(d for d, _ in main) == (1000 - ARM_WRITE_BURST) // ARM_WRITES_PER_SECOND  # ... then 10/s
     assert by_sub[other_sub] == [(0, 1)]  # another subscription has its own bucket
     assert [(m.op, d) for m, d in w.queue.sent] == [("fanout", d) for _, d in messages]
+
+
+def test_snapshot_starts_are_paced_to_the_snapshot_read_rate_apart_from_backups() -> None:
+    names = [f"apim-{i:04d}" for i in range(500)]
+    w = world(settings([{"resourceId": rid(n), "recovery": "both"} for n in names],
+                       APIM_DR_SNAPSHOT_READS_PER_SECOND="20"))
+    w.ctx.planner().plan_scheduled()
+    sent = w.queue.take()
+    snapshot_delays = [d for m, d in sent if m.jobs[0].startswith("snapshot-")]
+    backup_delays = [d for m, d in sent if m.jobs[0].startswith("backup-")]
+    assert max(backup_delays) == (500 - ARM_WRITE_BURST) // ARM_WRITES_PER_SECOND
+    assert min(snapshot_delays) == 0 and max(snapshot_delays) == math.ceil((500 - 100) / 20)  # burst 100, 20/s

@@ -16,7 +16,7 @@ from dr_core.retention.plan import Action, Reason, plan_instance
 from tests.unit.fakes import T0
 
 CONTAINER = "apim-backups"
-NATIVE, SNAP = RecoveryPointKind.NATIVE_BACKUP, RecoveryPointKind.CONFIGURATION_SNAPSHOT
+NATIVE, SNAP = RecoveryPointKind.NATIVE_BACKUP, RecoveryPointKind.SNAPSHOT
 K, D = Action.KEEP, Action.DELETE
 
 
@@ -24,10 +24,10 @@ def point(age_days: float, kind: RecoveryPointKind = NATIVE) -> CatalogEntry:
     created = T0 - timedelta(days=age_days)
     name = backup_blob_name("apim-prod", created)
     if kind is SNAP:
-        name = name.replace(".apimbackup", ".snapshot.json.gz")
+        name = name.replace(".apimbackup", ".apimsnapshot")
     return CatalogEntry(container=CONTAINER, blob_name=name, service_name="apim-prod", sku="Standard",
-                        created=created, expires=created + timedelta(days=30), size=10, location="", job_id="x",
-                        kind=kind)
+                        created=created, expires=None if kind is SNAP else created + timedelta(days=30), size=10,
+                        location="", job_id="x", kind=kind)
 
 
 # (case, keepLast, maxAgeDays, GFS policy, points as (age in days, kind) newest first,
