@@ -379,8 +379,12 @@ class DrContext:
         if copy_backups is None or copier is None:
             raise ConfigurationError("no copy account is configured", remediation="Set APIM_DR_COPY_STORAGE_ACCOUNT "
                                      "(infra: copyStorageLocation) to copy backups to a second region.")
+        from dr_core.copies.record import CopyCursor
+        from dr_core.records import Records
+
         return BackupCopies(settings=self.settings, backups=self.backups, copies=copy_backups, copier=copier,
-                            records=self.copy_records(), resolver=resolver or self.resolver(), clock=self.clock)
+                            records=self.copy_records(), resolver=resolver or self.resolver(), clock=self.clock,
+                            cursor=Records(self.records, CopyCursor))
 
     # -- the faces ---------------------------------------------------------------------------------------
     def api(self) -> Api:

@@ -43,7 +43,7 @@ from dr_core.kernel.wire import JsonObject
 from dr_core.ports import CopyOutcome
 from dr_core.records import ErrorInfo
 
-from .record import CopiedPoint, CopyRecord, copy_key
+from .record import CURSOR_KEY, CopiedPoint, CopyCursor, CopyRecord, copy_key
 from .verify import Verification, verify_copy
 
 if TYPE_CHECKING:
@@ -149,7 +149,8 @@ class BackupCopies:
 
     def __init__(self, *, settings: Settings, backups: BackupStore, copies: BackupStore, copier: BlobCopier,
                  records: Records[CopyRecord], resolver: InstanceResolver, clock: Clock,
-                 parallel: int = PARALLEL_INSTANCES, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 parallel: int = PARALLEL_INSTANCES, monotonic: Callable[[], float] = time.monotonic,
+                 cursor: Records[CopyCursor] | None = None) -> None:
         assert settings.copy_account is not None, "copies need APIM_DR_COPY_STORAGE_ACCOUNT"
         self._settings = settings
         self._account = settings.copy_account
@@ -161,6 +162,9 @@ class BackupCopies:
         self._clock = clock
         self._parallel = max(1, parallel)
         self._monotonic = monotonic
+        # Where the last budgeted catch-up stopped: the next one starts there, so a fleet larger than one
+        # run's budget is covered over several runs (as retention does).
+        self._cursor = cursor
 
     # -- the follower -----------------------------------------------------------------------------------
     def after(self, job: Job) -> None:
@@ -256,6 +260,10 @@ class BackupCopies:
         instances = _distinct([i for i in selected.instances if i.posture.copy])
         if service is not None and selected.instances and not instances:
             report.problems.append(f"{selected.instances[0].name} is not copied (its copy option is off)")
+        use_cursor = budget_seconds is not None and service is None and self._cursor is not None
+        if use_cursor:
+            instances = _rotate(instances, self._resume_after())
+        processed = 0
         with thread_pool(self._parallel, name="copies") as pool:
             for first in range(0, len(instances), self._parallel):
                 if budget_seconds is not None and self._monotonic() - started >= budget_seconds:
@@ -263,6 +271,10 @@ class BackupCopies:
                     break
                 chunk = instances[first:first + self._parallel]
                 report.instances += list(pool.map(lambda inst: self._catch_up(inst, now, dry_run), chunk))
+                processed = first + len(chunk)
+        if use_cursor and not dry_run:
+            last = instances[processed - 1].resource_id.key if report.not_reached and processed else None
+            self._save_cursor(CopyCursor(last, now, len(report.not_reached)))
         _log({"outcome": "summary", "account": self._account, "dryRun": dry_run, **report.totals(),
               "problems": len(report.problems)},
              level=logging.WARNING if report.failed or report.not_reached else logging.INFO)
@@ -315,6 +327,24 @@ class BackupCopies:
             result.points.append(PointCopy(entry, PointOutcome.FAILED, detail=f"re-tagging the copy: {e.message}"))
             self._failed(instance, entry.blob_name, e)
 
+    # -- the catch-up's cursor --------------------------------------------------------------------------
+    def _resume_after(self) -> str | None:
+        assert self._cursor is not None
+        try:
+            record = self._cursor.get(CURSOR_KEY)
+        except DrError as e:
+            _module_logger.warning("copies: the cursor could not be read (%s); starting from the first instance",
+                                   e.message)
+            return None
+        return record.value.resume_after if record is not None else None
+
+    def _save_cursor(self, cursor: CopyCursor) -> None:
+        assert self._cursor is not None
+        try:
+            self._cursor.update(CURSOR_KEY, lambda _: cursor, attempts=1)
+        except DrError as e:  # the next run merely starts elsewhere
+            _module_logger.warning("copies: the cursor was not saved: %s", e.message)
+
     # -- the record and the log -------------------------------------------------------------------------
     def _succeeded(self, instance: ProtectedInstance, entry: CatalogEntry, result: PointCopy) -> None:
         now = self._clock.now()
@@ -353,6 +383,15 @@ class BackupCopies:
         lag = (self._clock.now() - created).total_seconds()
         _log({"instance": str(instance.resource_id), "account": self._account, "container": result.entry.container,
               **result.to_json(), "lagSeconds": round(lag, 1), "at": iso_or_none(self._clock.now())}, level=level)
+
+
+def _rotate(instances: list[ProtectedInstance], resume_after: str | None) -> list[ProtectedInstance]:
+    """Sorted by resource ID, starting after ``resume_after`` (wrapping round)."""
+    ordered = sorted(instances, key=lambda i: i.resource_id.key)
+    if resume_after is None:
+        return ordered
+    start = next((n for n, inst in enumerate(ordered) if inst.resource_id.key > resume_after), 0)
+    return ordered[start:] + ordered[:start]
 
 
 def _distinct(instances: list[ProtectedInstance]) -> list[ProtectedInstance]:

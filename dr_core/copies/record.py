@@ -19,7 +19,10 @@ from dr_core.kernel.wire import JsonObject
 from dr_core.ports import RecordKind
 from dr_core.records import ErrorInfo, mapping, moment, number, record_key, text
 
-__all__ = ["CopiedPoint", "CopyError", "CopyRecord", "copy_key"]
+__all__ = ["CURSOR_KEY", "CopiedPoint", "CopyCursor", "CopyError", "CopyRecord", "copy_key"]
+
+# The catch-up's cursor shares the record kind (a key no instance's record can have: copy_key adds a hash).
+CURSOR_KEY = "catch-up-cursor"
 
 _MAX_TEXT = 2000
 
@@ -110,3 +113,22 @@ class CopyRecord:
         return cls(text(data.get("instance"), _MAX_TEXT), text(data.get("account"), 64),
                    CopiedPoint.from_json(data.get("lastCopied")), moment(data.get("lastAttemptAt")),
                    CopyError.from_json(data.get("error")))
+
+
+@dataclass(frozen=True)
+class CopyCursor:
+    """``{"resumeAfter", "at", "notReached"}``: where the last budgeted catch-up stopped (None: start over)."""
+
+    KIND: ClassVar[RecordKind] = RecordKind.COPY
+
+    resume_after: str | None
+    at: datetime | None
+    not_reached: int = 0
+
+    def to_json(self) -> JsonObject:
+        return {"resumeAfter": self.resume_after, "at": iso_or_none(self.at), "notReached": self.not_reached}
+
+    @classmethod
+    def from_json(cls, key: str, data: Mapping[str, Any]) -> CopyCursor:
+        count = number(data.get("notReached"))
+        return cls(text(data.get("resumeAfter"), _MAX_TEXT), moment(data.get("at")), int(count or 0))

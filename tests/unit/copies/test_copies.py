@@ -453,3 +453,24 @@ def test_a_snapshot_job_is_copied_and_a_refreshed_point_re_tags_its_copy():
     assert w.copies.blobs[(CONTAINER, name)].tags == refreshed
     rec = record(w)
     assert rec is not None and rec.last_copied is not None and rec.last_copied.created_at == T0
+
+
+def test_a_budgeted_catch_up_resumes_where_the_last_one_stopped():
+    instances = [{"resourceId": rid(f"apim-{n:02d}")} for n in range(20)]
+    w = copy_world(instances)
+    for n in range(20):
+        add_backup(w, timedelta(hours=1), f"apim-{n:02d}")
+    ticks = iter(range(10_000))
+    copies = w.ctx.copies()
+    copies._monotonic = lambda: float(next(ticks))  # one "second" per look at the clock
+    copies._parallel = 4
+    reached: list[str] = []
+    for _ in range(6):
+        report = copies.catch_up(budget_seconds=2.5)
+        reached += [i.instance.name for i in report.instances]
+        if not report.not_reached:
+            break
+    assert sorted(set(reached)) == [f"apim-{n:02d}" for n in range(20)]  # every instance, over several runs
+    assert w.copies is not None and len(w.copies.find(CONTAINER, "apim-19")) == 1
+    # The status document's copy records are not confused by the cursor (same record kind).
+    assert all(v.copy is not None for v in w.ctx.posture_status().build().instances)
