@@ -9,6 +9,7 @@ from triggers.dashboard import bp as dashboard_bp
 from triggers.posture import bp as posture_bp
 from triggers.restore import bp as restore_bp
 from triggers.retention import bp as retention_bp
+from triggers.snapshot_restore import bp as snapshot_restore_bp
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(backup_bp)
@@ -17,4 +18,5 @@ app.register_functions(posture_bp)
 app.register_functions(dashboard_bp)
 app.register_functions(retention_bp)
 app.register_functions(continuity_bp)
+app.register_functions(snapshot_restore_bp)
 app.register_functions(copies_bp)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         BackupStore,
         BlobCopier,
         ConfigurationReader,
+        ConfigurationWriter,
         JobStore,
         Notifier,
         RecordStore,
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
     from dr_core.restore.restorer import Restorer
     from dr_core.retention.cursor import RetentionCursor
     from dr_core.retention.pruner import RetentionPruner
+    from dr_core.snapshots.restoring import SnapshotRestorer
+    from dr_core.snapshots.staged import StagedReads
     from dr_core.standby.record import StandbyRecord
     from dr_core.standby.sync import StandbySync
 
@@ -81,6 +84,7 @@ class DrContext:
     _copier: BlobCopier | None = field(default=None, repr=False)
     _config_reader: ConfigurationReader | None = field(default=None, repr=False)
     _staging: StagingStore | None = field(default=None, repr=False)
+    _config_writer: ConfigurationWriter | None = field(default=None, repr=False)
     _ready_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _storage_ready: bool = field(default=False, repr=False)
 
@@ -178,12 +182,25 @@ class DrContext:
         return self._config_reader
 
     @property
+    def config_writer(self) -> ConfigurationWriter:
+        if self._config_writer is None:
+            from dr_core.azure.config import ApimConfigurationWriter
+
+            self._config_writer = ApimConfigurationWriter(self.clients)
+        return self._config_writer
+
+    @property
     def staging(self) -> StagingStore:
         if self._staging is None:
             from dr_core.azure.staging import BlobStagingStore
 
             self._staging = BlobStagingStore(self.clients.app_blobs())
         return self._staging
+
+    def staged_reads(self) -> StagedReads:
+        from dr_core.snapshots.staged import StagedReads
+
+        return StagedReads(reader=self.config_reader, budget=self.read_budget(), staging=self.staging)
 
     def read_budget(self) -> ReadBudget:
         from dr_core.jobs.pacing import ReadBudget
@@ -277,9 +294,11 @@ class DrContext:
         """
         from dr_core.jobs.arm_operation import ArmOperation
         from dr_core.jobs.ids import JobKind
+        from dr_core.jobs.pacing import ReadBudget
         from dr_core.jobs.worker import Journal, Worker
         from dr_core.posture.rpo import RpoFollower
         from dr_core.snapshots.capture import SnapshotCapture
+        from dr_core.snapshots.restoring import ConfigRestore
 
         resolver = self.resolver()  # one per invocation, shared: discovery runs at most once for all followers
         if followers is None:
@@ -291,14 +310,20 @@ class DrContext:
                           clock=self.clock, followers=followers)
         operation = ArmOperation(settings=self.settings, arm=self.arm, backups=self.backups, journal=journal,
                                  clock=self.clock)
-        capture = SnapshotCapture(arm=self.arm, reader=self.config_reader, budget=self.read_budget(),
-                                  staging=self.staging, backups=self.backups, journal=journal, clock=self.clock)
+        capture = SnapshotCapture(arm=self.arm, reads=self.staged_reads(), backups=self.backups, journal=journal,
+                                  clock=self.clock)
+        config_restore = ConfigRestore(arm=self.arm, reads=self.staged_reads(), writer=self.config_writer,
+                                       backups=self.backups, staging=self.staging, read_budget=self.read_budget(),
+                                       write_budget=ReadBudget.for_writes(self.records), journal=journal,
+                                       clock=self.clock)
         return Worker(jobs=self.jobs, queue=self.queue, journal=journal,
                       handlers={**{kind: operation for kind in ArmOperation.kinds},
-                                **{kind: capture for kind in SnapshotCapture.kinds}},
+                                **{kind: capture for kind in SnapshotCapture.kinds},
+                                **{kind: config_restore for kind in ConfigRestore.kinds}},
                       timeout_minutes={JobKind.BACKUP: self.settings.backup_timeout_minutes,
                                        JobKind.RESTORE: self.settings.restore_timeout_minutes,
-                                       JobKind.SNAPSHOT: self.settings.snapshot_timeout_minutes},
+                                       JobKind.SNAPSHOT: self.settings.snapshot_timeout_minutes,
+                                       JobKind.CONFIG_RESTORE: self.settings.restore_timeout_minutes},
                       clock=self.clock)
 
     def watchdog(self) -> Watchdog:
@@ -326,6 +351,12 @@ class DrContext:
                               sources=self.recovery_point_sources())
         return Restorer(settings=self.settings, preflight=preflight, launcher=self.launcher(), lock=lock,
                         clock=self.clock)
+
+    def snapshot_restorer(self) -> SnapshotRestorer:
+        from dr_core.snapshots.restoring import SnapshotRestorer
+
+        return SnapshotRestorer(settings=self.settings, arm=self.arm, backups=self.backups, resolver=self.resolver(),
+                                lock=self.restore_lock(), launcher=self.launcher(), clock=self.clock)
 
     def catalog(self) -> BackupCatalog:
         from dr_core.catalog.listing import BackupCatalog

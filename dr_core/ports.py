@@ -49,10 +49,12 @@ __all__ = [
     "ConfigPage",
     "ConfigurationReader",
     "ConfigurationSummary",
+    "ConfigurationWriter",
     "CopyOutcome",
     "DeleteOutcome",
     "JobConflictError",
     "JobStore",
+    "LiveEntity",
     "LockHolder",
     "Notifier",
     "PollResult",
@@ -65,6 +67,7 @@ __all__ = [
     "StartedOperation",
     "StoredRecord",
     "WorkQueue",
+    "WriteOutcome",
 ]
 
 ARM_API_VERSION = "2024-05-01"  # azure-mgmt-apimanagement 5.x default; recorded in each backup's metadata
@@ -408,6 +411,47 @@ class ConfigurationReader(Protocol):
         :raises ArmCallError: ARM refused (403, 404 of a parent, 429 with ``retry_after``).
         :raises AzureUnavailableError: ARM unreachable.
         """
+        ...
+
+
+@dataclass(frozen=True)
+class LiveEntity:
+    """One item as the instance holds it now: its REST body (no read-only fields) and its ETag."""
+
+    body: JsonObject
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """A PUT or DELETE ARM accepted: done, or (a long-running create) still running at ``location``."""
+
+    done: bool = True
+    location: str | None = None
+    retry_after: float = 0.0
+
+
+class ConfigurationWriter(Protocol):
+    """ARM writes of an instance's configuration items, each conditional on the item's ETag."""
+
+    def get(self, instance: ApimResourceId, kind: str, names: tuple[str, ...]) -> LiveEntity | None:
+        """The item and its ETag; None if it does not exist."""
+        ...
+
+    def put(self, instance: ApimResourceId, kind: str, names: tuple[str, ...], body: JsonObject, *,
+            if_match: str | None) -> WriteOutcome:
+        """Create or update the item (``If-Match``: the ETag it must still have; None: create).
+
+        :raises ArmCallError: e.g. 412 ``PreconditionFailed`` when the item changed, 400 naming a field.
+        """
+        ...
+
+    def delete(self, instance: ApimResourceId, kind: str, names: tuple[str, ...], *, if_match: str) -> WriteOutcome:
+        """Delete the item if it still has ``if_match`` (``*``: any). A missing item is done."""
+        ...
+
+    def poll(self, instance: ApimResourceId, location: str) -> WriteOutcome:
+        """One GET of a long-running write's ``Location``."""
         ...
 
 

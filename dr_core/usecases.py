@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from dr_core.posture.status import PostureStatus
     from dr_core.restore.restorer import Restorer
     from dr_core.retention.pruner import RetentionPruner
+    from dr_core.snapshots.restoring import SnapshotRestorer
     from dr_core.standby.sync import StandbySync
 
 __all__ = ["UseCases"]
@@ -41,6 +42,8 @@ class UseCases(Protocol):
     def operations(self) -> Operations: ...
 
     def restorer(self) -> Restorer: ...
+
+    def snapshot_restorer(self) -> SnapshotRestorer: ...
 
     def catalog(self) -> BackupCatalog: ...
 

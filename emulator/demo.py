@@ -100,6 +100,7 @@ def main() -> int:
     local.create_containers(local.copy_account, ["apim-backups"])  # as infra/ creates them
     settings = local.app_settings(instances, extra={"APIM_DR_WEBHOOK_URL": hook.url,
                                                     "APIM_DR_MAX_POLL_DELAY_SECONDS": "2",
+                                                    "APIM_DR_ATTEMPT_BACKOFF_SECONDS": "2",
                                                     **local.copy_settings()})
     host = FunctionsHost(PROJECT_ROOT, settings, run_queues=True, http_port=0)
     host.start()
@@ -130,6 +131,10 @@ def _run(local: Any, host: Any, key: str, hook: Any) -> int:
 
     _print()
     _print("== 1. the backup timer fires (BACKUP_SCHEDULE) ==")
+    # APIM's backup has no SLA: this time the first operation of prod's backup fails with an internal error.
+    local.apim.admin.set_fault("op_failure", on="backup", service=INSTANCES[0], status=500, count=1,
+                               code="InternalServerError", message="Encountered an internal server error.")
+    _print(f"  (the emulator will fail the first backup operation of {INSTANCES[0]} with InternalServerError)")
     started = time.monotonic()
     record = host.fire_timer("plan_scheduled_backups")
     if not record.succeeded:
@@ -165,12 +170,19 @@ def _run(local: Any, host: Any, key: str, hook: Any) -> int:
         rows.append([job.service_name, job.sku or "-", job.state.value, duration, str(job.polls),
                      outcome[:110]])
     _print(_table(rows, ["instance", "tier", "state", "duration", "polls", "backup blob / what to do"]))
+    for job in jobs():
+        if len(job.attempts) > 1:
+            _print(f"  {job.service_name} took {len(job.attempts)} operations (one job; a blob name each):")
+            for attempt in job.attempts:
+                error = f" ({attempt.error_code}, transient: tried again)" if attempt.error_code else ""
+                _print(f"    attempt {attempt.number}: {attempt.outcome.value}{error}")
     _print()
     _print(f"  announcements received by the webhook: {len(hook.received)}")
     for item in hook.received:
         _print(f"    - {item['text'].splitlines()[0]}")
     posts = [r for r in local.apim.admin.requests(method="POST") if r["path"].endswith("/backup")]
-    _print(f"  POST .../backup requests seen by ARM: {len(posts)} (one per job)")
+    operations = sum(max(1, len(j.attempts)) for j in jobs())
+    _print(f"  POST .../backup requests seen by ARM: {len(posts)} (one per operation: {operations})")
 
     _print()
     _print("== 3. incident: restore the newest backup of apim-contoso-prod into the standby ==")

@@ -1,4 +1,8 @@
-"""A local webhook receiver that records every JSON announcement (demo and tests)."""
+"""A local webhook receiver that records every JSON announcement (demo and tests).
+
+``received`` holds the JSON bodies, in order; ``headers`` the request headers of each (lower-cased names),
+so a test can read the CloudEvents attributes (``ce-id``) that travel beside an unchanged body.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,21 @@ from typing import Any
 class Webhook:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(min(length, 1 << 20))
                 try:
-                    outer.received.append(json.loads(self.rfile.read(min(length, 1 << 20)) or b"{}"))
+                    data: dict[str, Any] = json.loads(body or b"{}")
                 except ValueError:
-                    outer.received.append({"invalid": True})
+                    data = {"invalid": True}
+                with outer._lock:  # bodies and headers stay in step when deliveries overlap
+                    outer.headers.append({name.lower(): value for name, value in self.headers.items()})
+                    outer.received.append(data)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -35,3 +45,9 @@ class Webhook:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def clear(self) -> None:
+        """Forget what was received (bodies and headers alike)."""
+        with self._lock:
+            self.received.clear()
+            self.headers.clear()

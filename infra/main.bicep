@@ -43,8 +43,9 @@ param resourceGroupName string = ''
   identityResourceId  user-assigned identity attached to the instance and its standby (optional, default apimIdentityResourceId)
   clientId            client ID of that identity (optional, default apimIdentityClientId)
   container, alias    passed to the app (optional)
-  standbySync, drillTarget, drillEveryDays, rpoHours, keepLast, maxAgeDays, recovery, keepDaily, keepWeekly,
-  keepMonthly, copy   passed to the app (optional; docs/configuration.md, per-instance options)
+  standbySync, drillTarget, drillEveryDays, rpoHours, keepLast, maxAgeDays, recovery, maxAttempts, keepDaily,
+  keepWeekly, keepMonthly, copy
+                      passed to the app (optional; docs/configuration.md, per-instance options)
 The Function App gets the APIM DR Operator role on each instance, standby and drill target; the
 identity of each gets Storage Blob Data Contributor on the instance's backup container.''')
 param protectedInstances array = []
@@ -88,6 +89,9 @@ param operatorPrincipalIds array = []
 ])
 @description('Kind of the operatorPrincipalIds entries.')
 param operatorPrincipalType string = 'Group'
+
+@description('Object IDs of people who may restore configuration snapshots item by item (`apim-dr snapshot restore`) without any backup or restore right: they get APIM DR Configuration Restore (write and delete of configuration items) on every protected, standby and drill instance. The Function App always has it. Empty: nobody else.')
+param configRestorePrincipalIds array = []
 
 // ---------------------------------------------------------------------------------------------
 // Parameters: backup storage
@@ -231,6 +235,16 @@ param retentionBackstopDays int = 30
 @description('Days between restore drills of an instance that names a drillTarget. Per instance: drillEveryDays.')
 param drillEveryDays int = 7
 
+@minValue(1)
+@maxValue(10)
+@description('Operations a backup job may run: a backup whose operation failed for a transient reason (internal error, time-out) is tried again up to this many times within its deadline; permanent failures end it at once. Per instance: maxAttempts.')
+param backupMaxAttempts int = 3
+
+@minValue(1)
+@maxValue(3600)
+@description('Seconds before a backup\'s second attempt; doubled for each further attempt (at most an hour).')
+param attemptBackoffSeconds int = 120
+
 @minValue(40)
 @maxValue(1000)
 @description('Flex Consumption: most instances the app scales out to.')
@@ -306,6 +320,8 @@ var appInstances = [for inst in protectedInstances: union({
   keepLast: inst.keepLast
 } : {}, contains(inst, 'maxAgeDays') ? {
   maxAgeDays: inst.maxAgeDays
+} : {}, contains(inst, 'maxAttempts') ? {
+  maxAttempts: inst.maxAttempts
 } : {}, contains(inst, 'recovery') ? {
   recovery: inst.recovery
 } : {}, contains(inst, 'keepDaily') ? {
@@ -380,6 +396,11 @@ var usesAccessKey = storageAccessType == 'AccessKey' || contains(instanceAccessT
 
 // Who gets APIM DR Operator: the Function App's identity, then the operators.
 var operatorPrincipals = [for id in operatorPrincipalIds: {
+  principalId: id
+  principalType: operatorPrincipalType
+}]
+
+var configRestorePrincipals = [for id in configRestorePrincipalIds: {
   principalId: id
   principalType: operatorPrincipalType
 }]
@@ -606,6 +627,8 @@ module functionApp 'app/function-app.bicep' = {
     retentionKeepLast: retentionKeepLast
     retentionMaxAgeDays: retentionMaxAgeDays
     drillEveryDays: drillEveryDays
+    backupMaxAttempts: backupMaxAttempts
+    attemptBackoffSeconds: attemptBackoffSeconds
     retentionKeepDaily: retentionKeepDaily
     retentionKeepWeekly: retentionKeepWeekly
     retentionKeepMonthly: retentionKeepMonthly
@@ -756,6 +779,24 @@ module discoveryOperatorAccess 'rbac/subscription-operator-access.bicep' = [for 
   }
 }]
 
+// APIM DR Configuration Restore on the same instances: what a snapshot restore writes (the Function App runs
+// the job; the people in configRestorePrincipalIds may start one from the CLI). Serial, like the one above.
+@batchSize(1)
+module apimConfigRestoreAccess 'rbac/apim-operator-access.bicep' = [for (t, i) in accessTargets: if(t.enabled) {
+  name: 'apimdr-restore-${i}-${resourceToken}'
+  scope: resourceGroup(split(t.resourceId, '/')[2], split(t.resourceId, '/')[4])
+  params: {
+    apimName: last(split(t.resourceId, '/'))
+    principals: concat([
+      {
+        principalId: identity.outputs.principalId
+        principalType: 'ServicePrincipal'
+      }
+    ], configRestorePrincipals)
+    roleDefinitionId: customRoles.outputs.configRestoreRoleId
+  }
+}]
+
 // Operators: what the operator CLI does when the Function App is down. On the backup account the
 // Function App's data roles without delete: find and check backups (index tags, CORS rules), and
 // label a backup the CLI followed to its end (`--wait`: tags, metadata, manifest). No retention role:
@@ -871,3 +912,4 @@ output APIM_DR_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output APIM_DR_BACKUP_STORAGE_ACCOUNT string = backupStorage.outputs.name
 output APIM_DR_COPY_STORAGE_ACCOUNT string = deployCopies ? copyStorage.outputs.name : ''
 output APIM_DR_OPERATOR_ROLE_ID string = customRoles.outputs.operatorRoleId
+output APIM_DR_CONFIG_RESTORE_ROLE_ID string = customRoles.outputs.configRestoreRoleId

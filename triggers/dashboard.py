@@ -11,5 +11,5 @@ bp = func.Blueprint()
 
 @bp.function_name("dashboard")
 @bp.route(route="dashboard", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
-def dashboard(req: func.HttpRequest) -> func.HttpResponse:
-    return respond(lambda api: api.dashboard())
+def dashboard(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return respond(lambda api: api.dashboard(), context)

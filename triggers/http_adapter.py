@@ -10,6 +10,8 @@ import azure.functions as func
 
 from dr_core.api.http import ApiResponse, guarded
 
+from .invocation import invocation
+
 if TYPE_CHECKING:
     from dr_core.api.handlers import Api
 
@@ -19,16 +21,18 @@ def base_url(req: func.HttpRequest) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def respond(handler: Callable[[Api], ApiResponse]) -> func.HttpResponse:
+def respond(handler: Callable[[Api], ApiResponse], context: func.Context | None = None) -> func.HttpResponse:
     """Run ``handler`` with the API over the process-wide use cases; errors (bad settings included) become JSON.
 
     A handler may answer an HTML page (``ApiResponse.html``): it goes out as ``text/html; charset=utf-8``
-    with the handler's headers; any error on the way is still a JSON error body.
+    with the handler's headers; any error on the way is still a JSON error body. ``context``: the
+    invocation, carried into the threads the handler starts (their log lines stay the invocation's).
     """
     from dr_core.api.handlers import Api
     from dr_core.context import get_context
 
-    result = guarded(lambda: handler(Api(get_context())))
+    with invocation(context):
+        result = guarded(lambda: handler(Api(get_context())))
     return func.HttpResponse(
         body=result.content(), status_code=result.status, headers=result.headers, mimetype=result.mimetype,
         charset="utf-8",

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dr_core.jobs.job import Trigger
 from dr_core.kernel.errors import InvalidRequestError, NotFoundError
 from dr_core.kernel.phases import DrillPhase, JobState
 from dr_core.kernel.wire import JsonObject
 from dr_core.posture.dashboard import page_headers, render_dashboard
 from dr_core.restore.request import parse_restore_request
+from dr_core.snapshots.restoring import parse_snapshot_restore_request
 
 from .http import STATUS_RETRY_AFTER_SECONDS, ApiResponse, parse_json_object, status_headers
 
@@ -133,3 +135,25 @@ class Api:
         if drill.state is DrillPhase.FAILED:
             return ApiResponse(422, {"drill": view, "error": view["error"]})
         return ApiResponse(202, {"drill": view}, status_headers(base_url, drill.job_id or ""))
+
+    def post_snapshot_restore(self, snapshot: str | None, body: bytes | None, *, base_url: str) -> ApiResponse:
+        """``POST /api/snapshots/{id}/restore`` ``{"target", "source"?, "items"?, "dryRun"?, "confirm"?}``.
+
+        ``{id}`` is a snapshot ID or ``latest`` (the source's newest; the source defaults to the target). ``202``
+        with the checks and ``Location`` of the job (which reads the target, plans, and applies or, for a dry run,
+        ends with the plan); ``409``/``422``/``503`` with every check by name when refused, nothing changed.
+        """
+        data = parse_json_object(body, allowed={"target", "source", "items", "dryRun", "confirm"})
+        request = parse_snapshot_restore_request(snapshot or "", data)
+        started = self._use.snapshot_restorer().start(request, trigger=Trigger.HTTP)
+        out: JsonObject = {"dryRun": request.dry_run, "start": started.to_json()}
+        if started.job is None:
+            failed = started.failed_checks
+            out["error"] = {"code": "PreflightFailed",
+                            "message": "snapshot restore refused before anything was changed: "
+                                       + "; ".join(f"{c.name}: {c.message}" for c in failed),
+                            "remediation": " ".join(c.remediation or "" for c in failed).strip()}
+            return ApiResponse(started.status, out)
+        out["operation"] = started.job.public_view(now=self._use.clock.now())
+        return ApiResponse(202, out, status_headers(base_url, started.job.job_id))
+

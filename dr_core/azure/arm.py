@@ -9,7 +9,8 @@ across invocations:
 - :meth:`ApimOperations.poll_once` sends one ``GET`` to that ``Location`` through the
   client's own pipeline (``_send_request``: same authentication, retry and Retry-After
   handling as the SDK) and reads it as ``LocationPolling`` does: ``202`` running, other
-  ``2xx`` done (the body is the service resource), anything else failed.
+  ``2xx`` done (the body is the service resource), an error the error table calls "not now" or
+  transient (429, 5xx, ``409 ServiceLocked``) "ask again", anything else failed.
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ class ApimOperations:
         if 200 <= response.status_code < 300:
             return PollResult("succeeded", 0, resource=_json_or_none(response))
         error = parse_arm_error(response.status_code, response.read(), retry_after=retry_after)
-        if error.retryable and response.status_code in (429, 500, 502, 503, 504):
+        if error.retryable:
+            # "Not now" or transient by the error table (429, 5xx, 409 ServiceLocked): an answer about this GET,
+            # not the operation's end. The worker asks again (and, if it persists, reads the instance).
             return PollResult("retry", retry_after, error=error)
         return PollResult("failed", 0, error=error)
 

@@ -135,7 +135,8 @@ class BlobBackupStore:
         try:
             self._service.get_blob_client(container, blob_name).upload_blob(
                 data, overwrite=False, tags=tags, metadata=metadata,
-                content_settings=ContentSettings(content_type="application/json", content_encoding="gzip"))
+                # application/gzip, not Content-Encoding gzip: HTTP clients would inflate that on the way down.
+                content_settings=ContentSettings(content_type="application/gzip"))
         except ResourceExistsError as e:
             raise ConflictError(f"{container}/{blob_name} exists already; a recovery point is never overwritten") from e
 

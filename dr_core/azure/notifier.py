@@ -1,11 +1,20 @@
-"""The notifiers: a webhook (JSON through an azure-core pipeline), or the log when no webhook is configured."""
+"""The notifiers: a webhook (JSON through an azure-core pipeline), or the log when no webhook is configured.
+
+Announcements are delivered at least once, each with a stable ID. The webhook gets the announcement's JSON as
+the body, unchanged (``text`` for Slack and Teams, ``apimDr`` for machines, ``apimDr.eventId`` among it), and
+the CloudEvents attributes as headers (HTTP binding, binary content mode: ``ce-specversion``, ``ce-id``,
+``ce-source``, ``ce-type``, ``ce-time``), which chat webhooks ignore and event receivers read: a receiver drops
+a delivery whose ID it has seen.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from dr_core.jobs.events import announcement
+from dr_core.jobs.events import announcement, announcement_id, announcement_type
+from dr_core.kernel.events import EVENT_SOURCE, event_id
 from dr_core.kernel.wire import JsonObject
 
 if TYPE_CHECKING:
@@ -22,10 +31,11 @@ class LogNotifier:
     """Used when no webhook is configured: the failure is still visible in the logs."""
 
     def announce(self, job: Job) -> None:
-        logger.error("%s", announcement(job)["text"])
+        logger.error("%s\nEvent: %s", announcement(job)["text"], announcement_id(job))
 
     def announce_event(self, event: Event) -> None:
-        logger.log(logging.ERROR if event.severe else logging.WARNING, "%s", event.text)
+        logger.log(logging.ERROR if event.severe else logging.WARNING, "%s\nEvent: %s", event.text,
+                   _event_id_of(event))
 
 
 class WebhookNotifier:
@@ -43,18 +53,29 @@ class WebhookNotifier:
         )
 
     def announce(self, job: Job) -> None:
-        self._post(announcement(job))
-        _module_logger.info("announced %s %s to the webhook", job.job_id, job.state.value)
+        ident = announcement_id(job)
+        self._post(announcement(job), ident=ident, kind=announcement_type(job), at=job.finished_at)
+        _module_logger.info("announced %s %s to the webhook (event %s)", job.job_id, job.state.value, ident)
 
     def announce_event(self, event: Event) -> None:
-        self._post(event.payload())
-        _module_logger.info("announced a %s event to the webhook", event.kind)
+        ident = _event_id_of(event)
+        self._post(event.payload(), ident=ident, kind=f"apim-dr.{event.kind}")
+        _module_logger.info("announced a %s event to the webhook (event %s)", event.kind, ident)
 
-    def _post(self, payload: JsonObject) -> None:
+    def _post(self, payload: JsonObject, *, ident: str, kind: str, at: datetime | None = None) -> None:
         from azure.core.rest import HttpRequest
 
-        request = HttpRequest("POST", self._url, json=payload)
+        moment = (at or datetime.now(UTC)).astimezone(UTC)
+        headers = {"ce-specversion": "1.0", "ce-id": ident, "ce-source": EVENT_SOURCE, "ce-type": kind,
+                   "ce-time": moment.isoformat(timespec="seconds").replace("+00:00", "Z")}
+        request = HttpRequest("POST", self._url, json=payload, headers=headers)
         response = self._client.send_request(request, connection_timeout=self._timeout, read_timeout=self._timeout)
         if response.status_code >= 300:
             # The URL may embed a token: never log it.
             raise RuntimeError(f"alert webhook answered HTTP {response.status_code}")
+
+
+def _event_id_of(event: Event) -> str:
+    """The event's own ID; for an event built without one, one derived from its kind and text (stable for the
+    same text)."""
+    return event.event_id or event_id(event.kind, event.text)

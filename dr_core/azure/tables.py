@@ -37,7 +37,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModif
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from dr_core.jobs.ids import JobKind, parse_job_id
-from dr_core.jobs.job import JOB_PARTS, Job, Trigger
+from dr_core.jobs.job import JOB_PARTS, Attempt, Job, Trigger
 from dr_core.kernel.clock import from_iso, iso
 from dr_core.kernel.phases import JobState
 from dr_core.kernel.threads import parallel_map
@@ -75,7 +75,13 @@ _TRANSACTION_LIMIT = 100  # Azure Table storage: at most 100 operations per tran
 _PARALLEL_TRANSACTIONS = 4
 _MAX_RECORD_CHARS = 30_000  # a table string property holds 64 KiB of UTF-16
 _DATETIME_FIELDS = frozenset(f.name for f in fields(Job) if "datetime" in str(f.type))
-_INT_FIELDS = ("start_attempts", "unanswered_posts", "poll_seq", "polls", "blob_size", "sku_capacity")
+_INT_FIELDS = ("start_attempts", "unanswered_posts", "poll_seq", "polls", "blob_size", "sku_capacity", "attempt",
+               "max_attempts", "poll_errors", "follow_up_runs")
+# A job's typed lists, one JSON column each (absent when empty): how each item is read back.
+_JSON_COLUMNS: dict[str, Any] = {
+    "attempts": Attempt.from_json,
+    "follow_ups": str,
+}
 _WHAT = "the jobs table"
 
 
@@ -128,6 +134,11 @@ def job_to_entity(job: Job) -> JsonObject:
             value = iso(value)
         elif isinstance(value, Enum):
             value = value.value
+        elif isinstance(value, list):
+            if not value:
+                continue
+            value = json.dumps([item.to_json() if hasattr(item, "to_json") else item for item in value],
+                               separators=(",", ":"), default=str)
         entity[_camel(f.name)] = value
     return entity
 
@@ -150,13 +161,33 @@ def job_from_entity(entity: Mapping[str, Any]) -> Job:
     for name in _INT_FIELDS:
         if values.get(name) is not None:
             values[name] = int(values[name])
-    for name, part in JOB_PARTS.items():
-        if name in values:
-            values[name] = part.from_json(_json_object(values[name]))
+    _read_json_columns(str(entity["RowKey"]), values)
     job = Job(**values)
     metadata = getattr(entity, "metadata", None) or {}
     job.etag = metadata.get("etag")
     return job
+
+
+def _read_json_columns(job_id: str, values: JsonObject) -> None:
+    """The row's JSON columns as the job's typed lists and parts."""
+    for name, read in _JSON_COLUMNS.items():
+        if name in values:
+            values[name] = _json_list(job_id, name, values[name], read)
+    for name, part in JOB_PARTS.items():
+        if name in values:
+            values[name] = part.from_json(_json_object(values[name]))
+
+
+def _json_list(job_id: str, name: str, text: Any, read: Any) -> list[Any]:
+    """A JSON column of a job row; a column that does not read (never written so by apim-dr) counts as empty."""
+    try:
+        items = json.loads(text) if isinstance(text, str) else None
+        if not isinstance(items, list):
+            raise ValueError("not a JSON list")
+        return [read(item) for item in items]
+    except (ValueError, TypeError, KeyError, RecursionError) as e:
+        logger.warning("job %s: column %s does not read (%s); taken as empty", job_id, _camel(name), e)
+        return []
 
 
 def _json_object(text: object) -> JsonObject:

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dr_core.catalog.entry import stamp
+from dr_core.catalog.naming import snapshot_id
 from dr_core.jobs.job import Trigger
 from dr_core.jobs.messages import WorkMessage
 from dr_core.kernel.clock import iso_or_none
@@ -21,6 +22,7 @@ from dr_core.kernel.wire import JsonObject
 from dr_core.restore.preflight import Outcome
 from dr_core.restore.request import RestoreRequest
 from dr_core.retention.report import Outcome as PruneOutcome
+from dr_core.snapshots.restoring import parse_snapshot_restore_request
 
 if TYPE_CHECKING:
     from dr_core.drills.record import DrillRecord
@@ -39,6 +41,7 @@ __all__ = [
     "drills",
     "prune",
     "restore",
+    "snapshot_restore",
     "standbys",
     "status",
 ]
@@ -107,6 +110,50 @@ def restore(use: UseCases, args: argparse.Namespace, out: Output) -> int:
         return EXIT_OK
     out.line(f"restore job {job.job_id} started")
     return _finish(use, job.job_id, args, out, extra=result)
+
+
+def snapshot_restore(use: UseCases, args: argparse.Namespace, out: Output) -> int:
+    """``snapshot restore``: the checks at once, then the job (whose plan a dry run prints)."""
+    body: JsonObject = {"target": args.target, "dryRun": bool(args.dry_run)}
+    if args.source:
+        body["source"] = args.source
+    if args.items:
+        body["items"] = list(args.items)
+    if args.confirm:
+        body["confirm"] = args.confirm
+    request = parse_snapshot_restore_request(args.snapshot, body)
+    started = use.snapshot_restorer().start(request, trigger=Trigger.CLI)
+    out.line(f"snapshot restore {_short(started.source)} -> {_short(started.target)}"
+             + (f" from {snapshot_id(started.snapshot)}" if started.snapshot else "")
+             + (f", items {', '.join(started.items)}" if started.items else ", everything"))
+    marks = {Outcome.PASS: "ok  ", Outcome.FAIL: "FAIL", Outcome.WARN: "warn", Outcome.SKIPPED: "skip"}
+    for check in started.checks:
+        out.line(f"  [{marks[check.outcome]}] {check.name}: {check.message}")
+        if check.outcome is Outcome.FAIL and check.remediation:
+            out.line(f"         -> {check.remediation}")
+    if started.job is None:
+        out.line("refused: nothing was changed")
+        out.result({"start": started.to_json()})
+        return EXIT_REFUSED
+    out.line(f"snapshot restore job {started.job.job_id} started" + (" (dry run)" if request.dry_run else ""))
+    code = _finish(use, started.job.job_id, args, out, extra={"start": started.to_json()})
+    _print_restore_outcome(use.operations().get(started.job.job_id), request.dry_run, out)
+    return code
+
+
+def _print_restore_outcome(job: Job, dry_run: bool, out: Output) -> None:
+    progress = job.config_restore
+    if progress is not None and job.state.terminal:
+        counts = ", ".join(f"{n} {action}" for action, n in progress.counts.items())
+        out.line(f"  plan: {counts or 'nothing to do'}; {progress.unchanged} unchanged"
+                 + (f"; {progress.kept} secret named values kept as they are" if progress.kept else ""))
+        for line in progress.shown_steps if dry_run else []:
+            out.line(f"    {line}")
+        for problem in progress.problems:
+            out.line(f"  blocked: {problem.get('item')}: {problem.get('message')}")
+            out.line(f"         -> {problem.get('remediation')}")
+        if not dry_run and progress.steps:
+            out.line(f"  applied {progress.applied} of {progress.steps} steps ({progress.already} found done already)")
 
 
 def prune(use: UseCases, args: argparse.Namespace, out: Output) -> int:
@@ -317,6 +364,8 @@ def _finish(use: UseCases, job_id: str, args: argparse.Namespace, out: Output, *
     job = _follow(use, job_id, args, out) if getattr(args, "wait", False) else use.operations().get(job_id)
     now = use.clock.now()
     out.line(_describe(job, now))
+    for line in _attempt_lines(job):
+        out.line(line)
     if job.error_code:
         out.line(f"  error: ({job.error_code}) {job.error_message}")
         if job.remediation:
@@ -336,6 +385,19 @@ def _describe(job: Job, now: Any) -> str:
     if job.kind.value == "backup" and job.state is JobState.SUCCEEDED:
         text += f", blob {job.container}/{job.blob_name}"
     return text
+
+
+def _attempt_lines(job: Job) -> list[str]:
+    """One line per operation of a job that ran more than one (a backup tried again), and pending follow-ups."""
+    lines = []
+    if len(job.attempts) > 1 or job.attempt > 1:
+        for attempt in job.attempts:
+            error = f": ({attempt.error_code}) {attempt.error_message}" if attempt.error_code else ""
+            lines.append(f"  attempt {attempt.number}/{job.max_attempts} {attempt.outcome.value}, blob "
+                         f"{attempt.blob_name}{error}"[:400])
+    if job.follow_ups:
+        lines.append(f"  after its end, still to do: {', '.join(job.follow_ups)}")
+    return lines
 
 
 def _follow(use: UseCases, job_id: str, args: argparse.Namespace, out: Output) -> Job:

@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     _job_commands(sub)
     _status_command(sub)
     _continuity_commands(sub)
+    _snapshot_restore_command(sub)
     return parser
 
 
@@ -113,6 +114,31 @@ def _continuity_commands(sub: Commands) -> None:
     copies.add_argument("--dry-run", action="store_true", help="show what would be copied; copy nothing")
     _json_option(copies)
     copies.set_defaults(run=commands.copies)
+
+
+def _snapshot_restore_command(sub: Commands) -> None:
+    snapshot = sub.add_parser("snapshot", help="configuration snapshots: restore")
+    snapshot_sub = snapshot.add_subparsers(dest="action", required=True)
+    restore = snapshot_sub.add_parser(
+        "restore", help="restore a configuration snapshot, whole or chosen items, into an instance of any tier",
+        description="Checks at once (the snapshot, the items, the target, a confirmation for a primary or the "
+                    "snapshot's own instance, no other restore running into the target), then a job reads the "
+                    "target, plans creates, updates and deletes in dependency order, and applies them with If-Match. "
+                    "A dry run ends with the plan and changes nothing.")
+    restore.add_argument("--target", required=True, help="resource ID, alias or service name of the target")
+    restore.add_argument("--snapshot", default="latest",
+                         help='"latest" (default: the source\'s newest) or a snapshot ID such as '
+                              "apim-contoso-prod-20261207T020000Z")
+    restore.add_argument("--source", help="the instance the snapshot is of (default: the target)")
+    restore.add_argument("--item", action="append", dest="items", metavar="ITEM",
+                         help="restore only this item and what is below it (repeatable), e.g. apis/echo-api, "
+                              "products/starter, named-values/backend-url")
+    restore.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    restore.add_argument("--confirm", help="the target's name, required to restore into a primary or the snapshot's "
+                                           "own instance")
+    _wait_options(restore)
+    _json_option(restore)
+    restore.set_defaults(run=commands.snapshot_restore)
 
 
 def _json_option(cmd: argparse.ArgumentParser) -> None:

@@ -41,7 +41,7 @@ from dr_core.kernel.errors import (
     InvalidRequestError,
     NotFoundError,
 )
-from dr_core.kernel.events import Event, log_event
+from dr_core.kernel.events import Event, event_id, log_event
 from dr_core.kernel.phases import DrillPhase, JobState
 from dr_core.kernel.settings import ProtectedInstance
 from dr_core.kernel.wire import JsonObject
@@ -352,7 +352,8 @@ class Drills:
         details = {k: data[k] for k in ("jobId", "instance", "target", "backup", "backupCreatedAt", "requestedAt",
                                         "finishedAt", "state", "rtoSeconds", "rpoHoursAtDrill", "error")}
         try:
-            self._notifier.announce_event(Event("drill-failed", "\n".join(lines), details))
+            self._notifier.announce_event(Event("drill-failed", "\n".join(lines), details,
+                                                event_id=event_id("drill-failed", drill.job_id or "")))
         except Exception as e:
             logger.warning("announcing failed drill %s did not work (%s); the hourly drill timer retries",
                            drill.job_id, type(e).__name__)

@@ -11,6 +11,19 @@ Order of writes, so a crash at any point loses nothing and never sends a second 
    idle without the blob means no backup happened, and only then is the POST sent again.
 4. Each poll is one GET; the row's ``pollSeq`` is advanced conditionally before the next poll
    message is sent, so duplicated poll messages are recognised as stale and dropped.
+5. A poll answered with an error that means "ask again" (429, 5xx, ``409 ServiceLocked``: the error
+   table's "not now" and transient kinds) is asked again: such an answer is about the GET, not the
+   operation. After a few in a row (or a ``404``: ARM no longer knows the operation), the instance is
+   read: busy means the operation runs (poll on); idle with the backup blob written means it
+   succeeded (adopt it); idle without it means it ended without a backup (failed). A job's end
+   agrees with the operation's.
+6. An operation that failed for a transient reason (the same table) gives a backup a new attempt,
+   after a backoff, within its deadline and its ``maxAttempts``: a new POST, a new blob name. A
+   permanent failure ends the job at once. Restores are never repeated (see ``docs/architecture.md``).
+7. A backup job that ended without knowing how its operation ended (its deadline passed, or ARM
+   refused the polls themselves) is re-checked by :meth:`ArmOperation.settle_late` when the watchdog
+   sends it a message: an operation found finished is adopted after all (``Failed``/``TimedOut`` ->
+   ``Succeeded``), its blob labelled, so no finished backup stays invisible to the catalog.
 
 :class:`ArmOperation` is the worker's handler of backup and restore jobs
 (:class:`~dr_core.jobs.worker.JobHandler`); every step is written down through the worker's
@@ -24,7 +37,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dr_core.catalog.tags import backup_metadata, backup_tags
-from dr_core.kernel.errors import ArmCallError, ArmError, AzureUnavailableError, NoAnswerError
+from dr_core.kernel.errors import ArmCallError, ArmError, AzureUnavailableError, DrError, NoAnswerError
 from dr_core.kernel.phases import JobState
 from dr_core.kernel.wire import JsonObject
 from dr_core.ports import ARM_API_VERSION, BackupTarget, ServiceInfo, StartedOperation
@@ -49,6 +62,10 @@ _MIN_DELAY = 1
 _LOCKED_DELAY = 30  # ServiceLocked: another operation runs; check back in half a minute
 _REFUSED_DELAY = 15  # 429 and other "not now" answers
 _BUSY_DELAY = 30
+# Polls in a row answered "ask again" before the instance is read to see whether the operation has ended.
+_POLL_ERRORS_BEFORE_CHECK = 3
+# Statuses of a poll's answer that are about the call (who may read the operation), not the operation itself.
+_CALL_REFUSED = (401, 403)
 _NO_BACKUP_IN_TIER = "MethodNotAllowedInPricingTier"  # a tier without backup (Consumption, v2)
 
 
@@ -188,15 +205,130 @@ class ArmOperation:
     def _poll(self, job: Job, now: datetime) -> None:
         assert job.operation_url
         result = self._arm.poll_once(job.resource_id, job.operation_url)
-        job.count_poll()
-        if result.status in ("running", "retry"):
-            reason = result.error.code if result.error else None
-            self._commit(job, job.poll_again(now, delay=self._delay(result.retry_after), reason=reason))
+        if result.status == "running":
+            job.count_poll()
+            self._commit(job, job.poll_again(now, delay=self._delay(result.retry_after)))
+        elif result.status == "retry":
+            # An answer about the GET, not the operation (throttled, ARM or a gateway failing, ServiceLocked).
+            errors = job.count_poll(error=True)
+            error = result.error or ArmError("NoResponse", "the poll got no answer")
+            if errors % _POLL_ERRORS_BEFORE_CHECK == 0:
+                self._check_operation_end(job, now, error, retry_after=result.retry_after)
+            else:
+                self._commit(job, job.poll_again(now, delay=self._delay(result.retry_after), reason=error.code))
         elif result.status == "succeeded":
+            job.count_poll()
             self._succeed(job, now, _facts_from_resource(result.resource))
         else:
-            self._finish(job, job.fail(now, result.error or ArmError(
-                "Unknown", "the operation failed without an error body")))
+            job.count_poll()
+            error = result.error or ArmError("Unknown", "the operation failed without an error body")
+            if error.status == 404:
+                # ARM no longer knows the operation: what the instance and the blob say decides.
+                self._check_operation_end(job, now, error, retry_after=_REFUSED_DELAY)
+            elif error.status in _CALL_REFUSED:
+                # Not allowed to read the operation: the job ends, the operation may not have; re-checked later.
+                self._finish(job, job.fail(now, error, settled=False))
+            else:
+                self._operation_failed(job, now, error)
+
+    def _check_operation_end(self, job: Job, now: datetime, error: ArmError, *, retry_after: float) -> None:
+        """The polls keep failing: read the instance. Busy: poll on. Idle: the operation has ended; for a backup,
+        its blob says how (written: succeeded; not written: failed). A restore leaves no such evidence."""
+        try:
+            info = self._arm.get_service(job.resource_id)
+        except DrError as e:
+            logger.info("job %s: polls fail (%s) and the instance cannot be read (%s); polling on", job.job_id,
+                        error.code, e.error_code)
+            self._commit(job, job.poll_again(now, delay=self._delay(retry_after), reason=error.code))
+            return
+        if info.provisioning_state.lower() in _BUSY_STATES:
+            self._commit(job, job.poll_again(now, delay=self._delay(retry_after), reason=error.code))
+            return
+        if job.kind is JobKind.BACKUP:
+            if self._backups.facts(job.container, job.blob_name) is not None:
+                logger.warning("job %s: polls answered %s, the instance is idle and the backup blob is written; "
+                               "the operation succeeded", job.job_id, error.code)
+                self._succeed(job, now, _facts_from_service(info))
+                return
+            self._operation_failed(job, now, ArmError(
+                error.code, f"{error.message} (polls kept failing; the instance is idle again and no backup blob was "
+                f"written, so the operation ended without a backup)", error.status, error.retry_after))
+            return
+        self._finish(job, job.fail(now, ArmError(
+            "RestoreOutcomeUnknown",
+            f"The restore's polls kept failing ({error.code}: {error.message}) and the instance is idle again; "
+            "apim-dr cannot tell whether the restore ran.")))
+
+    def _operation_failed(self, job: Job, now: datetime, error: ArmError) -> None:
+        """The operation ended failed: a new attempt if the error is transient and the job may, else the job fails."""
+        delay = job.attempt_backoff(self._settings.attempt_backoff_seconds)
+        if job.may_try_again(error, now, delay=delay):
+            logger.warning("job %s: attempt %d of %d failed (%s); attempt %d in %d s", job.job_id, job.attempt,
+                           job.max_attempts, error.code, job.attempt + 1, delay)
+            self._commit(job, job.try_again(now, error, delay=delay))
+            return
+        self._finish(job, job.fail(now, error))
+
+    # -- at the deadline, and after the end ----------------------------------------------------------
+    def last_look(self, job: Job, now: datetime) -> bool:
+        """At the deadline, one last poll of a running operation: True if it had succeeded (the job is ended)."""
+        if job.state is not JobState.RUNNING or not job.operation_url:
+            return False
+        try:
+            result = self._arm.poll_once(job.resource_id, job.operation_url)
+        except DrError:
+            return False
+        if result.status != "succeeded":
+            return False
+        job.count_poll()
+        self._succeed(job, now, _facts_from_resource(result.resource))
+        return True
+
+    def settle_late(self, job: Job, now: datetime) -> None:
+        """A backup job that ended while its operation was unsettled: has the operation ended since, and how?
+
+        Succeeded (or, without a ``Location``, the instance idle and the blob written): the backup is
+        labelled and the job adopts it (``Succeeded``; its follow-ups run). Failed, or idle without a
+        blob: the attempt is settled as failed. Still running, or unknowable now: the next message asks again.
+        """
+        attempt = job.current_attempt
+        assert attempt is not None
+        try:
+            if attempt.operation_url:
+                result = self._arm.poll_once(job.resource_id, attempt.operation_url)
+                if result.status == "succeeded":
+                    self._adopt_late(job, now, _facts_from_resource(result.resource))
+                    return
+                if result.status != "failed":
+                    return  # still running, or the poll itself failed: ask again next time
+                error = result.error
+                if error is not None and error.status not in (404, *_CALL_REFUSED):
+                    self._commit(job, job.settle_attempt(now, error=error))
+                    return
+                # ARM forgot the operation, or refuses to show it: the instance and the blob decide.
+            info = self._arm.get_service(job.resource_id)
+            if info.provisioning_state.lower() in _BUSY_STATES:
+                return
+            if self._backups.facts(job.container, job.blob_name) is not None:
+                self._adopt_late(job, now, _facts_from_service(info))
+            else:
+                self._commit(job, job.settle_attempt(now, error=ArmError(
+                    "NoBackupWritten", "the operation has ended and wrote no backup blob")))
+        except DrError as e:
+            logger.info("job %s: its operation could not be checked now (%s); the watchdog asks again", job.job_id,
+                        e.error_code)
+
+    def _adopt_late(self, job: Job, now: datetime, facts: ServiceFacts | None) -> None:
+        if facts is None:
+            facts = _facts_from_service(self._arm.get_service(job.resource_id))
+        blob_size = self._label_backup(job, facts)
+        if blob_size is None:
+            self._commit(job, job.settle_attempt(now, error=ArmError(
+                "BackupBlobMissing", f"ARM reported success but {job.container}/{job.blob_name} is not written")))
+            return
+        logger.warning("job %s ended %s, but its backup finished after all: %s/%s labelled and adopted", job.job_id,
+                       job.state.value, job.container, job.blob_name)
+        self._finish(job, job.adopt_late(now, facts=facts, blob_size=blob_size))
 
     def _succeed(self, job: Job, now: datetime, facts: ServiceFacts | None) -> None:
         blob_size = None

@@ -23,6 +23,7 @@ class JobKind(StrEnum):
     BACKUP = "backup"
     RESTORE = "restore"
     SNAPSHOT = "snapshot"  # a configuration snapshot: many paced ARM reads, one document (dr_core/snapshots)
+    CONFIG_RESTORE = "config-restore"  # a snapshot restored item by item (dr_core/snapshots/restoring.py)
 
 
 _KINDS = "|".join(re.escape(kind.value) for kind in JobKind)

@@ -51,7 +51,7 @@ class RestoreLock:
 
     def release(self, job: Job) -> None:
         """Free the target once ``job`` (a restore) has ended; best effort: an ended holder is taken over anyway."""
-        if job.kind is not JobKind.RESTORE:
+        if job.kind not in (JobKind.RESTORE, JobKind.CONFIG_RESTORE):
             return
         holder = self._locks.lock_holder(job.resource_id)
         if holder is not None and holder.job_id == job.job_id:

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 ARM_READ_BURST = 250  # ARM's read bucket per subscription and principal
 _RESERVE = 50  # of the burst never taken by apim-dr's bulk reads: polls and people read too
 _ATTEMPTS = 5  # conditional writes lost to other instances before this taker gives up for now
+# Item writes (a snapshot restore's PUTs and DELETEs) share ARM's write bucket (200, then 10 per second) with
+# backup and restore POSTs: they may spend half of it, so a restore never starves a fleet's backups.
+_WRITE_CAPACITY, _WRITES_PER_SECOND = 100.0, 5.0
 
 
 @dataclass(frozen=True)
@@ -83,15 +86,22 @@ class BudgetGrant:
 class ReadBudget:
     """Takes ARM reads from the shared bucket of a subscription."""
 
-    def __init__(self, store: RecordStore, *, reads_per_second: float) -> None:
+    def __init__(self, store: RecordStore, *, reads_per_second: float, capacity: float = ARM_READ_BURST - _RESERVE,
+                 key_prefix: str = "") -> None:
         self._records = Records(store, BudgetRecord)
-        self._bucket = TokenBucket(capacity=ARM_READ_BURST - _RESERVE, rate=reads_per_second)
+        self._bucket = TokenBucket(capacity=capacity, rate=reads_per_second)
+        self._prefix = key_prefix
+
+    @classmethod
+    def for_writes(cls, store: RecordStore) -> ReadBudget:
+        """The same kind of bucket for item writes (its own record per subscription)."""
+        return cls(store, reads_per_second=_WRITES_PER_SECOND, capacity=_WRITE_CAPACITY, key_prefix="writes-")
 
     def take(self, subscription_id: str, wanted: int, *, now: datetime) -> BudgetGrant:
         """Up to ``wanted`` reads for ``subscription_id``, now; none and a wait when the bucket is empty."""
         if wanted <= 0:
             return BudgetGrant(0, 0.0)
-        key = subscription_id.lower()
+        key = self._prefix + subscription_id.lower()
         for _ in range(_ATTEMPTS):
             current = self._records.get(key)
             level = self._bucket.level(current.value.tokens if current else 0.0,

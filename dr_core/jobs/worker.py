@@ -9,7 +9,10 @@ Every step is written down through the :class:`Journal`: save the row (condition
 transition, then send the message that resumes the job (:meth:`WorkMessage.resume
 <dr_core.jobs.messages.WorkMessage.resume>`). A message whose send was lost (crash after the save)
 is picked up by the watchdog (:mod:`dr_core.jobs.watchdog`). A job's end also frees what it held
-(a restore's lock), announces a failure once, and runs the followers.
+(a restore's lock), announces a failure (at least once, with a stable event ID), and runs the
+followers. Which followers are still to run is saved with the terminal state (``Job.follow_ups``)
+and cleared once they ran, so a message for an ended job (a redelivery, or the watchdog's) finishes
+what a crash interrupted; followers are idempotent.
 """
 
 from __future__ import annotations
@@ -32,9 +35,18 @@ if TYPE_CHECKING:
     from .job import Job, Step
     from .locks import RestoreLock
 
-__all__ = ["JobFollower", "JobHandler", "Journal", "Worker"]
+__all__ = ["MAX_FOLLOW_UP_RUNS", "JobFollower", "JobHandler", "Journal", "Worker", "follower_name"]
 
 logger = logging.getLogger(__name__)
+
+# A follower that raised is run again (by a redelivery or the watchdog) this many times in all, then given up.
+MAX_FOLLOW_UP_RUNS = 5
+_SAVE_ATTEMPTS = 3
+
+
+def follower_name(follower: JobFollower) -> str:
+    """The name a job's ``follow_ups`` records a follower by: its ``follow_up_name``, else its class name."""
+    return str(getattr(follower, "follow_up_name", None) or type(follower).__name__)
 
 
 class JobFollower(Protocol):
@@ -58,6 +70,10 @@ class JobHandler(Protocol):
     def step(self, job: Job, message: WorkMessage, now: datetime) -> None:
         """Move ``job`` one step on, writing it down through the worker's :class:`Journal`."""
         ...
+
+    # Optional, looked up with getattr (a handler without them ends at its deadline, and is never re-checked):
+    # ``last_look(job, now) -> bool``: at the deadline, one last look at the operation; True if it ended the job.
+    # ``settle_late(job, now) -> None``: an ended job whose operation was not settled (``Job.unsettled``).
 
 
 class Journal:
@@ -90,22 +106,66 @@ class Journal:
         self._queue.send([(WorkMessage.resume(job), delay)])
 
     def finish(self, job: Job, step: Step) -> None:
-        """Commit a terminal step, free what the job held, announce it if a person must know, then its followers."""
+        """Commit a terminal step with the follow-ups it needs, free what the job held, announce it if a person
+        must know, then run the followers."""
+        job.await_follow_ups([follower_name(f) for f in self._followers])
         if not self.commit(job, step):
             return
         self._lock.release(job)
         self.announce_if_needed(job)
-        for follower in self._followers:
+        self.run_follow_ups(job)
+
+    def run_follow_ups(self, job: Job) -> None:
+        """Run the followers ``job`` still waits for, then clear those that ran (one conditional save).
+
+        A follower that raises stays pending: the next message for the job (a redelivery, the watchdog's)
+        runs it again, up to :data:`MAX_FOLLOW_UP_RUNS` runs in all. A name this version does not know
+        (a follower renamed or removed) is cleared.
+        """
+        if not job.follow_ups:
+            return
+        by_name = {follower_name(f): f for f in self._followers}
+        done: set[str] = set()
+        failed: set[str] = set()
+        for name in list(job.follow_ups):
+            follower = by_name.get(name)
+            if follower is None:
+                logger.warning("job %s: follow-up %s is unknown to this version; cleared", job.job_id, name)
+                done.add(name)
+                continue
             try:
                 follower.after(job)
             except Exception:
-                logger.exception("follow-up of job %s failed; the job itself has ended", job.job_id)
+                logger.exception("follow-up %s of job %s failed; the job itself has ended", name, job.job_id)
+                failed.add(name)
+                continue
+            done.add(name)
+        give_up = failed if job.follow_up_runs + 1 >= MAX_FOLLOW_UP_RUNS else set()
+        if give_up:
+            logger.error("job %s: follow-ups %s failed %d times; given up (their hourly catch-ups remain)",
+                         job.job_id, ", ".join(sorted(give_up)), MAX_FOLLOW_UP_RUNS)
+        self._clear_follow_ups(job, done, give_up)
+
+    def _clear_follow_ups(self, job: Job, done: set[str], give_up: set[str]) -> None:
+        current: Job | None = job
+        for _ in range(_SAVE_ATTEMPTS):
+            if current is None:
+                return
+            current.follow_ups_done(done, give_up=give_up)
+            try:
+                self._jobs.update(current)
+                return
+            except JobConflictError:
+                current = self._jobs.get(job.job_id)  # another worker saved it meanwhile: clear on its copy
+        logger.warning("job %s: its follow-ups ran but could not be marked done; they may run again", job.job_id)
 
     def announce_if_needed(self, job: Job) -> None:
-        """Announce a failure exactly once: the flag is set only after the notifier succeeded.
+        """Announce a failure once: the flag is set only after the notifier succeeded.
 
         If the notifier raises, the exception fails the invocation; the host redelivers the
-        message, which comes back here and tries again.
+        message, which comes back here and tries again. Delivery is at least once: a host that
+        dies after the webhook answered and before the flag is saved announces again, with the
+        same event ID (``announcement_id``), so a receiver can drop the repeat.
         """
         if not job.state.announced_on_end or job.announced:
             return
@@ -147,10 +207,19 @@ class Worker:
             logger.warning("message for unknown job %s dropped (row missing)", message.job)
             return
         now = self._clock.now()
+        handler = self._handlers.get(job.kind)
         if job.state.terminal:
+            # An ended job: announce it if still due, finish its follow-ups, re-check an unsettled operation.
             self._journal.announce_if_needed(job)
+            self._journal.run_follow_ups(job)
+            settle_late = getattr(handler, "settle_late", None)
+            if job.unsettled and settle_late is not None:
+                settle_late(job, now)
             return
         if job.past_deadline(now):
+            last_look = getattr(handler, "last_look", None)
+            if last_look is not None and last_look(job, now):
+                return
             self._journal.finish(job, job.time_out(now, minutes=self._timeout_minutes[job.kind]))
             return
         self._handlers[job.kind].step(job, message, now)

@@ -6,6 +6,9 @@
 - :class:`ArmError` is what ARM answered (code, message, status, ``Retry-After``).
   Every Failed or TimedOut job carries it plus a remediation hint from
   :func:`remediation_for`, so an operator at 3 a.m. reads what to do, not just "BadRequest".
+- The same table says what kind of failure each error is (:class:`FailureKind`, :func:`failure_kind`):
+  "not now" (a refused call to repeat later), transient (a new attempt may succeed) or permanent
+  (someone must fix something first). :data:`RETRYABLE_CODES` is derived from it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from enum import StrEnum
+from typing import ClassVar, NamedTuple
 
 from dr_core.kernel.wire import JsonObject
 
@@ -34,27 +38,25 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DrError",
+    "FailureKind",
     "InvalidRequestError",
     "NoAnswerError",
     "NotFoundError",
     "PayloadTooLargeError",
     "exit_code",
+    "failure_kind",
     "http_status",
     "parse_arm_error",
     "remediation_for",
 ]
 
-# Errors that mean "not now", not "never": the job waits and tries again until its deadline.
-RETRYABLE_CODES = frozenset({
-    "ServiceLocked",
-    "SubscriptionRequestsThrottled",
-    "TooManyRequests",
-    "RetryableErrorDueToAnotherOperation",
-    "ServiceUnavailable",
-    "InternalServerError",
-    "GatewayTimeout",
-    "BadGateway",
-})
+class FailureKind(StrEnum):
+    """What an error means for what comes next, from the one table below (:func:`failure_kind`)."""
+
+    NOT_NOW = "not-now"  # ARM refused the call for now (busy, throttled): the same call later, nothing ran
+    TRANSIENT = "transient"  # a fault a new attempt may not meet (internal error, time-out, "try again later")
+    PERMANENT = "permanent"  # fails the same way every time until someone fixes something (identity, tier, ...)
+
 
 _MAX_MESSAGE = 2000
 
@@ -142,7 +144,12 @@ class ArmError:
 
     @property
     def retryable(self) -> bool:
-        return self.code in RETRYABLE_CODES or (self.status is not None and self.status in (429, 500, 502, 503, 504))
+        """A call that may be repeated: not now, or transient (:func:`failure_kind`)."""
+        return self.kind is not FailureKind.PERMANENT
+
+    @property
+    def kind(self) -> FailureKind:
+        return failure_kind(self.code, self.message, self.status)
 
     @property
     def remediation(self) -> str:
@@ -205,8 +212,27 @@ def _default_code(status: int) -> str:
     }.get(status, f"Http{status}")
 
 
-# (code, regex on the message or None, remediation). First match wins: specific before generic.
-_REMEDIATIONS: tuple[tuple[str, re.Pattern[str] | None, str], ...] = (
+class _Rule(NamedTuple):
+    code: str
+    pattern: re.Pattern[str] | None
+    advice: str
+    kind: FailureKind = FailureKind.PERMANENT
+
+
+# What APIM says when its own operation failed for a passing reason (no SLA; it sometimes fails internally).
+_TRANSIENT_MESSAGE = re.compile(r"try again|temporar|timed? ?out|internal (server )?error|unexpected|transient|"
+                                r"unavailable", re.I)
+_TRANSIENT_ADVICE = (
+    "A transient failure in Azure (APIM or Azure Resource Manager failed internally). apim-dr gives a backup new "
+    "attempts, with backoff, up to its maxAttempts (APIM_DR_BACKUP_MAX_ATTEMPTS) within the job's deadline; if "
+    "every attempt failed, check Azure status and the instance's activity log, then start a new backup. A restore "
+    "is never repeated on its own: check the target's configuration, then start the restore again.")
+
+# (code, regex on the message or None, remediation[, kind]). First match wins: specific before generic.
+# The kind (FailureKind) is PERMANENT unless a row says otherwise; a code no row names is classified by
+# its HTTP status (failure_kind). One table for what to do and for whether to try again.
+_REMEDIATIONS: tuple[tuple[str, re.Pattern[str] | None, str] | tuple[str, re.Pattern[str] | None, str, FailureKind],
+                     ...] = (
     ("RestoreFailed", re.compile(r"SKU", re.I),
      "The target's pricing tier differs from the backup's. Restore into an instance of the backup's tier, "
      "or scale the target to that tier first; apim-dr's preflight refuses such restores."),
@@ -233,12 +259,15 @@ _REMEDIATIONS: tuple[tuple[str, re.Pattern[str] | None, str], ...] = (
      "Backup and restore exist only in the Developer, Basic, Standard and Premium (classic) tiers. Protect this "
      "instance with configuration snapshots instead: set its recovery to 'snapshot' (or 'auto') in "
      "APIM_DR_INSTANCES."),
+    ("ContainerNotFound", None,
+     "Create the container in the backup account (infra/ creates the default container and every container an "
+     "instance names: redeploy, or `az storage container create`), then take the snapshot again."),
     ("ServiceLocked", None,
      "Another operation (update, scale, backup or restore) is running on the instance. apim-dr retries "
-     "until the job's deadline; if this persists, check the instance's activity log."),
+     "until the job's deadline; if this persists, check the instance's activity log.", FailureKind.NOT_NOW),
     ("SubscriptionRequestsThrottled", None,
      "Azure Resource Manager throttled the requests of this subscription. apim-dr retries after Retry-After; "
-     "spread the schedule if it happens every run."),
+     "spread the schedule if it happens every run.", FailureKind.NOT_NOW),
     ("AuthorizationFailed", re.compile(r"service/(apis|products|namedValues|backends|loggers|diagnostics|policies|"
                                        r"policyFragments|tags|groups|certificates|apiVersionSets|schemas)", re.I),
      "The Function App's identity may not read this part of the instance's configuration (configuration "
@@ -253,7 +282,8 @@ _REMEDIATIONS: tuple[tuple[str, re.Pattern[str] | None, str], ...] = (
      "AZURE_CLIENT_ID."),
     ("InvalidAuthenticationToken", None,
      "The token sent to Azure Resource Manager was rejected. Check AZURE_CLIENT_ID and APIM_DR_ARM_ENDPOINT."),
-    ("ExpiredAuthenticationToken", None, "The token had expired; the next attempt gets a new one. Retry."),
+    ("ExpiredAuthenticationToken", None, "The token had expired; the next attempt gets a new one. Retry.",
+     FailureKind.TRANSIENT),
     ("ResourceNotFound", None,
      "The APIM instance does not exist (deleted, renamed or a typo). Fix its resource ID in APIM_DR_INSTANCES."),
     ("ResourceGroupNotFound", None,
@@ -273,6 +303,18 @@ _REMEDIATIONS: tuple[tuple[str, re.Pattern[str] | None, str], ...] = (
     ("RestoreFailed", re.compile(r"identity|role|authoriz|permission|forbidden|access|key", re.I),
      "The target APIM instance could not read the backup. Give the target's identity 'Storage Blob Data "
      "Contributor' on the backup account (managed identities are not part of a backup)."),
+    ("BackupFailed", _TRANSIENT_MESSAGE, _TRANSIENT_ADVICE, FailureKind.TRANSIENT),
+    ("RestoreFailed", _TRANSIENT_MESSAGE, _TRANSIENT_ADVICE, FailureKind.TRANSIENT),
+    ("InternalServerError", None, _TRANSIENT_ADVICE, FailureKind.TRANSIENT),
+    ("ServiceUnavailable", None, _TRANSIENT_ADVICE, FailureKind.TRANSIENT),
+    ("GatewayTimeout", None, _TRANSIENT_ADVICE, FailureKind.TRANSIENT),
+    ("BadGateway", None, _TRANSIENT_ADVICE, FailureKind.TRANSIENT),
+    ("OperationTimedOut", None, _TRANSIENT_ADVICE, FailureKind.TRANSIENT),
+    ("RequestTimeout", None, _TRANSIENT_ADVICE, FailureKind.TRANSIENT),
+    ("TooManyRequests", None,
+     "Azure Resource Manager throttled the requests. apim-dr retries after Retry-After.", FailureKind.NOT_NOW),
+    ("RetryableErrorDueToAnotherOperation", None,
+     "Another operation is running on the instance. apim-dr retries until the job's deadline.", FailureKind.NOT_NOW),
     ("TimedOut", None,
      "The operation did not finish before its deadline. Check the instance's provisioning state and activity "
      "log in the portal; if it is still Updating, wait and start a new job afterwards."),
@@ -284,14 +326,39 @@ _REMEDIATIONS: tuple[tuple[str, re.Pattern[str] | None, str], ...] = (
      "ARM no longer knows the operation. apim-dr checks the instance and the backup blob; start a new job if "
      "no backup was written."),
 )
+_RULES = tuple(_Rule(*row) for row in _REMEDIATIONS)
+# Codes that mean "not now" or "transient" whatever the message: ARM's answers a job waits out or tries again.
+RETRYABLE_CODES = frozenset(rule.code for rule in _RULES if rule.pattern is None and rule.kind is not
+                            FailureKind.PERMANENT)
 _GENERIC = (
     "Check the instance's activity log in the Azure portal for details, then start a new job "
     "(POST /api/backups or `apim-dr backup start`)."
 )
 
 
+def _rule(code: str, message: str) -> _Rule | None:
+    for rule in _RULES:
+        if rule.code.lower() == (code or "").lower() and (rule.pattern is None or rule.pattern.search(message or "")):
+            return rule
+    return None
+
+
 def remediation_for(code: str, message: str = "") -> str:
-    for known_code, pattern, advice in _REMEDIATIONS:
-        if known_code.lower() == (code or "").lower() and (pattern is None or pattern.search(message or "")):
-            return advice
-    return _GENERIC
+    rule = _rule(code, message)
+    return rule.advice if rule is not None else _GENERIC
+
+
+def failure_kind(code: str, message: str = "", status: int | None = None) -> FailureKind:
+    """Whether ``code`` (with ``message``) means not now, transient or permanent: the table's row, else the status.
+
+    A code no row names is "not now" for a 429, transient for a 5xx (a gateway or ARM itself failed) and
+    permanent otherwise (a 4xx names something wrong with the request, which a new attempt repeats).
+    """
+    rule = _rule(code, message)
+    if rule is not None:
+        return rule.kind
+    if status == 429:
+        return FailureKind.NOT_NOW
+    if status is not None and status >= 500:
+        return FailureKind.TRANSIENT
+    return FailureKind.PERMANENT

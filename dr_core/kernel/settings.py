@@ -113,7 +113,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("APIM_DR_INSTANCES", "JSON list of protected instances: APIM resource IDs, or objects "
                 "`{\"resourceId\", \"container\", \"accessType\", \"clientId\", \"alias\", \"standby\", "
                 "\"standbySync\", \"drillTarget\", \"drillEveryDays\", \"rpoHours\", \"keepLast\", \"maxAgeDays\", "
-                "\"keepDaily\", \"keepWeekly\", \"keepMonthly\", \"copy\"}`.",
+                "\"maxAttempts\", \"keepDaily\", \"keepWeekly\", \"keepMonthly\", \"copy\"}`.",
                 default="[]"),
     SettingSpec("APIM_DR_DISCOVERY_SUBSCRIPTIONS", "Comma-separated subscription IDs searched for tagged instances.",
                 default=""),
@@ -176,6 +176,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("APIM_DR_START_LEASE_SECONDS", "How long a job may sit in `Starting` before another worker "
                 "assumes the first one died and checks the instance (never re-sending a backup that runs). "
                 "Keep it above host.json `functionTimeout`.", default="360", minimum=1, maximum=3600),
+    SettingSpec("APIM_DR_BACKUP_MAX_ATTEMPTS", "How many operations a backup job may run: a backup whose operation "
+                "failed for a transient reason (an internal error, a time-out, \"try again later\") gets new attempts "
+                "up to this many, within its deadline; a permanent failure ends it at once. Per instance: "
+                "`maxAttempts`. Restores are never repeated on their own.", default="3", minimum=1, maximum=10),
+    SettingSpec("APIM_DR_ATTEMPT_BACKOFF_SECONDS", "The wait before a backup's second attempt; it doubles for each "
+                "further attempt (at most an hour), and no attempt starts past the job's deadline.", default="120",
+                minimum=1, maximum=3600),
 )
 _SPECS = {s.name: s for s in SETTINGS}
 
@@ -250,6 +257,7 @@ class Posture:
     standby_sync: bool = False
     drill_target: ApimResourceId | None = None
     drill_every_days: int = int(default_of("APIM_DR_DRILL_EVERY_DAYS"))
+    max_attempts: int = int(default_of("APIM_DR_BACKUP_MAX_ATTEMPTS"))
     # Grandfather-father-son retention: the newest backup of each of the last N days, weeks, months (0: off).
     keep_daily: int = int(default_of("APIM_DR_RETENTION_KEEP_DAILY"))
     keep_weekly: int = int(default_of("APIM_DR_RETENTION_KEEP_WEEKLY"))
@@ -315,6 +323,7 @@ class Settings:
     max_poll_delay_seconds: int
     start_lease_seconds: int
     expiry_margin_hours: int
+    attempt_backoff_seconds: int
     snapshot_timeout_minutes: int
     snapshot_reads_per_second: int
     posture: Posture
@@ -366,6 +375,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         keep_last=_int_setting(env, "APIM_DR_RETENTION_KEEP_LAST", problems),
         max_age_days=_int_setting(env, "APIM_DR_RETENTION_MAX_AGE_DAYS", problems),
         drill_every_days=_int_setting(env, "APIM_DR_DRILL_EVERY_DAYS", problems),
+        max_attempts=_int_setting(env, "APIM_DR_BACKUP_MAX_ATTEMPTS", problems),
         keep_daily=_int_setting(env, "APIM_DR_RETENTION_KEEP_DAILY", problems),
         keep_weekly=_int_setting(env, "APIM_DR_RETENTION_KEEP_WEEKLY", problems),
         keep_monthly=_int_setting(env, "APIM_DR_RETENTION_KEEP_MONTHLY", problems),
@@ -416,6 +426,7 @@ _TIMING = {
     "max_poll_delay_seconds": "APIM_DR_MAX_POLL_DELAY_SECONDS",
     "start_lease_seconds": "APIM_DR_START_LEASE_SECONDS",
     "expiry_margin_hours": "APIM_DR_EXPIRY_MARGIN_HOURS",
+    "attempt_backoff_seconds": "APIM_DR_ATTEMPT_BACKOFF_SECONDS",
     "snapshot_timeout_minutes": "APIM_DR_SNAPSHOT_TIMEOUT_MINUTES",
     "snapshot_reads_per_second": "APIM_DR_SNAPSHOT_READS_PER_SECOND",
 }
@@ -653,10 +664,11 @@ def _instances_list(text: str, problems: list[str]) -> list[Any]:
 
 
 _INSTANCE_KEYS = {"resourceId", "container", "accessType", "clientId", "alias", "standby", "standbySync",
-                  "drillTarget", "drillEveryDays", "rpoHours", "keepLast", "maxAgeDays", "recovery",
+                  "drillTarget", "drillEveryDays", "rpoHours", "keepLast", "maxAgeDays", "recovery", "maxAttempts",
                   "keepDaily", "keepWeekly", "keepMonthly", "copy"}
 _POSTURE_KEYS = {"rpoHours": "APIM_DR_RPO_HOURS", "keepLast": "APIM_DR_RETENTION_KEEP_LAST",
                  "maxAgeDays": "APIM_DR_RETENTION_MAX_AGE_DAYS", "drillEveryDays": "APIM_DR_DRILL_EVERY_DAYS",
+                 "maxAttempts": "APIM_DR_BACKUP_MAX_ATTEMPTS",
                  "keepDaily": "APIM_DR_RETENTION_KEEP_DAILY", "keepWeekly": "APIM_DR_RETENTION_KEEP_WEEKLY",
                  "keepMonthly": "APIM_DR_RETENTION_KEEP_MONTHLY"}
 
@@ -777,6 +789,7 @@ def _parse_posture(entry: JsonObject, default: Posture, resource_id: ApimResourc
         standby_sync=sync,
         drill_target=drill_target,
         drill_every_days=numbers.get("drillEveryDays", default.drill_every_days),
+        max_attempts=numbers.get("maxAttempts", default.max_attempts),
         keep_daily=numbers.get("keepDaily", default.keep_daily),
         keep_weekly=numbers.get("keepWeekly", default.keep_weekly),
         keep_monthly=numbers.get("keepMonthly", default.keep_monthly),

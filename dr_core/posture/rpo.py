@@ -42,7 +42,7 @@ from dr_core.catalog.tags import entry_from_tags
 from dr_core.jobs.ids import JobKind
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import DrError
-from dr_core.kernel.events import Event
+from dr_core.kernel.events import Event, event_id
 from dr_core.kernel.phases import JobState, RpoState
 from dr_core.kernel.settings import ProtectedInstance
 from dr_core.kernel.threads import parallel_map
@@ -349,7 +349,7 @@ class RpoMonitor:
     def _announce(self, instance: ProtectedInstance, record: Versioned[RpoRecord], assessment: RpoAssessment,
                   due: Due, now: datetime) -> Due | None:
         try:
-            self._notifier.announce_event(_event(instance, assessment, due, now=now))
+            self._notifier.announce_event(_event(instance, assessment, due, now=now, since=record.value.since))
         except Exception:
             _module_logger.exception("RPO %s announcement of %s failed; the next check tries again", due,
                                      instance.name)
@@ -411,8 +411,11 @@ def _log_change(assessment: RpoAssessment, previous: RpoState | None, *, now: da
     logger.log(level, "%s%s", LOG_PREFIX, json.dumps(line, separators=(",", ":")))
 
 
-def _event(instance: ProtectedInstance, assessment: RpoAssessment, due: Due, *, now: datetime) -> Event:
+def _event(instance: ProtectedInstance, assessment: RpoAssessment, due: Due, *, now: datetime,
+           since: datetime | None = None) -> Event:
     name = instance.alias or instance.name
+    # The same ID for every delivery of this announcement: the instance and when its current state began.
+    ident = event_id(f"rpo-{due}", instance.resource_id.key, iso(since) if since is not None else "")
     newest = assessment.newest
     details: JsonObject = {
         "instance": str(instance.resource_id),
@@ -428,10 +431,10 @@ def _event(instance: ProtectedInstance, assessment: RpoAssessment, due: Due, *, 
         remediation = _BREACH_REMEDIATION.format(name=name)
         text = (f"apim-dr: RPO breached for {instance.name}\nInstance: {instance.resource_id}\n"
                 f"Why: {assessment.reason}\nWhat to do: {remediation}")
-        return Event("rpo-breached", text, {**details, "remediation": remediation}, severe=True)
+        return Event("rpo-breached", text, {**details, "remediation": remediation}, severe=True, event_id=ident)
     text = (f"apim-dr: RPO recovered for {instance.name} ({assessment.state.value})\n"
             f"Instance: {instance.resource_id}\nNow: {assessment.reason}")
-    return Event("rpo-recovered", text, details, severe=False)
+    return Event("rpo-recovered", text, details, severe=False, event_id=ident)
 
 
 class RpoFollower:

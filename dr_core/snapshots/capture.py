@@ -23,11 +23,8 @@ the job (:class:`~dr_core.snapshots.progress.SnapshotProgress`), shown by ``GET 
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -37,61 +34,22 @@ from dr_core.jobs.ids import JobKind
 from dr_core.jobs.job import ServiceFacts
 from dr_core.kernel.errors import ArmCallError, ArmError, AzureUnavailableError, ConflictError, DrError
 from dr_core.kernel.phases import JobState
-from dr_core.kernel.threads import parallel_map
-from dr_core.ports import ARM_API_VERSION, ConfigPage
+from dr_core.ports import ARM_API_VERSION
 
 from .document import NotCaptured, SnapshotDocument, SnapshotItem
-from .kinds import parse_item_id
 from .progress import SnapshotProgress
-from .reading import ReadTask, first_reads, items_and_reads
-from .sanitize import item_properties
+from .staged import UNREACHABLE_DELAY, StagedReads
 
 if TYPE_CHECKING:
     from dr_core.jobs.job import Job
     from dr_core.jobs.messages import WorkMessage
-    from dr_core.jobs.pacing import ReadBudget
     from dr_core.jobs.worker import Journal
     from dr_core.kernel.clock import Clock
-    from dr_core.ports import ApimManagement, BackupStore, ConfigurationReader, StagingStore
+    from dr_core.ports import ApimManagement, BackupStore
 
-__all__ = ["READS_PER_STEP", "SnapshotCapture"]
+__all__ = ["SnapshotCapture"]
 
 logger = logging.getLogger(__name__)
-
-READS_PER_STEP = 200  # at most this many reads per invocation (about 10 s at ARM's pace)
-PARALLEL_READS = 8  # reads in flight at once within a step
-_UNREACHABLE_DELAY = 30
-_STAGING_FORMAT = 1
-
-
-@dataclass
-class _State:
-    """What the staging container holds between steps: the reads still to make, the chunks written so far."""
-
-    tasks: list[ReadTask]
-    chunks: list[str] = field(default_factory=list)
-
-    def to_bytes(self) -> bytes:
-        return json.dumps({"v": _STAGING_FORMAT, "tasks": [t.to_json() for t in self.tasks],
-                           "chunks": self.chunks}, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> _State:
-        body = json.loads(data)
-        if not isinstance(body, dict) or body.get("v") != _STAGING_FORMAT:
-            raise ValueError("not a snapshot staging state")
-        chunks = body.get("chunks")
-        if not isinstance(chunks, list) or not all(isinstance(c, str) for c in chunks):
-            raise ValueError("a staging state's chunks are names")
-        return cls([ReadTask.from_json(t) for t in body.get("tasks") or []], list(chunks))
-
-
-@dataclass
-class _Outcome:
-    task: ReadTask
-    page: ConfigPage | None = None
-    error: ArmError | None = None
-    unreachable: bool = False
 
 
 class SnapshotCapture:
@@ -99,12 +57,10 @@ class SnapshotCapture:
 
     kinds = (JobKind.SNAPSHOT,)
 
-    def __init__(self, *, arm: ApimManagement, reader: ConfigurationReader, budget: ReadBudget,
-                 staging: StagingStore, backups: BackupStore, journal: Journal, clock: Clock) -> None:
+    def __init__(self, *, arm: ApimManagement, reads: StagedReads, backups: BackupStore, journal: Journal,
+                 clock: Clock) -> None:
         self._arm = arm
-        self._reader = reader
-        self._budget = budget
-        self._staging = staging
+        self._reads = reads
         self._backups = backups
         self._journal = journal
         self._clock = clock
@@ -117,129 +73,57 @@ class SnapshotCapture:
             logger.info("stale message for snapshot %s (%s seq %s, job at %s/%s) dropped", job.job_id, message.op,
                         message.seq, job.state.value, job.poll_seq)
             return
-        progress = job.snapshot or SnapshotProgress()
-        state = self._load(job, progress)
-        if state is None:
-            return
-        if not state.tasks:
-            self._finish(job, progress, state, now)
+        result = self._reads.step(job.job_id, job.resource_id, job.snapshot or SnapshotProgress(), now=now)
+        if result.error is not None:
+            self._journal.finish(job, job.fail(now, result.error))
+        elif result.items is None:
+            self._journal.commit(job, job.read_more(now, progress=result.progress, delay=result.delay,
+                                                    reason=result.reason))
         else:
-            self._read(job, progress, state, now)
+            self._finish(job, result.progress, result.items, result.not_captured, now)
 
-    # -- 1. begin -------------------------------------------------------------------------------------------
     def _begin(self, job: Job, now: datetime) -> None:
         try:
             info = self._arm.get_service(job.resource_id)
         except ArmCallError as e:
             if e.error.retryable:
                 self._journal.commit(job, job.postpone(now, reason=f"ARM: {e.error.code}",
-                                                       delay=_delay(e.error.retry_after or _UNREACHABLE_DELAY)))
+                                                       delay=max(1, int(e.error.retry_after or UNREACHABLE_DELAY))))
             else:
                 self._journal.finish(job, job.fail(now, e.error))
             return
         except AzureUnavailableError as e:
-            self._journal.commit(job, job.postpone(now, reason=e.message[:200], delay=_UNREACHABLE_DELAY))
+            self._journal.commit(job, job.postpone(now, reason=e.message[:200], delay=UNREACHABLE_DELAY))
             return
-        tasks = first_reads(info.sku)
-        progress = SnapshotProgress(step=1, reads=1, pending=len(tasks), tier=info.sku)
-        self._staging.put(_state_name(job, 1), _State(tasks).to_bytes())
+        progress = self._reads.begin(job.job_id, info.sku, SnapshotProgress(reads=1))
         self._journal.commit(job, job.begin_reading(now, progress=progress, sku=info.sku, region=info.location))
 
-    # -- 2. read ---------------------------------------------------------------------------------------------
-    def _read(self, job: Job, progress: SnapshotProgress, state: _State, now: datetime) -> None:
-        subscription = job.resource_id.subscription_id
-        grant = self._budget.take(subscription, min(len(state.tasks), READS_PER_STEP), now=now)
-        if grant.granted == 0:
-            self._journal.commit(job, job.read_more(now, progress=progress, delay=_delay(grant.retry_after),
-                                                    reason="waiting for ARM's read budget"))
-            return
-        batch, rest = state.tasks[:grant.granted], state.tasks[grant.granted:]
-        outcomes = parallel_map(lambda task: self._read_one(job, task), batch, max_workers=PARALLEL_READS,
-                                name="snapshot")
-        items: list[SnapshotItem] = []
-        missing: list[NotCaptured] = []
-        again: list[ReadTask] = []
-        added: list[ReadTask] = []
-        wait = 0.0
-        progress = replace(progress, reads=progress.reads + len(batch))
-        service_id = str(job.resource_id)
-        for outcome in outcomes:
-            if outcome.page is not None:
-                found, reads = items_and_reads(outcome.task, outcome.page, progress.tier)
-                for item_id, body in found:
-                    properties, left_out = item_properties(item_id, body, service_id=service_id)
-                    items.append(SnapshotItem(item_id, properties))
-                    missing += left_out
-                added += reads
-                continue
-            error = outcome.error
-            if outcome.unreachable or (error is not None and error.retryable):
-                again.append(outcome.task)
-                throttled = int(error is not None and error.status == 429)
-                progress = replace(progress, throttled=progress.throttled + throttled)
-                wait = max(wait, (error.retry_after if error and error.retry_after else _UNREACHABLE_DELAY))
-            elif error is not None and error.status == 404:
-                progress = replace(progress, vanished=progress.vanished + 1)  # deleted while we read
-            elif error is not None and error.status == 400:
-                missing.append(NotCaptured(outcome.task.describe(), f"ARM refused the read: {error.message[:200]}"))
-            else:
-                assert error is not None
-                self._journal.finish(job, job.fail(now, error))
-                return
-        step = progress.step + 1
-        chunk = _chunk_name(job, step)
-        self._staging.put(chunk, _chunk_bytes(items, missing))
-        new_state = _State(again + rest + added, [*state.chunks, chunk])
-        self._staging.put(_state_name(job, step), new_state.to_bytes())
-        progress = replace(progress, step=step, items=progress.items + len(items), pending=len(new_state.tasks),
-                           not_captured=progress.not_captured + len(missing))
-        reason = "ARM throttled or unreachable; reading again after Retry-After" if wait else None
-        self._journal.commit(job, job.read_more(now, progress=progress, delay=_delay(wait) if wait else 0,
-                                                reason=reason))
-
-    def _read_one(self, job: Job, task: ReadTask) -> _Outcome:
-        try:
-            return _Outcome(task, page=self._reader.read(job.resource_id, task.kind, task.names, page=task.page,
-                                                         single=task.single))
-        except ArmCallError as e:
-            return _Outcome(task, error=e.error)
-        except AzureUnavailableError:
-            return _Outcome(task, unreachable=True)
-
-    # -- 3. finish -------------------------------------------------------------------------------------------
-    def _finish(self, job: Job, progress: SnapshotProgress, state: _State, now: datetime) -> None:
-        items: list[SnapshotItem] = []
-        missing: list[NotCaptured] = []
-        for chunk in state.chunks:
-            data = self._staging.get(chunk)
-            if data is None:
-                self._restart(job, progress, now, f"staging chunk {chunk} is missing")
-                return
-            try:
-                chunk_items, chunk_missing = _chunk_from_bytes(data)
-            except (ValueError, KeyError, TypeError, OSError) as e:
-                self._restart(job, progress, now, f"staging chunk {chunk} is damaged: {type(e).__name__}")
-                return
-            items += chunk_items
-            missing += chunk_missing
+    def _finish(self, job: Job, progress: SnapshotProgress, items: list[SnapshotItem], missing: list[NotCaptured],
+                now: datetime) -> None:
         taken_at = job.started_at or job.created_at
         try:
             document = SnapshotDocument.build(instance=job.instance, sku=job.sku, taken_at=taken_at,
-                                              api_version=ARM_API_VERSION, items=_unique(items), not_captured=missing)
-        except ValueError as e:  # pragma: no cover - _unique removes duplicates
+                                              api_version=ARM_API_VERSION, items=items, not_captured=missing)
+        except ValueError as e:  # pragma: no cover - the reads' items are unique by ID
             self._journal.finish(job, job.fail(now, ArmError("SnapshotInvalid", str(e))))
             return
         try:
             progress = self._store(job, progress, document, taken_at)
         except DrError as e:
+            if "ContainerNotFound" in e.message:
+                # A configuration problem, not an outage: waiting would not make the container appear.
+                self._journal.finish(job, job.fail(now, ArmError(
+                    "ContainerNotFound", f"the backup container {job.container} does not exist in "
+                    f"{job.storage_account}; the snapshot was read but could not be written")))
+                return
             self._journal.commit(job, job.postpone(now, reason=f"writing the snapshot: {e.message[:160]}",
-                                                   delay=_UNREACHABLE_DELAY))
+                                                   delay=UNREACHABLE_DELAY))
             return
         job.snapshot = progress
         step = job.succeed(now, facts=ServiceFacts(job.sku, None, job.region), blob_size=progress.document_size)
         self._journal.finish(job, step)
         try:
-            self._staging.delete_prefix(f"{job.job_id}/")
+            self._reads.clean_up(job.job_id)
         except DrError as e:
             logger.warning("staging of snapshot %s not cleaned up (%s); the lifecycle rule will", job.job_id,
                            e.message)
@@ -272,56 +156,3 @@ class SnapshotCapture:
                 raise
             self._backups.set_tags(job.container, job.blob_name, tags)
         return replace(progress, content_hash=content_hash, document_size=len(data))
-
-    # -- staging ---------------------------------------------------------------------------------------------
-    def _load(self, job: Job, progress: SnapshotProgress) -> _State | None:
-        data = self._staging.get(_state_name(job, progress.step))
-        if data is None:
-            self._restart(job, progress, self._clock.now(), f"staging state of step {progress.step} is missing")
-            return None
-        try:
-            return _State.from_bytes(data)
-        except (ValueError, KeyError) as e:
-            self._restart(job, progress, self._clock.now(), f"staging state of step {progress.step} is damaged: {e}")
-            return None
-
-    def _restart(self, job: Job, progress: SnapshotProgress, now: datetime, why: str) -> None:
-        """The staging container lost this job's state (deleted by hand, lifecycle): read everything again."""
-        logger.warning("snapshot %s reads again from the start: %s", job.job_id, why)
-        tasks = first_reads(progress.tier)
-        step = progress.step + 1
-        self._staging.put(_state_name(job, step), _State(tasks).to_bytes())
-        fresh = SnapshotProgress(step=step, reads=progress.reads, throttled=progress.throttled, pending=len(tasks),
-                                 tier=progress.tier)
-        self._journal.commit(job, job.read_more(now, progress=fresh, delay=0, reason=f"reading again: {why}"[:200]))
-
-
-def _state_name(job: Job, step: int) -> str:
-    return f"{job.job_id}/state-{step:06d}.json"
-
-
-def _chunk_name(job: Job, step: int) -> str:
-    return f"{job.job_id}/items-{step:06d}.json.gz"
-
-
-def _chunk_bytes(items: list[SnapshotItem], missing: list[NotCaptured]) -> bytes:
-    body = {"items": [i.to_json() for i in items], "notCaptured": [n.to_json() for n in missing]}
-    return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), compresslevel=3)
-
-
-def _chunk_from_bytes(data: bytes) -> tuple[list[SnapshotItem], list[NotCaptured]]:
-    body = json.loads(gzip.decompress(data))
-    items = [SnapshotItem(parse_item_id(raw["id"]), raw.get("properties") or {}) for raw in body.get("items") or []]
-    missing = [NotCaptured(str(raw["id"]), str(raw["reason"])) for raw in body.get("notCaptured") or []]
-    return items, missing
-
-
-def _unique(items: list[SnapshotItem]) -> list[SnapshotItem]:
-    """An item listed twice (a page re-read after a crash, a list that shifted between pages): keep the last."""
-    by_id = {str(i.item_id).lower(): i for i in items}
-    return list(by_id.values())
-
-
-def _delay(seconds: float) -> int:
-    return max(1, math.ceil(seconds))
-

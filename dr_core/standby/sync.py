@@ -35,7 +35,7 @@ from dr_core.catalog.tags import entry_from_tags
 from dr_core.jobs.ids import JobKind
 from dr_core.jobs.job import Job, Trigger
 from dr_core.kernel.errors import DrError
-from dr_core.kernel.events import Event, log_event
+from dr_core.kernel.events import Event, event_id, log_event
 from dr_core.kernel.ids import ApimResourceId, InvalidResourceIdError
 from dr_core.kernel.phases import JobState, SyncPhase
 from dr_core.ports import RecordConflictError
@@ -323,7 +323,8 @@ class StandbySync:
         details = {key: payload[key] for key in ("primary", "standby", "jobId", "backup", "state", "error",
                                                  "lastSucceeded")}
         try:
-            self._notifier.announce_event(Event("standby-sync-refused", "\n".join(lines), details))
+            self._notifier.announce_event(Event("standby-sync-refused", "\n".join(lines), details, event_id=event_id(
+                "standby-sync-refused", (data.standby or "").lower(), data.job_id or "", data.backup or "")))
         except Exception as e:
             logger.warning("announcing the refused standby sync of %s failed (%s); the hourly catch-up retries",
                            standby, type(e).__name__)

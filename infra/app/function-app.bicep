@@ -128,6 +128,12 @@ param retentionMaxAgeDays int
 @description('APIM_DR_DRILL_EVERY_DAYS.')
 param drillEveryDays int
 
+@description('APIM_DR_BACKUP_MAX_ATTEMPTS.')
+param backupMaxAttempts int
+
+@description('APIM_DR_ATTEMPT_BACKOFF_SECONDS.')
+param attemptBackoffSeconds int
+
 @description('APIM_DR_RETENTION_KEEP_DAILY.')
 param retentionKeepDaily int
 
@@ -178,6 +184,8 @@ var appSettings = union({
   APIM_DR_RETENTION_KEEP_LAST: string(retentionKeepLast)
   APIM_DR_RETENTION_MAX_AGE_DAYS: string(retentionMaxAgeDays)
   APIM_DR_DRILL_EVERY_DAYS: string(drillEveryDays)
+  APIM_DR_BACKUP_MAX_ATTEMPTS: string(backupMaxAttempts)
+  APIM_DR_ATTEMPT_BACKOFF_SECONDS: string(attemptBackoffSeconds)
   APIM_DR_RETENTION_KEEP_DAILY: string(retentionKeepDaily)
   APIM_DR_RETENTION_KEEP_WEEKLY: string(retentionKeepWeekly)
   APIM_DR_RETENTION_KEEP_MONTHLY: string(retentionKeepMonthly)

@@ -1,4 +1,4 @@
-// The four custom roles of apim-dr, defined at this deployment's subscription (role definitions are
+// The five custom roles of apim-dr, defined at this deployment's subscription (role definitions are
 // tenant-wide objects; `azd down` does not remove them: see docs/deploy.md). APIM DR Operator is
 // assignable in other subscriptions too (the instances may live anywhere in the tenant); the deploying
 // account needs Microsoft.Authorization/roleDefinitions/write here and at every assignable scope.
@@ -87,6 +87,77 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if(
   }
 }
 
+// APIM DR Configuration Restore: write and delete the configuration items a snapshot restore puts back
+// (never the service itself, never backup or restore, never namedValues/listValue). The Function App
+// gets it on the instances infra knows; operators may be given it alone (configRestorePrincipalIds) to
+// restore items without any backup or restore right.
+resource configRestoreRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if(createOperatorRole) {
+  name: guid(subscription().id, 'apim-dr-config-restore', resourceToken)
+  properties: {
+    roleName: 'APIM DR Configuration Restore (${environmentName}-${resourceToken})'
+    description: 'apim-dr: write and delete API Management configuration items (APIs, operations, policies, products, named values ...) when restoring a configuration snapshot. Nothing else.'
+    type: 'customRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.ApiManagement/service/apiVersionSets/delete'
+          'Microsoft.ApiManagement/service/apiVersionSets/write'
+          'Microsoft.ApiManagement/service/apis/delete'
+          'Microsoft.ApiManagement/service/apis/diagnostics/delete'
+          'Microsoft.ApiManagement/service/apis/diagnostics/write'
+          'Microsoft.ApiManagement/service/apis/operations/delete'
+          'Microsoft.ApiManagement/service/apis/operations/policies/delete'
+          'Microsoft.ApiManagement/service/apis/operations/policies/write'
+          'Microsoft.ApiManagement/service/apis/operations/tags/delete'
+          'Microsoft.ApiManagement/service/apis/operations/tags/write'
+          'Microsoft.ApiManagement/service/apis/operations/write'
+          'Microsoft.ApiManagement/service/apis/policies/delete'
+          'Microsoft.ApiManagement/service/apis/policies/write'
+          'Microsoft.ApiManagement/service/apis/schemas/delete'
+          'Microsoft.ApiManagement/service/apis/schemas/write'
+          'Microsoft.ApiManagement/service/apis/tags/delete'
+          'Microsoft.ApiManagement/service/apis/tags/write'
+          'Microsoft.ApiManagement/service/apis/write'
+          'Microsoft.ApiManagement/service/backends/delete'
+          'Microsoft.ApiManagement/service/backends/write'
+          'Microsoft.ApiManagement/service/certificates/delete'
+          'Microsoft.ApiManagement/service/certificates/write'
+          'Microsoft.ApiManagement/service/diagnostics/delete'
+          'Microsoft.ApiManagement/service/diagnostics/write'
+          'Microsoft.ApiManagement/service/groups/delete'
+          'Microsoft.ApiManagement/service/groups/write'
+          'Microsoft.ApiManagement/service/loggers/delete'
+          'Microsoft.ApiManagement/service/loggers/write'
+          'Microsoft.ApiManagement/service/namedValues/delete'
+          'Microsoft.ApiManagement/service/namedValues/write'
+          'Microsoft.ApiManagement/service/policies/delete'
+          'Microsoft.ApiManagement/service/policies/write'
+          'Microsoft.ApiManagement/service/policyFragments/delete'
+          'Microsoft.ApiManagement/service/policyFragments/write'
+          'Microsoft.ApiManagement/service/products/apis/delete'
+          'Microsoft.ApiManagement/service/products/apis/write'
+          'Microsoft.ApiManagement/service/products/delete'
+          'Microsoft.ApiManagement/service/products/groups/delete'
+          'Microsoft.ApiManagement/service/products/groups/write'
+          'Microsoft.ApiManagement/service/products/policies/delete'
+          'Microsoft.ApiManagement/service/products/policies/write'
+          'Microsoft.ApiManagement/service/products/tags/delete'
+          'Microsoft.ApiManagement/service/products/tags/write'
+          'Microsoft.ApiManagement/service/products/write'
+          'Microsoft.ApiManagement/service/schemas/delete'
+          'Microsoft.ApiManagement/service/schemas/write'
+          'Microsoft.ApiManagement/service/tags/delete'
+          'Microsoft.ApiManagement/service/tags/write'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: operatorAssignableScopes
+  }
+}
+
 resource backupDataRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, 'apim-dr-backup-data', resourceToken)
   properties: {
@@ -162,6 +233,9 @@ resource backupRetentionRole 'Microsoft.Authorization/roleDefinitions@2022-04-01
 
 @description('GUID of APIM DR Operator; empty when no scope needs it.')
 output operatorRoleId string = createOperatorRole ? operatorRole.name : ''
+
+@description('GUID of APIM DR Configuration Restore; empty when no scope needs it.')
+output configRestoreRoleId string = createOperatorRole ? configRestoreRole.name : ''
 
 @description('GUID of APIM DR Backup Data.')
 output backupDataRoleId string = backupDataRole.name

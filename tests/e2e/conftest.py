@@ -39,6 +39,7 @@ FAST = {"APIM_DR_MAX_POLL_DELAY_SECONDS": "2", "APIM_DR_START_LEASE_SECONDS": "2
 
 
 _ROLE_TABLES: dict[int, dict[str, list[dict[str, Any]]]] = {}
+_ARM_ROLE_TABLES: dict[int, dict[str, list[dict[str, Any]]]] = {}
 
 
 def backup_account_roles(stack: LocalAzure) -> dict[str, list[dict[str, Any]]]:
@@ -68,6 +69,29 @@ def backup_account_roles(stack: LocalAzure) -> dict[str, list[dict[str, Any]]]:
     return table
 
 
+def app_arm_roles(stack: LocalAzure) -> dict[str, list[dict[str, Any]]]:
+    """The APIM emulator's role table: what infra/ grants the Function App on APIM instances, enforced per request.
+
+    The app's identities get exactly the custom roles main.bicep assigns on each instance (APIM DR Operator:
+    reads, backup, restore; APIM DR Configuration Restore: item writes), read from the templates, at the seed's
+    subscriptions; other principals keep the seed's assignments. An ARM call the code makes that infra does
+    not grant fails the end-to-end tests.
+    """
+    from tests.infra.bicep_model import Infra
+    from tests.infra.rbac_model import APIM_INSTANCE, grants
+
+    roles = [g.role for g in grants(Infra.from_disk()) if g.scope == APIM_INSTANCE and g.role is not None]
+    actions = sorted({a for role in roles for a in role.actions})
+    app = stack.seed_data["functionApp"]
+    principals = {app["systemAssignedIdentity"]["principalId"]} | {
+        u["principalId"] for u in app.get("userAssignedIdentities") or []}
+    table = {oid: entries for oid, entries in (stack.seed_data.get("armRoles") or {}).items() if oid not in principals}
+    for oid in principals:
+        table[oid] = [{"actions": actions, "scope": f"/subscriptions/{s['subscriptionId']}"}
+                      for s in stack.seed_data["subscriptions"]]
+    return table
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, tls: TlsFiles) -> Iterator[LocalAzure]:
     # One CA for the whole session (tests/conftest.py sets REQUESTS_CA_BUNDLE to it): every local
@@ -79,6 +103,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tls: TlsFiles) -> Iterator[L
     assert local.front is not None
     _ROLE_TABLES[id(local)] = backup_account_roles(local)
     local.front.admin.set_roles(_ROLE_TABLES[id(local)])
+    assert local.apim is not None
+    _ARM_ROLE_TABLES[id(local)] = app_arm_roles(local)
+    local.apim.admin.set_arm_roles(_ARM_ROLE_TABLES[id(local)])
     yield local
     local.stop()
 
@@ -151,6 +178,23 @@ class E2E:
                 raise AssertionError("jobs not finished: " + ", ".join(f"{j.job_id}={j.state.value}" for j in jobs))
             time.sleep(0.3)
 
+    def wait_settled(self, job_ids: list[str], timeout: float = 90) -> list[Job]:
+        """The jobs once ended and their follow-ups done (manifest, RPO check, standby sync, drill check).
+
+        A job's row says ``Succeeded`` before its followers run (they run after the end is saved, and may
+        still write: a manifest, a record, a restore, an announcement). A test that counts requests or reads
+        what followers write waits for this, not for the state alone.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = [self.job(j) for j in job_ids]
+            if all(j.state.terminal and not j.follow_ups for j in jobs):
+                return jobs
+            if time.monotonic() > deadline:
+                raise AssertionError("jobs not settled: " + ", ".join(
+                    f"{j.job_id}={j.state.value} follow-ups {j.follow_ups}" for j in jobs))
+            time.sleep(0.3)
+
     def posts(self, service: str, action: str = "backup") -> list[dict[str, Any]]:
         return [r for r in self.admin.requests(method="POST")
                 if r["path"].rstrip("/").endswith(f"/service/{service}/{action}")]
@@ -189,14 +233,27 @@ def clean_app_storage(stack: LocalAzure) -> None:
                 client.delete_blob(blob.name)
 
 
+def ensure_backup_containers(stack: LocalAzure) -> None:
+    """The backup account's containers, as infra/storage/backup-storage.bicep creates them (the default one)."""
+    from azure.core.exceptions import ResourceExistsError
+    from azure.storage.blob import BlobServiceClient
+
+    assert stack.azurite is not None
+    backups = BlobServiceClient.from_connection_string(stack.azurite.connection_string(stack.backup_account))
+    with contextlib.suppress(ResourceExistsError):
+        backups.create_container("apim-backups")
+
+
 def make_harness(stack: LocalAzure, host: FunctionsHost | None, webhook: Webhook) -> E2E:
     assert stack.apim is not None
     stack.apim.admin.reset()
+    stack.apim.admin.set_arm_roles(_ARM_ROLE_TABLES.get(id(stack)) or app_arm_roles(stack))  # reset: the seed's
     if stack.front is not None:
         stack.front.admin.reset()  # policies, holds, clock, log
         stack.front.admin.set_roles(_ROLE_TABLES.get(id(stack)) or backup_account_roles(stack))
     clean_app_storage(stack)
-    webhook.received.clear()
+    ensure_backup_containers(stack)
+    webhook.clear()
     harness = E2E(stack, host, webhook)
     harness.configure()
     return harness

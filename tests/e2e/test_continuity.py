@@ -40,9 +40,11 @@ def names(config: dict[str, Any], collection: str) -> list[str]:
 def take_backup(e2e: E2E) -> Job:
     response = e2e.http("POST", "/api/backups", json={"instance": "prod"})
     assert response.status_code == 202, response.text
-    (job,) = e2e.wait_terminal([response.json()["id"]])
+    # Settled: all its followers have run (the manifest is only the first; the standby sync and its
+    # announcement, the RPO check and the drill check come after it).
+    (job,) = e2e.wait_settled([response.json()["id"]])
     assert job.state is JobState.SUCCEEDED, job.error_message
-    manifest_of(e2e, job)  # its followers have run (the manifest is the first)
+    manifest_of(e2e, job)
     return job
 
 

@@ -39,6 +39,8 @@ FUNCTION_APP_PRINCIPAL = "identity.outputs.principalId"
 # operatorPrincipals variable main.bicep builds from it.
 OPERATOR_PRINCIPAL = "id"
 _OPERATOR_PRINCIPALS_VAR = "operatorPrincipals"
+# The people given APIM DR Configuration Restore alone (main.bicep's configRestorePrincipals).
+CONFIG_RESTORE_PRINCIPALS = "configRestorePrincipals"
 
 # Scopes, as the code reaches them. Blob calls in dr_core go to the backup account (the Functions host,
 # not dr_core, uses the runtime account's blobs); queue and table calls go to the runtime account.
@@ -211,7 +213,8 @@ def arm_request(group: str, method: str) -> tuple[str, str]:
     samples = {"subscription_id": "00000000-0000-0000-0000-000000000000", "resource_group_name": "rg",
                "service_name": "svc"}
     args = {name: samples.get(name, name) for name, p in inspect.signature(builder).parameters.items()
-            if p.kind is p.POSITIONAL_OR_KEYWORD}
+            if p.kind is p.POSITIONAL_OR_KEYWORD
+            or (p.kind is p.KEYWORD_ONLY and p.default is inspect.Parameter.empty)}  # e.g. a delete's if_match
     request = builder(**args)
     return request.method, request.url.split("?", 1)[0]
 
@@ -463,6 +466,8 @@ def grants(infra: Infra, principal: str | None = FUNCTION_APP_PRINCIPAL) -> list
             if isinstance(n, dict) and "principalId" in n}
         if any(n == _OPERATOR_PRINCIPALS_VAR for n in walk(params.get("principals"))):
             holders.add(OPERATOR_PRINCIPAL)
+        if any(n == CONFIG_RESTORE_PRINCIPALS for n in walk(params.get("principals"))):
+            holders.add(CONFIG_RESTORE_PRINCIPALS)
         if principal is not None and principal not in holders:
             continue
         refs = params.get("roleDefinitionIds", params.get("roleDefinitionId"))

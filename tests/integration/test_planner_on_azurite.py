@@ -31,6 +31,7 @@ def ctx(azurite, monkeypatch):
     # A fresh table and queue per test: the names are fixed in code, so use a fresh account namespace
     # by clearing what a previous test left.
     settings = load_settings({
+        "APIM_DR_RECOVERY": "native",  # planning native backups (snapshots are planned the same way)
         "AzureWebJobsStorage": azurite.connection_string(),
         "APIM_DR_BACKUP_STORAGE_ACCOUNT": "apimdrbackups",
         "APIM_DR_INSTANCES": json.dumps([rid(f"apim-{i}") for i in range(3)] + [{"resourceId": rid("apim-a"),
@@ -132,6 +133,7 @@ def test_watchdog_requeues_only_overdue_unfinished_jobs(ctx):
 
 def test_thousand_instances_plan_in_few_requests(azurite):
     settings = load_settings({
+        "APIM_DR_RECOVERY": "native",  # planning native backups (snapshots are planned the same way)
         "AzureWebJobsStorage": azurite.connection_string(),
         "APIM_DR_BACKUP_STORAGE_ACCOUNT": "apimdrbackups",
         "APIM_DR_INSTANCES": json.dumps([rid(f"apim-{uuid.uuid4().hex[:12]}") for _ in range(1000)]),

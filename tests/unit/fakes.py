@@ -40,6 +40,7 @@ from dr_core.ports import (
     CopyOutcome,
     DeleteOutcome,
     JobConflictError,
+    LiveEntity,
     LockHolder,
     PollResult,
     RecordConflictError,
@@ -47,6 +48,7 @@ from dr_core.ports import (
     ServiceInfo,
     StartedOperation,
     StoredRecord,
+    WriteOutcome,
 )
 
 SUB = "00000000-0000-0000-0000-0000000000cc"
@@ -520,6 +522,86 @@ class FakeNotifier:
         self.events.append(event)
 
 
+class FakeConfigurationWriter:
+    """ARM's writes of configuration items, over the reader's configurations, with ETags as ARM keeps them.
+
+    Refuses what ARM refuses: a stale or unknown ``If-Match`` (412), a write below a parent that does not exist
+    (404). ``lro`` kinds answer 202 + Location and are done after ``lro_polls`` polls. ``errors`` are raised by
+    the next writes, one each; ``before_put`` runs just before a PUT lands (someone else's change, say).
+    """
+
+    def __init__(self, reader: FakeConfigurationReader) -> None:
+        self.reader = reader
+        self.etags: dict[tuple[str, str], int] = {}
+        self.errors: list[ArmError | DrError] = []
+        self.writes: list[tuple[str, str, str, str | None]] = []  # (service, action, item, If-Match)
+        self.gets = 0
+        self.lro: set[str] = set()
+        self.lro_polls = 1
+        self._running: dict[str, list[int]] = {}
+        self.before_put: Any = None
+
+    def _key(self, instance: ApimResourceId, kind: str, names: tuple[str, ...]) -> tuple[str, str]:
+        from dr_core.snapshots.kinds import kind_named
+
+        return instance.service_name, str(kind_named(kind).item_id(*names))
+
+    def etag(self, service: str, item: str) -> str:
+        return f'"{self.etags.get((service, item), 1)}"'
+
+    def get(self, instance: ApimResourceId, kind: str, names: tuple[str, ...]) -> LiveEntity | None:
+        self.gets += 1
+        service, item = self._key(instance, kind, names)
+        body = self.reader.configurations.get(service, {}).get(item)
+        return None if body is None else LiveEntity(copy.deepcopy(body), self.etag(service, item))
+
+    def put(self, instance: ApimResourceId, kind: str, names: tuple[str, ...], body: dict[str, Any], *,
+            if_match: str | None) -> WriteOutcome:
+        from dr_core.snapshots.kinds import kind_named
+
+        service, item = self._key(instance, kind, names)
+        self.writes.append((service, "put", item, if_match))
+        if self.before_put is not None:
+            self.before_put(service, item)
+        if self.errors:
+            error = self.errors.pop(0)
+            raise error if isinstance(error, DrError) else ArmCallError(error)
+        items = self.reader.configurations.setdefault(service, {})
+        parent = kind_named(kind).item_id(*names).parent
+        if parent is not None and str(parent) not in items:
+            raise ArmCallError(ArmError("ResourceNotFound", f"{parent} was not found.", 404))
+        if if_match is not None and (item not in items or if_match not in ("*", self.etag(service, item))):
+            raise ArmCallError(ArmError("PreconditionFailed", "The entity's ETag does not match.", 412))
+        items[item] = copy.deepcopy(body) if not kind_named(kind).link else {"properties": {}}
+        self.etags[(service, item)] = self.etags.get((service, item), 1) + 1
+        if kind in self.lro:
+            location = f"https://management.example/op/{len(self.writes)}"
+            self._running[location] = [self.lro_polls]
+            return WriteOutcome(done=False, location=location, retry_after=2)
+        return WriteOutcome()
+
+    def delete(self, instance: ApimResourceId, kind: str, names: tuple[str, ...], *, if_match: str) -> WriteOutcome:
+        service, item = self._key(instance, kind, names)
+        self.writes.append((service, "delete", item, if_match))
+        if self.errors:
+            error = self.errors.pop(0)
+            raise error if isinstance(error, DrError) else ArmCallError(error)
+        items = self.reader.configurations.get(service, {})
+        if item not in items:
+            return WriteOutcome()
+        if if_match not in ("*", self.etag(service, item)):
+            raise ArmCallError(ArmError("PreconditionFailed", "The entity's ETag does not match.", 412))
+        for child in [k for k in items if k.startswith(item + "/")]:
+            del items[child]  # APIM deletes an item's parts with it
+        del items[item]
+        return WriteOutcome()
+
+    def poll(self, instance: ApimResourceId, location: str) -> WriteOutcome:
+        left = self._running[location]
+        left[0] -= 1
+        return WriteOutcome() if left[0] <= 0 else WriteOutcome(done=False, location=location, retry_after=2)
+
+
 @dataclass
 class World:
     """A context whose adapters are all fakes."""
@@ -533,6 +615,7 @@ class World:
     clock: ManualClock
     reader: FakeConfigurationReader = field(default_factory=FakeConfigurationReader)
     staging: FakeStagingStore = field(default_factory=FakeStagingStore)
+    writer: FakeConfigurationWriter | None = None
     copies: FakeBackupStore | None = None  # the copy account (when the settings name one)
     copier: FakeBlobCopier | None = None
 
@@ -541,10 +624,12 @@ def world(cfg: Settings | None = None, *, now: datetime = T0) -> World:
     cfg = cfg or settings()
     store, queue, backups, arm, notifier = FakeTables(), FakeWorkQueue(), FakeBackupStore(), FakeArm(), FakeNotifier()
     reader, staging = FakeConfigurationReader(), FakeStagingStore()
+    writer = FakeConfigurationWriter(reader)
     clock = ManualClock(now)
     copies = FakeBackupStore() if cfg.copy_account else None
     copier = FakeBlobCopier(backups, copies) if copies is not None else None
     ctx = DrContext(settings=cfg, clients=AzureClients(cfg), clock=clock, _jobs=store, _locks=store, _records=store,
                     _queue=queue, _arm=arm, _backups=backups, _notifier=notifier, _storage_ready=True,
-                    _config_reader=reader, _staging=staging, _copy_backups=copies, _copier=copier)
-    return World(ctx, store, queue, backups, arm, notifier, clock, reader, staging, copies, copier)
+                    _config_reader=reader, _staging=staging, _config_writer=writer, _copy_backups=copies,
+                    _copier=copier)
+    return World(ctx, store, queue, backups, arm, notifier, clock, reader, staging, writer, copies, copier)

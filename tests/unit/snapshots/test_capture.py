@@ -20,9 +20,10 @@ CONTAINER = "apim-backups"
 SECRET = "s3cr3t-value-never-stored"
 
 
-def snapshot_world(tier: str = "StandardV2", *, page_size: int = 2, reads_per_second: str = "20") -> World:
-    w = world(settings([{"resourceId": rid("apim-prod"), "recovery": "snapshot"}],
-                       APIM_DR_SNAPSHOT_READS_PER_SECOND=reads_per_second))
+def snapshot_world(tier: str = "StandardV2", *, page_size: int = 2, reads_per_second: str = "20",
+                   standby: str | None = None) -> World:
+    entry = {"resourceId": rid("apim-prod"), "recovery": "snapshot", **({"standby": rid(standby)} if standby else {})}
+    w = world(settings([entry], APIM_DR_SNAPSHOT_READS_PER_SECOND=reads_per_second))
     w.arm.add_service("apim-prod", sku=tier)
     w.reader.page_size = page_size
     add = w.reader.add
