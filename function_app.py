@@ -4,6 +4,7 @@ import azure.functions as func
 
 from triggers.backup import bp as backup_bp
 from triggers.continuity import bp as continuity_bp
+from triggers.copies import bp as copies_bp
 from triggers.dashboard import bp as dashboard_bp
 from triggers.posture import bp as posture_bp
 from triggers.restore import bp as restore_bp
@@ -18,3 +19,4 @@ app.register_functions(dashboard_bp)
 app.register_functions(retention_bp)
 app.register_functions(continuity_bp)
 app.register_functions(snapshot_restore_bp)
+app.register_functions(copies_bp)

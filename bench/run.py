@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import catalog, dashboard, emulator_children, emulator_load, fleet, imports, lro, planning, rpo
+from bench import catalog, copies, dashboard, emulator_children, emulator_load, fleet, imports, lro, planning, rpo
 
 
 def main() -> None:
@@ -23,6 +23,8 @@ def main() -> None:
     rpo.main()
     print()
     dashboard.main()
+    print()
+    copies.main()
 
 
 if __name__ == "__main__":

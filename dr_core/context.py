@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from dr_core.backup.manifest import ManifestRecorder
     from dr_core.backup.planner import BackupPlanner
     from dr_core.catalog.listing import BackupCatalog
+    from dr_core.copies.choice import RecoveryPointSources
+    from dr_core.copies.copier import BackupCopies
+    from dr_core.copies.record import CopyRecord
     from dr_core.drills.drills import Drills
     from dr_core.drills.record import DrillRecord
     from dr_core.inventory.resolver import InstanceResolver
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from dr_core.ports import (
         ApimManagement,
         BackupStore,
+        BlobCopier,
         ConfigurationReader,
         ConfigurationWriter,
         JobStore,
@@ -76,6 +80,8 @@ class DrContext:
     _arm: ApimManagement | None = field(default=None, repr=False)
     _backups: BackupStore | None = field(default=None, repr=False)
     _notifier: Notifier | None = field(default=None, repr=False)
+    _copy_backups: BackupStore | None = field(default=None, repr=False)
+    _copier: BlobCopier | None = field(default=None, repr=False)
     _config_reader: ConfigurationReader | None = field(default=None, repr=False)
     _staging: StagingStore | None = field(default=None, repr=False)
     _config_writer: ConfigurationWriter | None = field(default=None, repr=False)
@@ -140,6 +146,32 @@ class DrContext:
 
             self._backups = BlobBackupStore(self.clients.backup_blobs(), account=self.settings.backup_account)
         return self._backups
+
+    @property
+    def copy_backups(self) -> BackupStore | None:
+        """The copy account (None when APIM_DR_COPY_STORAGE_ACCOUNT is not set): its catalog, tags, deletes."""
+        account = self.settings.copy_account
+        if account is None:
+            return None
+        if self._copy_backups is None:
+            from dr_core.azure.blobs import BlobBackupStore
+
+            self._copy_backups = BlobBackupStore(self.clients.copy_blobs(), account=account)
+        return self._copy_backups
+
+    @property
+    def copier(self) -> BlobCopier | None:
+        """Server-side copies from the backup account to the copy account (None without a copy account)."""
+        account = self.settings.copy_account
+        if account is None:
+            return None
+        if self._copier is None:
+            from dr_core.azure.copies import BlobServerSideCopier
+
+            self._copier = BlobServerSideCopier(self.clients.backup_blobs(), self.clients.copy_blobs(),
+                                                self.clients.credential, source_account=self.settings.backup_account,
+                                                target_account=account)
+        return self._copier
 
     @property
     def config_reader(self) -> ConfigurationReader:
@@ -228,6 +260,19 @@ class DrContext:
 
         return Records(self.records, DrillRecord)
 
+    def copy_records(self) -> Records[CopyRecord]:
+        from dr_core.copies.record import CopyRecord
+        from dr_core.records import Records
+
+        return Records(self.records, CopyRecord)
+
+    def recovery_point_sources(self) -> RecoveryPointSources:
+        """Where recovery points are read: the backup account, or its copy when it is unreachable."""
+        from dr_core.copies.choice import RecoveryPointSources
+
+        return RecoveryPointSources(primary=self.backups, primary_account=self.settings.backup_account,
+                                    copies=self.copy_backups, copy_account=self.settings.copy_account)
+
     def retention_cursor(self) -> Records[RetentionCursor]:
         from dr_core.records import Records
         from dr_core.retention.cursor import RetentionCursor
@@ -259,6 +304,8 @@ class DrContext:
         if followers is None:
             followers = [self.manifests(), RpoFollower(self.rpo_monitor(resolver=resolver), self.settings),
                          self.standby_sync(resolver=resolver), self.drills(resolver=resolver)]
+            if self.settings.copy_account is not None:  # after the manifest, which it copies along
+                followers.insert(1, self.copies(resolver=resolver))
         journal = Journal(jobs=self.jobs, queue=self.queue, lock=self.restore_lock(), notifier=self.notifier,
                           clock=self.clock, followers=followers)
         operation = ArmOperation(settings=self.settings, arm=self.arm, backups=self.backups, journal=journal,
@@ -300,7 +347,8 @@ class DrContext:
 
         lock = self.restore_lock()
         preflight = Preflight(settings=self.settings, arm=self.arm, backups=self.backups, lock=lock,
-                              resolver=resolver or self.resolver(), clock=self.clock)
+                              resolver=resolver or self.resolver(), clock=self.clock,
+                              sources=self.recovery_point_sources())
         return Restorer(settings=self.settings, preflight=preflight, launcher=self.launcher(), lock=lock,
                         clock=self.clock)
 
@@ -314,7 +362,7 @@ class DrContext:
         from dr_core.catalog.listing import BackupCatalog
 
         return BackupCatalog(settings=self.settings, backups=self.backups, arm=self.arm, resolver=self.resolver(),
-                             clock=self.clock)
+                             clock=self.clock, sources=self.recovery_point_sources())
 
     def rpo_monitor(self, *, resolver: InstanceResolver | None = None) -> RpoMonitor:
         from dr_core.posture.rpo import RpoMonitor
@@ -327,13 +375,15 @@ class DrContext:
 
         return PostureStatus(settings=self.settings, jobs=self.jobs, rpo=self.rpo_records(),
                              standbys=self.standby_records(), drills=self.drill_records(), backups=self.backups,
-                             resolver=self.resolver(), clock=self.clock)
+                             resolver=self.resolver(), clock=self.clock,
+                             copies=self.copy_records() if self.settings.copy_account else None)
 
     def retention(self) -> RetentionPruner:
         from dr_core.retention.pruner import RetentionPruner
 
         return RetentionPruner(settings=self.settings, jobs=self.jobs, cursor=self.retention_cursor(),
-                               backups=self.backups, resolver=self.resolver(), clock=self.clock)
+                               backups=self.backups, resolver=self.resolver(), clock=self.clock,
+                               copy_backups=self.copy_backups, copy_account=self.settings.copy_account)
 
     def standby_sync(self, *, resolver: InstanceResolver | None = None) -> StandbySync:
         from dr_core.standby.sync import StandbySync
@@ -350,6 +400,22 @@ class DrContext:
         return Drills(settings=self.settings, records=self.drill_records(), jobs=self.jobs, lock=self.restore_lock(),
                       restorer=self.restorer(resolver=resolver), resolver=resolver, arm=self.arm,
                       backups=self.backups, notifier=self.notifier, clock=self.clock)
+
+    def copies(self, *, resolver: InstanceResolver | None = None) -> BackupCopies:
+        """Copies to the second account. :raises ConfigurationError: APIM_DR_COPY_STORAGE_ACCOUNT is not set."""
+        from dr_core.copies.copier import BackupCopies
+        from dr_core.kernel.errors import ConfigurationError
+
+        copy_backups, copier = self.copy_backups, self.copier
+        if copy_backups is None or copier is None:
+            raise ConfigurationError("no copy account is configured", remediation="Set APIM_DR_COPY_STORAGE_ACCOUNT "
+                                     "(infra: copyStorageLocation) to copy backups to a second region.")
+        from dr_core.copies.record import CopyCursor
+        from dr_core.records import Records
+
+        return BackupCopies(settings=self.settings, backups=self.backups, copies=copy_backups, copier=copier,
+                            records=self.copy_records(), resolver=resolver or self.resolver(), clock=self.clock,
+                            cursor=Records(self.records, CopyCursor))
 
     # -- the faces ---------------------------------------------------------------------------------------
     def api(self) -> Api:

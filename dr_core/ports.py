@@ -41,12 +41,16 @@ __all__ = [
     "ApimManagement",
     "BackupStore",
     "BackupTarget",
+    "BlobChecksum",
+    "BlobCopier",
+    "BlobCopy",
     "BlobFacts",
     "Clock",
     "ConfigPage",
     "ConfigurationReader",
     "ConfigurationSummary",
     "ConfigurationWriter",
+    "CopyOutcome",
     "DeleteOutcome",
     "JobConflictError",
     "JobStore",
@@ -138,6 +142,7 @@ class RecordKind(StrEnum):
     STANDBY = "standby"  # dr_core.standby.record.StandbyRecord, one per standby
     DRILL = "drill"  # dr_core.drills.record.DrillRecord, one per drill (key: its restore job ID)
     RETENTION = "retention"  # dr_core.retention.cursor.RetentionCursor, one
+    COPY = "copy"  # dr_core.copies.record.CopyRecord, one per instance whose backups are copied
     ARM_BUDGET = "arm-budget"  # dr_core.jobs.pacing.BudgetRecord, one per subscription (ARM reads apim-dr spends)
 
 
@@ -256,6 +261,43 @@ class StagingStore(Protocol):
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every blob whose name starts with ``prefix``; how many were deleted."""
+        ...
+
+
+# -- the copy account ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BlobChecksum:
+    """What Blob Storage reports of a blob's content: its size and, when it has one, its Content-MD5 (base64)."""
+
+    size: int
+    content_md5: str | None
+    etag: str | None = None
+
+
+class CopyOutcome(StrEnum):
+    COPIED = "copied"  # copied now
+    PRESENT = "present"  # the copy existed already (an earlier run); never overwritten
+    SOURCE_MISSING = "source-missing"  # nothing to copy (a sidecar that was never written)
+
+
+@dataclass(frozen=True)
+class BlobCopy:
+    """One blob copied from the backup account to the copy account (same container and name), as seen after."""
+
+    blob_name: str
+    outcome: CopyOutcome
+    source: BlobChecksum | None
+    copy: BlobChecksum | None  # the copy as read back (None: not there)
+    method: str = ""  # "put-blob-from-url" | "put-block-from-url" | "" (nothing sent)
+    service_md5: str | None = None  # the Content-MD5 Blob Storage computed over the bytes it wrote (base64)
+
+
+class BlobCopier(Protocol):
+    """Server-side copies from the backup account to the copy account: the destination reads the source with
+    the app's own token, no data passes through the app, and nothing existing is ever overwritten."""
+
+    def copy(self, container: str, blob_name: str) -> BlobCopy:
+        """Copy one blob (unless the copy exists) and read both sides back."""
         ...
 
 

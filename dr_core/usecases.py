@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from dr_core.backup.planner import BackupPlanner
     from dr_core.catalog.listing import BackupCatalog
+    from dr_core.copies.copier import BackupCopies
     from dr_core.drills.drills import Drills
     from dr_core.jobs.operations import Operations
     from dr_core.jobs.watchdog import Watchdog
@@ -55,3 +56,5 @@ class UseCases(Protocol):
     def standby_sync(self) -> StandbySync: ...
 
     def drills(self) -> Drills: ...
+
+    def copies(self) -> BackupCopies: ...

@@ -15,8 +15,11 @@
    announcements, then takes a new backup and shows the recovery announced at once.
 6. Prints the status page's URL (``GET /api/dashboard``) and saves a screenshot of it.
 7. Retention: moves the shared clock 38 days on and runs ``apim-dr prune --dry-run``: each backup
-   with its decision and reason (the primary keeps its newest one: keepLast 1), nothing deleted. It
-   moves the clock by weeks, so it stays the demo's last step.
+   with its decision and reason (the primary keeps its newest one: keepLast 1), nothing deleted, in
+   the backup account and in the copy account alike.
+8. A copy in a second region: a new backup of the primary is copied server-side to the second
+   account (apimdrcopies, West Europe) when it succeeds, verified and catalogued; then the backup
+   account's region has a storage outage, and the restore into the standby reads the copy, and says so.
 
 Everything runs locally; nothing reaches Azure. Each run starts from scratch in a temporary folder.
 """
@@ -72,13 +75,15 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="    log: %(name)s %(levelname)s %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs' request lines (as python -m emulator.funchost)
     from emulator.funchost import FunctionsHost
     from emulator.stack import LocalAzure
     from emulator.webhook import Webhook
 
     workdir = Path(tempfile.mkdtemp(prefix="apim-dr-demo-"))
     hook = Webhook()
-    local = LocalAzure(workdir, retry_after=1, op_duration=3.0)
+    # The blob front before Azurite performs Put Blob From URL (the copies, section 8) and plays storage outages.
+    local = LocalAzure(workdir, retry_after=1, op_duration=3.0, blob_front=True)
     _print("== apim-dr demo: local Azure ==")
     local.start()
     assert local.azurite and local.apim and local.tls
@@ -91,9 +96,12 @@ def main() -> int:
                              "standby": local.resource_id(STANDBY), "drillTarget": local.resource_id(DRILL),
                              "keepLast": 1}]
     instances += [local.resource_id(name) for name in INSTANCES[1:]]
+    assert local.copy_account is not None
+    local.create_containers(local.copy_account, ["apim-backups"])  # as infra/ creates them
     settings = local.app_settings(instances, extra={"APIM_DR_WEBHOOK_URL": hook.url,
                                                     "APIM_DR_MAX_POLL_DELAY_SECONDS": "2",
-                                                    "APIM_DR_ATTEMPT_BACKOFF_SECONDS": "2"})
+                                                    "APIM_DR_ATTEMPT_BACKOFF_SECONDS": "2",
+                                                    **local.copy_settings()})
     host = FunctionsHost(PROJECT_ROOT, settings, run_queues=True, http_port=0)
     host.start()
     key = next(iter(host.function_keys.values()))
@@ -103,6 +111,8 @@ def main() -> int:
         _show_dashboard(host, key)
         # Last: it moves the clock by weeks, which would change what the status page shows.
         if code == 0 and not _retention(local):
+            code = 1
+        if code == 0 and not _copy(local, host, key):
             code = 1
         if code == 0:
             _print()
@@ -296,6 +306,67 @@ def _retention(local: Any) -> bool:
     for line in out.getvalue().splitlines():
         _print(f"    {line}")
     return code == 0
+
+
+def _copy(local: Any, host: Any, key: str) -> bool:
+    """A backup copied to the second account, then a storage outage of the first: the restore reads the copy."""
+    from dr_core.context import get_context
+
+    api, headers = host.http_url + "/api", {"x-functions-key": key}
+    primary, copies = local.backup_account, local.copy_account
+    _print()
+    _print(f"== 8. a copy in a second region: {copies} ({local.account_location(copies)}) beside {primary} "
+           f"({local.account_location(primary)}) ==")
+    _print("  a new backup of apim-contoso-prod (POST /api/backups); when it succeeds the worker copies it:")
+    response = requests.post(f"{api}/backups", json={"instance": "prod"}, headers=headers, timeout=60)
+    status = _wait_job(response.headers["Location"], headers)
+    if status is None or status["state"] != "Succeeded":
+        _print(f"  the backup did not succeed: {status}")
+        return False
+    blob = status["backup"]["blobName"]
+    record = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = get_context().copy_records().all()
+        record = next((r.value for r in found if r.value.last_copied and r.value.last_copied.blob_name == blob), None)
+        if record is not None:
+            break
+        time.sleep(0.5)
+    if record is None or record.last_copied is None:
+        _print(f"  no verified copy of {blob} within 30 s")
+        return False
+    last = record.last_copied
+    puts = [r for r in local.front.admin.requests(operation="PutBlobFromURL") if r["path"].endswith(blob)]
+    _print(f"    {blob}")
+    _print(f"    copied with Put Blob From URL ({len(puts)} request, the source read by {copies} with the app's "
+           "token: no data through the app), verified by")
+    _print(f"    {last.checksum}: {last.size_bytes} bytes, Content-MD5 {last.content_md5} on both sides; then "
+           "catalogued with the original's index tags")
+    body = requests.get(f"{api}/status", params={"service": "prod"}, headers=headers, timeout=60).json()
+    copy = body["instances"][0]["copy"]
+    _print(f"  GET /api/status: copy in {copy['account']}, lag {copy['lagHours']} h, newest backup not copied yet: "
+           f"{copy['behind']}")
+    _print(f"  storage outage in {local.account_location(primary)}: {primary} stops answering the app and APIM alike")
+    local.storage_outage(primary)
+    try:
+        response = requests.post(f"{api}/restores", json={"target": STANDBY}, headers=headers, timeout=120)
+        body = response.json()
+        for check in body["plan"]["preflight"]:
+            if check["name"] in ("backup-exists", "backup-account-cors-disabled"):
+                _print(f"  preflight [{check['outcome']:>4}] {check['name']}: {check['message'][:300]}")
+        if response.status_code != 202:
+            _print(f"  restore refused: HTTP {response.status_code} {body.get('error')}")
+            return False
+        _print(f"  HTTP 202: the restore body names {body['plan']['storage']['account']} "
+               f"(copy: {body['plan']['storage']['copy']})")
+        status = _wait_job(response.headers["Location"], headers, timeout=120)
+        operations = [op for op in local.apim.admin.operations(service=STANDBY) if op["kind"] == "restore"]
+        account = operations[-1]["parameters"]["storageAccount"] if operations else None
+        _print(f"  restore {status['state'] if status else 'did not end'}; APIM read the backup from {account}")
+        return bool(status and status["state"] == "Succeeded" and account == copies)
+    finally:
+        local.storage_outage(primary, down=False)
+        _print(f"  the outage ends: {primary} answers again")
 
 
 def _drill(host: Any, api: str, headers: dict[str, str]) -> str:

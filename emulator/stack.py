@@ -18,6 +18,7 @@ role table is set: ``front.admin.set_roles(...)``). The app's own runtime storag
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,53 @@ class LocalAzure:
         if self.front is not None:
             return self.front.endpoint(self.backup_account)
         return self.azurite.endpoint("blob", self.backup_account)
+
+    # -- the copy account (issue 21): the seed's second storage account, in another region ------------------
+    @property
+    def copy_account(self) -> str | None:
+        """The seed's second storage account (the copy account), if it has one."""
+        accounts = self._seed["storageAccounts"]
+        return str(accounts[1]["name"]) if len(accounts) > 1 else None
+
+    def copy_blob_endpoint(self) -> str:
+        assert self.azurite is not None and self.copy_account is not None
+        if self.front is not None:
+            return self.front.endpoint(self.copy_account)
+        return self.azurite.endpoint("blob", self.copy_account)
+
+    def copy_settings(self) -> dict[str, str]:
+        """App settings that turn copies on (every instance that does not say ``"copy": false``)."""
+        assert self.copy_account is not None, "the seed has no second storage account"
+        return {"APIM_DR_COPY_STORAGE_ACCOUNT": self.copy_account,
+                "APIM_DR_COPY_BLOB_ENDPOINT": self.copy_blob_endpoint()}
+
+    def create_containers(self, account: str, names: list[str]) -> None:
+        """Create blob containers with the account key, as infra/ creates them in Azure (the app may not)."""
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob import BlobServiceClient
+
+        assert self.azurite is not None
+        service = BlobServiceClient.from_connection_string(self.azurite.connection_string(account))
+        for name in names:
+            with contextlib.suppress(ResourceExistsError):
+                service.create_container(name)
+
+    def account_location(self, account: str) -> str:
+        return str(next(a for a in self._seed["storageAccounts"] if a["name"] == account)["location"])
+
+    def storage_outage(self, account: str, *, down: bool = True) -> None:
+        """A regional storage outage of ``account``: its endpoint stops answering the app (the blob front closes
+        every request to it) and API Management cannot reach it either (the emulator's region outage with
+        ``storage`` only; ARM and the gateways in that region stay up). ``down=False`` ends it."""
+        assert self.front is not None and self.apim is not None, "needs blob_front=True"
+        region = self.account_location(account)
+        if down:
+            self.front.admin.set_account_outage(account)
+            self.apim.admin._call("POST", f"/regions/{region}/down", {"arm": False, "gateway": False,
+                                                                     "storage": True})
+        else:
+            self.front.admin.clear_account_outage(account)
+            self.apim.admin._call("POST", f"/regions/{region}/up")
 
     @property
     def seed_data(self) -> dict[str, Any]:

@@ -43,7 +43,8 @@ param resourceGroupName string = ''
   identityResourceId  user-assigned identity attached to the instance and its standby (optional, default apimIdentityResourceId)
   clientId            client ID of that identity (optional, default apimIdentityClientId)
   container, alias    passed to the app (optional)
-  standbySync, drillTarget, drillEveryDays, rpoHours, keepLast, maxAgeDays, recovery, maxAttempts
+  standbySync, drillTarget, drillEveryDays, rpoHours, keepLast, maxAgeDays, recovery, maxAttempts, keepDaily,
+  keepWeekly, keepMonthly, copy
                       passed to the app (optional; docs/configuration.md, per-instance options)
 The Function App gets the APIM DR Operator role on each instance, standby and drill target; the
 identity of each gets Storage Blob Data Contributor on the instance's backup container.''')
@@ -125,6 +126,9 @@ param backupVersionRetentionDays int = 30
 @description('Version-level WORM retention in days for every blob version in the backup containers (0 = off). The policy is created unlocked; lock it by hand once tested. Takes effect only when a container is first created: a later deployment cannot turn version-level immutability on for a container that already exists. Backups inside the period cannot be deleted, even by an administrator.')
 param backupImmutabilityDays int = 0
 
+@description('Region of a second backup account that every succeeded backup (and its manifest) is copied to, server-side, with the Function App\'s identity; restores read the copy when the backup account is unreachable. Pick a region other than location\'s (and its geo-pair\'s, if you can). Empty: no second account, no copies. The copy account gets the backup account\'s SKU, immutability, soft delete, versioning and lifecycle rules.')
+param copyStorageLocation string = ''
+
 @allowed([
   'Allow'
   'Deny'
@@ -205,6 +209,21 @@ param retentionKeepLast int = 3
 @maxValue(3650)
 @description('Retention deletes backups older than this many days (APIM restores nothing older than 30 days; 37 adds a 7-day grace). Never the newest restorable one. Per instance: maxAgeDays.')
 param retentionMaxAgeDays int = 37
+
+@minValue(0)
+@maxValue(3650)
+@description('Grandfather-father-son retention: also keep the newest backup of each of the last this many UTC days (0 = off). Per instance: keepDaily.')
+param retentionKeepDaily int = 0
+
+@minValue(0)
+@maxValue(520)
+@description('Also keep the newest backup of each of the last this many ISO weeks (0 = off). Per instance: keepWeekly.')
+param retentionKeepWeekly int = 0
+
+@minValue(0)
+@maxValue(120)
+@description('Also keep the newest backup of each of the last this many calendar months (0 = off); native backups older than 30 days are history only, APIM restores none of them. Per instance: keepMonthly.')
+param retentionKeepMonthly int = 0
 
 @minValue(1)
 @maxValue(3650)
@@ -305,6 +324,14 @@ var appInstances = [for inst in protectedInstances: union({
   maxAttempts: inst.maxAttempts
 } : {}, contains(inst, 'recovery') ? {
   recovery: inst.recovery
+} : {}, contains(inst, 'keepDaily') ? {
+  keepDaily: inst.keepDaily
+} : {}, contains(inst, 'keepWeekly') ? {
+  keepWeekly: inst.keepWeekly
+} : {}, contains(inst, 'keepMonthly') ? {
+  keepMonthly: inst.keepMonthly
+} : {}, contains(inst, 'copy') ? {
+  copy: inst.copy
 } : {})]
 
 var primaryTargets = [for inst in instances: {
@@ -346,12 +373,25 @@ var backupContainerNames = union([
 // The lifecycle backstop deletes a backup only well after the app would: beyond the longest retention
 // any instance has (APIM's 30-day expiry plus the 7-day grace at least), by retentionBackstopDays.
 var instanceMaxAgeDays = [for inst in protectedInstances: contains(inst, 'maxAgeDays') ? int(inst.maxAgeDays) : retentionMaxAgeDays]
+// Grandfather-father-son rules keep backups for days, weeks or months: the backstop waits beyond the longest of
+// them too (a week or a month more than the count, as the current period counts as the first).
+var instanceGfsDays = [for inst in protectedInstances: max(
+  contains(inst, 'keepDaily') ? int(inst.keepDaily) : retentionKeepDaily,
+  7 * ((contains(inst, 'keepWeekly') ? int(inst.keepWeekly) : retentionKeepWeekly) + 1),
+  31 * ((contains(inst, 'keepMonthly') ? int(inst.keepMonthly) : retentionKeepMonthly) + 1))]
+var gfsDays = max(concat([
+  retentionKeepDaily
+  7 * (retentionKeepWeekly + 1)
+  31 * (retentionKeepMonthly + 1)
+], instanceGfsDays))
 var backupBackstopDays = max(concat([
+  gfsDays
   37
   retentionMaxAgeDays
 ], instanceMaxAgeDays)) + retentionBackstopDays
 
 var instanceAccessTypes = [for inst in instances: inst.accessType]
+var deployCopies = !empty(copyStorageLocation)
 var usesAccessKey = storageAccessType == 'AccessKey' || contains(instanceAccessTypes, 'AccessKey')
 
 // Who gets APIM DR Operator: the Function App's identity, then the operators.
@@ -517,6 +557,31 @@ module backupStorage 'storage/backup-storage.bicep' = {
   ]
 }
 
+// The second account (optional): every succeeded backup is copied here by the app (dr_core/copies), so a
+// restore can read the copy when the backup account's region is unreachable. The same module, so the same
+// protections: geo-redundancy, versioning, soft delete, optional WORM, the lifecycle backstop, no CORS. Shared keys
+// stay off: copies use identities only (apim-dr does not copy AccessKey instances).
+module copyStorage 'storage/backup-storage.bicep' = if(deployCopies) {
+  name: 'apimdr-copy-storage'
+  scope: resourceGroup(rgName)
+  params: {
+    name: '${abbrs.copyStorageAccounts}${resourceToken}'
+    location: deployCopies ? copyStorageLocation : location
+    tags: tags
+    skuName: backupStorageSku
+    containerNames: backupContainerNames
+    softDeleteDays: backupSoftDeleteDays
+    versionRetentionDays: backupVersionRetentionDays
+    immutabilityDays: backupImmutabilityDays
+    backstopDeleteDays: backupBackstopDays
+    networkDefaultAction: backupNetworkDefaultAction
+    allowSharedKeyAccess: false
+  }
+  dependsOn: [
+    rg
+  ]
+}
+
 // ---------------------------------------------------------------------------------------------
 // Function App
 // ---------------------------------------------------------------------------------------------
@@ -564,6 +629,11 @@ module functionApp 'app/function-app.bicep' = {
     drillEveryDays: drillEveryDays
     backupMaxAttempts: backupMaxAttempts
     attemptBackoffSeconds: attemptBackoffSeconds
+    retentionKeepDaily: retentionKeepDaily
+    retentionKeepWeekly: retentionKeepWeekly
+    retentionKeepMonthly: retentionKeepMonthly
+    copyStorageAccountName: deployCopies ? copyStorage.outputs.name : ''
+    copyBlobEndpoint: deployCopies ? copyStorage.outputs.blobEndpoint : ''
   }
 }
 
@@ -627,6 +697,35 @@ module backupRetentionAccess 'rbac/storage-access.bicep' = {
   scope: resourceGroup(rgName)
   params: {
     storageAccountName: backupStorage.outputs.name
+    principalId: identity.outputs.principalId
+    roleDefinitionIds: [
+      customRoles.outputs.backupRetentionRoleId
+    ]
+  }
+}
+
+// Copy account (optional), the Function App: write copies (server-side: Put Blob From URL, whose source it reads
+// with its blobs/read on the backup account), read them back to verify them, set and query their index tags, read
+// the blob service's CORS rules (a restore from the copy); and, in an assignment of its own as on the backup
+// account, delete copies past retention.
+module copyStorageAccess 'rbac/storage-access.bicep' = if(deployCopies) {
+  name: 'apimdr-copy-storage-access'
+  scope: resourceGroup(rgName)
+  params: {
+    storageAccountName: deployCopies ? copyStorage.outputs.name : ''
+    principalId: identity.outputs.principalId
+    roleDefinitionIds: [
+      customRoles.outputs.backupDataRoleId
+      customRoles.outputs.backupCatalogRoleId
+    ]
+  }
+}
+
+module copyRetentionAccess 'rbac/storage-access.bicep' = if(deployCopies) {
+  name: 'apimdr-copy-retention-access'
+  scope: resourceGroup(rgName)
+  params: {
+    storageAccountName: deployCopies ? copyStorage.outputs.name : ''
     principalId: identity.outputs.principalId
     roleDefinitionIds: [
       customRoles.outputs.backupRetentionRoleId
@@ -716,6 +815,22 @@ module operatorBackupAccess 'rbac/storage-access.bicep' = [for (id, i) in operat
   }
 }]
 
+// Operators on the copy account: the same as on the backup account (the CLI's preflight and catalog read the copy
+// when the backup account is unreachable). No retention role.
+module operatorCopyAccess 'rbac/storage-access.bicep' = [for (id, i) in operatorPrincipalIds: if(deployCopies) {
+  name: 'apimdr-operator-copy-${i}'
+  scope: resourceGroup(rgName)
+  params: {
+    storageAccountName: deployCopies ? copyStorage.outputs.name : ''
+    principalId: id
+    principalType: operatorPrincipalType
+    roleDefinitionIds: [
+      customRoles.outputs.backupDataRoleId
+      customRoles.outputs.backupCatalogRoleId
+    ]
+  }
+}]
+
 // Operators on the runtime account: the jobs table (job rows, the restore lock, records) and the work
 // queues (a job the CLI starts is queued like the Function App's). No blob role: host leases and the
 // deployment package are the Function App's alone.
@@ -766,6 +881,22 @@ module apimBackupAccess 'rbac/apim-backup-access.bicep' = [for (t, i) in accessT
   }
 }]
 
+// Storage Blob Data Reader on the same containers of the copy account: a restore from the copy (when the backup
+// account is unreachable) names the copy account in its body, and APIM reads the backup with the target's own
+// identity. Reading is all a restore needs; APIM never writes a backup to the copy account.
+@batchSize(1)
+module apimCopyAccess 'rbac/apim-backup-access.bicep' = [for (t, i) in accessTargets: if(deployCopies && t.enabled && t.accessType != 'AccessKey') {
+  name: 'apimdr-apim-copy-${i}-${resourceToken}'
+  scope: resourceGroup(rgName)
+  params: {
+    storageAccountName: deployCopies ? copyStorage.outputs.name : ''
+    apimResourceId: t.resourceId
+    containerName: t.container
+    userAssignedIdentityResourceId: t.accessType == 'UserAssignedManagedIdentity' ? t.identityResourceId : ''
+    roleDefinitionId: roles.storageBlobDataReader
+  }
+}]
+
 // ---------------------------------------------------------------------------------------------
 // Outputs (azd stores them in the environment)
 // ---------------------------------------------------------------------------------------------
@@ -779,5 +910,6 @@ output SERVICE_API_URI string = functionApp.outputs.uri
 output APIM_DR_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output APIM_DR_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output APIM_DR_BACKUP_STORAGE_ACCOUNT string = backupStorage.outputs.name
+output APIM_DR_COPY_STORAGE_ACCOUNT string = deployCopies ? copyStorage.outputs.name : ''
 output APIM_DR_OPERATOR_ROLE_ID string = customRoles.outputs.operatorRoleId
 output APIM_DR_CONFIG_RESTORE_ROLE_ID string = customRoles.outputs.configRestoreRoleId

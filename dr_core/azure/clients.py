@@ -86,6 +86,7 @@ class AzureClients:
         self._table: TableClient | None = None
         self._queues: dict[str, QueueClient] = {}
         self._backup_blobs: BlobServiceClient | None = None
+        self._copy_blobs: BlobServiceClient | None = None
         self._app_blobs: BlobServiceClient | None = None
 
     @property
@@ -183,6 +184,19 @@ class AzureClients:
                 self._backup_blobs = BlobServiceClient(self.settings.backup_blob_endpoint, credential=credential,
                                                        retry_policy=_storage_retry("blob"))
             return self._backup_blobs
+
+    def copy_blobs(self) -> BlobServiceClient:
+        """The copy account (``APIM_DR_COPY_STORAGE_ACCOUNT``) as the app reaches it: always with its identity
+        (the server-side copy's source authorization is a bearer token; keys are never used for copies)."""
+        assert self.settings.copy_account is not None, "no copy account configured"
+        credential = self.credential
+        with self._lock:
+            if self._copy_blobs is None:
+                from azure.storage.blob import BlobServiceClient
+
+                self._copy_blobs = BlobServiceClient(self.settings.copy_blob_endpoint, credential=credential,
+                                                     retry_policy=_storage_retry("blob"))
+            return self._copy_blobs
 
     def app_blobs(self) -> BlobServiceClient:
         """The app's own storage account's blobs (the staging container)."""

@@ -17,6 +17,7 @@ from dr_core.kernel.wire import JsonObject
 from .relabel import RelabelOutcome, RelabelResult, relabel_older_backups
 
 if TYPE_CHECKING:
+    from dr_core.copies.choice import RecoveryPointSources
     from dr_core.inventory.resolver import InstanceResolver
     from dr_core.kernel.clock import Clock
     from dr_core.kernel.ids import ApimResourceId
@@ -87,9 +88,11 @@ class RelabelReport:
 
 class BackupCatalog:
     def __init__(self, *, settings: Settings, backups: BackupStore, arm: ApimManagement, resolver: InstanceResolver,
-                 clock: Clock) -> None:
+                 clock: Clock, sources: RecoveryPointSources | None = None) -> None:
         self._settings = settings
         self._backups = backups
+        # The copy account is listed instead when the backup account is unreachable (dr_core/copies/choice.py).
+        self._sources = sources
         self._arm = arm
         self._resolver = resolver
         self._clock = clock
@@ -116,7 +119,14 @@ class BackupCatalog:
         now = self._clock.now()
         margin = timedelta(hours=self._settings.expiry_margin_hours)
         listed = []
-        for entry in self._backups.find(instance.container, instance.name):
+        if self._sources is not None:
+            found = self._sources.catalog(instance, instance.container, instance.name)
+            entries = found.value
+            if found.source.is_copy:
+                warnings.append(f"listed from the copy in {found.source.account}: {found.source.reason}")
+        else:
+            entries = self._backups.find(instance.container, instance.name)
+        for entry in entries:
             restorable, why = entry.restorable_for(target_sku, now=now, margin=margin)
             listed.append(ListedBackup(entry, restorable, why))
         return CatalogListing(instance.resource_id, instance.standby or instance.resource_id, listed, now,

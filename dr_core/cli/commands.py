@@ -36,6 +36,7 @@ __all__ = [
     "backup_start",
     "backups_list",
     "backups_relabel",
+    "copies",
     "drill_start",
     "drills",
     "prune",
@@ -163,8 +164,12 @@ def prune(use: UseCases, args: argparse.Namespace, out: Output) -> int:
         out.line(f"problem: {problem}")
     for inst in report.instances:
         posture = inst.instance.posture
-        out.line(f"{inst.instance.name} ({inst.instance.container}): keepLast {posture.keep_last}, "
-                 f"maxAgeDays {posture.max_age_days}, {len(inst.results)} backup(s)")
+        gfs = "".join(f", {name} {count}" for name, count in (("keepDaily", posture.keep_daily),
+                                                               ("keepWeekly", posture.keep_weekly),
+                                                               ("keepMonthly", posture.keep_monthly)) if count)
+        where = f" copies in {inst.account}" if inst.account else ""
+        out.line(f"{inst.instance.name} ({inst.instance.container}){where}: keepLast {posture.keep_last}, "
+                 f"maxAgeDays {posture.max_age_days}{gfs}, {len(inst.results)} backup(s)")
         if inst.error is not None:
             out.line(f"  FAILED to read its backups: {inst.error.message}")
         for relabelled in inst.relabelled:
@@ -172,7 +177,8 @@ def prune(use: UseCases, args: argparse.Namespace, out: Output) -> int:
                      + (f": {relabelled.detail}" if relabelled.detail else ""))
         for result in inst.results:
             entry = result.decision.entry
-            out.line(f"  [{marks[result.outcome]:<7}] {entry.blob_name}  {result.decision.why}")
+            out.line(f"  [{marks[result.outcome]:<7}] {entry.blob_name}  {result.decision.reason.value}: "
+                     f"{result.decision.why}")
             for text in filter(None, [result.detail, *result.sidecars_deleted, *result.sidecar_problems]):
                 out.line(f"            {text}")
     totals = report.totals()
@@ -182,6 +188,27 @@ def prune(use: UseCases, args: argparse.Namespace, out: Output) -> int:
     else:
         out.line(f"{totals['deleted']} deleted, {totals['skippedImmutable']} skipped (immutable), "
                  f"{totals['missing']} already gone, {totals['failed']} failed, {totals['kept']} kept")
+    out.result(report.to_json())
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+# -- copies -----------------------------------------------------------------------------------------------
+def copies(use: UseCases, args: argparse.Namespace, out: Output) -> int:
+    report = use.copies().catch_up(args.service, dry_run=args.dry_run)
+    for problem in report.problems:
+        out.line(f"problem: {problem}")
+    for inst in report.instances:
+        out.line(f"{inst.instance.name} ({inst.instance.container}) -> {report.account}: "
+                 f"{inst.present} already copied, {len(inst.points)} to copy")
+        if inst.error is not None:
+            out.line(f"  FAILED to read a catalog: {inst.error.message}")
+        for point in inst.points:
+            out.line(f"  [{point.outcome.value:<10}] {point.entry.blob_name}  {point.detail or ''}".rstrip())
+    totals = report.totals()
+    if args.dry_run:
+        out.line(f"dry run: {totals['would-copy']} recovery point(s) would be copied; nothing was changed")
+    else:
+        out.line(f"{totals['copied']} copied and verified, {totals['failed']} failed")
     out.result(report.to_json())
     return EXIT_FAILED if report.failed else EXIT_OK
 

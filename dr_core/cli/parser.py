@@ -105,6 +105,16 @@ def _continuity_commands(sub: Commands) -> None:
     _json_option(standbys)
     standbys.set_defaults(run=commands.standbys)
 
+    copies = sub.add_parser(
+        "copies", help="copy to the second account what it lacks (what the hourly catch-up does)",
+        description="Compares each copied instance's catalog in the backup account with its catalog in the copy "
+                    "account (APIM_DR_COPY_STORAGE_ACCOUNT) and copies, verifies and catalogues every restorable "
+                    "backup that has no copy yet, server-side. Exit code 1 if a copy failed.")
+    copies.add_argument("--service", help="one protected instance (resource ID, alias or service name); default: all")
+    copies.add_argument("--dry-run", action="store_true", help="show what would be copied; copy nothing")
+    _json_option(copies)
+    copies.set_defaults(run=commands.copies)
+
 
 def _snapshot_restore_command(sub: Commands) -> None:
     snapshot = sub.add_parser("snapshot", help="configuration snapshots: restore")

@@ -27,6 +27,7 @@ from .ids import ApimResourceId, InvalidResourceIdError
 from .schedule import InvalidScheduleError, Ncrontab
 
 __all__ = [
+    "COPY_SCHEDULE",
     "DRILL_SCHEDULE",
     "JOBS_TABLE",
     "POLL_QUEUE",
@@ -64,12 +65,14 @@ RPO_SCHEDULE = "0 */15 * * * *"  # check_rpo: a breach is noticed within a quart
 RETENTION_SCHEDULE = "0 30 3 * * *"  # prune_backups: after the default 02:00 backups; ages move by days
 STANDBY_SYNC_SCHEDULE = "0 20 * * * *"  # sync_standbys: catches up on what a crash skipped
 DRILL_SCHEDULE = "0 40 * * * *"  # run_drills: starts the drills that are due, finishes missed ones
+COPY_SCHEDULE = "0 50 * * * *"  # copy_backups: copies what the follower missed to the copy account
 TIMER_SCHEDULES = {
     "requeue_stalled_jobs": WATCHDOG_SCHEDULE,
     "check_rpo": RPO_SCHEDULE,
     "prune_backups": RETENTION_SCHEDULE,
     "sync_standbys": STANDBY_SYNC_SCHEDULE,
     "run_drills": DRILL_SCHEDULE,
+    "copy_backups": COPY_SCHEDULE,
 }
 # Bounds against absurd values that would silently disable the safety net.
 # Sized for fleets of tens of thousands (a resource ID is about 130 characters); larger fleets are
@@ -110,7 +113,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("APIM_DR_INSTANCES", "JSON list of protected instances: APIM resource IDs, or objects "
                 "`{\"resourceId\", \"container\", \"accessType\", \"clientId\", \"alias\", \"standby\", "
                 "\"standbySync\", \"drillTarget\", \"drillEveryDays\", \"rpoHours\", \"keepLast\", \"maxAgeDays\", "
-                "\"maxAttempts\"}`.",
+                "\"maxAttempts\", \"keepDaily\", \"keepWeekly\", \"keepMonthly\", \"copy\"}`.",
                 default="[]"),
     SettingSpec("APIM_DR_DISCOVERY_SUBSCRIPTIONS", "Comma-separated subscription IDs searched for tagged instances.",
                 default=""),
@@ -145,6 +148,19 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("APIM_DR_RETENTION_MAX_AGE_DAYS", "Retention deletes backups older than this (APIM restores nothing "
                 "older than 30 days; the default adds a 7-day grace). Never the newest restorable one. Per instance: "
                 "`maxAgeDays`.", default="37", minimum=1, maximum=3650),
+    SettingSpec("APIM_DR_RETENTION_KEEP_DAILY", "Grandfather-father-son retention: besides the rules above, keep the "
+                "newest backup of each of the last this many UTC days (today included). 0: off. Per instance: "
+                "`keepDaily`.", default="0", minimum=0, maximum=3650),
+    SettingSpec("APIM_DR_RETENTION_KEEP_WEEKLY", "Keep the newest backup of each of the last this many ISO weeks "
+                "(Monday to Sunday, UTC). 0: off. Per instance: `keepWeekly`.", default="0", minimum=0, maximum=520),
+    SettingSpec("APIM_DR_RETENTION_KEEP_MONTHLY", "Keep the newest backup of each of the last this many calendar "
+                "months (UTC). 0: off. Native backups kept this way are history only: APIM restores none older than "
+                "30 days. Per instance: `keepMonthly`.", default="0", minimum=0, maximum=120),
+    SettingSpec("APIM_DR_COPY_STORAGE_ACCOUNT", "Second storage account, in another region, that every succeeded "
+                "backup (with its sidecar documents) is copied to, server-side, with the app's identity. Empty: no "
+                "copies. Per instance: `copy` (default true when this is set)."),
+    SettingSpec("APIM_DR_COPY_BLOB_ENDPOINT", "Blob endpoint of the copy account as the app reaches it; default "
+                "`https://{account}.blob.core.windows.net` (override for sovereign clouds or Azurite)."),
     SettingSpec("APIM_DR_DRILL_EVERY_DAYS", "How often an instance with a `drillTarget` gets a restore drill. Per "
                 "instance: `drillEveryDays`.", default="7", minimum=1, maximum=365),
     SettingSpec("APIM_DR_RECOVERY", "Which recovery points protect an instance: `native` (APIM's backup), "
@@ -242,6 +258,12 @@ class Posture:
     drill_target: ApimResourceId | None = None
     drill_every_days: int = int(default_of("APIM_DR_DRILL_EVERY_DAYS"))
     max_attempts: int = int(default_of("APIM_DR_BACKUP_MAX_ATTEMPTS"))
+    # Grandfather-father-son retention: the newest backup of each of the last N days, weeks, months (0: off).
+    keep_daily: int = int(default_of("APIM_DR_RETENTION_KEEP_DAILY"))
+    keep_weekly: int = int(default_of("APIM_DR_RETENTION_KEEP_WEEKLY"))
+    keep_monthly: int = int(default_of("APIM_DR_RETENTION_KEEP_MONTHLY"))
+    # Copy every succeeded backup to the copy account (APIM_DR_COPY_STORAGE_ACCOUNT).
+    copy: bool = False
     recovery: Recovery = Recovery.AUTO  # APIM_DR_RECOVERY's default (checked by tests/unit/kernel)
 
 
@@ -309,6 +331,9 @@ class Settings:
     instance_errors: tuple[str, ...]
     discovery_subscriptions: tuple[str, ...]
     discovery_tag: tuple[str, str]
+    # The second account copies go to (None: no copies) and its blob endpoint as the app reaches it.
+    copy_account: str | None = None
+    copy_blob_endpoint: str = ""
 
     def discovered_instance(self, resource_id: ApimResourceId, *, container: str | None = None) -> ProtectedInstance:
         """An instance found by tag discovery: the global defaults stand in for its (absent) settings entry."""
@@ -351,8 +376,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_age_days=_int_setting(env, "APIM_DR_RETENTION_MAX_AGE_DAYS", problems),
         drill_every_days=_int_setting(env, "APIM_DR_DRILL_EVERY_DAYS", problems),
         max_attempts=_int_setting(env, "APIM_DR_BACKUP_MAX_ATTEMPTS", problems),
+        keep_daily=_int_setting(env, "APIM_DR_RETENTION_KEEP_DAILY", problems),
+        keep_weekly=_int_setting(env, "APIM_DR_RETENTION_KEEP_WEEKLY", problems),
+        keep_monthly=_int_setting(env, "APIM_DR_RETENTION_KEEP_MONTHLY", problems),
         recovery=_recovery_setting(env, problems),
     )
+    copy_account, copy_endpoint = _load_copy_account(env, account, backup_key, problems)
+    posture = replace(posture, copy=copy_account is not None)
     timing = {name: _int_setting(env, setting, problems) for name, setting in _TIMING.items()}
     subscriptions, discovery_tag = _load_discovery(env, problems)
     instances, instance_errors = _parse_instances(
@@ -383,6 +413,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         instance_errors=tuple(instance_errors),
         discovery_subscriptions=tuple(subscriptions),
         discovery_tag=discovery_tag,
+        copy_account=copy_account,
+        copy_blob_endpoint=copy_endpoint.rstrip("/"),
         **timing,
     )
 
@@ -422,6 +454,36 @@ def _load_backup_account(env: Mapping[str, str], problems: list[str]) -> tuple[s
     if endpoint and not _is_url(endpoint):
         problems.append(f"APIM_DR_BACKUP_BLOB_ENDPOINT={_show(endpoint)} is not an http(s) URL")
     return account, container, endpoint
+
+
+def _load_copy_account(env: Mapping[str, str], backup_account: str, backup_key: Secret | None,
+                       problems: list[str]) -> tuple[str | None, str]:
+    """The second account copies go to (None: no copies), and its blob endpoint."""
+    account = _clean(env, "APIM_DR_COPY_STORAGE_ACCOUNT")
+    endpoint = _clean(env, "APIM_DR_COPY_BLOB_ENDPOINT")
+    if not account:
+        if endpoint:
+            problems.append("APIM_DR_COPY_BLOB_ENDPOINT is set but APIM_DR_COPY_STORAGE_ACCOUNT is not; name the copy "
+                            "account, or remove the endpoint")
+        return None, ""
+    if not _ACCOUNT_RE.match(account):
+        problems.append(f"APIM_DR_COPY_STORAGE_ACCOUNT={_show(account)} is not a storage account name; expected 3-24 "
+                        "lowercase letters and digits")
+        return None, ""
+    if account == backup_account:
+        problems.append(f"APIM_DR_COPY_STORAGE_ACCOUNT={account} is the backup account itself; a copy must live in a "
+                        "second account (in another region)")
+        return None, ""
+    if backup_key is not None:
+        # A server-side copy reads its source with a bearer token (x-ms-copy-source-authorization); with the key
+        # set the app reaches the backup account by key, and a copy would need a SAS in a URL instead.
+        problems.append("APIM_DR_COPY_STORAGE_ACCOUNT needs the app to reach the backup account with its identity, "
+                        "but APIM_DR_BACKUP_STORAGE_KEY is set (AccessKey); copies work with managed identities only")
+        return None, ""
+    endpoint = endpoint or f"https://{account}.blob.core.windows.net"
+    if not _is_url(endpoint):
+        problems.append(f"APIM_DR_COPY_BLOB_ENDPOINT={_show(endpoint)} is not an http(s) URL")
+    return account, endpoint
 
 
 def _load_storage_access(env: Mapping[str, str],
@@ -602,10 +664,13 @@ def _instances_list(text: str, problems: list[str]) -> list[Any]:
 
 
 _INSTANCE_KEYS = {"resourceId", "container", "accessType", "clientId", "alias", "standby", "standbySync",
-                  "drillTarget", "drillEveryDays", "rpoHours", "keepLast", "maxAgeDays", "recovery", "maxAttempts"}
+                  "drillTarget", "drillEveryDays", "rpoHours", "keepLast", "maxAgeDays", "recovery", "maxAttempts",
+                  "keepDaily", "keepWeekly", "keepMonthly", "copy"}
 _POSTURE_KEYS = {"rpoHours": "APIM_DR_RPO_HOURS", "keepLast": "APIM_DR_RETENTION_KEEP_LAST",
                  "maxAgeDays": "APIM_DR_RETENTION_MAX_AGE_DAYS", "drillEveryDays": "APIM_DR_DRILL_EVERY_DAYS",
-                 "maxAttempts": "APIM_DR_BACKUP_MAX_ATTEMPTS"}
+                 "maxAttempts": "APIM_DR_BACKUP_MAX_ATTEMPTS",
+                 "keepDaily": "APIM_DR_RETENTION_KEEP_DAILY", "keepWeekly": "APIM_DR_RETENTION_KEEP_WEEKLY",
+                 "keepMonthly": "APIM_DR_RETENTION_KEEP_MONTHLY"}
 
 
 def _refuse_primaries_as_targets(instances: list[ProtectedInstance], errors: list[str]) -> list[ProtectedInstance]:
@@ -655,6 +720,7 @@ def _parse_instance(
         raise ValueError(f"alias {_show(str(alias))} must be 1-63 letters, digits, '.', '_' or '-'")
     standby = _parse_target(entry, "standby", resource_id)
     posture = _parse_posture(entry, default_posture, resource_id, standby)
+    posture = _parse_copy(entry, posture, default_posture, access)
     return ProtectedInstance(resource_id, container, access, client_id, alias, standby, posture)
 
 
@@ -724,8 +790,32 @@ def _parse_posture(entry: JsonObject, default: Posture, resource_id: ApimResourc
         drill_target=drill_target,
         drill_every_days=numbers.get("drillEveryDays", default.drill_every_days),
         max_attempts=numbers.get("maxAttempts", default.max_attempts),
+        keep_daily=numbers.get("keepDaily", default.keep_daily),
+        keep_weekly=numbers.get("keepWeekly", default.keep_weekly),
+        keep_monthly=numbers.get("keepMonthly", default.keep_monthly),
+        copy=default.copy,
         recovery=recovery,
     )
+
+
+def _parse_copy(entry: JsonObject, posture: Posture, default: Posture, access: StorageAccessType) -> Posture:
+    """``copy``: on by default when a copy account is configured, except for AccessKey instances.
+
+    APIM restores from the copy account with the instance's identity; with AccessKey it would need that
+    account's key, which apim-dr does not hold, so such an instance is not copied unless it says so, and
+    saying so is an error.
+    """
+    value = entry.get("copy")
+    if value is None:
+        return replace(posture, copy=default.copy and access is not StorageAccessType.ACCESS_KEY)
+    if not isinstance(value, bool):
+        raise ValueError(f"copy {_show(str(value))} must be true or false")
+    if value and not default.copy:
+        raise ValueError("copy needs APIM_DR_COPY_STORAGE_ACCOUNT (the second account copies go to)")
+    if value and access is StorageAccessType.ACCESS_KEY:
+        raise ValueError("copy needs a managed identity: with accessType AccessKey APIM could not read the copy "
+                         "account (apim-dr holds no key for it)")
+    return replace(posture, copy=value)
 
 
 def _parse_recovery(value: object, where: str) -> Recovery:

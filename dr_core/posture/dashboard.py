@@ -349,6 +349,25 @@ def _standby_cell(standby: Mapping[str, Any] | None, target_hours: float | None,
     return "".join(out)
 
 
+def _copy_note(copy: object, target_hours: float | None, now: datetime) -> str:
+    """The second-region copy under the RPO: its lag (what a restore from the copy would lose), or why not."""
+    if not isinstance(copy, Mapping):
+        return ""
+    account = _t(copy.get("account"), 64)
+    lag = _number(copy.get("lagHours"))
+    error = _dict(copy.get("error"))
+    if lag is None:
+        line = f'<p class="warn">! copy in {account}: none yet</p>'
+    else:
+        late = copy.get("behind") is True or (target_hours is not None and lag > target_hours)
+        behind = " (newest backup not copied yet)" if copy.get("behind") is True else ""
+        line = (f'<p class="{"warn" if late else "good"}">{"!" if late else "✓"} copy in {account}: '
+                f"lag {_hours(lag)}{behind}</p>")
+    if error:
+        line += _failure({**error, "at": copy.get("errorAt")}, now, title="copy failed")
+    return line
+
+
 def _drill_cell(drill: Mapping[str, Any] | None, now: datetime) -> str:
     if drill is None:
         return '<span class="muted">no drill yet</span>'
@@ -403,7 +422,7 @@ def _instance_row(inst: Mapping[str, Any], now: datetime) -> str:
     drill = drill if isinstance(drill, Mapping) else None
     return (
         f'<tr class="s-{state}"><th scope="row"{title}>{_t(name, _NAME_LIMIT)}{sub}</th>'
-        f"<td>{_rpo_cell(rpo, now)}</td>"
+        f"<td>{_rpo_cell(rpo, now)}{_copy_note(inst.get('copy'), _number(rpo.get('targetHours')), now)}</td>"
         f"<td>{_timeline_cell(_list(inst.get('backups')), now)}</td>"
         f"<td>{_standby_cell(standby, _number(rpo.get('targetHours')), now)}</td>"
         f"<td>{_drill_cell(drill, now)}</td>"

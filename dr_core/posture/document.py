@@ -18,6 +18,7 @@ from dr_core.records import ErrorInfo
 __all__ = [
     "MAX_TEXT",
     "BackupView",
+    "CopyView",
     "DrillView",
     "InstancePosture",
     "LastSyncView",
@@ -113,6 +114,27 @@ class DrillView:
 
 
 @dataclass(frozen=True)
+class CopyView:
+    """Where the instance's copies in the second account stand: the newest verified copy and its age (the lag)."""
+
+    account: str
+    lag_hours: float | None  # age of the newest recovery point with a verified copy (None: none yet)
+    last_copied_blob: str | None
+    last_copied_created_at: datetime | None
+    last_copied_at: datetime | None
+    behind: bool  # the newest restorable backup has no verified copy yet
+    error: ErrorInfo | None
+    error_at: datetime | None = None
+
+    def to_json(self) -> JsonObject:
+        return {"account": self.account, "lagHours": self.lag_hours,
+                "lastCopied": None if self.last_copied_blob is None else {
+                    "blobName": _cut(self.last_copied_blob), "createdAt": iso_or_none(self.last_copied_created_at),
+                    "copiedAt": iso_or_none(self.last_copied_at)},
+                "behind": self.behind, "error": _error_json(self.error), "errorAt": iso_or_none(self.error_at)}
+
+
+@dataclass(frozen=True)
 class OpenFailure:
     """A failed or timed-out job no later success of the same kind and target has superseded."""
 
@@ -155,6 +177,7 @@ class InstancePosture:
     open_failures: list[OpenFailure] = field(default_factory=list)
     backups: list[BackupView] = field(default_factory=list)
     backups_omitted: int = 0
+    copy: CopyView | None = None  # None: the instance's backups are not copied
 
     @property
     def label(self) -> str:
@@ -168,6 +191,7 @@ class InstancePosture:
             "lastDrill": None if self.last_drill is None else self.last_drill.to_json(),
             "openFailures": [f.to_json() for f in self.open_failures],
             "backups": [b.to_json() for b in self.backups],
+            "copy": None if self.copy is None else self.copy.to_json(),
         }
         if self.backups_omitted:
             data["backupsOmitted"] = self.backups_omitted

@@ -19,10 +19,12 @@ backup stays open until a later backup of that instance succeeds.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from dr_core.catalog.entry import CatalogEntry
+from dr_core.copies.record import CopyRecord, copy_key
 from dr_core.drills.record import DrillRecord
 from dr_core.jobs.ids import JobKind
 from dr_core.kernel.errors import DrError
@@ -33,6 +35,7 @@ from dr_core.standby.record import StandbyRecord
 
 from .document import (
     BackupView,
+    CopyView,
     DrillView,
     InstancePosture,
     LastSyncView,
@@ -70,8 +73,10 @@ class PostureStatus:
 
     def __init__(self, *, settings: Settings, jobs: JobStore, rpo: Records[RpoRecord],
                  standbys: Records[StandbyRecord], drills: Records[DrillRecord], backups: BackupStore,
-                 resolver: InstanceResolver, clock: Clock, parallel: int = PARALLEL_QUERIES) -> None:
+                 resolver: InstanceResolver, clock: Clock, parallel: int = PARALLEL_QUERIES,
+                 copies: Records[CopyRecord] | None = None) -> None:
         self._settings = settings
+        self._copies = copies  # the instances' copy records (None: no copy account configured)
         self._jobs = jobs
         self._rpo = rpo
         self._standbys = standbys
@@ -95,13 +100,18 @@ class PostureStatus:
         standbys = _index_standbys(self._all(self._standbys, problems))
         drills = _index_drills(self._all(self._drills, problems))
         jobs = _index_jobs(self._recent_jobs(now, problems))
+        copies = {r.key: r.value for r in self._all(self._copies, problems)} if self._copies is not None else {}
 
         def view(inst: ProtectedInstance) -> InstancePosture:
             key = inst.resource_id.key
             standby = standbys.get(inst.standby.key) if inst.standby is not None else None
             record = rpo_records.get(rpo_key(inst.resource_id))
-            return self._instance_view(inst, record=record.value if record is not None else None, standby=standby,
-                                       drill=drills.get(key), jobs=jobs.get(key, []), now=now)
+            posture = self._instance_view(inst, record=record.value if record is not None else None,
+                                          standby=standby, drill=drills.get(key), jobs=jobs.get(key, []), now=now)
+            if not inst.posture.copy or self._settings.copy_account is None:
+                return posture
+            return replace(posture, copy=_copy_view(self._settings.copy_account, copies.get(copy_key(inst.resource_id)),
+                                                    posture.rpo.newest_restorable, now))
 
         views = parallel_map(view, instances, max_workers=self._parallel, name="status")
         return StatusDocument(now, views, problems)
@@ -241,6 +251,19 @@ def _standby_view(inst: ProtectedInstance, record: StandbyRecord | None, now: da
         lag_hours=record.lag_hours(now) if record is not None else None,
         last_succeeded=None if last is None else LastSyncView(last.backup, last.backup_created_at, last.finished_at),
         state=record.state if record is not None else None, error=record.error if record is not None else None)
+
+
+def _copy_view(account: str, record: CopyRecord | None, newest: NewestRestorableView | None,
+               now: datetime) -> CopyView:
+    """The copy lag: how old the newest recovery point with a verified copy is; behind when the newest
+    restorable backup is newer than that (not copied yet)."""
+    last = record.last_copied if record is not None else None
+    behind = newest is not None and (last is None or newest.created_at > last.created_at)
+    error = record.error if record is not None else None
+    return CopyView(account, record.lag_hours(now) if record is not None else None,
+                    last.blob_name if last else None, last.created_at if last else None,
+                    last.copied_at if last else None, behind, error.error if error else None,
+                    error.at if error else None)
 
 
 def _drill_view(drill: DrillRecord | None) -> DrillView | None:

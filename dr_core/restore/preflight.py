@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from dr_core.catalog.entry import RESTORABLE_TIERS, CatalogEntry
 from dr_core.catalog.tags import entry_from_tags
+from dr_core.copies.choice import RecoveryPointSources, SourceChoice
 from dr_core.inventory.resolver import Resolved, UnknownInstanceError
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import ArmCallError, AzureUnavailableError, DrError, InvalidRequestError
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from dr_core.jobs.locks import RestoreLock
     from dr_core.kernel.clock import Clock
     from dr_core.kernel.ids import ApimResourceId
-    from dr_core.kernel.settings import Settings
+    from dr_core.kernel.settings import ProtectedInstance, Settings
     from dr_core.ports import ApimManagement, BackupStore, ServiceInfo
 
     from .request import RestoreRequest
@@ -78,6 +79,8 @@ class RestorePlan:
     client_id: str | None
     checks: list[Check] = field(default_factory=list)
     margin: timedelta = timedelta(0)
+    # Set when the backup is read from the copy account because the backup account is unreachable.
+    copy_reason: str | None = None
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -100,7 +103,8 @@ class RestorePlan:
             "source": str(self.source),
             "backup": self.backup.to_json(now=now, target_sku=target_sku, margin=self.margin) if self.backup else None,
             "storage": {"account": self.storage_account, "accessType": self.access_type.value,
-                        "clientId": self.client_id},
+                        "clientId": self.client_id, "copy": self.copy_reason is not None,
+                        "copyReason": self.copy_reason},
             "preflight": [c.to_json() for c in self.checks],
             "refused": self.refused,
         }
@@ -110,13 +114,15 @@ class Preflight:
     """Plans restores: resolves target, source and backup, and runs every check. Writes nothing."""
 
     def __init__(self, *, settings: Settings, arm: ApimManagement, backups: BackupStore, lock: RestoreLock,
-                 resolver: InstanceResolver, clock: Clock) -> None:
+                 resolver: InstanceResolver, clock: Clock, sources: RecoveryPointSources | None = None) -> None:
         self._settings = settings
         self._arm = arm
         self._backups = backups
         self._lock = lock
         self._resolver = resolver
         self._clock = clock
+        # The backup account, and its copy when it is unreachable (dr_core/copies/choice.py).
+        self._sources = sources or RecoveryPointSources(primary=backups, primary_account=settings.backup_account)
 
     def plan(self, request: RestoreRequest, *, now: datetime | None = None) -> RestorePlan:
         """Resolve and check a restore without writing anything.
@@ -150,13 +156,16 @@ class Preflight:
                                 e.remediation, status=503))
 
         margin = timedelta(hours=settings.expiry_margin_hours)
+        chosen: list[SourceChoice] = []
         backup = self._find_backup(request, source=source.resource_id, container=container,
-                                   target_info=target_info, now=now, margin=margin, checks=checks)
-        plan = RestorePlan(target.resource_id, source.resource_id, target_info, backup, settings.backup_account,
-                           access_type, client_id, checks, margin)
+                                   target_info=target_info, now=now, margin=margin, checks=checks,
+                                   protected=source.protected, chosen=chosen)
+        where = chosen[0] if chosen else self._sources.primary
+        plan = RestorePlan(target.resource_id, source.resource_id, target_info, backup, where.account,
+                           access_type, client_id, checks, margin, copy_reason=where.reason if where.is_copy else None)
         _check_backup(plan, now, margin)
         _check_target(plan, request, self._resolver.protected_keys())
-        self._check_cors(plan)
+        self._check_cors(plan, where)
         self._check_lock(plan)
         return plan
 
@@ -170,15 +179,18 @@ class Preflight:
 
     def _find_backup(self, request: RestoreRequest, *, source: ApimResourceId, container: str,
                      target_info: ServiceInfo | None, now: datetime, margin: timedelta,
-                     checks: list[Check]) -> CatalogEntry | None:
+                     checks: list[Check], protected: ProtectedInstance | None,
+                     chosen: list[SourceChoice]) -> CatalogEntry | None:
         account = self._settings.backup_account
         if request.backup != "latest":
             try:
-                tags = self._backups.tags(container, request.backup)
+                found = self._sources.tags(protected, container, request.backup)
             except AzureUnavailableError as e:
                 checks.append(Check("backup-exists", Outcome.FAIL, f"the backup could not be read: {e.message}",
                                     e.remediation, status=503))
                 return None
+            chosen.append(found.source)
+            tags, account, note = found.value, found.source.account, found.source.note()
             if tags is None:
                 checks.append(Check("backup-exists", Outcome.FAIL,
                                     f"backup {request.backup} does not exist in {account}/{container}",
@@ -195,22 +207,26 @@ class Preflight:
                                     f"{request.backup} is a backup of {entry.service_name}, not of the source "
                                     f"{source.service_name}", "Name the right source, or omit the backup."))
                 return None
-            checks.append(Check("backup-exists", Outcome.PASS, f"{container}/{entry.blob_name}"))
+            checks.append(Check("backup-exists", Outcome.PASS, f"{container}/{entry.blob_name}{note}"))
             return entry
         try:
-            entries = self._backups.find(container, source.service_name)
+            catalog = self._sources.catalog(protected, container, source.service_name)
         except AzureUnavailableError as e:
             checks.append(Check("backup-exists", Outcome.FAIL, f"the backup catalog could not be read: {e.message}",
                                 e.remediation, status=503))
             return None
+        chosen.append(catalog.source)
+        entries, note = catalog.value, catalog.source.note()
         target_sku = target_info.sku if target_info else None
         for entry in entries:
             if entry.restorable_for(target_sku, now=now, margin=margin)[0]:
-                checks.append(Check("backup-exists", Outcome.PASS, f"latest restorable: {container}/{entry.blob_name}"))
+                checks.append(Check("backup-exists", Outcome.PASS,
+                                    f"latest restorable: {container}/{entry.blob_name}{note}"))
                 return entry
-        older = self._uncatalogued_hint(container, source, entries)
+        older = None if catalog.source.is_copy else self._uncatalogued_hint(container, source, entries)
         if not entries:
-            checks.append(Check("backup-exists", Outcome.FAIL, f"no backup of {source.service_name} in {container}",
+            checks.append(Check("backup-exists", Outcome.FAIL,
+                                f"no backup of {source.service_name} in {container}{note}",
                                 older or "Start a backup of the source first (POST /api/backups) or name another "
                                          "source."))
             return None
@@ -239,9 +255,9 @@ class Preflight:
                 f"in the catalog yet: run `apim-dr backups relabel --service {source.service_name}` (the daily "
                 "retention run does it too), then retry.")
 
-    def _check_cors(self, plan: RestorePlan) -> None:
+    def _check_cors(self, plan: RestorePlan, where: SourceChoice) -> None:
         try:
-            rules = self._backups.cors_rule_count()
+            rules = where.store.cors_rule_count()
         except AzureUnavailableError as e:
             plan.checks.append(Check("backup-account-cors-disabled", Outcome.WARN,
                                      f"could not read the backup account's CORS rules ({e.message}); APIM fails "
@@ -252,11 +268,11 @@ class Preflight:
             return
         if rules:
             plan.checks.append(Check("backup-account-cors-disabled", Outcome.FAIL,
-                                     f"the backup account's Blob service has {rules} CORS rule(s); APIM backup and "
+                                     f"the Blob service of {where.account} has {rules} CORS rule(s); APIM backup and "
                                      "restore fail with InvalidParameters while any exist",
-                                     "Remove the CORS rules of the backup account's Blob service."))
+                                     f"Remove the CORS rules of {where.account}'s Blob service."))
         else:
-            plan.checks.append(Check("backup-account-cors-disabled", Outcome.PASS, "no CORS rules"))
+            plan.checks.append(Check("backup-account-cors-disabled", Outcome.PASS, f"no CORS rules on {where.account}"))
 
     def _check_lock(self, plan: RestorePlan) -> None:
         holder = self._lock.holder(plan.target)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from dr_core.backup.manifest import MANIFEST_SUFFIX
 from dr_core.catalog.relabel import relabel_in_a_run
+from dr_core.catalog.sidecars import sidecar_names
 from dr_core.jobs.ids import JobKind
 from dr_core.kernel.clock import iso
 from dr_core.kernel.errors import DrError
@@ -40,6 +41,7 @@ from dr_core.kernel.wire import JsonObject
 from dr_core.ports import DeleteOutcome
 
 from .cursor import CURSOR_KEY, RetentionCursor
+from .gfs import GfsPolicy
 from .plan import Action, Decision, plan_instance
 from .report import BackupResult, InstanceReport, Outcome, RetentionReport
 
@@ -57,13 +59,15 @@ __all__ = [
     "SIDECAR_SUFFIXES",
     "RetentionIncompleteError",
     "RetentionPruner",
+    "gfs_policy",
 ]
 
 logger = logging.getLogger("apim_dr.retention")
 _module_logger = logging.getLogger(__name__)
 
 LOG_PREFIX = "APIMDR_RETENTION "
-# Documents other features keep next to a backup, named after it; they are deleted with it.
+# Documents other features keep next to a backup, named after it; they are deleted with it. The full list, per
+# recovery-point kind, is dr_core.catalog.sidecars.SIDECAR_SUFFIXES (the companion's too).
 SIDECAR_SUFFIXES = (MANIFEST_SUFFIX,)
 # Restores run at most APIM_DR_RESTORE_TIMEOUT_MINUTES (<= 1 day); their job rows are found by day.
 _IN_USE_DAYS = 3
@@ -95,11 +99,15 @@ class RetentionPruner:
 
     def __init__(self, *, settings: Settings, jobs: JobStore, cursor: Records[RetentionCursor], backups: BackupStore,
                  resolver: InstanceResolver, clock: Clock, parallel: int = PARALLEL_INSTANCES,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, copy_backups: BackupStore | None = None,
+                 copy_account: str | None = None) -> None:
         self._settings = settings
         self._jobs = jobs
         self._cursor = cursor
         self._backups = backups
+        # The copy account (APIM_DR_COPY_STORAGE_ACCOUNT): a copied instance's copies are pruned by the same rules.
+        self._copy_backups = copy_backups
+        self._copy_account = copy_account
         self._resolver = resolver
         self._clock = clock
         self._parallel = max(1, parallel)
@@ -134,7 +142,8 @@ class RetentionPruner:
                     report.not_reached = [str(i.resource_id) for i in instances[first:]]
                     break
                 chunk = instances[first:first + self._parallel]
-                report.instances += list(pool.map(lambda inst: self._instance(inst, now, dry_run, in_use), chunk))
+                for reports in pool.map(lambda inst: self._accounts(inst, now, dry_run, in_use), chunk):
+                    report.instances += reports
                 processed = first + len(chunk)
         if use_cursor and not dry_run:
             last = instances[processed - 1].resource_id.key if report.not_reached and processed else None
@@ -155,52 +164,67 @@ class RetentionPruner:
         return report
 
     # -- one instance ------------------------------------------------------------------------------
+    def _accounts(self, instance: ProtectedInstance, now: datetime, dry_run: bool,
+                  in_use: Mapping[tuple[str, str], str]) -> list[InstanceReport]:
+        """The instance in the backup account, then (if its backups are copied) in the copy account: the same
+        decision on each account's own catalog, so the copies age and go exactly like the originals."""
+        reports = [self._instance(instance, now, dry_run, in_use, backups=self._backups, copy_account=None)]
+        if instance.posture.copy and self._copy_backups is not None and self._copy_account is not None:
+            reports.append(self._instance(instance, now, dry_run, in_use, backups=self._copy_backups,
+                                          copy_account=self._copy_account))
+        return reports
+
     def _instance(self, instance: ProtectedInstance, now: datetime, dry_run: bool,
-                  in_use: Mapping[tuple[str, str], str]) -> InstanceReport:
-        report = InstanceReport(instance)
+                  in_use: Mapping[tuple[str, str], str], *, backups: BackupStore,
+                  copy_account: str | None) -> InstanceReport:
+        report = InstanceReport(instance, account=copy_account)
         try:
-            entries = self._backups.find(instance.container, instance.name)
+            entries = backups.find(instance.container, instance.name)
         except DrError as e:
             report.error = e
             _log({"outcome": Outcome.FAILED.value, "instance": str(instance.resource_id),
+                  "account": copy_account or self._settings.backup_account,
                   "container": instance.container, "blobName": None, "detail": f"the catalog could not be read: "
                   f"{e.message}"}, level=logging.ERROR)
             return report
-        # Backups labelled before the catalog tag: given it now (so the catalog finds them), decided on too.
-        report.relabelled = relabel_in_a_run(self._backups, instance, entries, dry_run=dry_run)
-        entries += [r.entry for r in report.relabelled if r.entry is not None]  # plan_instance orders them
+        if copy_account is None:
+            # Backups labelled before the catalog tag: given it now (so the catalog finds them), decided on too.
+            # (Copies carry the tags of their originals: catalogued already.)
+            report.relabelled = relabel_in_a_run(backups, instance, entries, dry_run=dry_run)
+            entries += [r.entry for r in report.relabelled if r.entry is not None]  # plan_instance orders them
         posture = instance.posture
         for decision in plan_instance(entries, keep_last=posture.keep_last, max_age_days=posture.max_age_days,
-                                      now=now, in_use=in_use):
-            report.results.append(self._apply(instance, decision, dry_run))
+                                      now=now, in_use=in_use, gfs=gfs_policy(instance)):
+            report.results.append(self._apply(instance, decision, dry_run, backups, copy_account))
         return report
 
-    def _apply(self, instance: ProtectedInstance, decision: Decision, dry_run: bool) -> BackupResult:
+    def _apply(self, instance: ProtectedInstance, decision: Decision, dry_run: bool, backups: BackupStore,
+               copy_account: str | None) -> BackupResult:
         if decision.action is Action.KEEP:
             return BackupResult(decision, Outcome.KEPT)
         if dry_run:
             return BackupResult(decision, Outcome.WOULD_DELETE)
         entry = decision.entry
+        account = copy_account or self._settings.backup_account
         try:
-            outcome = self._backups.delete(entry.container, entry.blob_name)
+            outcome = backups.delete(entry.container, entry.blob_name)
         except DrError as e:
             result = BackupResult(decision, Outcome.FAILED, detail=_failure_detail(e))
-            self._log_result(instance, result, logging.ERROR)
+            self._log_result(instance, result, logging.ERROR, account)
             return result
         if outcome is DeleteOutcome.IMMUTABLE:
             result = BackupResult(decision, Outcome.SKIPPED_IMMUTABLE, detail=_IMMUTABLE)
-            self._log_result(instance, result, logging.WARNING)
+            self._log_result(instance, result, logging.WARNING, account)
             return result
         result = BackupResult(decision, Outcome.DELETED if outcome is DeleteOutcome.DELETED else Outcome.MISSING)
-        self._delete_sidecars(entry, result)
-        self._log_result(instance, result, logging.ERROR if result.sidecar_failed else logging.INFO)
+        self._delete_sidecars(entry, result, backups)
+        self._log_result(instance, result, logging.ERROR if result.sidecar_failed else logging.INFO, account)
         return result
 
-    def _delete_sidecars(self, entry: CatalogEntry, result: BackupResult) -> None:
-        for suffix in SIDECAR_SUFFIXES:
-            name = entry.blob_name + suffix
+    def _delete_sidecars(self, entry: CatalogEntry, result: BackupResult, backups: BackupStore) -> None:
+        for name in sidecar_names(entry):
             try:
-                outcome = self._backups.delete(entry.container, name)
+                outcome = backups.delete(entry.container, name)
             except DrError as e:
                 result.sidecar_failed = True
                 result.sidecar_problems.append(f"{name}: {_failure_detail(e)}")
@@ -210,16 +234,18 @@ class RetentionPruner:
             elif outcome is DeleteOutcome.IMMUTABLE:
                 result.sidecar_problems.append(f"{name}: {_IMMUTABLE}")
 
-    def _log_result(self, instance: ProtectedInstance, result: BackupResult, level: int) -> None:
+    def _log_result(self, instance: ProtectedInstance, result: BackupResult, level: int, account: str) -> None:
         decision = result.decision
         _log({
             "outcome": result.outcome.value,
             "instance": str(instance.resource_id),
+            "account": account,
             "container": decision.entry.container,
             "blobName": decision.entry.blob_name,
             "createdAt": iso(decision.entry.created),
             "ageDays": round(decision.age_days, 1),
             "reason": decision.reason.value,
+            "keptBy": [reason.value for reason in decision.kept_by],
             "why": decision.why,
             "detail": result.detail,
             "sidecarsDeleted": result.sidecars_deleted,
@@ -249,6 +275,12 @@ class RetentionPruner:
         except DrError as e:  # RecordConflictError included: another run wrote it meanwhile
             # The next run merely starts elsewhere.
             _module_logger.warning("retention: the cursor was not saved: %s", e.message)
+
+
+def gfs_policy(instance: ProtectedInstance) -> GfsPolicy:
+    """The instance's grandfather-father-son rules (``keepDaily``, ``keepWeekly``, ``keepMonthly``)."""
+    posture = instance.posture
+    return GfsPolicy(days=posture.keep_daily, weeks=posture.keep_weekly, months=posture.keep_monthly)
 
 
 def _distinct(instances: list[ProtectedInstance]) -> list[ProtectedInstance]:

@@ -49,6 +49,8 @@ class BackupResult:
             "sku": entry.sku,
             "action": self.decision.action.value,
             "reason": self.decision.reason.value,
+            "keptBy": [reason.value for reason in self.decision.kept_by],
+            "kind": entry.kind.value,
             "why": self.decision.why,
             "outcome": self.outcome.value,
             "detail": self.detail,
@@ -64,6 +66,8 @@ class InstanceReport:
     error: DrError | None = None
     # Older backups (labelled before the catalog tag) found and given it, or that would be (dry run).
     relabelled: list[RelabelResult] = field(default_factory=list)
+    # None: the backup account; else the copy account these are the instance's copies in.
+    account: str | None = None
 
     def to_json(self) -> JsonObject:
         posture = self.instance.posture
@@ -73,8 +77,12 @@ class InstanceReport:
             "instance": str(self.instance.resource_id),
             "serviceName": self.instance.name,
             "container": self.instance.container,
+            "copyAccount": self.account,
             "keepLast": posture.keep_last,
             "maxAgeDays": posture.max_age_days,
+            "keepDaily": posture.keep_daily,
+            "keepWeekly": posture.keep_weekly,
+            "keepMonthly": posture.keep_monthly,
             "backups": [r.to_json() for r in self.results],
             "relabelled": [r.to_json() for r in self.relabelled],
             "error": error,

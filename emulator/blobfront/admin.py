@@ -97,6 +97,14 @@ class BlobFrontAdmin:
     def clear_blob_legal_hold(self, account: str, container: str, blob: str) -> Any:
         return self._call("DELETE", f"/blobs/{quote(account)}/{quote(container)}/legal-hold", params={"blob": blob})
 
+    # -- outages ---------------------------------------------------------------------------------
+    def set_account_outage(self, account: str) -> Any:
+        """The account's endpoint stops answering (a regional storage outage) until cleared or reset."""
+        return self._call("PUT", f"/accounts/{quote(account)}/outage")
+
+    def clear_account_outage(self, account: str) -> Any:
+        return self._call("DELETE", f"/accounts/{quote(account)}/outage")
+
     # -- RBAC ------------------------------------------------------------------------------------
     def roles(self) -> Any:
         return self._call("GET", "/roles")["roles"]

@@ -232,6 +232,20 @@ def route(front: AdminTarget, method: str, raw_path: str, raw_query: str, body: 
             with state.lock:
                 state.accounts[account] = account_policy
             return 200, state.snapshot()
+        case ["accounts", account, "outage"]:
+            # The account's endpoint stops answering (requests are closed without a response), and copies that
+            # read from it fail with 500 CannotVerifyCopySource, as in a regional storage outage.
+            allow("PUT", "DELETE")
+            _names(account)
+            if method == "PUT":
+                if account not in front.accounts:
+                    raise AdminError(404, "AccountNotFound", f"the front has no key for account {account!r}")
+                with state.lock:
+                    state.outages.add(account)
+            else:
+                with state.lock:
+                    state.outages.discard(account)
+            return 200, state.snapshot()
         case ["containers", account, container, "policy"]:
             allow("PUT", "DELETE")
             _names(account, container)

@@ -191,6 +191,16 @@ class BlobFront:
             return None
         return signed_headers(method, path, query, account=account, key=key)
 
+    def signed(self, account: str, method: str, path: str, query: str,
+               headers: dict[str, str]) -> dict[str, str] | None:
+        """``headers`` signed with ``account``'s key (the front's own writes: Put Blob From URL); None if unknown."""
+        from .sharedkey import signed_headers
+
+        key = self.accounts.get(account)
+        if key is None:
+            return None
+        return signed_headers(method, path, query, account=account, key=key, headers=headers)
+
     def blob_facts(self, raw_path: str, op: Operation) -> BlobFacts | None:
         """Existence and times of the blob at ``raw_path`` (as the client encoded it); None if unknown."""
         assert op.account is not None and op.container is not None and op.blob is not None
@@ -460,6 +470,14 @@ class _Handler(BaseHTTPRequestHandler):
             "actions": op.actions if op.mapped else None, "decision": "forwarded", "status": None,
             "errorCode": None,
         }
+        if op.account is not None and front.state.is_down(op.account):
+            # The account's region is out (admin fault): no answer at all, as from an endpoint that does not
+            # respond. The client sees the connection close (azure-core: ServiceResponseError).
+            entry["decision"] = "refused-outage"
+            entry["durationMs"] = round((time.monotonic() - started) * 1000, 1)
+            front.state.record(entry)
+            self.close_connection = True
+            return
         guarded = (op.imm is not Imm.NONE and op.account is not None and op.container is not None
                    and op.blob is not None and front.state.may_protect(op.account, op.container, op.blob))
         lock = (front.state.blob_lock(op.account, op.container, op.blob)  # type: ignore[arg-type]
@@ -478,7 +496,11 @@ class _Handler(BaseHTTPRequestHandler):
                     entry["status"] = self._send_relay(relay)
                     return
                 offset = front.state.clock_offset
-                entry["status"], entry["errorCode"], last_modified = self._forward(op, raw_query)
+                if op.from_url:
+                    entry["status"], entry["errorCode"], last_modified = self._from_url(op, headers, raw_path,
+                                                                                        raw_query)
+                else:
+                    entry["status"], entry["errorCode"], last_modified = self._forward(op, raw_query)
                 front.after(op, entry["status"], last_modified, offset)
         except UpstreamError as exc:
             entry["decision"] = "upstream-error"
@@ -491,6 +513,22 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             entry["durationMs"] = round((time.monotonic() - started) * 1000, 1)
             front.state.record(entry)
+
+    def _from_url(self, op: Operation, headers: dict[str, str], raw_path: str,
+                  raw_query: str) -> tuple[int, str | None, str | None]:
+        """Put Blob / Put Block From URL, done by the front (emulator/blobfront/fromurl.py)."""
+        from .fromurl import CopyRefused, perform
+
+        self.drain()  # no body (Content-Length: 0)
+        try:
+            answer = perform(self.server.front, op, headers, raw_path, raw_query)
+        except CopyRefused as refused:
+            return self._send_error(refused.err), refused.err.code, None
+        lowered = {k.lower(): v for k, v in answer.headers}
+        self.write_head(answer.status, answer.reason, [*answer.headers, ("Content-Length", str(len(answer.body)))])
+        if self.command != "HEAD":
+            self.wfile.write(answer.body)
+        return answer.status, lowered.get("x-ms-error-code"), lowered.get("last-modified")
 
     def _forward(self, op: Operation, raw_query: str) -> tuple[int, str | None, str | None]:
         front = self.server.front

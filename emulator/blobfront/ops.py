@@ -71,6 +71,9 @@ class Operation:
     list_blobs: bool = False
     container_properties: bool = False
     blob_read: bool = False  # Get Blob / Get Blob Properties: the front adds immutability headers
+    # Put Blob From URL / Put Block From URL: the front performs them itself (Azurite 3.35 has neither), reading
+    # the source as the x-ms-copy-source-authorization token (or anonymously) and writing with the account key.
+    from_url: bool = False
 
     @property
     def actions(self) -> list[str]:
@@ -263,6 +266,15 @@ _BLOB_WRITE_COMPS: dict[str, _BlobWrite] = {
 def _blob_write(r: _Request) -> Operation:
     """PUT on a blob: the creating operations (Put Blob, Copy Blob, Put Block List), then the ?comp= ones."""
     copy_source = r.headers.get("x-ms-copy-source")
+    if r.comp == "" and copy_source and r.headers.get("x-ms-blob-type"):
+        # Put Blob From URL: Put Blob's headers (x-ms-blob-type) plus a source. Tags in x-ms-tags need Set Blob
+        # Tags' permission too ("Authorization" section of put-blob-from-url).
+        putting = r.named("PutBlobFromURL", r.need(BLOB_WRITE, BLOB_ADD), imm=Imm.CREATE)
+        putting.add_creates_only = True
+        putting.from_url = True
+        if r.headers.get("x-ms-tags"):
+            putting.needs.append(r.need(TAGS_WRITE))
+        return putting
     if r.comp == "" and copy_source:
         return _blob_copy(r, copy_source)
     if r.comp in ("", "blocklist"):
@@ -274,7 +286,9 @@ def _blob_write(r: _Request) -> Operation:
     if write is None:
         return r.unmapped()
     name = write.from_url if copy_source and write.from_url else write.name
-    return r.named(name, r.need(*write.actions), imm=write.imm)
+    operation = r.named(name, r.need(*write.actions), imm=write.imm)
+    operation.from_url = name == "PutBlockFromURL"
+    return operation
 
 
 def _blob_copy(r: _Request, copy_source: str) -> Operation:

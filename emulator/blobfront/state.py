@@ -79,6 +79,11 @@ class FrontState:
         self.roles_source: Any = None
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
         self._blob_locks: dict[tuple[str, str, str], threading.Lock] = {}
+        # Accounts whose endpoint does not answer (admin fault: a regional storage outage).
+        self.outages: set[str] = set()
+
+    def is_down(self, account: str) -> bool:
+        return account in self.outages
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -189,6 +194,7 @@ class FrontState:
             self.roles = None
             self.roles_source = None
             self.log.clear()
+            self.outages.clear()
 
     # -- log -------------------------------------------------------------------------------------
     def record(self, entry: dict[str, Any]) -> None:
@@ -225,5 +231,6 @@ class FrontState:
                     for (a, c, b), s in self.blobs.items()
                 ],
                 "roles": self.roles_source,
+                "outages": sorted(self.outages),
                 "requestCount": len(self.log),
             }

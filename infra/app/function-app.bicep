@@ -134,6 +134,21 @@ param backupMaxAttempts int
 @description('APIM_DR_ATTEMPT_BACKOFF_SECONDS.')
 param attemptBackoffSeconds int
 
+@description('APIM_DR_RETENTION_KEEP_DAILY.')
+param retentionKeepDaily int
+
+@description('APIM_DR_RETENTION_KEEP_WEEKLY.')
+param retentionKeepWeekly int
+
+@description('APIM_DR_RETENTION_KEEP_MONTHLY.')
+param retentionKeepMonthly int
+
+@description('APIM_DR_COPY_STORAGE_ACCOUNT: the second account backups are copied to. Empty: no copies.')
+param copyStorageAccountName string = ''
+
+@description('APIM_DR_COPY_BLOB_ENDPOINT: blob endpoint of that account. Empty: no copies.')
+param copyBlobEndpoint string = ''
+
 var appSettings = union({
   // Host storage through the identity: no AzureWebJobsStorage connection string exists in Azure.
   AzureWebJobsStorage__credential: 'managedidentity'
@@ -171,6 +186,11 @@ var appSettings = union({
   APIM_DR_DRILL_EVERY_DAYS: string(drillEveryDays)
   APIM_DR_BACKUP_MAX_ATTEMPTS: string(backupMaxAttempts)
   APIM_DR_ATTEMPT_BACKOFF_SECONDS: string(attemptBackoffSeconds)
+  APIM_DR_RETENTION_KEEP_DAILY: string(retentionKeepDaily)
+  APIM_DR_RETENTION_KEEP_WEEKLY: string(retentionKeepWeekly)
+  APIM_DR_RETENTION_KEEP_MONTHLY: string(retentionKeepMonthly)
+  APIM_DR_COPY_STORAGE_ACCOUNT: copyStorageAccountName
+  APIM_DR_COPY_BLOB_ENDPOINT: copyBlobEndpoint
 }, empty(backupStorageKeySecretUri) ? {} : {
   // AccessKey only: a Key Vault reference resolved with the identity (keyVaultReferenceIdentity).
   APIM_DR_BACKUP_STORAGE_KEY: '@Microsoft.KeyVault(SecretUri=${backupStorageKeySecretUri})'

@@ -20,7 +20,7 @@ param apimResourceId string
 @description('Resource ID of the user-assigned identity the instance uses for storage. Empty: its system-assigned identity.')
 param userAssignedIdentityResourceId string = ''
 
-@description('Role definition GUID (Storage Blob Data Contributor, from infra/roles.json).')
+@description('Role definition GUID, from infra/roles.json: Storage Blob Data Contributor on the backup account, Storage Blob Data Reader on the copy account.')
 param roleDefinitionId string
 
 var useSystemIdentity = empty(userAssignedIdentityResourceId)

@@ -51,7 +51,7 @@ def backup_account_roles(stack: LocalAzure) -> dict[str, list[dict[str, Any]]]:
     """
     from emulator.blobfront.rbac import roles_from_seed
     from tests.infra.bicep_model import Infra
-    from tests.infra.rbac_model import BACKUP_STORAGE, grants
+    from tests.infra.rbac_model import BACKUP_STORAGE, COPY_STORAGE, grants
 
     app_principal = stack.function_app_principal_id
     table = {oid: entries for oid, entries in roles_from_seed(stack.seed_data).items() if oid != app_principal}
@@ -60,6 +60,12 @@ def backup_account_roles(stack: LocalAzure) -> dict[str, list[dict[str, Any]]]:
          "dataActions": list(g.role.data_actions), "notDataActions": list(g.role.not_data_actions),
          "scope": stack.backup_account}
         for g in grants(Infra.from_disk()) if g.scope == BACKUP_STORAGE and g.role is not None]
+    if stack.copy_account is not None:  # the copy account (issue 21): exactly what infra grants there
+        table[app_principal] += [
+            {"actions": list(g.role.actions), "notActions": list(g.role.not_actions),
+             "dataActions": list(g.role.data_actions), "notDataActions": list(g.role.not_data_actions),
+             "scope": stack.copy_account}
+            for g in grants(Infra.from_disk()) if g.scope == COPY_STORAGE and g.role is not None]
     return table
 
 
@@ -218,11 +224,13 @@ def clean_app_storage(stack: LocalAzure) -> None:
             queues.get_queue_client(name).clear_messages()
     from azure.storage.blob import BlobServiceClient
 
-    backups = BlobServiceClient.from_connection_string(stack.azurite.connection_string(stack.backup_account))
-    for container in backups.list_containers():
-        client = backups.get_container_client(container.name)
-        for blob in client.list_blobs():
-            client.delete_blob(blob.name)
+    accounts = [stack.backup_account] + ([stack.copy_account] if stack.copy_account else [])
+    for account in accounts:
+        backups = BlobServiceClient.from_connection_string(stack.azurite.connection_string(account))
+        for container in backups.list_containers():
+            client = backups.get_container_client(container.name)
+            for blob in client.list_blobs():
+                client.delete_blob(blob.name)
 
 
 def ensure_backup_containers(stack: LocalAzure) -> None:

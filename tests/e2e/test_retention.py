@@ -98,7 +98,7 @@ def roles_without_retention(stack: LocalAzure) -> dict[str, list[dict[str, Any]]
     table = backup_account_roles(stack)
     retention = grants_by_ref()[RETENTION_ROLE]
     mine = table[stack.function_app_principal_id]
-    kept = [a for a in mine if a["dataActions"] != list(retention.data_actions)]
+    kept = [a for a in mine if a["dataActions"] != list(retention.data_actions) or a["scope"] != stack.backup_account]
     assert len(kept) == len(mine) - 1, "the retention role is among the roles infra grants"
     return {**table, stack.function_app_principal_id: kept}
 

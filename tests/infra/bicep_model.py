@@ -824,8 +824,22 @@ def check_backup_lifecycle_backstop(infra: Infra) -> list[str]:
     passed = body(main["modules"].get("backupStorage", {})).get("params", {}).get("backstopDeleteDays")
     if passed != "backupBackstopDays":
         problems.append(f"{MAIN}: backupStorage must get backstopDeleteDays: backupBackstopDays")
+    copies = body(main["modules"].get("copyStorage", {})).get("params", {}).get("backstopDeleteDays")
+    if copies != "backupBackstopDays":
+        problems.append(f"{MAIN}: copyStorage must get backstopDeleteDays: backupBackstopDays (the copies age alike)")
+    gfs = json.dumps(main["variables"].get("gfsDays", {}))
+    per_instance_gfs = json.dumps(main["variables"].get("instanceGfsDays", {}))
+    for part in ('"retentionKeepDaily"', '"retentionKeepWeekly"', '"retentionKeepMonthly"', '"instanceGfsDays"'):
+        if part not in gfs:
+            problems.append(f"{MAIN}: gfsDays must cover keepDaily, 7 x (keepWeekly + 1) and 31 x (keepMonthly + 1), "
+                            f"globally and per instance (missing {part})")
+    for part in ('"keepDaily"', '"keepWeekly"', '"keepMonthly"', '"protectedInstances"'):
+        if part not in per_instance_gfs:
+            problems.append(f"{MAIN}: instanceGfsDays must read every instance's keepDaily, keepWeekly and "
+                            f"keepMonthly (missing {part})")
     derived = json.dumps(main["variables"].get("backupBackstopDays", {}))
-    for part in ('"type": "max"', "37", '"retentionMaxAgeDays"', '"instanceMaxAgeDays"', '"retentionBackstopDays"'):
+    for part in ('"type": "max"', "37", '"retentionMaxAgeDays"', '"instanceMaxAgeDays"', '"retentionBackstopDays"',
+                 '"gfsDays"'):
         if part not in derived:
             problems.append(f"{MAIN}: backupBackstopDays must be max(37, retentionMaxAgeDays, every instance's "
                             f"maxAgeDays) + retentionBackstopDays (missing {part})")

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from emulator.apim.auth import action_matches, required_permission
 from tests.infra.bicep_model import CUSTOM_ROLES, MAIN, ROLES_JSON, ROOT, Infra, accessor, body, get, resources, walk
@@ -45,6 +46,7 @@ CONFIG_RESTORE_PRINCIPALS = "configRestorePrincipals"
 # not dr_core, uses the runtime account's blobs); queue and table calls go to the runtime account.
 RUNTIME_STORAGE = "runtime storage account"
 BACKUP_STORAGE = "backup storage account"
+COPY_STORAGE = "copy storage account"
 APIM_INSTANCE = "APIM instance"
 SUBSCRIPTION = "subscription"
 RESOURCE_GROUP = "resource group"
@@ -92,6 +94,10 @@ STORAGE_CALLS: dict[str, tuple[str, tuple[frozenset[Perm], ...]]] = {
     "list_blobs": ("blob", (frozenset({D(f"{BLOBS}/read")}),)),
     "set_blob_metadata": ("blob", (frozenset({D(f"{BLOBS}/write")}),)),
     "upload_blob": ("blob", (frozenset({D(f"{BLOBS}/write")}), frozenset({D(f"{BLOBS}/add/action")}))),
+    # Put Blob From URL, Put Block From URL, Put Block List (the copy account's side; the source side below).
+    "upload_blob_from_url": ("blob", (frozenset({D(f"{BLOBS}/write")}), frozenset({D(f"{BLOBS}/add/action")}))),
+    "stage_block_from_url": ("blob", (frozenset({D(f"{BLOBS}/write")}), frozenset({D(f"{BLOBS}/add/action")}))),
+    "commit_block_list": ("blob", (frozenset({D(f"{BLOBS}/write")}), frozenset({D(f"{BLOBS}/add/action")}))),
     "delete_blob": ("blob", (frozenset({D(f"{BLOBS}/delete")}),)),
     "create_container": ("blob", (frozenset({A(f"{ST}/blobServices/containers/write")}),)),
     # Queue service
@@ -112,6 +118,17 @@ STORAGE_CALLS: dict[str, tuple[str, tuple[frozenset[Perm], ...]]] = {
                                 frozenset({D(f"{ENTITIES}/add/action"), D(f"{ENTITIES}/update/action")}))),
     "delete_entity": ("table", (frozenset({D(f"{ENTITIES}/delete")}),)),
 }
+
+# Server-side copies (dr_core/azure/copies.py): the copy account reads the source as the app's token
+# (x-ms-copy-source-authorization), so each such call also needs blobs/read on the backup account.
+COPY_FROM_URL_CALLS = frozenset({"upload_blob_from_url", "stage_block_from_url"})
+COPIER_MODULE = "dr_core/azure/copies.py"
+# dr_core/azure/blobs.py (BlobBackupStore) serves the backup account and, when copies are deployed, the copy account
+# (its catalog, tags, CORS rules and retention's deletes): its calls need their permission on both.
+BOTH_ACCOUNTS_MODULE = "dr_core/azure/blobs.py"
+# In the copier, which client a receiver is: the copy account (target) or the backup account (source).
+_COPIER_RECEIVERS = {"target": COPY_STORAGE, "_target": COPY_STORAGE, "source": BACKUP_STORAGE,
+                     "_source": BACKUP_STORAGE}
 
 # Raw ARM requests sent through a management client's pipeline: method -> (HTTP method, path template).
 # dr_core's only one is poll_once's GET of the Location APIM returns for a backup or restore.
@@ -317,8 +334,10 @@ def needs(calls: list[Call]) -> tuple[list[Need], list[str]]:
                                     f"the receiver {call.receiver!r} nor the module's imports show it is the "
                                     f"{service} one")
                     continue
-            account = RUNTIME_STORAGE if call.file in RUNTIME_BLOB_MODULES else SERVICE_ACCOUNT[service]
-            out.append(Need(call, account, alternatives))
+            if call.file in RUNTIME_BLOB_MODULES:
+                out.append(Need(call, RUNTIME_STORAGE, alternatives))
+            else:
+                out += _blob_scopes(call, service, alternatives)
         else:
             try:
                 if call.kind == "raw-arm":
@@ -333,6 +352,24 @@ def needs(calls: list[Call]) -> tuple[list[Need], list[str]]:
                 continue
             out.append(Need(call, scope_kind(permission.scope), (frozenset({A(permission.action)}),)))
     return out, problems
+
+
+def _blob_scopes(call: Call, service: str, alternatives: tuple[frozenset[Perm], ...]) -> list[Need]:
+    """Where a storage call needs its permission: the runtime account (queues, tables), the backup account, and
+    for the copier and the store both accounts use, the copy account too."""
+    if service != "blob":
+        return [Need(call, SERVICE_ACCOUNT[service], alternatives)]
+    if call.file == COPIER_MODULE:
+        names = [n for n in re.findall(r"[A-Za-z_]\w*", call.receiver) if n in _COPIER_RECEIVERS]
+        if not names:
+            raise LookupError(f"{call.where}: the copier's receiver {call.receiver!r} names neither account")
+        needs = [Need(call, _COPIER_RECEIVERS[names[0]], alternatives)]
+        if call.method in COPY_FROM_URL_CALLS:
+            needs.append(Need(call, BACKUP_STORAGE, (frozenset({D(f"{BLOBS}/read")}),)))
+        return needs
+    if call.file == BOTH_ACCOUNTS_MODULE:
+        return [Need(call, BACKUP_STORAGE, alternatives), Need(call, COPY_STORAGE, alternatives)]
+    return [Need(call, BACKUP_STORAGE, alternatives)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,7 +425,15 @@ _MODULE_SCOPES = {
     "rbac/key-vault-secret-access.bicep": "Key Vault secret",
     "rbac/apim-backup-access.bicep": "backup container",
 }
-_ACCOUNTS = {"runtimeStorage.outputs.name": RUNTIME_STORAGE, "backupStorage.outputs.name": BACKUP_STORAGE}
+_ACCOUNTS = {"runtimeStorage.outputs.name": RUNTIME_STORAGE, "backupStorage.outputs.name": BACKUP_STORAGE,
+             "copyStorage.outputs.name": COPY_STORAGE}
+
+
+def _account_of(node: Any) -> str:
+    """The account a module's ``storageAccountName`` names: ``x.outputs.name``, also inside a ternary
+    (``deployCopies ? copyStorage.outputs.name : ''``)."""
+    found = {_ACCOUNTS[".".join(accessor(n))] for n in walk(node) if ".".join(accessor(n)) in _ACCOUNTS}
+    return found.pop() if len(found) == 1 else "other storage account"
 
 
 @dataclass(frozen=True)
@@ -409,7 +454,9 @@ def grants(infra: Infra, principal: str | None = FUNCTION_APP_PRINCIPAL) -> list
         path = module["detail"]["path"]
         params = body(module).get("params", {})
         if path == "rbac/storage-access.bicep":
-            scope = _ACCOUNTS.get(".".join(accessor(params.get("storageAccountName"))), "other storage account")
+            scope = _account_of(params.get("storageAccountName"))
+        elif path == "rbac/apim-backup-access.bicep" and _account_of(params.get("storageAccountName")) == COPY_STORAGE:
+            scope = "copy container"
         elif path in _MODULE_SCOPES:
             scope = _MODULE_SCOPES[path]
         else:

@@ -178,6 +178,12 @@ MUTATIONS = [
     ("check_backup_lifecycle_backstop", MAIN, "backstopDeleteDays: backupBackstopDays", "backstopDeleteDays: 31"),
     ("check_backup_lifecycle_backstop", MAIN, "], instanceMaxAgeDays)) + retentionBackstopDays",
      "], [])) + retentionBackstopDays"),
+    # Grandfather-father-son rules (issue 21): the backstop waits beyond the longest GFS horizon.
+    ("check_backup_lifecycle_backstop", MAIN, "  gfsDays\n  37\n", "  37\n"),
+    ("check_backup_lifecycle_backstop", MAIN, "  31 * (retentionKeepMonthly + 1)\n", "  31\n"),
+    ("check_backup_lifecycle_backstop", MAIN, "backstopDeleteDays: backupBackstopDays\n    networkDefaultAction: "
+     "backupNetworkDefaultAction\n    allowSharedKeyAccess: false", "backstopDeleteDays: 67\n    "
+     "networkDefaultAction: backupNetworkDefaultAction\n    allowSharedKeyAccess: false"),
     ("check_backup_lifecycle_backstop", MAIN, "  37\n  retentionMaxAgeDays\n], instanceMaxAgeDays))",
      "  37\n  37\n], instanceMaxAgeDays))"),
     ("check_monitoring", MONITORING, "DisableLocalAuth: true", "DisableLocalAuth: false"),

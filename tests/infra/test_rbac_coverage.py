@@ -19,6 +19,7 @@ from tests.infra.rbac_model import (
     BLOBS,
     BUILTIN_ROLES,
     CONFIG_RESTORE_PRINCIPALS,
+    COPY_STORAGE,
     OPERATOR_PRINCIPAL,
     RUNTIME_BLOB_MODULES,
     RUNTIME_STORAGE,
@@ -79,7 +80,7 @@ def test_config_restorers_may_make_every_write_of_a_snapshot_restore_and_nothing
 def test_operators_may_make_every_call_the_cli_makes_but_delete(infra):
     assert operator_problems(infra) == []
     granted = grants(infra, principal=OPERATOR_PRINCIPAL)
-    assert {g.scope for g in granted} == {APIM_INSTANCE, SUBSCRIPTION, BACKUP_STORAGE, RUNTIME_STORAGE}
+    assert {g.scope for g in granted} == {APIM_INSTANCE, SUBSCRIPTION, BACKUP_STORAGE, RUNTIME_STORAGE, COPY_STORAGE}
     assert not any(g.role.allows(D(f"{BLOBS}/delete")) for g in granted if g.role is not None)
     assert not [g for g in granted if g.scope == RUNTIME_STORAGE and g.role is not None
                 and g.role.allows(D("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"))]
@@ -219,7 +220,8 @@ def test_delete_on_the_backup_account_only_through_the_retention_role(infra):
                  D(f"{BLOBS}/permanentDelete/action"), D(f"{BLOBS}/deleteBlobVersion/action")):
         assert not any(g.role.allows(perm) for g in granted if g.role is not None), perm
     everyone = [g for g in grants(infra, principal=None) if g.role_ref == "customRoles.outputs.backupRetentionRoleId"]
-    assert [g.module for g in everyone] == ["backupRetentionAccess"], "only the Function App may delete backups"
+    assert [g.module for g in everyone] == ["backupRetentionAccess", "copyRetentionAccess"], \
+        "only the Function App may delete backups (and their copies)"
 
 
 def test_only_retention_deletes_backups():
@@ -266,3 +268,49 @@ def test_builtin_role_definitions_match_the_role_table(infra):
         assert guid in recorded, f"{key} ({guid}) has no recorded definition"
         name = re.sub(r"(?<!^)(?=[A-Z])", " ", key).title()
         assert recorded[guid].name == name, (key, recorded[guid].name)
+
+
+# -- copies in a second region (issue 21) -----------------------------------------------------------------------
+
+def test_the_copier_writes_the_copy_account_and_reads_the_backup_account_with_its_own_token():
+    calls, problems = scan_dr_core()
+    assert problems == []
+    required, unmapped = needs(calls)
+    assert unmapped == []
+    copier = {(n.call.method, n.scope, n.alternatives) for n in required if n.call.file == "dr_core/azure/copies.py"}
+    write = (frozenset({D(f"{BLOBS}/write")}), frozenset({D(f"{BLOBS}/add/action")}))
+    read = (frozenset({D(f"{BLOBS}/read")}),)
+    assert ("upload_blob_from_url", COPY_STORAGE, write) in copier
+    assert ("upload_blob_from_url", BACKUP_STORAGE, read) in copier  # x-ms-copy-source-authorization
+    assert ("stage_block_from_url", BACKUP_STORAGE, read) in copier
+    assert ("commit_block_list", COPY_STORAGE, write) in copier
+    assert ("get_blob_properties", BACKUP_STORAGE, read) in copier and ("get_blob_properties", COPY_STORAGE, read) \
+        in copier
+    # The store both accounts use: its catalog query and tag writes need the catalog role on the copy account too.
+    store = {(n.call.method, n.scope) for n in required if n.call.file == "dr_core/azure/blobs.py"}
+    assert {("find_blobs_by_tags", COPY_STORAGE), ("set_blob_tags", COPY_STORAGE), ("delete_blob", COPY_STORAGE),
+            ("get_service_properties", COPY_STORAGE)} <= store
+
+
+_COPY_DATA = ("    storageAccountName: deployCopies ? copyStorage.outputs.name : ''\n"
+              "    principalId: identity.outputs.principalId\n    roleDefinitionIds: [\n")
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    (_COPY_DATA + "      customRoles.outputs.backupDataRoleId\n      customRoles.outputs.backupCatalogRoleId\n",
+     _COPY_DATA + "      customRoles.outputs.backupCatalogRoleId\n", "upload_blob_from_url() needs"),
+    (_COPY_DATA + "      customRoles.outputs.backupRetentionRoleId\n", _COPY_DATA,
+     "delete_blob() needs Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete (dataAction) on "
+     "the copy storage account"),
+])
+def test_a_missing_copy_account_grant_is_named(infra, old, new, expected):
+    problems = list(iter_problems(infra.mutated(MAIN, old, new)))
+    assert any(expected in p for p in problems), problems
+
+
+def test_apim_identities_may_read_the_copies_and_nothing_more(infra):
+    granted = [g for g in grants(infra, principal=None) if g.module == "apimCopyAccess"]
+    assert [g.scope for g in granted] == ["copy container"]
+    (role,) = [g.role for g in granted]
+    assert role is not None and role.name == "Storage Blob Data Reader"
+    assert role.allows(D(f"{BLOBS}/read")) and not role.allows(D(f"{BLOBS}/write"))

@@ -32,9 +32,12 @@ from dr_core.kernel.ids import ApimResourceId
 from dr_core.kernel.settings import Settings, load_settings
 from dr_core.ports import (
     BackupTarget,
+    BlobChecksum,
+    BlobCopy,
     BlobFacts,
     ConfigPage,
     ConfigurationSummary,
+    CopyOutcome,
     DeleteOutcome,
     JobConflictError,
     LiveEntity,
@@ -197,6 +200,7 @@ class FakeBlob:
     created: datetime
     tags: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    content_md5: str | None = None  # base64, as Blob Storage reports it (None: written in blocks)
 
 
 class FakeBackupStore:
@@ -212,6 +216,11 @@ class FakeBackupStore:
         self.delete_answers: dict[tuple[str, str], DeleteOutcome | DrError] = {}
         self.deleted: list[tuple[str, str]] = []
         self.contents: dict[tuple[str, str], bytes] = {}  # documents written with put_document
+        self.outage: DrError | None = None  # raised by every read (the account cannot be reached)
+
+    def _reachable(self) -> None:
+        if self.outage is not None:
+            raise self.outage
 
     def add(self, container: str, name: str, *, size: int = 1024, created: datetime = T0,
             tags: dict[str, str] | None = None) -> FakeBlob:
@@ -231,11 +240,13 @@ class FakeBackupStore:
         blob.tags = dict(tags)
 
     def tags(self, container: str, blob_name: str) -> dict[str, str] | None:
+        self._reachable()
         blob = self.blobs.get((container, blob_name))
         return None if blob is None else dict(blob.tags)
 
     def find(self, container: str, service_name: str) -> list[CatalogEntry]:
         self.calls.append("find")
+        self._reachable()
         if service_name in self.find_errors:
             raise self.find_errors[service_name]
         # As the catalog query: the service's blobs that carry the catalog tag (older labels lack it).
@@ -247,6 +258,7 @@ class FakeBackupStore:
 
     def finished_names(self, container: str, service_name: str) -> list[str]:
         self.calls.append("finished_names")
+        self._reachable()
         if service_name in self.find_errors:
             raise self.find_errors[service_name]
         return [name for (c, name), blob in self.blobs.items()
@@ -258,6 +270,7 @@ class FakeBackupStore:
         self.blobs[(container, blob_name)].tags = dict(tags)
 
     def cors_rule_count(self) -> int:
+        self._reachable()
         return self.cors_rules
 
     def delete(self, container: str, blob_name: str) -> DeleteOutcome:
@@ -374,6 +387,49 @@ class FakeConfigurationReader:
         following = start + self.page_size
         return ConfigPage(tuple((n, copy.deepcopy(b)) for n, b in chunk),
                           str(following) if following < len(found) else None)
+
+
+class FakeBlobCopier:
+    """Server-side copies between two fake stores (blobs and JSON documents alike): never overwrites, and can be
+    scripted to fail on a blob (``errors``) or to leave a copy of the wrong size (``short``)."""
+
+    def __init__(self, source: FakeBackupStore, target: FakeBackupStore) -> None:
+        self.source = source
+        self.target = target
+        self.calls: list[str] = []
+        self.errors: dict[str, DrError] = {}
+        self.short: set[str] = set()
+
+    def _facts(self, store: FakeBackupStore, container: str, name: str) -> BlobChecksum | None:
+        blob = store.blobs.get((container, name))
+        if blob is not None:
+            return BlobChecksum(blob.size, blob.content_md5, f'"{id(blob)}"')
+        document = store.documents.get((container, name))
+        if document is not None:
+            return BlobChecksum(len(json.dumps(document)), None, '"doc"')
+        return None
+
+    def copy(self, container: str, blob_name: str) -> BlobCopy:
+        self.calls.append(blob_name)
+        if blob_name in self.errors:
+            raise self.errors[blob_name]
+        source = self._facts(self.source, container, blob_name)
+        if source is None:
+            return BlobCopy(blob_name, CopyOutcome.SOURCE_MISSING, None, None)
+        outcome = CopyOutcome.PRESENT
+        if self._facts(self.target, container, blob_name) is None:
+            outcome = CopyOutcome.COPIED
+            original = self.source.blobs.get((container, blob_name))
+            if original is not None:  # the copy: same bytes and properties, no tags (catalogued after verifying)
+                size = original.size - 1 if blob_name in self.short else original.size
+                self.target.blobs[(container, blob_name)] = FakeBlob(size, original.created,
+                                                                     content_md5=original.content_md5)
+            else:
+                self.target.documents[(container, blob_name)] = copy.deepcopy(
+                    self.source.documents[(container, blob_name)])
+        return BlobCopy(blob_name, outcome, source, self._facts(self.target, container, blob_name),
+                        "put-blob-from-url" if outcome is CopyOutcome.COPIED else "",
+                        source.content_md5 if outcome is CopyOutcome.COPIED else None)
 
 
 Answer = StartedOperation | ArmError | Exception
@@ -560,6 +616,8 @@ class World:
     reader: FakeConfigurationReader = field(default_factory=FakeConfigurationReader)
     staging: FakeStagingStore = field(default_factory=FakeStagingStore)
     writer: FakeConfigurationWriter | None = None
+    copies: FakeBackupStore | None = None  # the copy account (when the settings name one)
+    copier: FakeBlobCopier | None = None
 
 
 def world(cfg: Settings | None = None, *, now: datetime = T0) -> World:
@@ -568,7 +626,10 @@ def world(cfg: Settings | None = None, *, now: datetime = T0) -> World:
     reader, staging = FakeConfigurationReader(), FakeStagingStore()
     writer = FakeConfigurationWriter(reader)
     clock = ManualClock(now)
+    copies = FakeBackupStore() if cfg.copy_account else None
+    copier = FakeBlobCopier(backups, copies) if copies is not None else None
     ctx = DrContext(settings=cfg, clients=AzureClients(cfg), clock=clock, _jobs=store, _locks=store, _records=store,
                     _queue=queue, _arm=arm, _backups=backups, _notifier=notifier, _storage_ready=True,
-                    _config_reader=reader, _staging=staging, _config_writer=writer)
-    return World(ctx, store, queue, backups, arm, notifier, clock, reader, staging, writer)
+                    _config_reader=reader, _staging=staging, _config_writer=writer, _copy_backups=copies,
+                    _copier=copier)
+    return World(ctx, store, queue, backups, arm, notifier, clock, reader, staging, writer, copies, copier)

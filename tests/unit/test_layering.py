@@ -20,7 +20,7 @@ DR_CORE = ROOT / "dr_core"
 SDK_FREE = ["dr_core.kernel", "dr_core.ports", "dr_core.records", "dr_core.usecases", "dr_core.jobs",
             "dr_core.catalog", "dr_core.inventory", "dr_core.backup", "dr_core.restore", "dr_core.posture",
             "dr_core.retention", "dr_core.standby", "dr_core.drills", "dr_core.snapshots", "dr_core.companion",
-            "dr_core.api", "dr_core.cli",
+            "dr_core.copies", "dr_core.api", "dr_core.cli",
             "dr_core.context"]
 
 # One fresh interpreter (the test process has loaded the SDKs long ago) imports each package with all its
@@ -78,7 +78,8 @@ def test_only_the_wiring_knows_the_adapters() -> None:
 
 def test_the_adapters_import_no_use_case() -> None:
     use_cases = ("dr_core.backup", "dr_core.restore", "dr_core.posture", "dr_core.retention", "dr_core.standby",
-                 "dr_core.drills", "dr_core.inventory", "dr_core.api", "dr_core.cli", "dr_core.context")
+                 "dr_core.drills", "dr_core.inventory", "dr_core.api", "dr_core.cli", "dr_core.context",
+                 "dr_core.copies")
     offenders = [f"{path.relative_to(ROOT)}: {name}" for path in (DR_CORE / "azure").rglob("*.py")
                  for name in _imports(path) if name.startswith(use_cases)]
     assert offenders == []

@@ -205,3 +205,67 @@ def test_posture_settings_refuse_bad_values_by_name(name: str, value: str) -> No
         load_settings(base(**{name: value}))  # empty means the default
         return
     assert any(name in p for p in problems(base(**{name: value})))
+
+
+# -- grandfather-father-son retention and copies (issue 21) ------------------------------------------------------
+def test_gfs_defaults_are_off_and_per_instance_values_override_the_global_ones() -> None:
+    s = load_settings(base(APIM_DR_RETENTION_KEEP_DAILY="7", APIM_DR_INSTANCES=json.dumps([
+        RID, {"resourceId": RID2, "keepDaily": 0, "keepWeekly": 4, "keepMonthly": 12}])))
+    plain, rich = s.instances
+    assert (plain.posture.keep_daily, plain.posture.keep_weekly, plain.posture.keep_monthly) == (7, 0, 0)
+    assert (rich.posture.keep_daily, rich.posture.keep_weekly, rich.posture.keep_monthly) == (0, 4, 12)
+    assert load_settings(base()).posture.keep_monthly == 0
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    ({"keepDaily": -1}, "keepDaily"),
+    ({"keepWeekly": 521}, "keepWeekly"),
+    ({"keepMonthly": "12"}, "keepMonthly"),
+    ({"keepMonthly": 1.5}, "keepMonthly"),
+    ({"copy": "yes"}, "copy"),
+    ({"copy": True}, "copy needs APIM_DR_COPY_STORAGE_ACCOUNT"),
+])
+def test_bad_gfs_or_copy_options_name_the_option_and_skip_the_entry(options: dict, named: str) -> None:
+    s = load_settings(base(APIM_DR_INSTANCES=json.dumps([RID2, {"resourceId": RID, **options}])))
+    assert [i.resource_id.service_name for i in s.instances] == ["apim-two"]
+    assert any(named in e for e in s.instance_errors), s.instance_errors
+
+
+@pytest.mark.parametrize("name", ["APIM_DR_RETENTION_KEEP_DAILY", "APIM_DR_RETENTION_KEEP_WEEKLY",
+                                  "APIM_DR_RETENTION_KEEP_MONTHLY"])
+@pytest.mark.parametrize("value", ["-1", "abc", "1e3", "9" * 30, "99999"])
+def test_gfs_settings_refuse_bad_values_by_name(name: str, value: str) -> None:
+    assert any(name in p for p in problems(base(**{name: value})))
+
+
+def test_copies_are_on_for_every_identity_instance_once_a_copy_account_is_set() -> None:
+    s = load_settings(base(APIM_DR_COPY_STORAGE_ACCOUNT="apimdrcopies", APIM_DR_INSTANCES=json.dumps([
+        RID, {"resourceId": RID2, "copy": False}])))
+    assert s.copy_account == "apimdrcopies" and s.copy_blob_endpoint == "https://apimdrcopies.blob.core.windows.net"
+    assert [i.posture.copy for i in s.instances] == [True, False]
+    assert s.posture.copy  # discovered instances are copied too
+    none = load_settings(base())
+    assert none.copy_account is None and not any(i.posture.copy for i in none.instances)
+
+
+def test_an_access_key_instance_is_not_copied_unless_it_asks_and_asking_is_an_error() -> None:
+    s = load_settings(base(APIM_DR_COPY_STORAGE_ACCOUNT="apimdrcopies", APIM_DR_INSTANCES=json.dumps([
+        {"resourceId": RID, "accessType": "AccessKey"},
+        {"resourceId": RID2, "accessType": "AccessKey", "copy": True}])))
+    assert [(i.name, i.posture.copy) for i in s.instances] == [("apim-one", False)]
+    assert any("copy needs a managed identity" in e for e in s.instance_errors), s.instance_errors
+
+
+@pytest.mark.parametrize(("values", "named"), [
+    ({"APIM_DR_COPY_STORAGE_ACCOUNT": "Not_An_Account"}, "APIM_DR_COPY_STORAGE_ACCOUNT"),
+    ({"APIM_DR_COPY_STORAGE_ACCOUNT": "x" * 300}, "APIM_DR_COPY_STORAGE_ACCOUNT"),
+    ({"APIM_DR_COPY_STORAGE_ACCOUNT": "apimdrbackups"}, "is the backup account itself"),
+    ({"APIM_DR_COPY_BLOB_ENDPOINT": "https://x.example"}, "APIM_DR_COPY_STORAGE_ACCOUNT is not"),
+    ({"APIM_DR_COPY_STORAGE_ACCOUNT": "apimdrcopies", "APIM_DR_COPY_BLOB_ENDPOINT": "ftp://x"},
+     "APIM_DR_COPY_BLOB_ENDPOINT"),
+    ({"APIM_DR_COPY_STORAGE_ACCOUNT": "apimdrcopies", "APIM_DR_BACKUP_STORAGE_KEY": "a2V5",
+      "APIM_DR_STORAGE_ACCESS_TYPE": "AccessKey"}, "copies work with managed identities only"),
+])
+def test_a_bad_copy_account_is_named(values: dict[str, str], named: str) -> None:
+    found = problems(base(**values))
+    assert any(named in p for p in found), found

@@ -27,7 +27,8 @@ from dr_core.records import record_key
 from tests.unit.fakes import T0, World, rid, settings, world
 
 PROD, DEV, STANDBY = "apim-prod", "apim-dev", "apim-dr"
-INSTANCE_KEYS = {"instance", "serviceName", "alias", "rpo", "standby", "lastDrill", "openFailures", "backups"}
+INSTANCE_KEYS = {"instance", "serviceName", "alias", "rpo", "standby", "lastDrill", "openFailures", "backups",
+                 "copy"}
 
 
 def add_backup(w: World, service: str = PROD, *, created: datetime, sku: str = "Standard") -> str:

@@ -433,8 +433,8 @@ def test_cli_dry_run_prints_each_decision(cli_world):
     code, text = run_cli("prune", "--dry-run", "--service", "prod")
     assert code == 0 and cli_world.backups.deleted == []
     assert "apim-prod (apim-backups): keepLast 2, maxAgeDays 37, 3 backup(s)" in text
-    assert f"[keep   ] {names[0]}  one of the newest 2 (keepLast)" in text
-    assert f"[DELETE ] {names[2]}  40.0 days old, past maxAgeDays 37" in text
+    assert f"[keep   ] {names[0]}  keep-last: one of the newest 2 (keepLast)" in text
+    assert f"[DELETE ] {names[2]}  past-max-age: 40.0 days old, past maxAgeDays 37" in text
     assert "dry run: 1 backup(s) would be deleted, 2 kept; nothing was changed" in text
 
 
